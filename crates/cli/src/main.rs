@@ -1,0 +1,226 @@
+//! The `gantry` binary: command-line parsing and dispatch. Thin: the work is in the crates.
+
+mod git;
+mod output;
+mod source;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pipeline::{CompileOptions, Context};
+
+/// Exit codes: 0 clean (or warnings only), 1 errors in the pipeline, 2 usage or IO errors.
+const EXIT_PIPELINE_ERRORS: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "gantry", version, about = "Container-native CI/CD: runs Woodpecker and Drone pipelines", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check pipeline files and report every problem with its file, line and column.
+    Lint {
+        /// Repository folders, workflow folders or pipeline files (default: the current folder).
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show what would run for a trigger (event, branch, ...), defaulting from the local git repository.
+    Plan {
+        /// Repository folder, workflow folder or pipeline file (default: the current folder).
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        trigger: TriggerArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write a Markdown page documenting the pipeline: when it runs, its steps, secrets and graph.
+    Docs {
+        /// Repository folder, workflow folder or pipeline file (default: the current folder).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// The trigger context; anything not given comes from the local git repository.
+#[derive(Args, Clone, Default)]
+pub struct TriggerArgs {
+    /// Event: push, pull_request, pull_request_closed, tag, release, deployment, cron, manual, promote, ...
+    #[arg(long)]
+    event: Option<String>,
+    /// Branch (for pull requests: the target branch).
+    #[arg(long)]
+    branch: Option<String>,
+    /// Tag name; implies `--event tag` unless an event is given.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Full git ref, e.g. refs/heads/main.
+    #[arg(long = "ref")]
+    reference: Option<String>,
+    /// Commit SHA.
+    #[arg(long)]
+    sha: Option<String>,
+    /// Commit message.
+    #[arg(long)]
+    message: Option<String>,
+    /// Commit author name.
+    #[arg(long)]
+    author: Option<String>,
+    /// Commit author e-mail.
+    #[arg(long)]
+    author_email: Option<String>,
+    /// A changed file (repeat the flag); replaces the files changed by the last commit.
+    #[arg(long = "changed-file", value_name = "PATH")]
+    changed_files: Vec<String>,
+    /// Repository as owner/name.
+    #[arg(long)]
+    repo: Option<String>,
+    /// Platform as os/arch.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Name of the cron job, for `--event cron`.
+    #[arg(long)]
+    cron: Option<String>,
+    /// Pull request number.
+    #[arg(long)]
+    pull_request: Option<String>,
+    /// Deployment or promotion target.
+    #[arg(long)]
+    target: Option<String>,
+    /// Extra variable NAME=VALUE for substitution and conditions (repeat the flag).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    environment: Vec<String>,
+}
+
+impl TriggerArgs {
+    fn context(&self, root: &std::path::Path) -> anyhow::Result<Context> {
+        let mut context = git::context_from_git(root);
+        if let Some(tag) = &self.tag {
+            context.tag = Some(tag.clone());
+            context.event = "tag".into();
+        }
+        if let Some(event) = &self.event {
+            context.event = event.clone();
+        }
+        let overrides: [(&Option<String>, &mut String); 8] = [
+            (&self.branch, &mut context.branch),
+            (&self.reference, &mut context.reference),
+            (&self.sha, &mut context.commit_sha),
+            (&self.message, &mut context.commit_message),
+            (&self.author, &mut context.commit_author),
+            (&self.author_email, &mut context.commit_author_email),
+            (&self.repo, &mut context.repo),
+            (&self.platform, &mut context.platform),
+        ];
+        for (value, field) in overrides {
+            if let Some(value) = value {
+                *field = value.clone();
+            }
+        }
+        if !self.changed_files.is_empty() {
+            context.changed_files = Some(self.changed_files.clone());
+        }
+        if self.cron.is_some() {
+            context.cron = self.cron.clone();
+        }
+        if self.pull_request.is_some() {
+            context.pull_request = self.pull_request.clone();
+        }
+        if self.target.is_some() {
+            context.deploy_target = self.target.clone();
+        }
+        if context.event.starts_with("pull_request") {
+            context.target_branch.get_or_insert_with(|| context.branch.clone());
+        }
+        let mut extra = BTreeMap::new();
+        for pair in &self.environment {
+            let Some((name, value)) = pair.split_once('=') else {
+                anyhow::bail!("--env takes NAME=VALUE, got `{pair}`");
+            };
+            extra.insert(name.to_owned(), value.to_owned());
+        }
+        context.extra_environment = extra;
+        Ok(context)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Lint { paths, format } => {
+            let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
+            let pipelines = source::load_all(&paths)?;
+            let mut all = Vec::new();
+            let mut files = Vec::new();
+            for pipeline in &pipelines {
+                all.extend(pipeline.diagnostics.iter().cloned());
+                all.extend(pipeline::lint_files(&pipeline.files));
+                files.extend(pipeline.files.iter().cloned());
+            }
+            pipeline::diagnostic::sort(&mut all);
+            match format {
+                Format::Text => print!("{}", output::render_diagnostics(&all, &files, true)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&output::lint_json(&all, &files))?),
+            }
+            Ok(if all.iter().any(pipeline::Diagnostic::is_error) { EXIT_PIPELINE_ERRORS } else { 0 })
+        }
+        Command::Plan { path, trigger, format } => {
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
+            let loaded = source::load(&path)?;
+            let context = trigger.context(&loaded.root)?;
+            let mut plan = pipeline::plan_files(&loaded.files, &context, CompileOptions::default());
+            plan.diagnostics.splice(0..0, loaded.diagnostics.iter().cloned());
+            match format {
+                Format::Text => {
+                    eprint!("{}", output::render_diagnostics(&plan.diagnostics, &loaded.files, false));
+                    print!("{}", output::render_plan(&plan, &context));
+                }
+                Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            }
+            Ok(if plan.has_errors() { EXIT_PIPELINE_ERRORS } else { 0 })
+        }
+        Command::Docs { path } => {
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
+            let loaded = source::load(&path)?;
+            let (workflows, mut diagnostics) = pipeline::read_and_lint(&loaded.files);
+            diagnostics.splice(0..0, loaded.diagnostics.iter().cloned());
+            eprint!("{}", output::render_diagnostics(&diagnostics, &loaded.files, false));
+            let options = CompileOptions { ignore_conditions: true, ..CompileOptions::default() };
+            let plan = pipeline::compile_with(&workflows, &Context::default(), options);
+            print!("{}", pipeline::docs::render_markdown(&workflows, &plan));
+            Ok(if diagnostics.iter().any(pipeline::Diagnostic::is_error) { EXIT_PIPELINE_ERRORS } else { 0 })
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Human and JSON output of diagnostics and plans.
+
+use std::fmt::Write as _;
+
+use pipeline::plan::{Plan, RunOn, StepPlan};
+use pipeline::{Context, Diagnostic, Severity, SourceFile};
+use serde::Serialize;
+
+/// Diagnostics rustc-style with the source line and a caret; with `summary`, a closing count.
+pub fn render_diagnostics(diagnostics: &[Diagnostic], files: &[SourceFile], summary: bool) -> String {
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        let source = files.iter().find(|file| file.path == diagnostic.file).map(|file| file.text.as_str());
+        out.push_str(&diagnostic.render(source));
+        out.push('\n');
+    }
+    if summary {
+        let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let warnings = diagnostics.len() - errors;
+        let files_word = if files.len() == 1 { "file" } else { "files" };
+        if diagnostics.is_empty() {
+            let _ = writeln!(out, "{} {files_word} checked: no problems", files.len());
+        } else {
+            let _ = writeln!(out, "{} {files_word} checked: {} , {}", files.len(), plural(errors, "error"), plural(warnings, "warning"));
+        }
+    }
+    out.replace(" , ", ", ")
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 { format!("1 {word}") } else { format!("{count} {word}s") }
+}
+
+#[derive(Serialize)]
+pub struct LintReport<'a> {
+    files: Vec<&'a str>,
+    errors: usize,
+    warnings: usize,
+    diagnostics: &'a [Diagnostic],
+}
+
+pub fn lint_json<'a>(diagnostics: &'a [Diagnostic], files: &'a [SourceFile]) -> LintReport<'a> {
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    LintReport { files: files.iter().map(|file| file.path.as_str()).collect(), errors, warnings: diagnostics.len() - errors, diagnostics }
+}
+
+/// A plan as a readable outline: workflows, then each step with what it waits for.
+pub fn render_plan(plan: &Plan, context: &Context) -> String {
+    let mut out = String::new();
+    let subject = match &context.tag {
+        Some(tag) if context.event == "tag" => format!("tag {tag}"),
+        _ => format!("branch {}", context.branch),
+    };
+    let _ = writeln!(out, "plan for {} on {} of {}", context.event, subject, context.repo);
+    for workflow in &plan.workflows {
+        let _ = writeln!(out);
+        let status = if workflow.skipped { "skipped" } else if workflow.runnable { "runs" } else { "cannot run here" };
+        let _ = write!(out, "workflow {} ({}) {status}", workflow.name, workflow.file);
+        if let Some(reason) = &workflow.skip_reason {
+            let _ = write!(out, ": {reason}");
+        }
+        let _ = writeln!(out);
+        if !workflow.depends_on.is_empty() {
+            let _ = writeln!(out, "  after: {}", workflow.depends_on.join(", "));
+        }
+        for service in &workflow.services {
+            write_step(&mut out, service);
+        }
+        for step in &workflow.steps {
+            write_step(&mut out, step);
+        }
+    }
+    let running: usize = plan.workflows.iter().filter(|w| !w.skipped).map(|w| w.steps.iter().filter(|s| !s.skipped).count()).sum();
+    let _ = writeln!(out, "\n{} of {} workflows run, {running} steps", plan.workflows.iter().filter(|w| !w.skipped).count(), plan.workflows.len());
+    out
+}
+
+fn write_step(out: &mut String, step: &StepPlan) {
+    let marker = if step.skipped { "-" } else { "+" };
+    let image = step.image.as_deref().unwrap_or("(built-in)");
+    let _ = write!(out, "  {marker} {:<24} {:<9} {image}", step.name, step.kind.as_str());
+    if step.skipped {
+        let _ = write!(out, "  skipped: {}", step.skip_reason.as_deref().unwrap_or("condition is false"));
+    } else {
+        if !step.depends_on.is_empty() {
+            let _ = write!(out, "  after {}", step.depends_on.join(", "));
+        }
+        if step.runs_on == [RunOn::Failure] {
+            let _ = write!(out, "  (only on failure)");
+        } else if step.runs_on.len() == 2 && step.kind != pipeline::plan::StepKind::Service {
+            let _ = write!(out, "  (also on failure)");
+        }
+        if step.detach && step.kind != pipeline::plan::StepKind::Service {
+            let _ = write!(out, "  (detached)");
+        }
+    }
+    let _ = writeln!(out);
+}

@@ -1,0 +1,155 @@
+//! Diagnostics: what is wrong or doubtful in a pipeline file, where, and what to do about it.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::yaml::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// Stable codes: tools and people match on these, so they never change meaning.
+pub mod code {
+    pub const YAML_SYNTAX: &str = "yaml-syntax";
+    pub const WRONG_TYPE: &str = "wrong-type";
+    pub const MISSING_KEY: &str = "missing-key";
+    pub const INVALID_VALUE: &str = "invalid-value";
+    pub const UNKNOWN_KEY: &str = "unknown-key";
+    pub const DEPRECATED: &str = "deprecated";
+    pub const UNKNOWN_DEPENDENCY: &str = "unknown-dependency";
+    pub const DEPENDENCY_CYCLE: &str = "dependency-cycle";
+    pub const DUPLICATE_NAME: &str = "duplicate-name";
+    pub const MATRIX_LIMIT: &str = "matrix-limit";
+    pub const INVALID_WHEN: &str = "invalid-when";
+    pub const INVALID_GLOB: &str = "invalid-glob";
+    pub const INVALID_REGEX: &str = "invalid-regex";
+    pub const INVALID_EXPRESSION: &str = "invalid-expression";
+    pub const INVALID_SUBSTITUTION: &str = "invalid-substitution";
+    pub const UNREACHABLE_STEP: &str = "unreachable-step";
+    pub const UNSUPPORTED: &str = "unsupported";
+    pub const NO_STEPS: &str = "no-steps";
+    pub const EMPTY_SUBSTITUTION: &str = "empty-substitution";
+}
+
+/// One finding in one file. `line` and `column` are 1-based.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, code, file, span, message)
+    }
+
+    pub fn warning(code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, code, file, span, message)
+    }
+
+    fn new(severity: Severity, code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
+        Self {
+            severity,
+            code,
+            file: file.to_owned(),
+            line: span.line,
+            column: span.column,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders rustc-style: the message, the location, the source line and a caret under the column.
+    pub fn render(&self, source: Option<&str>) -> String {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "{severity}[{}]: {}", self.code, self.message);
+        let line_text = source.and_then(|text| text.lines().nth(self.line.saturating_sub(1) as usize));
+        let gutter = " ".repeat(self.line.to_string().len());
+        let _ = writeln!(out, "{gutter}--> {}:{}:{}", self.file, self.line, self.column);
+        if let Some(line_text) = line_text {
+            // Tabs are shown as one space each so that the caret lines up in any terminal.
+            let shown: String = line_text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+            let caret_at = line_text
+                .char_indices()
+                .take_while(|(index, _)| *index < line_text.len())
+                .count()
+                .min(self.column.saturating_sub(1) as usize);
+            let _ = writeln!(out, "{gutter} |");
+            let _ = writeln!(out, "{} | {}", self.line, shown.trim_end());
+            let _ = writeln!(out, "{gutter} | {}^", " ".repeat(caret_at));
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "{gutter} = help: {hint}");
+        }
+        out
+    }
+}
+
+/// Sorts diagnostics by file, then position, errors before warnings at the same place.
+pub fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| {
+        (a.file.as_str(), a.line, a.column, a.severity, a.code).cmp(&(b.file.as_str(), b.line, b.column, b.severity, b.code))
+    });
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word_lower = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(&word_lower, &candidate.to_lowercase()), candidate))
+        .filter(|(distance, candidate)| {
+            let limit = (candidate.chars().count().max(word.chars().count()) / 3).max(1);
+            *distance <= limit
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Damerau-Levenshtein (optimal string alignment) distance: a swapped pair counts as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}

@@ -1,0 +1,192 @@
+//! The plan: what will run for one trigger context, fully resolved. The boundary to the runtime.
+//!
+//! A container's environment is the workflow's `environment`, then the step's own `environment`,
+//! then the step's built-in variables (`CI_STEP_*`); built-ins are set last so a pipeline cannot
+//! override them, as in Woodpecker.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{Dialect, FailurePolicy, Healthcheck, PullPolicy};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub workflows: Vec<WorkflowPlan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Plan {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowPlan {
+    /// Unique in the plan: the workflow name, followed by the matrix row for matrix workflows.
+    pub name: String,
+    /// The name as written, shared by all rows of a matrix.
+    pub base_name: String,
+    pub file: String,
+    pub dialect: Dialect,
+    pub skipped: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// Names (as in `name`) of the workflows that must finish first.
+    pub depends_on: Vec<String>,
+    /// Whether the workflow runs when its dependencies succeeded, failed, or both.
+    pub runs_on: Vec<RunOn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<BTreeMap<String, String>>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Drone's runner type; `None` for Woodpecker workflows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_type: Option<String>,
+    /// False when Gantry cannot run this workflow (e.g. a Drone `type: kubernetes` pipeline).
+    pub runnable: bool,
+    pub workspace: Workspace,
+    pub environment: BTreeMap<String, String>,
+    pub steps: Vec<StepPlan>,
+    pub services: Vec<StepPlan>,
+    /// Named volumes that live as long as the workflow (Drone `temp` volumes).
+    pub volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyPlan>,
+    /// Secrets holding registry credentials (Drone `image_pull_secrets`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOn {
+    Success,
+    Failure,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    /// Mount point of the shared workspace volume.
+    pub base: String,
+    /// Where the repository is, relative to `base`; the default working directory.
+    pub path: String,
+}
+
+impl Workspace {
+    pub fn directory(&self) -> String {
+        if self.path.is_empty() { self.base.clone() } else { format!("{}/{}", self.base.trim_end_matches('/'), self.path) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConcurrencyPlan {
+    pub limit: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Clone,
+    Commands,
+    Plugin,
+    Service,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Clone => "clone",
+            StepKind::Commands => "commands",
+            StepKind::Plugin => "plugin",
+            StepKind::Service => "service",
+        }
+    }
+}
+
+/// A secret a step receives: the variable `env` is set to the value of secret `secret`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SecretReference {
+    pub env: String,
+    pub secret: String,
+    /// The secret is part of a larger value: the step's `environment[env]` holds
+    /// `SECRET_PLACEHOLDER_PREFIX<secret>SECRET_PLACEHOLDER_SUFFIX` where the value goes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub embedded: bool,
+}
+
+pub const SECRET_PLACEHOLDER_PREFIX: &str = "((secret:";
+pub const SECRET_PLACEHOLDER_SUFFIX: &str = "))";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepPlan {
+    pub name: String,
+    pub kind: StepKind,
+    /// `None` for the built-in clone step (the runtime clones with git) and Drone exec steps.
+    pub image: Option<String>,
+    pub pull: PullPolicy,
+    pub commands: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    pub environment: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretReference>,
+    pub depends_on: Vec<String>,
+    pub skipped: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    pub runs_on: Vec<RunOn>,
+    pub failure: FailurePolicy,
+    pub detach: bool,
+    pub privileged: bool,
+    pub working_dir: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_options: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// Options of the built-in clone step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone: Option<CloneOptions>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CloneOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+    pub tags: bool,
+    pub submodules: bool,
+    pub lfs: bool,
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the pipeline crate: one binary, one module per feature.
+
+mod conditions;
+mod corpus;
+mod diagnostics;
+mod docs;
+mod fuzz;
+mod graph;
+mod substitution;
+mod support;
+mod yaml;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing Gantry needs, when it is missing. Idempotent: safe to run
+# again and again; it changes nothing that is already in place. Run as root on Debian.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ -z "${GANTRY_APT_UPDATED:-}" ]]; then
+    apt-get update -qq
+    export GANTRY_APT_UPDATED=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Rust: the toolchain from rustup when present (edition 2024 needs Rust 1.85 or later),
+# otherwise Debian's packages, which are new enough only on Debian 13 (trixie) and later.
+if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  log "installing Rust from Debian's packages"
+  apt_install cargo rustc
+fi
+version=$(rustc --version | awk '{print $2}')
+if [[ "$(printf '%s\n' 1.85.0 "$version" | sort -V | head -n1)" != 1.85.0 ]]; then
+  log "rustc $version is older than 1.85, which Gantry needs (edition 2024)"
+  exit 1
+fi
+
+# git: `gantry plan` reads the trigger context from the local repository.
+command -v git >/dev/null 2>&1 || { log "installing git"; apt_install git ca-certificates; }
+
+log "ready: $(cargo --version), $(git --version)"
