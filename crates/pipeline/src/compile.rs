@@ -485,6 +485,7 @@ fn link_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpe
     let last_clone = clone_count.checked_sub(1).map(|index| steps[index].name.clone());
     let graph_mode = workflow.steps.iter().any(|step| step.depends_on.is_some());
     let names: Vec<String> = steps.iter().map(|step| step.name.clone()).collect();
+    let known: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut declared: Vec<Vec<String>> = vec![Vec::new(); steps.len()];
     for index in 1..clone_count {
         declared[index] = vec![names[index - 1].clone()];
@@ -496,7 +497,7 @@ fn link_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpe
                 Some(dependencies) if !dependencies.is_empty() => dependencies
                     .iter()
                     .filter(|dependency| {
-                        let known = names.contains(&dependency.name);
+                        let known = known.contains(dependency.name.as_str());
                         if !known && !dependency.optional {
                             diagnostics.push(unknown_step_diagnostic(workflow, &spec.name, dependency, &names));
                         }

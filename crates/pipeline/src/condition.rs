@@ -12,7 +12,9 @@ use crate::yaml::Span;
 #[derive(Clone, Debug)]
 pub struct GlobPattern {
     pub text: String,
-    matcher: GlobMatcher,
+    /// `None` for a pattern without glob syntax, which is compared as a string: most filters
+    /// (`main`, `push`) are plain names, and compiling a matcher for them would dominate planning.
+    matcher: Option<GlobMatcher>,
 }
 
 impl PartialEq for GlobPattern {
@@ -21,19 +23,64 @@ impl PartialEq for GlobPattern {
     }
 }
 
+thread_local! {
+    /// Compiled globs by text: the same patterns recur across matrix rows and files.
+    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, GlobMatcher>> = Default::default();
+}
+
+/// Bounds the cache; a pipeline has a handful of distinct patterns.
+const MAX_CACHED_GLOBS: usize = 4096;
+
+/// Rewrites doublestar syntax globset reads differently: `**` inside a segment (`docs/**.md`)
+/// means `*` there, and `[^abc]` is globset's `[!abc]`.
+fn doublestar_to_globset(text: &str) -> String {
+    let segments: Vec<String> = text
+        .split('/')
+        .map(|segment| {
+            if segment != "**" && segment.contains("**") {
+                let mut collapsed = segment.to_owned();
+                while collapsed.contains("**") {
+                    collapsed = collapsed.replace("**", "*");
+                }
+                collapsed
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect();
+    segments.join("/").replace("[^", "[!")
+}
+
 impl GlobPattern {
     pub fn new(text: &str) -> Result<Self, String> {
-        let glob = GlobBuilder::new(text)
+        if !text.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            return Ok(Self { text: text.to_owned(), matcher: None });
+        }
+        if let Some(matcher) = COMPILED.with(|cache| cache.borrow().get(text).cloned()) {
+            return Ok(Self { text: text.to_owned(), matcher: Some(matcher) });
+        }
+        let glob = GlobBuilder::new(&doublestar_to_globset(text))
             .literal_separator(true)
             .backslash_escape(true)
             .empty_alternates(true)
             .build()
             .map_err(|error| error.kind().to_string())?;
-        Ok(Self { text: text.to_owned(), matcher: glob.compile_matcher() })
+        let matcher = glob.compile_matcher();
+        COMPILED.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= MAX_CACHED_GLOBS {
+                cache.clear();
+            }
+            cache.insert(text.to_owned(), matcher.clone());
+        });
+        Ok(Self { text: text.to_owned(), matcher: Some(matcher) })
     }
 
     pub fn matches(&self, candidate: &str) -> bool {
-        self.matcher.is_match(candidate)
+        match &self.matcher {
+            Some(matcher) => matcher.is_match(candidate),
+            None => self.text == candidate,
+        }
     }
 }
 

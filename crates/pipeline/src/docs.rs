@@ -51,7 +51,7 @@ pub fn render_markdown(workflows: &[WorkflowSpec], plan: &Plan) -> String {
     docs = order.into_iter().filter_map(|index| slots[index].take()).collect();
     let mut slugs = Slugger::default();
     let title = title(workflows);
-    slugs.slug(&title);
+    slugs.slug(&title.replace('`', ""));
 
     let mut body = String::new();
     let several = docs.len() > 1;
@@ -59,7 +59,7 @@ pub fn render_markdown(workflows: &[WorkflowSpec], plan: &Plan) -> String {
         render_workflow(&mut body, doc, several, &mut slugs);
     }
     let secrets_anchor = slugs.slug("Secrets");
-    render_secrets(&mut body, &docs, several);
+    render_secrets(&mut body, &docs);
     slugs.slug("Things to know");
     render_notes(&mut body, &docs, several);
 
@@ -128,6 +128,13 @@ impl StepView<'_> {
 
     fn failure(&self) -> FailurePolicy {
         self.plan.map(|plan| plan.failure).or(self.spec.map(|spec| spec.failure)).unwrap_or_default()
+    }
+
+    /// A plugin to the reader: Woodpecker's rule (`is_plugin`) makes a step with settings and
+    /// `environment` (or legacy `secrets`) a commands step, but it still only runs its image.
+    fn is_plugin(&self) -> bool {
+        self.kind == StepKind::Plugin
+            || (self.kind == StepKind::Commands && runs_image_as_is(self) && self.spec.is_some_and(|spec| !spec.settings.is_empty()))
     }
 
     fn image(&self) -> Option<&str> {
@@ -517,9 +524,8 @@ fn render_workflow_graph(out: &mut String, docs: &[WorkflowDoc<'_>]) {
 
 fn render_workflow(out: &mut String, doc: &mut WorkflowDoc<'_>, several: bool, slugs: &mut Slugger) {
     let spec = doc.spec;
-    let heading = format!("Workflow {}", code(&spec.name));
-    doc.anchor = slugs.slug(&heading);
-    out!(out, "## {heading}");
+    doc.anchor = slugs.slug(&format!("Workflow {}", spec.name));
+    out!(out, "## Workflow {}", code(&spec.name));
     out!(out);
     let mut facts = vec![code(&spec.file), dialect_name(spec.dialect).to_owned()];
     if let Some(runner) = &spec.runner_type {
@@ -556,14 +562,14 @@ fn render_workflow(out: &mut String, doc: &mut WorkflowDoc<'_>, several: bool, s
     out!(out, "**Steps**");
     out!(out);
     render_step_graph(out, doc);
-    for step in doc.steps.iter_mut().chain(doc.services.iter_mut()).filter(|step| step.spec.is_some()) {
-        step.anchor = slugs.slug(&code(&step.name));
+    for step in doc.steps.iter_mut().chain(doc.services.iter_mut()).filter(|step| has_details(step)) {
+        step.anchor = slugs.slug(&step.name);
     }
     render_step_table(out, doc);
     if !doc.services.is_empty() {
         render_service_table(out, doc);
     }
-    for step in doc.steps.iter().chain(doc.services.iter()).filter(|step| step.spec.is_some()) {
+    for step in doc.steps.iter().chain(doc.services.iter()).filter(|step| has_details(step)) {
         render_step_details(out, step);
     }
 }
@@ -778,7 +784,7 @@ fn render_step_graph(out: &mut String, doc: &WorkflowDoc<'_>) {
                 note(&mut legend, "rounded = clone");
                 format!("([\"{text}\"])")
             }
-            StepKind::Plugin => {
+            _ if step.is_plugin() => {
                 note(&mut legend, "double-sided box = plugin");
                 format!("[[\"{text}\"]]")
             }
@@ -875,7 +881,7 @@ fn render_step_table(out: &mut String, doc: &WorkflowDoc<'_>) {
     out!(out, "| Step | Does | After | Runs{} |", if with_notes { " | Notes" } else { "" });
     out!(out, "|---|---|---|---|{}", if with_notes { "---|" } else { "" });
     for (step, notes) in doc.steps.iter().zip(&notes) {
-        let name = if step.spec.is_some() { format!("[{}](#{})", code(&step.name), step.anchor) } else { code(&step.name) };
+        let name = step_name_link(step);
         let after = if step.after.is_empty() { "—".to_owned() } else { step.after.iter().map(|name| code(name)).collect::<Vec<_>>().join(", ") };
         let mut row = format!("| {} | {} | {} | {} |", cell(&name), cell(&does(step)), cell(&after), cell(&runs(doc.spec, step)));
         if with_notes {
@@ -893,7 +899,7 @@ fn render_service_table(out: &mut String, doc: &WorkflowDoc<'_>) {
     out!(out, "| Service | Image | Ports |{}", if conditional { " Runs |" } else { "" });
     out!(out, "|---|---|---|{}", if conditional { "---|" } else { "" });
     for service in &doc.services {
-        let name = format!("[{}](#{})", code(&service.name), service.anchor);
+        let name = step_name_link(service);
         let image = service.image().map_or("—".to_owned(), code);
         let ports = service.spec.map(|spec| spec.ports.iter().map(|port| code(port)).collect::<Vec<_>>().join(", ")).unwrap_or_default();
         let ports = if ports.is_empty() { "—".to_owned() } else { ports };
@@ -912,13 +918,20 @@ fn does(step: &StepView<'_>) -> String {
     match (step.kind, image) {
         (StepKind::Clone, None) => "built-in git clone".to_owned(),
         (StepKind::Clone, Some(image)) => format!("clone with {image}"),
+        (_, Some(image)) if step.is_plugin() => format!("plugin {image}"),
         (StepKind::Plugin, Some(image)) => format!("plugin {image}"),
         (StepKind::Plugin, None) => "plugin (no image)".to_owned(),
+        (StepKind::Commands, Some(image)) if runs_image_as_is(step) => format!("runs {image}"),
         (StepKind::Commands, Some(image)) => format!("{} in {image}", commands_noun(step)),
         (StepKind::Commands, None) => format!("{} on the host", commands_noun(step)),
         (StepKind::Service, Some(image)) => format!("service {image}"),
         (StepKind::Service, None) => "service".to_owned(),
     }
+}
+
+/// No commands, entrypoint or arguments: the image's own entrypoint does the work.
+fn runs_image_as_is(step: &StepView<'_>) -> bool {
+    step.spec.is_some_and(|spec| spec.commands.is_empty() && spec.command.is_empty() && spec.entrypoint.is_none())
 }
 
 fn commands_noun(step: &StepView<'_>) -> String {
@@ -935,6 +948,9 @@ fn commands_noun(step: &StepView<'_>) -> String {
 fn runs(workflow: &WorkflowSpec, step: &StepView<'_>) -> String {
     if let Some(reason) = &step.never {
         return format!("**never**: {reason}");
+    }
+    if step.kind == StepKind::Clone && step.after.is_empty() && step.spec.is_none_or(|spec| spec.when.is_empty()) {
+        return "first".to_owned();
     }
     let Some(spec) = step.spec else { return "first".to_owned() };
     let rows = workflow.matrix.as_ref().and_then(|matrix| matrix_rows(matrix).ok());
@@ -977,14 +993,39 @@ fn step_notes(step: &StepView<'_>) -> Vec<String> {
     notes
 }
 
+/// Whether a step gets its own section: every written step, except services that are just an
+/// image (the services table already says all there is).
+fn has_details(step: &StepView<'_>) -> bool {
+    if step.spec.is_none() {
+        return false;
+    }
+    if step.kind != StepKind::Service {
+        return true;
+    }
+    let mut probe = String::new();
+    render_step_details(&mut probe, step);
+    probe.lines().any(|line| line.starts_with("- ") || line.starts_with("```"))
+}
+
+/// A link to a step's section, or its name when it has none.
+fn step_name_link(step: &StepView<'_>) -> String {
+    if step.anchor.is_empty() { code(&step.name) } else { format!("[{}](#{})", code(&step.name), step.anchor) }
+}
+
 fn render_step_details(out: &mut String, step: &StepView<'_>) {
     let Some(spec) = step.spec else { return };
     out!(out, "### {}", code(&step.name));
     out!(out);
     let mut facts: Vec<String> = Vec::new();
     match step.kind {
-        StepKind::Plugin | StepKind::Service if spec.commands.is_empty() && spec.command.is_empty() && spec.entrypoint.is_none() => {
-            let what = if step.kind == StepKind::Plugin { "Plugin" } else { "Service" };
+        _ if runs_image_as_is(step) => {
+            let what = match step.kind {
+                _ if step.is_plugin() => "Plugin",
+                StepKind::Plugin => "Plugin",
+                StepKind::Service => "Service",
+                StepKind::Clone => "Clone plugin",
+                StepKind::Commands => "Runs",
+            };
             match &spec.image {
                 Some(image) => out!(out, "{what} {}{}", code(image), if spec.settings.is_empty() { "." } else { " with settings:" }),
                 None => out!(out, "{what} without an image{}", if spec.settings.is_empty() { "." } else { ", with settings:" }),
@@ -1246,7 +1287,7 @@ fn describe_set(set: &ConditionSet, scope: Scope, rows: Option<&[BTreeMap<String
     if let Some(filter) = &set.cron {
         let clause = filter_phrase("the cron job", filter);
         if !clause.is_empty() {
-            clauses.push(if only_events(&["cron"]) { clause } else { format!("for cron runs, {clause}") });
+            clauses.push(if only_events(&["cron"]) { clause } else { format!("{clause} (checked for cron runs only)") });
         }
     }
     let mut unless = None;
@@ -1330,8 +1371,11 @@ fn filter_phrase(subject: &str, filter: &Filter) -> String {
     match (include.is_empty(), exclude.is_empty()) {
         (false, true) => format!("{subject} {positive} {}", join_words(&include, "or")),
         (true, false) => {
-            let negative = if globs(&filter.exclude) { "does not match" } else { "is not" };
-            format!("{subject} {negative} {}", join_words(&exclude, "or"))
+            let glob = globs(&filter.exclude);
+            match exclude.as_slice() {
+                [only] => format!("{subject} {} {only}", if glob { "does not match" } else { "is not" }),
+                _ => format!("{subject} {} neither {}", if glob { "matches" } else { "is" }, join_words(&exclude, "nor")),
+            }
         }
         (false, false) => format!("{subject} {positive} {} but not {}", join_words(&include, "or"), join_words(&exclude, "or")),
         (true, true) => String::new(),
@@ -1403,11 +1447,11 @@ fn all_secret_uses(docs: &[WorkflowDoc<'_>]) -> Vec<(String, String, String)> {
 }
 
 fn step_link(doc: &WorkflowDoc<'_>, step: &StepView<'_>, several: bool) -> String {
-    let link = format!("[{}](#{})", code(&step.name), step.anchor);
+    let link = step_name_link(step);
     if several { format!("{} › {link}", code(&doc.spec.name)) } else { link }
 }
 
-fn render_secrets(out: &mut String, docs: &[WorkflowDoc<'_>], _several: bool) {
+fn render_secrets(out: &mut String, docs: &[WorkflowDoc<'_>]) {
     out!(out, "## Secrets");
     out!(out);
     let uses = all_secret_uses(docs);
@@ -1451,6 +1495,24 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
     for doc in docs {
         let spec = doc.spec;
         let workflow = code(&spec.name);
+        // Host paths written on steps, each once with every step that mounts it; Drone's named
+        // host volumes are reported with the volume.
+        let mut host_paths: Vec<(&str, Vec<String>)> = Vec::new();
+        for step in doc.steps.iter().chain(doc.services.iter()) {
+            for mount in step.spec.map_or(&[][..], |spec| &spec.volumes).iter().filter(|mount| mount.starts_with('/')) {
+                let host = mount.split(':').next().unwrap_or(mount);
+                let at = step_link(doc, step, several);
+                match host_paths.iter_mut().find(|(path, _)| *path == host) {
+                    Some((_, users)) if !users.contains(&at) => users.push(at),
+                    Some(_) => {}
+                    None => host_paths.push((host, vec![at])),
+                }
+            }
+        }
+        for (host, users) in host_paths {
+            let extra = if host.ends_with("docker.sock") { " (the Docker socket: control over the agent's Docker)" } else { "" };
+            notes.push(format!("Host path {}{extra} is mounted by {}: needs a trusted repository.", code(host), join_words(&users, "and")));
+        }
         if let Some(row) = doc.rows.first()
             && !row.runnable
         {
@@ -1491,12 +1553,6 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
             let what = if step.kind == StepKind::Service { "Service" } else { "Step" };
             if spec.privileged {
                 notes.push(format!("{what} {at} runs **privileged**: it has full access to the agent's host."));
-            }
-            // Host paths written on the step; Drone's named host volumes are reported with the volume.
-            for mount in spec.volumes.iter().filter(|mount| mount.starts_with('/')) {
-                let host = mount.split(':').next().unwrap_or(mount);
-                let extra = if host.ends_with("docker.sock") { " (the Docker socket: control of the agent's Docker)" } else { "" };
-                notes.push(format!("{what} {at} mounts host path {}{extra}: needs a trusted repository.", code(host)));
             }
             if let Some(mode) = spec.network_mode.as_deref().filter(|mode| *mode == "host") {
                 notes.push(format!("{what} {at} uses the host's network (`network_mode: {mode}`)."));
@@ -1650,7 +1706,8 @@ fn mermaid_text(text: &str) -> String {
     escaped
 }
 
-/// GitHub's heading anchors: lower case, punctuation dropped, spaces to `-`, repeats numbered.
+/// GitHub's heading anchors, from a heading's text as rendered (no Markdown): lower case,
+/// punctuation dropped, spaces to `-`, repeats numbered.
 #[derive(Default)]
 struct Slugger {
     seen: BTreeMap<String, usize>,

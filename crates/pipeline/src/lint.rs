@@ -65,6 +65,7 @@ fn check_steps(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
     if !graph_mode {
         return;
     }
+    let known: HashSet<&str> = names.iter().map(String::as_str).collect();
     for step in &workflow.steps {
         for dependency in step.depends_on.iter().flatten() {
             if dependency.name == step.name {
@@ -72,7 +73,7 @@ fn check_steps(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
                     Diagnostic::error(code::DEPENDENCY_CYCLE, &workflow.file, dependency.span, format!("step `{}` depends on itself", step.name))
                         .with_hint("remove it from its own `depends_on`"),
                 );
-            } else if !names.contains(&dependency.name) && !dependency.optional {
+            } else if !known.contains(dependency.name.as_str()) && !dependency.optional {
                 if workflow.services.iter().any(|service| service.name == dependency.name) {
                     diagnostics.push(
                         Diagnostic::error(

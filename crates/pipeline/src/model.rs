@@ -153,7 +153,8 @@ pub struct EnvironmentEntry {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SettingValue {
     Null,
-    /// A scalar as text, and whether it was a YAML string (for JSON encoding of nested values).
+    /// A scalar as text (numbers as written). Woodpecker encodes every nested scalar as a JSON
+    /// string too, so the YAML type is not kept.
     Scalar(String),
     List(Vec<SettingValue>),
     Map(Vec<(String, SettingValue)>),
@@ -247,9 +248,11 @@ impl StepSpec {
         }
     }
 
-    /// Woodpecker's rule: a step with no commands, no entrypoint and no environment is a plugin.
+    /// A step that runs its image's own entrypoint is a plugin. Woodpecker also demotes a step
+    /// with `environment` to a commands step, but Drone plugins commonly have one and the step
+    /// still runs the plugin, so Gantry goes by what runs.
     pub fn is_plugin(&self) -> bool {
-        self.commands.is_empty() && self.entrypoint.is_none() && self.environment.is_empty() && self.command.is_empty()
+        self.commands.is_empty() && self.entrypoint.is_none() && self.command.is_empty()
     }
 
     /// Names of all secrets this step references, in `environment` and anywhere in `settings`.

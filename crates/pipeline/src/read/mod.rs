@@ -34,9 +34,24 @@ pub fn dialect_of(path: &str) -> Dialect {
     }
 }
 
-/// Reads one pipeline file in the dialect its name implies.
+/// Reads one pipeline file in the dialect its name implies; a file with another name (a custom
+/// config path) is Drone when a document says `kind: pipeline`, else Woodpecker.
 pub fn read_file(source: &SourceFile) -> ReadFile {
-    read_file_as(source, dialect_of(&source.path))
+    let base = source.path.rsplit(['/', '\\']).next().unwrap_or(&source.path).to_ascii_lowercase();
+    let named_for_woodpecker = base.starts_with(".woodpecker") || source.path.contains(".woodpecker/");
+    let dialect = match dialect_of(&source.path) {
+        Dialect::Woodpecker if !named_for_woodpecker && looks_like_drone(&source.text) => Dialect::Drone,
+        dialect => dialect,
+    };
+    read_file_as(source, dialect)
+}
+
+/// A cheap look at the text: a top-level `kind: pipeline` line is Drone's mark.
+fn looks_like_drone(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_end();
+        line == "kind: pipeline" || line == "kind: \"pipeline\"" || line == "kind: 'pipeline'"
+    }) || text.contains("\"kind\": \"pipeline\"")
 }
 
 /// Reads one pipeline file in the given dialect.

@@ -179,8 +179,8 @@ fn read_step(
             Some("every step runs in a container: add `image: <name>:<tag>`".into());
     }
     if !step.commands.is_empty() && !step.settings.is_empty() && dialect == Dialect::Woodpecker {
-        reader.error(code::INVALID_VALUE, span, format!("step `{}` has both `commands` and `settings`", step.name)).hint =
-            Some("a step either runs commands or is a plugin configured by settings".into());
+        reader.warning(code::INVALID_VALUE, span, format!("step `{}` has both `commands` and `settings`; the settings reach the commands as PLUGIN_* variables", step.name)).hint =
+            Some("Woodpecker 2 and later refuse this: a step either runs commands or is a plugin configured by settings".into());
     }
     Some(step)
 }

@@ -10,11 +10,17 @@ use pipeline::{CompileOptions, Context, Severity, SourceFile, compile_with, read
 
 use crate::support::{data_dir, load, render_diagnostics};
 
-/// The page for some pipeline files, as `gantry docs` makes it.
+/// The page for some pipeline files, as `gantry docs` makes it. Fixtures are valid pipelines.
 fn render(files: &[SourceFile]) -> String {
-    let (workflows, diagnostics) = read_and_lint(files);
+    let (_, diagnostics) = read_and_lint(files);
     let errors: Vec<_> = diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
     assert!(errors.is_empty(), "fixture has errors:\n{}", render_diagnostics(&errors, files));
+    render_even_with_errors(files)
+}
+
+/// `gantry docs` documents a pipeline with errors too, as far as it was read.
+fn render_even_with_errors(files: &[SourceFile]) -> String {
+    let (workflows, _) = read_and_lint(files);
     let plan = compile_with(&workflows, &Context::default(), CompileOptions { ignore_conditions: true, ..Default::default() });
     render_markdown(&workflows, &plan)
 }
@@ -121,6 +127,39 @@ fn a_pipeline_of_several_workflows_has_a_graph_of_their_dependencies() {
     assert_eq!(mermaid_blocks(&check("minimal")).len(), 1, "one workflow: only its step graph");
 }
 
+#[test]
+fn mermaid_keywords_as_step_names_are_safe_ids() {
+    let page = woodpecker("steps:\n  - name: end\n    image: alpine\n    commands: [true]\n  - name: graph\n    image: alpine\n    commands: [true]\n");
+    let graph = &mermaid_blocks(&page)[0];
+    assert!(graph.contains("s2_end[\"end\"]") && graph.contains("s2_end --> s3_graph"), "{graph}");
+}
+
+#[test]
+fn a_dependency_on_a_missing_workflow_shows_in_the_graph() {
+    let files = [
+        SourceFile::new(".woodpecker/build.yaml", "steps:\n  - name: a\n    image: alpine\n    commands: [true]\n"),
+        SourceFile::new(".woodpecker/deploy.yaml", "depends_on: [biuld]\nsteps:\n  - name: a\n    image: alpine\n    commands: [true]\n"),
+    ];
+    let workflows = &mermaid_blocks(&render_even_with_errors(&files))[0];
+    assert!(workflows.contains("missing1[\"biuld<br/><small>no such workflow</small>\"]"), "{workflows}");
+    assert!(workflows.contains("missing1 --> w2_deploy"), "{workflows}");
+}
+
+#[test]
+fn a_matrix_over_the_limit_still_documents_its_steps() {
+    let values: Vec<String> = (1..=17).map(|n| n.to_string()).collect();
+    let page = render_even_with_errors(&[SourceFile::new(
+        ".woodpecker.yaml",
+        format!(
+            "matrix:\n  A: [{0}]\n  B: [{0}]\nsteps:\n  - name: one\n    image: alpine\n    commands: [true]\n  - name: two\n    image: alpine\n    commands: [true]\n",
+            values.join(", ")
+        ),
+    )]);
+    assert!(page.contains("The matrix expands to 289 rows, more than Gantry's limit; the workflow does not run."), "{page}");
+    assert!(page.contains("**Never runs:** matrix expands to 289 rows, more than the limit of 256."), "{page}");
+    assert!(mermaid_blocks(&page)[0].contains("s2_one --> s3_two"), "the declared order, without a plan:\n{page}");
+}
+
 // --- Secrets -----------------------------------------------------------------------------------
 
 #[test]
@@ -180,8 +219,8 @@ fn step_conditions_read_as_sentences() {
          event: pull_request\n      status: [success, failure]\n  - name: b\n    image: alpine\n    commands: [true]\n    when:\n      \
          - status: failure\n      - cron: nightly\n",
     );
-    assert!(page.contains("| On `pull_request` when the branch is not `gh-pages`, even if an earlier step failed |"), "{page}");
-    assert!(page.contains("| Only if an earlier step failed; or when for cron runs, the cron job is `nightly` |"), "{page}");
+    assert!(page.contains("| on `pull_request` when the branch is not `gh-pages`, even if an earlier step failed |"), "{page}");
+    assert!(page.contains("| only if an earlier step failed; or when the cron job is `nightly` (checked for cron runs only) |"), "{page}");
 }
 
 #[test]
@@ -204,7 +243,8 @@ fn workflow_dependencies_and_failure_statuses_read_as_sentences() {
 #[test]
 fn names_with_pipes_and_backticks_do_not_break_tables_or_code() {
     let page = woodpecker("steps:\n  - name: lint | fmt `x`\n    image: alpine\n    commands: [\"echo '```'\"]\n");
-    assert!(page.contains("[``lint \\| fmt `x` ``](#lint--fmt-x)"), "{page}");
+    assert!(page.contains("| [`` lint \\| fmt `x` ``](#lint--fmt-x) |"), "{page}");
+    assert!(page.contains("### `` lint | fmt `x` ``"), "{page}");
     assert!(page.contains("````sh\necho '```'\n````"), "a longer fence around backticks:\n{page}");
 }
 
@@ -220,3 +260,4 @@ fn the_same_pipeline_always_gives_the_same_page() {
     let dir = data_dir().join("docs/woodpecker-workflows");
     assert_eq!(render(&load(&dir)), render(&load(&dir)));
 }
+

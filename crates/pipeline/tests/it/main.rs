@@ -4,6 +4,7 @@ mod conditions;
 mod corpus;
 mod diagnostics;
 mod docs;
+mod environment;
 mod fuzz;
 mod graph;
 mod substitution;

@@ -1,0 +1,188 @@
+//! The `gantry` binary as users run it: exit codes, output formats, discovery, git defaults.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gantry(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry")).args(args).current_dir(dir).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A temporary repository folder holding the given files.
+fn repository(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let full = dir.path().join(path);
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        fs::write(full, text).unwrap();
+    }
+    dir
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+const GOOD: &str = "steps:\n  build:\n    image: golang:1.23\n    commands: [go build ./...]\n";
+const WARNING_ONLY: &str = "steps:\n  build:\n    image: golang:1.23\n    comands: [go build]\n";
+const BROKEN: &str = "steps:\n  build:\n    image: golang:1.23\n    depends_on: [tset]\n  test:\n    image: golang:1.23\n    detach: maybe\n";
+
+#[test]
+fn lint_exit_codes_say_clean_warnings_errors_or_usage() {
+    let clean = repository(&[(".woodpecker.yml", GOOD)]);
+    assert_eq!(gantry(&["lint"], clean.path()).status.code(), Some(0));
+    let warned = repository(&[(".woodpecker.yml", WARNING_ONLY)]);
+    let output = gantry(&["lint"], warned.path());
+    assert_eq!(output.status.code(), Some(0), "warnings alone pass");
+    assert!(stdout(&output).contains("warning[unknown-key]"));
+    let broken = repository(&[(".woodpecker.yml", BROKEN)]);
+    assert_eq!(gantry(&["lint"], broken.path()).status.code(), Some(1));
+    let empty = repository(&[("README.md", "nothing here")]);
+    let output = gantry(&["lint"], empty.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("no pipeline found"), "{}", stderr(&output));
+    assert_eq!(gantry(&["lint", "does/not/exist.yml"], clean.path()).status.code(), Some(2));
+    assert_eq!(gantry(&["lint", "--format", "xml"], clean.path()).status.code(), Some(2));
+}
+
+#[test]
+fn lint_reports_every_problem_rustc_style() {
+    let broken = repository(&[(".woodpecker.yml", BROKEN)]);
+    let text = stdout(&gantry(&["lint"], broken.path()));
+    assert!(text.contains("error[unknown-dependency]: step `build` depends on `tset`"), "{text}");
+    assert!(text.contains("--> .woodpecker.yml:4:18"), "{text}");
+    assert!(text.contains("4 |     depends_on: [tset]"), "{text}");
+    assert!(text.contains("  |                  ^"), "{text}");
+    assert!(text.contains("= help: did you mean `test`?"), "{text}");
+    assert!(text.contains("error[wrong-type]: `detach` must be true or false"), "{text}");
+    assert!(text.contains("1 file checked: 2 errors, 0 warnings"), "{text}");
+}
+
+#[test]
+fn lint_json_lists_diagnostics_with_positions() {
+    let broken = repository(&[(".woodpecker.yml", BROKEN)]);
+    let output = gantry(&["lint", "--format", "json"], broken.path());
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["errors"], 2);
+    let first = &report["diagnostics"][0];
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["code"], "unknown-dependency");
+    assert_eq!(first["file"], ".woodpecker.yml");
+    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(4), Some(18)));
+    assert_eq!(first["hint"], "did you mean `test`?");
+}
+
+#[test]
+fn lint_of_several_paths_and_a_binary_file() {
+    let dir = repository(&[("a/.drone.yml", "kind: pipeline\nsteps:\n- name: x\n  image: alpine\n  commands: [ls]\n"), ("b/.woodpecker.yml", GOOD)]);
+    let output = gantry(&["lint", "a", "b"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("2 files checked: no problems"));
+    fs::write(dir.path().join("binary.yml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let output = gantry(&["lint", "binary.yml"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("not valid UTF-8"), "{}", stdout(&output));
+}
+
+#[test]
+fn plan_json_lists_every_workflow_and_step_with_skips_explained() {
+    let output = gantry(&["plan", "webapp", "--event", "push", "--branch", "main", "--format", "json"], &examples());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let workflows = plan["workflows"].as_array().unwrap();
+    let names: Vec<&str> = workflows.iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["build", "publish"]);
+    assert_eq!(workflows[1]["skipped"], true);
+    assert!(workflows[1]["skip_reason"].as_str().unwrap().contains("event is push"));
+    assert_eq!(workflows[1]["depends_on"], serde_json::json!(["build"]));
+    let steps: Vec<&str> = workflows[0]["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["clone", "deps", "lint", "unit", "typecheck", "bundle"]);
+    let bundle = &workflows[0]["steps"][5];
+    assert_eq!(bundle["kind"], "commands");
+    assert_eq!(bundle["image"], "node:22-alpine");
+    assert_eq!(bundle["depends_on"], serde_json::json!(["lint", "unit", "typecheck"]));
+    assert_eq!(bundle["skipped"], false);
+    assert_eq!(workflows[0]["services"][0]["name"], "cache");
+    assert!(plan["diagnostics"].as_array().unwrap().is_empty());
+    // Secrets are references by name: the JSON carries no value, only where a value goes.
+    let image = &workflows[1]["steps"][1];
+    assert_eq!(image["secrets"], serde_json::json!([{"env": "PLUGIN_PASSWORD", "secret": "registry_password"}]));
+}
+
+#[test]
+fn plan_text_marks_skipped_steps_with_the_reason() {
+    let output = gantry(&["plan", "webapp", "--tag", "v2.0.0"], &examples());
+    let text = stdout(&output);
+    assert!(text.contains("plan for tag on tag v2.0.0"), "{text}");
+    assert!(text.contains("workflow publish (webapp/.woodpecker/publish.yml) runs"), "{text}");
+    assert!(text.contains("+ announce"), "{text}");
+    let output = gantry(&["plan", "webapp", "--event", "cron", "--cron", "nightly"], &examples());
+    let text = stdout(&output);
+    assert!(text.contains("workflow build (webapp/.woodpecker/build.yml) skipped: event is cron"), "{text}");
+}
+
+#[test]
+fn plan_defaults_its_context_from_the_local_git_repository() {
+    let dir = repository(&[(".woodpecker.yml", "steps:\n  show:\n    image: alpine\n    commands:\n      - echo ${CI_COMMIT_BRANCH} ${CI_COMMIT_SHA}\n")]);
+    let git = |args: &[&str]| {
+        let status = Command::new("git").args(args).current_dir(dir.path()).env("GIT_AUTHOR_NAME", "Ada").env("GIT_AUTHOR_EMAIL", "ada@example.com").env("GIT_COMMITTER_NAME", "Ada").env("GIT_COMMITTER_EMAIL", "ada@example.com").status().unwrap();
+        assert!(status.success());
+    };
+    git(&["init", "-q", "-b", "feature/login"]);
+    git(&["remote", "add", "origin", "https://git.example.com/acme/shop.git"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "Add login"]);
+    let sha = String::from_utf8(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir.path()).output().unwrap().stdout).unwrap();
+    let output = gantry(&["plan", "--format", "json"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let workflow = &plan["workflows"][0];
+    assert_eq!(workflow["environment"]["CI_COMMIT_BRANCH"], "feature/login");
+    assert_eq!(workflow["environment"]["CI_COMMIT_SHA"], sha.trim());
+    assert_eq!(workflow["environment"]["CI_REPO"], "acme/shop");
+    assert_eq!(workflow["environment"]["CI_COMMIT_MESSAGE"], "Add login");
+    assert_eq!(workflow["workspace"]["path"], "src/git.example.com/acme/shop");
+    let command = workflow["steps"][1]["commands"][0].as_str().unwrap();
+    assert_eq!(command, format!("echo feature/login {}", sha.trim()));
+    // Flags win over git.
+    let output = gantry(&["plan", "--format", "json", "--branch", "main"], dir.path());
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["workflows"][0]["environment"]["CI_COMMIT_BRANCH"], "main");
+}
+
+#[test]
+fn plan_exits_1_on_errors_and_prints_them() {
+    let broken = repository(&[(".woodpecker.yml", BROKEN)]);
+    let output = gantry(&["plan"], broken.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("error[unknown-dependency]"));
+}
+
+#[test]
+fn docs_writes_markdown_with_a_mermaid_graph() {
+    let output = gantry(&["docs", "drone-service"], &examples());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("# "), "{text}");
+    assert!(text.contains("```mermaid"), "{text}");
+    assert!(text.contains("docker_password"), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = repository(&[]);
+    assert_eq!(gantry(&["frobnicate"], dir.path()).status.code(), Some(2));
+    assert_eq!(gantry(&["plan", "--env", "NOEQUALS"], &examples().join("webapp")).status.code(), Some(2));
+    let help = gantry(&["--help"], dir.path());
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("lint"));
+}
