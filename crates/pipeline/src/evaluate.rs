@@ -4,7 +4,7 @@
 //! variables, so every variable is a string. Here expressions run on the `expr-lang` crate, with
 //! guards that crate lacks: a size and nesting limit (its parser and evaluator recurse), and no
 //! construct whose memory use can outgrow its input (Go's expr has a memory budget; expr-lang has none).
-//! Undefined variables are nil, or the empty string Woodpecker gives them where nil is rejected.
+//! Undefined variables are the empty string, as in Woodpecker.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,27 +94,17 @@ impl Expression {
         &self.source
     }
 
-    /// Evaluates against environment variables. Variables that are not in `environment` are undefined and evaluate as nil (Woodpecker compiles with AllowUndefinedVariables), so `UNSET == ""` is false and `UNSET == nil` is true. The result must be a boolean, else Runtime error "expression gave <type>, not a boolean".
-    ///
-    /// Where an operation rejects nil (`UNSET contains "x"`, `UNSET matches "^v"`, `len(UNSET)`),
-    /// the expression is evaluated again with undefined variables as empty strings, the value
-    /// Woodpecker gives them (Go's expr reads a missing key of its `map[string]string` as `""`).
-    /// So `CI_COMMIT_TAG matches "^v"` is false on a push, as in Woodpecker, rather than an error.
+    /// Evaluates against environment variables. A variable that is not in `environment` reads as
+    /// the empty string, as in Woodpecker (Go's expr reads a missing key of its `map[string]string`
+    /// as `""`): `UNSET == ""` is true, and `CI_COMMIT_TAG matches "^v"` is false on a push rather
+    /// than an error. The result must be a boolean.
     pub fn evaluate(&self, environment: &BTreeMap<String, String>) -> Result<bool, EvaluateError> {
-        let variables = Variables::new(environment, Value::Nil);
-        let message = match self.run(&variables) {
-            Ok(Value::Bool(result)) => return Ok(result),
-            Ok(other) => return Err(runtime(format!("expression gave {}, not a boolean", type_name(other)), &variables)),
-            Err(message) => message,
-        };
-        if !variables.looked_up_undefined.borrow().is_empty() {
-            let as_empty = Variables::new(environment, Value::String(String::new()));
-            if let Ok(Value::Bool(result)) = self.run(&as_empty) {
-                return Ok(result);
-            }
+        let variables = Variables::new(environment, Value::String(String::new()));
+        match self.run(&variables) {
+            Ok(Value::Bool(result)) => Ok(result),
+            Ok(other) => Err(runtime(format!("expression gave {}, not a boolean", type_name(other)), &variables)),
+            Err(message) => Err(runtime(message, &variables)),
         }
-        // The first error names the undefined variables, which is what usually needs fixing.
-        Err(runtime(message, &variables))
     }
 
     fn run(&self, variables: &Variables<'_>) -> Result<Value, String> {
@@ -145,7 +135,7 @@ impl<'a> Variables<'a> {
 }
 
 impl ContextProvider for Variables<'_> {
-    // Answering every name is what makes undefined variables nil rather than "unknown variable" errors.
+    // Answering every name is what makes undefined variables empty rather than "unknown variable" errors.
     fn get(&self, key: &str) -> Option<&Value> {
         match self.values.get(key) {
             Some(value) => Some(value),

@@ -5,6 +5,7 @@ mod corpus;
 mod diagnostics;
 mod docs;
 mod environment;
+mod evaluate;
 mod fuzz;
 mod graph;
 mod substitution;
