@@ -261,7 +261,7 @@ fn compile_row(
     match &workflow.clone {
         CloneSpec::Skip => {}
         CloneSpec::Default { depth, tags, submodules, lfs } => {
-            let mut step = base_step(workflow.dialect, CLONE_STEP, StepKind::Clone, next_number(), &workspace_dir);
+            let mut step = base_step(CLONE_STEP, StepKind::Clone, &workspace_dir);
             step.clone = Some(CloneOptions {
                 depth: *depth,
                 tags: tags.unwrap_or(context.event == "tag"),
@@ -308,8 +308,7 @@ fn run_on(on_success: bool, on_failure: bool) -> Vec<RunOn> {
     statuses
 }
 
-fn base_step(dialect: Dialect, name: &str, kind: StepKind, number: usize, workspace_dir: &str) -> StepPlan {
-    let _ = (dialect, number);
+fn base_step(name: &str, kind: StepKind, workspace_dir: &str) -> StepPlan {
     StepPlan {
         name: name.to_owned(),
         kind,
@@ -355,7 +354,7 @@ fn lower_step(
     workspace_dir: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> StepPlan {
-    let mut step = base_step(workflow.dialect, &spec.name, kind, number, workspace_dir);
+    let mut step = base_step(&spec.name, kind, workspace_dir);
     step.image = spec.image.clone();
     step.pull = spec.pull.unwrap_or(PullPolicy::IfNotPresent);
     step.commands = spec.commands.clone();
@@ -373,7 +372,7 @@ fn lower_step(
             step.environment.insert(variable, encoded);
         }
     }
-    step.environment.extend(step_environment(workflow.dialect, &spec.name, kind, number));
+    step.environment.extend(step_environment(&spec.name, kind, number));
     step.failure = spec.failure;
     step.detach = spec.detach || kind == StepKind::Service;
     step.privileged = spec.privileged;

@@ -142,14 +142,13 @@ pub fn builtin_environment(context: &Context, facts: &WorkflowFacts<'_>) -> BTre
 }
 
 /// Variables that depend on the step.
-pub fn step_environment(dialect: Dialect, name: &str, kind: StepKind, number: usize) -> BTreeMap<String, String> {
+pub fn step_environment(name: &str, kind: StepKind, number: usize) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("CI_STEP_NAME".to_owned(), name.to_owned());
     env.insert("CI_STEP_TYPE".to_owned(), kind.as_str().to_owned());
     env.insert("CI_STEP_NUMBER".to_owned(), number.to_string());
     env.insert("DRONE_STEP_NAME".to_owned(), name.to_owned());
     env.insert("DRONE_STEP_NUMBER".to_owned(), number.to_string());
-    let _ = dialect;
     env
 }
 

@@ -58,8 +58,8 @@ fn read_set(reader: &mut Reader<'_>, node: &Node, dialect: Dialect, scope: Condi
             }
             "event" => {
                 set.event = read_filter(reader, value, "event");
-                if let Some(filter) = &set.event {
-                    check_events(reader, value, filter);
+                if set.event.is_some() {
+                    check_events(reader, value);
                 }
             }
             "ref" => set.reference = read_filter(reader, value, "ref"),
@@ -126,7 +126,7 @@ fn read_patterns(reader: &mut Reader<'_>, node: &Node, field: &str) -> Vec<GlobP
     patterns
 }
 
-fn check_events(reader: &mut Reader<'_>, node: &Node, filter: &Filter) {
+fn check_events(reader: &mut Reader<'_>, node: &Node) {
     let items: Vec<&Node> = match &node.value {
         NodeValue::Sequence(items) => items.iter().collect(),
         NodeValue::Mapping(entries) => entries
@@ -138,7 +138,6 @@ fn check_events(reader: &mut Reader<'_>, node: &Node, filter: &Filter) {
             .collect(),
         _ => vec![node],
     };
-    let _ = filter;
     for item in items {
         let Some(text) = item.scalar_text() else { continue };
         let has_glob = text.contains(['*', '?', '[', '{']);

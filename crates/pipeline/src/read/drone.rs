@@ -69,7 +69,8 @@ fn read_pipeline(reader: &mut Reader<'_>, document: Node) -> Option<WorkflowSpec
         file: reader.file.to_owned(),
         dialect: Dialect::Drone,
         span: document.span,
-        document: document.clone(),
+        // Moved in at the end; reading borrows it.
+        document: Node::new(crate::yaml::NodeValue::Null, document.span),
         runner_type: None,
         when: When::default(),
         depends_on: Vec::new(),
@@ -148,6 +149,7 @@ fn read_pipeline(reader: &mut Reader<'_>, document: Node) -> Option<WorkflowSpec
         reader.error(code::NO_STEPS, workflow.span, format!("pipeline `{}` has no steps", workflow.name)).hint =
             Some("add `steps:` with at least one step".into());
     }
+    workflow.document = document;
     Some(workflow)
 }
 

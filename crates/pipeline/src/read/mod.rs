@@ -244,7 +244,7 @@ impl<'a> Reader<'a> {
             NodeValue::Mapping(pairs) => {
                 for (key, value) in pairs {
                     let Some(name) = self.key_text(key) else { continue };
-                    let value = self.setting_value(value, &format!("{field}.{name}"));
+                    let value = self.setting_value(value);
                     entries.push(EnvironmentEntry { name: name.into_owned(), value, span: key.span });
                 }
             }
@@ -270,13 +270,13 @@ impl<'a> Reader<'a> {
     }
 
     /// A settings or environment value, with `{from_secret: name}` recognised at any depth.
-    pub fn setting_value(&mut self, node: &Node, field: &str) -> SettingValue {
+    pub fn setting_value(&mut self, node: &Node) -> SettingValue {
         match &node.value {
             NodeValue::Null => SettingValue::Null,
             NodeValue::Bool(_) | NodeValue::Number(_) | NodeValue::String(_) => {
                 SettingValue::Scalar(node.scalar_text().map(Cow::into_owned).unwrap_or_default())
             }
-            NodeValue::Sequence(items) => SettingValue::List(items.iter().map(|item| self.setting_value(item, field)).collect()),
+            NodeValue::Sequence(items) => SettingValue::List(items.iter().map(|item| self.setting_value(item)).collect()),
             NodeValue::Mapping(entries) => {
                 if let [(key, value)] = entries.as_slice()
                     && key.as_str() == Some("from_secret")
@@ -295,7 +295,7 @@ impl<'a> Reader<'a> {
                         self.error(code::INVALID_VALUE, key.span, "`from_secret` must be the only key of its mapping");
                     }
                     let Some(name) = self.key_text(key) else { continue };
-                    let value = self.setting_value(value, field);
+                    let value = self.setting_value(value);
                     map.push((name.into_owned(), value));
                 }
                 SettingValue::Map(map)

@@ -262,7 +262,7 @@ fn read_settings(reader: &mut Reader<'_>, node: &Node) -> Vec<(String, SettingVa
     let mut settings = Vec::new();
     for (key, value) in reader.mapping(node, "settings") {
         let Some(name) = reader.key_text(key) else { continue };
-        let value = reader.setting_value(value, &format!("settings.{name}"));
+        let value = reader.setting_value(value);
         settings.push((name.into_owned(), value));
     }
     settings

@@ -39,7 +39,8 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
         file: reader.file.to_owned(),
         dialect: Dialect::Woodpecker,
         span: document.span,
-        document: document.clone(),
+        // Moved in at the end; reading borrows it.
+        document: Node::new(crate::yaml::NodeValue::Null, document.span),
         runner_type: None,
         when: When::default(),
         depends_on: Vec::new(),
@@ -141,6 +142,7 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
         (false, Some(steps)) => CloneSpec::Custom(steps),
         (false, None) => CloneSpec::Default { depth: None, tags: None, submodules: None, lfs: None },
     };
+    workflow.document = document;
     Some(workflow)
 }
 
