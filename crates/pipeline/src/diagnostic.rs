@@ -126,7 +126,8 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
             let limit = (candidate.chars().count().max(word.chars().count()) / 3).max(1);
             *distance <= limit
         })
-        .min_by_key(|(distance, _)| *distance)
+        // Ties go to the alphabetically first candidate, so the hint is the same on every run.
+        .min_by(|(a_distance, a), (b_distance, b)| a_distance.cmp(b_distance).then_with(|| a.cmp(b)))
         .map(|(_, candidate)| candidate)
 }
 
