@@ -512,6 +512,9 @@ fn link_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpe
             vec![names[index - 1].clone()]
         };
     }
+    if graph_mode && workflow.dialect == Dialect::Woodpecker {
+        skip_dependents_of_skipped_steps(steps, clone_count, workflow);
+    }
     let skipped: HashMap<&str, usize> =
         steps.iter().enumerate().filter(|(_, step)| step.skipped).map(|(index, step)| (step.name.as_str(), index)).collect();
     let position: HashMap<&str, usize> = names.iter().enumerate().map(|(index, name)| (name.as_str(), index)).collect();
@@ -541,6 +544,31 @@ fn link_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpe
     }
     for (step, dependencies) in steps.iter_mut().zip(resolved) {
         step.depends_on = dependencies;
+    }
+}
+
+/// Woodpecker refuses to run a step whose required dependency was filtered out by `when`; Gantry
+/// skips it instead, and says why, so that e.g. a deploy never runs without its build. Optional
+/// dependencies are simply dropped. (Drone runs such steps: a skipped step counts as done there.)
+fn skip_dependents_of_skipped_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpec) {
+    // Repeat until stable: dependencies may be declared after the steps that use them.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (offset, spec) in workflow.steps.iter().enumerate() {
+            let index = clone_count + offset;
+            if steps[index].skipped {
+                continue;
+            }
+            let blocked = spec.depends_on.iter().flatten().filter(|dependency| !dependency.optional).find(|dependency| {
+                steps.iter().any(|other| other.name == dependency.name && other.skipped)
+            });
+            if let Some(dependency) = blocked {
+                steps[index].skipped = true;
+                steps[index].skip_reason = Some(format!("it depends on step `{}`, which does not run", dependency.name));
+                changed = true;
+            }
+        }
     }
 }
 
