@@ -22,7 +22,15 @@ fn corpus() -> Vec<Repository> {
     for case in cases {
         let dir = case.path();
         let list = |dir: &Path| -> Vec<String> {
-            std::fs::read_dir(dir).map(|entries| entries.filter_map(Result::ok).filter(|e| e.path().is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.path().is_file())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let root_names = list(&dir);
         let folder = dir.join(".woodpecker");
@@ -51,10 +59,8 @@ fn typical_files(count: usize) -> Vec<Repository> {
             if files >= count {
                 break;
             }
-            let copy: Repository = repository
-                .iter()
-                .map(|file| SourceFile::new(file.path.clone(), format!("# copy {round}\n{}", file.text)))
-                .collect();
+            let copy: Repository =
+                repository.iter().map(|file| SourceFile::new(file.path.clone(), format!("# copy {round}\n{}", file.text))).collect();
             files += copy.len();
             repositories.push(copy);
         }
@@ -66,7 +72,9 @@ fn typical_files(count: usize) -> Vec<Repository> {
 /// One Woodpecker file of `steps` steps: groups of 20 that fan out from a setup step and fan
 /// in to a check, with conditions, environment, settings and secrets on the way.
 fn large_file(steps: usize) -> Repository {
-    let mut text = String::from("when:\n  - event: [push, pull_request]\n  - event: tag\nservices:\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: test\nsteps:\n");
+    let mut text = String::from(
+        "when:\n  - event: [push, pull_request]\n  - event: tag\nservices:\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: test\nsteps:\n",
+    );
     for index in 0..steps {
         let group = index / 20;
         let dependency = if index % 20 == 0 {

@@ -54,7 +54,13 @@ pub fn render_plan(plan: &Plan, context: &Context) -> String {
     let _ = writeln!(out, "plan for {} on {} of {}", context.event, subject, context.repo);
     for workflow in &plan.workflows {
         let _ = writeln!(out);
-        let status = if workflow.skipped { "skipped" } else if workflow.runnable { "runs" } else { "cannot run here" };
+        let status = if workflow.skipped {
+            "skipped"
+        } else if workflow.runnable {
+            "runs"
+        } else {
+            "cannot run here"
+        };
         let _ = write!(out, "workflow {} ({}) {status}", workflow.name, workflow.file);
         if let Some(reason) = &workflow.skip_reason {
             let _ = write!(out, ": {reason}");
@@ -71,7 +77,12 @@ pub fn render_plan(plan: &Plan, context: &Context) -> String {
         }
     }
     let running: usize = plan.workflows.iter().filter(|w| !w.skipped).map(|w| w.steps.iter().filter(|s| !s.skipped).count()).sum();
-    let _ = writeln!(out, "\n{} of {} workflows run, {running} steps", plan.workflows.iter().filter(|w| !w.skipped).count(), plan.workflows.len());
+    let _ = writeln!(
+        out,
+        "\n{} of {} workflows run, {running} steps",
+        plan.workflows.iter().filter(|w| !w.skipped).count(),
+        plan.workflows.len()
+    );
     out
 }
 

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use pipeline::diagnostic::code;
+use pipeline::discovery::{WOODPECKER_FOLDER, discover};
 use pipeline::yaml::Span;
 use pipeline::{Diagnostic, SourceFile};
-use pipeline::discovery::{WOODPECKER_FOLDER, discover};
 
 /// The files of one pipeline and the folder they were found from (for git).
 pub struct Pipeline {
@@ -77,10 +77,7 @@ pub fn load(path: &Path) -> anyhow::Result<Pipeline> {
         // A custom config folder: every YAML file in it is a workflow.
         relative = root_names.iter().filter(|name| name.ends_with(".yml") || name.ends_with(".yaml")).cloned().collect();
         if relative.is_empty() {
-            bail!(
-                "no pipeline found in {}: expected .woodpecker/*.yml, .woodpecker.yml or .drone.yml",
-                path.display()
-            );
+            bail!("no pipeline found in {}: expected .woodpecker/*.yml, .woodpecker.yml or .drone.yml", path.display());
         }
         root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     }

@@ -89,7 +89,8 @@ fn compile_workflow(
             Ok(rows) => rows.into_iter().map(Some).collect(),
             Err(count) => {
                 diagnostics.push(matrix_limit_diagnostic(workflow, matrix, count));
-                let mut plan = empty_plan(workflow, context, None);
+                // The steps are planned once, as written, so the workflow can still be shown.
+                let mut plan = compile_row(workflow, number, None, context, options, &mut Vec::new());
                 plan.skipped = true;
                 plan.skip_reason = Some(format!("matrix expands to {count} rows, more than the limit of {MAX_MATRIX_ROWS}"));
                 return vec![plan];
@@ -179,8 +180,16 @@ fn compile_row(
 ) -> WorkflowPlan {
     let mut plan = empty_plan(written, context, matrix);
     // Labels and platform may use matrix variables, so substitute first with what is known.
-    let platform_guess = written.labels.get("platform").cloned().or_else(|| written.platform.clone()).unwrap_or_else(|| context.platform.clone());
-    let facts = WorkflowFacts { dialect: written.dialect, name: &written.name, number, workspace: &plan.workspace, matrix, platform: &platform_guess };
+    let platform_guess =
+        written.labels.get("platform").cloned().or_else(|| written.platform.clone()).unwrap_or_else(|| context.platform.clone());
+    let facts = WorkflowFacts {
+        dialect: written.dialect,
+        name: &written.name,
+        number,
+        workspace: &plan.workspace,
+        matrix,
+        platform: &platform_guess,
+    };
     let mut environment = context.extra_environment.clone();
     environment.extend(builtin_environment(context, &facts));
 
@@ -211,10 +220,18 @@ fn compile_row(
 
     plan.labels = workflow.labels.clone();
     plan.platform = workflow.labels.get("platform").cloned().or_else(|| workflow.platform.clone());
-    plan.concurrency = workflow.concurrency.as_ref().map(|concurrency| ConcurrencyPlan { limit: concurrency.limit, group: concurrency.group.clone() });
+    plan.concurrency =
+        workflow.concurrency.as_ref().map(|concurrency| ConcurrencyPlan { limit: concurrency.limit, group: concurrency.group.clone() });
     let platform = plan.platform.clone().unwrap_or_else(|| context.platform.clone());
     if platform != platform_guess {
-        let facts = WorkflowFacts { dialect: written.dialect, name: &written.name, number, workspace: &plan.workspace, matrix, platform: &platform };
+        let facts = WorkflowFacts {
+            dialect: written.dialect,
+            name: &written.name,
+            number,
+            workspace: &plan.workspace,
+            matrix,
+            platform: &platform,
+        };
         environment.extend(builtin_environment(context, &facts));
     }
     for entry in &workflow.environment {
@@ -224,22 +241,33 @@ fn compile_row(
         }
         if !secrets.is_empty() {
             diagnostics.push(
-                Diagnostic::warning(code::UNSUPPORTED, &workflow.file, entry.span, "secrets in pipeline-level `environment` are given to no step")
-                    .with_hint("move `from_secret` to the `environment` of the steps that need it"),
+                Diagnostic::warning(
+                    code::UNSUPPORTED,
+                    &workflow.file,
+                    entry.span,
+                    "secrets in pipeline-level `environment` are given to no step",
+                )
+                .with_hint("move `from_secret` to the `environment` of the steps that need it"),
             );
         }
     }
     plan.environment.extend(environment.iter().map(|(key, value)| (key.clone(), value.clone())));
 
-    let input = MatchInput { context, environment: &environment, matrix, local: options.local, ignore_conditions: options.ignore_conditions };
+    let input =
+        MatchInput { context, environment: &environment, matrix, local: options.local, ignore_conditions: options.ignore_conditions };
     match workflow.when.decide(&input) {
-        Ok(Decision::Run { on_success, on_failure }) => plan.runs_on = run_on(on_success, on_failure),
+        Ok(Decision::Run { on_success, on_failure }) => plan.runs_on = RunOn::list(on_success, on_failure),
         Ok(Decision::Skip(reason)) => {
             plan.skipped = true;
             plan.skip_reason = Some(reason);
         }
         Err(message) => {
-            diagnostics.push(Diagnostic::error(code::INVALID_EXPRESSION, &workflow.file, workflow.when.span.unwrap_or(workflow.span), message));
+            diagnostics.push(Diagnostic::error(
+                code::INVALID_EXPRESSION,
+                &workflow.file,
+                workflow.when.span.unwrap_or(workflow.span),
+                message,
+            ));
             plan.skipped = true;
             plan.skip_reason = Some("its condition could not be evaluated".into());
         }
@@ -295,17 +323,6 @@ fn compile_row(
     link_steps(&mut steps, clone_count, workflow, diagnostics);
     plan.steps = steps;
     plan
-}
-
-fn run_on(on_success: bool, on_failure: bool) -> Vec<RunOn> {
-    let mut statuses = Vec::new();
-    if on_success {
-        statuses.push(RunOn::Success);
-    }
-    if on_failure {
-        statuses.push(RunOn::Failure);
-    }
-    statuses
 }
 
 fn base_step(name: &str, kind: StepKind, workspace_dir: &str) -> StepPlan {
@@ -381,11 +398,7 @@ fn lower_step(
         Some(directory) => format!("{}/{}", workspace_dir.trim_end_matches('/'), directory.trim_start_matches("./")),
         None => workspace_dir.to_owned(),
     };
-    step.volumes = spec
-        .volumes
-        .iter()
-        .filter_map(|volume| resolve_volume(workflow, spec, volume, diagnostics))
-        .collect();
+    step.volumes = spec.volumes.iter().filter_map(|volume| resolve_volume(workflow, spec, volume, diagnostics)).collect();
     step.ports = spec.ports.clone();
     step.network_mode = spec.network_mode.clone();
     step.dns = spec.dns.clone();
@@ -436,7 +449,7 @@ fn resolve_volume(workflow: &WorkflowSpec, spec: &StepSpec, volume: &str, diagno
 fn decide_step(step: &mut StepPlan, spec: &StepSpec, input: &MatchInput<'_>, file: &str, diagnostics: &mut Vec<Diagnostic>) {
     match spec.when.decide(input) {
         Ok(Decision::Run { on_success, on_failure }) => {
-            step.runs_on = run_on(on_success, on_failure);
+            step.runs_on = RunOn::list(on_success, on_failure);
             if step.runs_on.is_empty() {
                 step.skipped = true;
                 step.skip_reason = Some("its `status` condition lists no status".into());
@@ -469,8 +482,13 @@ fn make_names_unique(steps: &mut [StepPlan], workflow: &WorkflowSpec, diagnostic
             }
             let spec = &workflow.steps[index];
             diagnostics.push(
-                Diagnostic::warning(code::DUPLICATE_NAME, &workflow.file, spec.span, format!("another step is already named `{}`", spec.name))
-                    .with_hint("give each step its own name; this one runs as a numbered copy"),
+                Diagnostic::warning(
+                    code::DUPLICATE_NAME,
+                    &workflow.file,
+                    spec.span,
+                    format!("another step is already named `{}`", spec.name),
+                )
+                .with_hint("give each step its own name; this one runs as a numbered copy"),
             );
             step.name = format!("{}-{}", step.name, count);
         }
@@ -560,9 +578,12 @@ fn skip_dependents_of_skipped_steps(steps: &mut [StepPlan], clone_count: usize, 
             if steps[index].skipped {
                 continue;
             }
-            let blocked = spec.depends_on.iter().flatten().filter(|dependency| !dependency.optional).find(|dependency| {
-                steps.iter().any(|other| other.name == dependency.name && other.skipped)
-            });
+            let blocked = spec
+                .depends_on
+                .iter()
+                .flatten()
+                .filter(|dependency| !dependency.optional)
+                .find(|dependency| steps.iter().any(|other| other.name == dependency.name && other.skipped));
             if let Some(dependency) = blocked {
                 steps[index].skipped = true;
                 steps[index].skip_reason = Some(format!("it depends on step `{}`, which does not run", dependency.name));
@@ -572,7 +593,12 @@ fn skip_dependents_of_skipped_steps(steps: &mut [StepPlan], clone_count: usize, 
     }
 }
 
-pub(crate) fn unknown_step_diagnostic(workflow: &WorkflowSpec, step: &str, dependency: &crate::model::Dependency, names: &[String]) -> Diagnostic {
+pub(crate) fn unknown_step_diagnostic(
+    workflow: &WorkflowSpec,
+    step: &str,
+    dependency: &crate::model::Dependency,
+    names: &[String],
+) -> Diagnostic {
     let mut diagnostic = Diagnostic::error(
         code::UNKNOWN_DEPENDENCY,
         &workflow.file,
@@ -629,9 +655,9 @@ fn resolve_workflow_dependencies(workflows: &[WorkflowSpec], plans: &mut [Workfl
             if plans[index].skipped {
                 continue;
             }
-            let blocked = dependencies[index].iter().find(|(name, optional)| {
-                !optional && plans.iter().any(|other| &other.name == name && other.skipped)
-            });
+            let blocked = dependencies[index]
+                .iter()
+                .find(|(name, optional)| !optional && plans.iter().any(|other| &other.name == name && other.skipped));
             if let Some((name, _)) = blocked {
                 plans[index].skipped = true;
                 plans[index].skip_reason = Some(format!("it depends on workflow `{name}`, which does not run"));
@@ -641,10 +667,7 @@ fn resolve_workflow_dependencies(workflows: &[WorkflowSpec], plans: &mut [Workfl
     }
     let skipped: HashSet<String> = plans.iter().filter(|plan| plan.skipped).map(|plan| plan.name.clone()).collect();
     for (plan, dependencies) in plans.iter_mut().zip(dependencies) {
-        plan.depends_on = dependencies
-            .into_iter()
-            .filter(|(name, optional)| !(*optional && skipped.contains(name)))
-            .map(|(name, _)| name)
-            .collect();
+        plan.depends_on =
+            dependencies.into_iter().filter(|(name, optional)| !(*optional && skipped.contains(name))).map(|(name, _)| name).collect();
     }
 }

@@ -232,15 +232,16 @@ impl When {
         if matched.is_empty() {
             return Ok(Decision::Skip(first_reason.unwrap_or_else(|| "no condition matches".into())));
         }
-        // As Woodpecker: success is presumed unless a matching set lists statuses without it;
-        // failure must be asked for.
-        let on_success = !matched
-            .iter()
-            .any(|set| set.status.as_ref().is_some_and(|statuses| !statuses.is_empty() && !statuses.contains(&RunStatus::Success)));
-        let on_failure = matched
-            .iter()
-            .any(|set| set.status.as_ref().is_some_and(|statuses| statuses.contains(&RunStatus::Failure)));
+        let (on_success, on_failure) = statuses_of(matched.into_iter());
         Ok(Decision::Run { on_success, on_failure })
+    }
+
+    /// Whether it runs after success and after failure, taking every alternative as matching.
+    pub fn statuses_ignoring_conditions(&self) -> (bool, bool) {
+        if self.alternatives.is_empty() {
+            return (true, false);
+        }
+        statuses_of(self.alternatives.iter())
     }
 
     /// Every event any alternative can run on; `None` when some alternative does not filter events.
@@ -262,6 +263,16 @@ impl When {
         }
         Some(events)
     }
+}
+
+/// Woodpecker's rule over the matching condition sets: success is presumed unless a set lists
+/// statuses without it; failure must be asked for.
+fn statuses_of<'a>(sets: impl Iterator<Item = &'a ConditionSet> + Clone) -> (bool, bool) {
+    let on_success = !sets
+        .clone()
+        .any(|set| set.status.as_ref().is_some_and(|statuses| !statuses.is_empty() && !statuses.contains(&RunStatus::Success)));
+    let on_failure = sets.into_iter().any(|set| set.status.as_ref().is_some_and(|statuses| statuses.contains(&RunStatus::Failure)));
+    (on_success, on_failure)
 }
 
 impl ConditionSet {

@@ -9,8 +9,7 @@ pub fn find_cycle(nodes: &[(&str, Vec<&str>)]) -> Option<Vec<String>> {
         Open,
         Done,
     }
-    let positions: std::collections::HashMap<&str, usize> =
-        nodes.iter().enumerate().map(|(index, (name, _))| (*name, index)).collect();
+    let positions: std::collections::HashMap<&str, usize> = nodes.iter().enumerate().map(|(index, (name, _))| (*name, index)).collect();
     let index_of = |name: &str| positions.get(name).copied();
     let mut marks = vec![Mark::New; nodes.len()];
     let mut path: Vec<usize> = Vec::new();

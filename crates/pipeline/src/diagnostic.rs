@@ -59,15 +59,7 @@ impl Diagnostic {
     }
 
     fn new(severity: Severity, code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
-        Self {
-            severity,
-            code,
-            file: file.to_owned(),
-            line: span.line,
-            column: span.column,
-            message: message.into(),
-            hint: None,
-        }
+        Self { severity, code, file: file.to_owned(), line: span.line, column: span.column, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

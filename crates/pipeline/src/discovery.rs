@@ -9,11 +9,8 @@ pub const WOODPECKER_FOLDER: &str = ".woodpecker";
 /// Drone's `.drone.yml` or `.drone.yaml`. Paths returned are relative to the root.
 pub fn discover(root_entries: &[&str], woodpecker_folder_entries: Option<&[&str]>) -> Vec<String> {
     if let Some(entries) = woodpecker_folder_entries {
-        let mut files: Vec<String> = entries
-            .iter()
-            .filter(|name| is_yaml(name))
-            .map(|name| format!("{WOODPECKER_FOLDER}/{name}"))
-            .collect();
+        let mut files: Vec<String> =
+            entries.iter().filter(|name| is_yaml(name)).map(|name| format!("{WOODPECKER_FOLDER}/{name}")).collect();
         files.sort();
         if !files.is_empty() {
             return files;

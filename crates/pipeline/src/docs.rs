@@ -184,9 +184,6 @@ fn step_views<'a>(spec: &'a WorkflowSpec, plan: Option<&'a WorkflowPlan>) -> (Ve
         let plan = if use_plan { planned.get(index) } else { None };
         steps.push(view(spec, kind, step, plan));
     }
-    if !use_plan {
-        derive_order(spec, &mut steps);
-    }
     let planned_services: &[StepPlan] = plan.map_or(&[], |plan| &plan.services);
     let services = spec
         .services
@@ -225,47 +222,10 @@ fn view<'a>(workflow: &WorkflowSpec, kind: StepKind, spec: Option<&'a StepSpec>,
     }
 }
 
-/// Without a plan (a matrix over the limit): the order the compiler would give, without
-/// taking out skipped steps.
-fn derive_order(workflow: &WorkflowSpec, steps: &mut [StepView<'_>]) {
-    let clone_count = steps.iter().take_while(|step| step.kind == StepKind::Clone).count();
-    let graph_mode = workflow.steps.iter().any(|step| step.depends_on.is_some());
-    let names: Vec<String> = steps.iter().map(|step| step.name.clone()).collect();
-    let last_clone: Vec<String> = clone_count.checked_sub(1).map(|index| names[index].clone()).into_iter().collect();
-    for index in 0..steps.len() {
-        steps[index].after = if index < clone_count {
-            index.checked_sub(1).map(|previous| names[previous].clone()).into_iter().collect()
-        } else if graph_mode {
-            match steps[index].spec.and_then(|spec| spec.depends_on.as_ref()) {
-                Some(dependencies) if !dependencies.is_empty() => {
-                    dependencies.iter().filter(|dependency| names.contains(&dependency.name)).map(|dependency| dependency.name.clone()).collect()
-                }
-                _ => last_clone.clone(),
-            }
-        } else if index == clone_count {
-            last_clone.clone()
-        } else {
-            vec![names[index - 1].clone()]
-        };
-    }
-}
-
 /// When a `when` lets a step run, as the compiler decides it with conditions ignored.
 fn statuses_of(when: &When) -> Vec<RunOn> {
-    if when.alternatives.is_empty() {
-        return vec![RunOn::Success];
-    }
-    let on_success =
-        !when.alternatives.iter().any(|set| set.status.as_ref().is_some_and(|statuses| !statuses.is_empty() && !statuses.contains(&RunStatus::Success)));
-    let on_failure = when.alternatives.iter().any(|set| set.status.as_ref().is_some_and(|statuses| statuses.contains(&RunStatus::Failure)));
-    let mut statuses = Vec::new();
-    if on_success {
-        statuses.push(RunOn::Success);
-    }
-    if on_failure {
-        statuses.push(RunOn::Failure);
-    }
-    statuses
+    let (on_success, on_failure) = when.statuses_ignoring_conditions();
+    RunOn::list(on_success, on_failure)
 }
 
 /// The secrets a step receives, found as the compiler finds them (`encode_value`), with where
@@ -276,7 +236,11 @@ fn step_secrets(dialect: Dialect, step: &StepSpec) -> Vec<SecretUse> {
         let mut references = Vec::new();
         encode_value(&entry.value, &entry.name, &mut references);
         for reference in references {
-            let how = if reference.embedded { format!("part of {}", code(&format!("${}", entry.name))) } else { code(&format!("${}", entry.name)) };
+            let how = if reference.embedded {
+                format!("part of {}", code(&format!("${}", entry.name)))
+            } else {
+                code(&format!("${}", entry.name))
+            };
             uses.push(SecretUse { secret: reference.secret, how });
         }
     }
@@ -286,7 +250,10 @@ fn step_secrets(dialect: Dialect, step: &StepSpec) -> Vec<SecretUse> {
         encode_value(value, &variable, &mut references);
         for reference in references {
             let part = if reference.embedded { "part of " } else { "" };
-            uses.push(SecretUse { secret: reference.secret, how: format!("{part}setting {} ({})", code(key), code(&format!("${variable}"))) });
+            uses.push(SecretUse {
+                secret: reference.secret,
+                how: format!("{part}setting {} ({})", code(key), code(&format!("${variable}"))),
+            });
         }
     }
     uses
@@ -374,7 +341,11 @@ fn render_overview(out: &mut String, docs: &[WorkflowDoc<'_>], secrets_anchor: &
     if unfiltered.is_empty() {
         let _ = write!(paragraph, " It is triggered by {event_list} events.");
     } else if events.is_empty() {
-        paragraph.push_str(if docs.len() == 1 { " It runs on every event." } else { " It runs on every event: no workflow filters events." });
+        paragraph.push_str(if docs.len() == 1 {
+            " It runs on every event."
+        } else {
+            " It runs on every event: no workflow filters events."
+        });
     } else {
         let names = join_words(&unfiltered.iter().map(|name| code(name)).collect::<Vec<_>>(), "and");
         let verb = if unfiltered.len() == 1 { "has no event filter and runs" } else { "have no event filter and run" };
@@ -591,8 +562,10 @@ fn when_lines(doc: &WorkflowDoc<'_>, several: bool) -> Vec<String> {
         }
     }
     if !spec.depends_on.is_empty() {
-        let required: Vec<String> = spec.depends_on.iter().filter(|dependency| !dependency.optional).map(|dependency| code(&dependency.name)).collect();
-        let optional: Vec<String> = spec.depends_on.iter().filter(|dependency| dependency.optional).map(|dependency| code(&dependency.name)).collect();
+        let required: Vec<String> =
+            spec.depends_on.iter().filter(|dependency| !dependency.optional).map(|dependency| code(&dependency.name)).collect();
+        let optional: Vec<String> =
+            spec.depends_on.iter().filter(|dependency| dependency.optional).map(|dependency| code(&dependency.name)).collect();
         let statuses = statuses_of(&spec.when);
         if !required.is_empty() {
             let (noun, subject) = if required.len() == 1 { ("workflow", "it") } else { ("workflows", "they") };
@@ -710,7 +683,8 @@ fn render_matrix(out: &mut String, spec: &WorkflowSpec, matrix: &crate::model::M
             out!(out, "| {} |", axes.iter().map(|axis| cell(&code(axis))).collect::<Vec<_>>().join(" | "));
             out!(out, "|{}", "---|".repeat(axes.len().max(1)));
             for row in rows.iter().take(MAX_MATRIX_ROWS_SHOWN) {
-                let cells: Vec<String> = axes.iter().map(|axis| row.get(*axis).map_or("—".to_owned(), |value| cell(&code(value)))).collect();
+                let cells: Vec<String> =
+                    axes.iter().map(|axis| row.get(*axis).map_or("—".to_owned(), |value| cell(&code(value)))).collect();
                 out!(out, "| {} |", cells.join(" | "));
             }
             out!(out);
@@ -882,7 +856,8 @@ fn render_step_table(out: &mut String, doc: &WorkflowDoc<'_>) {
     out!(out, "|---|---|---|---|{}", if with_notes { "---|" } else { "" });
     for (step, notes) in doc.steps.iter().zip(&notes) {
         let name = step_name_link(step);
-        let after = if step.after.is_empty() { "—".to_owned() } else { step.after.iter().map(|name| code(name)).collect::<Vec<_>>().join(", ") };
+        let after =
+            if step.after.is_empty() { "—".to_owned() } else { step.after.iter().map(|name| code(name)).collect::<Vec<_>>().join(", ") };
         let mut row = format!("| {} | {} | {} | {} |", cell(&name), cell(&does(step)), cell(&after), cell(&runs(doc.spec, step)));
         if with_notes {
             let _ = write!(row, " {} |", cell(&notes.join(", ")));
@@ -1198,7 +1173,11 @@ fn yaml_value(value: &SettingValue, flow: bool) -> String {
         SettingValue::List(items) => format!("[{}]", items.iter().map(|item| yaml_value(item, true)).collect::<Vec<_>>().join(", ")),
         SettingValue::Map(entries) => format!(
             "{{ {} }}",
-            entries.iter().map(|(key, value)| format!("{}: {}", yaml_scalar(key, true), yaml_value(value, true))).collect::<Vec<_>>().join(", ")
+            entries
+                .iter()
+                .map(|(key, value)| format!("{}: {}", yaml_scalar(key, true), yaml_value(value, true)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     if flow { text } else { shorten_flow(&text) }
@@ -1214,9 +1193,11 @@ fn shorten_flow(text: &str) -> String {
 
 /// A scalar as YAML would read it back as the same string (roughly: quoted when in doubt).
 fn yaml_scalar(text: &str, flow: bool) -> String {
-    let special_start = text.starts_with(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', ' '])
+    let special_start = text
+        .starts_with(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', ' '])
         || text.ends_with(' ');
-    let special_inside = text.contains(": ") || text.contains(" #") || text.ends_with(':') || (flow && text.contains([',', '[', ']', '{', '}']));
+    let special_inside =
+        text.contains(": ") || text.contains(" #") || text.ends_with(':') || (flow && text.contains([',', '[', ']', '{', '}']));
     if text.is_empty() || special_start || special_inside || text.contains(['\n', '\t']) {
         serde_json::to_string(text).unwrap_or_else(|_| format!("{text:?}"))
     } else {
@@ -1256,7 +1237,8 @@ fn has_filters(set: &ConditionSet) -> bool {
 /// One condition set as a phrase: "on `push` when the branch is `main`, even if an earlier step failed".
 fn describe_set(set: &ConditionSet, scope: Scope, rows: Option<&[BTreeMap<String, String>]>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let events: Vec<&str> = set.event.as_ref().map(|filter| filter.include.iter().map(|pattern| pattern.text.as_str()).collect()).unwrap_or_default();
+    let events: Vec<&str> =
+        set.event.as_ref().map(|filter| filter.include.iter().map(|pattern| pattern.text.as_str()).collect()).unwrap_or_default();
     let only_events = |allowed: &[&str]| !events.is_empty() && events.iter().all(|event| allowed.contains(event));
     if let Some(event) = set.event.as_ref().filter(|filter| !filter.is_empty()) {
         parts.push(event_phrase(event));
@@ -1424,7 +1406,11 @@ fn all_secret_uses(docs: &[WorkflowDoc<'_>]) -> Vec<(String, String, String)> {
     let mut uses = Vec::new();
     for doc in docs {
         for secret in &doc.spec.image_pull_secrets {
-            uses.push((secret.clone(), format!("[{}](#{})", code(&doc.spec.name), doc.anchor), "registry login (`image_pull_secrets`)".to_owned()));
+            uses.push((
+                secret.clone(),
+                format!("[{}](#{})", code(&doc.spec.name), doc.anchor),
+                "registry login (`image_pull_secrets`)".to_owned(),
+            ));
         }
         for entry in &doc.spec.environment {
             let mut references = Vec::new();
@@ -1522,7 +1508,9 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
             ));
         }
         if spec.runner_type.as_ref().is_some_and(|runner| runner.name == "exec") {
-            notes.push(format!("Workflow {workflow} uses the `exec` runner: its commands run directly on the agent's machine, not in containers."));
+            notes.push(format!(
+                "Workflow {workflow} uses the `exec` runner: its commands run directly on the agent's machine, not in containers."
+            ));
         }
         if let Some(matrix) = &spec.matrix
             && let Err(count) = matrix_rows(matrix)
@@ -1535,16 +1523,25 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
                     .steps
                     .iter()
                     .chain(doc.services.iter())
-                    .filter(|step| step.spec.is_some_and(|spec| spec.volumes.iter().any(|mount| mount.split(':').next() == Some(volume.name.as_str()))))
+                    .filter(|step| {
+                        step.spec.is_some_and(|spec| spec.volumes.iter().any(|mount| mount.split(':').next() == Some(volume.name.as_str())))
+                    })
                     .map(|step| step_link(doc, step, several))
                     .collect();
                 let by = if users.is_empty() { String::new() } else { format!(", mounted by {}", join_words(&users, "and")) };
-                notes.push(format!("Workflow {workflow} declares host volume {} → {}{by}: needs a trusted repository.", code(&volume.name), code(path)));
+                notes.push(format!(
+                    "Workflow {workflow} declares host volume {} → {}{by}: needs a trusted repository.",
+                    code(&volume.name),
+                    code(path)
+                ));
             }
         }
         for entry in &spec.environment {
             if matches!(entry.value, SettingValue::Secret(_)) {
-                notes.push(format!("Workflow {workflow} puts a secret in the pipeline-level `environment` ({}); no step receives it.", code(&entry.name)));
+                notes.push(format!(
+                    "Workflow {workflow} puts a secret in the pipeline-level `environment` ({}); no step receives it.",
+                    code(&entry.name)
+                ));
             }
         }
         for step in doc.steps.iter().chain(doc.services.iter()) {
@@ -1558,7 +1555,10 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
                 notes.push(format!("{what} {at} uses the host's network (`network_mode: {mode}`)."));
             }
             if !spec.devices.is_empty() {
-                notes.push(format!("{what} {at} gets host devices {}.", spec.devices.iter().map(|device| code(device)).collect::<Vec<_>>().join(", ")));
+                notes.push(format!(
+                    "{what} {at} gets host devices {}.",
+                    spec.devices.iter().map(|device| code(device)).collect::<Vec<_>>().join(", ")
+                ));
             }
             if step.kind == StepKind::Service && !spec.ports.is_empty() {
                 let ports: Vec<String> = spec.ports.iter().map(|port| code(port)).collect();

@@ -57,8 +57,13 @@ fn check_steps(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
     for service in &workflow.services {
         if !service_names.insert(&service.name) {
             diagnostics.push(
-                Diagnostic::error(code::DUPLICATE_NAME, &workflow.file, service.span, format!("service name `{}` is used twice", service.name))
-                    .with_hint("the name is the service's host name, so it must be unique"),
+                Diagnostic::error(
+                    code::DUPLICATE_NAME,
+                    &workflow.file,
+                    service.span,
+                    format!("service name `{}` is used twice", service.name),
+                )
+                .with_hint("the name is the service's host name, so it must be unique"),
             );
         }
     }
@@ -70,8 +75,13 @@ fn check_steps(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
         for dependency in step.depends_on.iter().flatten() {
             if dependency.name == step.name {
                 diagnostics.push(
-                    Diagnostic::error(code::DEPENDENCY_CYCLE, &workflow.file, dependency.span, format!("step `{}` depends on itself", step.name))
-                        .with_hint("remove it from its own `depends_on`"),
+                    Diagnostic::error(
+                        code::DEPENDENCY_CYCLE,
+                        &workflow.file,
+                        dependency.span,
+                        format!("step `{}` depends on itself", step.name),
+                    )
+                    .with_hint("remove it from its own `depends_on`"),
                 );
             } else if !known.contains(dependency.name.as_str()) && !dependency.optional {
                 if workflow.services.iter().any(|service| service.name == dependency.name) {
@@ -94,19 +104,32 @@ fn check_steps(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
         .steps
         .iter()
         .map(|step| {
-            let dependencies = step.depends_on.iter().flatten().filter(|dependency| dependency.name != step.name).map(|dependency| dependency.name.as_str()).collect();
+            let dependencies = step
+                .depends_on
+                .iter()
+                .flatten()
+                .filter(|dependency| dependency.name != step.name)
+                .map(|dependency| dependency.name.as_str())
+                .collect();
             (step.name.as_str(), dependencies)
         })
         .collect();
     if let Some(cycle) = find_cycle(&graph) {
         let first = workflow.steps.iter().find(|step| step.name == cycle[0]);
         let span = first
-            .and_then(|step| step.depends_on.iter().flatten().find(|dependency| cycle.get(1) == Some(&dependency.name)).map(|dependency| dependency.span))
+            .and_then(|step| {
+                step.depends_on.iter().flatten().find(|dependency| cycle.get(1) == Some(&dependency.name)).map(|dependency| dependency.span)
+            })
             .or(first.map(|step| step.span))
             .unwrap_or(workflow.span);
         diagnostics.push(
-            Diagnostic::error(code::DEPENDENCY_CYCLE, &workflow.file, span, format!("steps depend on each other in a cycle: {}", cycle.join(" → ")))
-                .with_hint("remove one of these `depends_on` entries so the steps can run in some order"),
+            Diagnostic::error(
+                code::DEPENDENCY_CYCLE,
+                &workflow.file,
+                span,
+                format!("steps depend on each other in a cycle: {}", cycle.join(" → ")),
+            )
+            .with_hint("remove one of these `depends_on` entries so the steps can run in some order"),
         );
     }
 }
@@ -119,8 +142,13 @@ fn check_matrix(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
     for (axis, values) in &matrix.axes {
         if values.is_empty() {
             diagnostics.push(
-                Diagnostic::warning(code::UNREACHABLE_STEP, &workflow.file, matrix.span, format!("matrix axis `{axis}` has no values, so the workflow has no rows"))
-                    .with_hint("list at least one value"),
+                Diagnostic::warning(
+                    code::UNREACHABLE_STEP,
+                    &workflow.file,
+                    matrix.span,
+                    format!("matrix axis `{axis}` has no values, so the workflow has no rows"),
+                )
+                .with_hint("list at least one value"),
             );
         }
     }
@@ -187,7 +215,10 @@ fn check_unreachable(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>)
             if axis_values.is_empty() {
                 diagnostic.hint = Some("the workflow has no `matrix`".into());
             } else {
-                let rows: Vec<String> = axis_values.iter().map(|(axis, values)| format!("{axis}: {}", values.iter().copied().collect::<Vec<_>>().join(", "))).collect();
+                let rows: Vec<String> = axis_values
+                    .iter()
+                    .map(|(axis, values)| format!("{axis}: {}", values.iter().copied().collect::<Vec<_>>().join(", ")))
+                    .collect();
                 diagnostic.hint = Some(format!("the matrix has {}", rows.join("; ")));
             }
             diagnostics.push(diagnostic);
@@ -208,9 +239,38 @@ fn known_variables(workflow: &WorkflowSpec) -> HashSet<String> {
         ..Context::default()
     };
     let workspace = Workspace { base: String::new(), path: String::new() };
-    let facts = WorkflowFacts { dialect: workflow.dialect, name: &workflow.name, number: 1, workspace: &workspace, matrix: None, platform: "linux/amd64" };
+    let facts = WorkflowFacts {
+        dialect: workflow.dialect,
+        name: &workflow.name,
+        number: 1,
+        workspace: &workspace,
+        matrix: None,
+        platform: "linux/amd64",
+    };
     let mut names: HashSet<String> = builtin_environment(&context, &facts).into_keys().collect();
-    for extra in ["CI_COMMIT_TIMESTAMP", "CI_PIPELINE_URL", "CI_PIPELINE_CREATED", "CI_PIPELINE_STARTED", "CI_SYSTEM_URL", "CI_FORGE_TYPE", "CI_REPO_CLONE_SSH_URL", "CI_COMMIT_PULL_REQUEST_LABELS", "DRONE_BUILD_LINK", "DRONE_BUILD_CREATED", "DRONE_BUILD_STARTED", "DRONE_SYSTEM_PROTO", "DRONE_SYSTEM_VERSION", "DRONE_REPO_VISIBILITY", "DRONE_REPO_PRIVATE", "DRONE_CALVER", "DRONE_STEP_NAME", "DRONE_STEP_NUMBER", "CI_STEP_NAME", "CI_STEP_NUMBER", "CI_STEP_TYPE"] {
+    for extra in [
+        "CI_COMMIT_TIMESTAMP",
+        "CI_PIPELINE_URL",
+        "CI_PIPELINE_CREATED",
+        "CI_PIPELINE_STARTED",
+        "CI_SYSTEM_URL",
+        "CI_FORGE_TYPE",
+        "CI_REPO_CLONE_SSH_URL",
+        "CI_COMMIT_PULL_REQUEST_LABELS",
+        "DRONE_BUILD_LINK",
+        "DRONE_BUILD_CREATED",
+        "DRONE_BUILD_STARTED",
+        "DRONE_SYSTEM_PROTO",
+        "DRONE_SYSTEM_VERSION",
+        "DRONE_REPO_VISIBILITY",
+        "DRONE_REPO_PRIVATE",
+        "DRONE_CALVER",
+        "DRONE_STEP_NAME",
+        "DRONE_STEP_NUMBER",
+        "CI_STEP_NAME",
+        "CI_STEP_NUMBER",
+        "CI_STEP_TYPE",
+    ] {
         names.insert(extra.to_owned());
     }
     if let Some(matrix) = &workflow.matrix {
@@ -242,7 +302,9 @@ fn check_substitutions(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic
                         code::EMPTY_SUBSTITUTION,
                         &workflow.file,
                         node.span,
-                        format!("`${{{name}}}` is replaced when the pipeline is compiled and `{name}` is not a pipeline variable, so it becomes empty"),
+                        format!(
+                            "`${{{name}}}` is replaced when the pipeline is compiled and `{name}` is not a pipeline variable, so it becomes empty"
+                        ),
                     );
                     diagnostic.hint = Some(match did_you_mean(&name, known.iter().map(String::as_str)) {
                         Some(suggestion) => format!("did you mean `${{{suggestion}}}`? To let the shell expand it, write `$${{{name}}}`"),
@@ -281,8 +343,13 @@ fn check_services(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
             && !service.name.starts_with('-');
         if !valid {
             diagnostics.push(
-                Diagnostic::warning(code::INVALID_VALUE, &workflow.file, service.span, format!("service name `{}` is not a valid host name", service.name))
-                    .with_hint("steps reach a service by its name: use letters, digits and `-`"),
+                Diagnostic::warning(
+                    code::INVALID_VALUE,
+                    &workflow.file,
+                    service.span,
+                    format!("service name `{}` is not a valid host name", service.name),
+                )
+                .with_hint("steps reach a service by its name: use letters, digits and `-`"),
             );
         }
     }
@@ -291,7 +358,12 @@ fn check_services(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
         && kind.name == "exec"
         && !workflow.services.is_empty()
     {
-        diagnostics.push(Diagnostic::warning(code::UNSUPPORTED, &workflow.file, kind.span, "`exec` pipelines run on the host and cannot have services"));
+        diagnostics.push(Diagnostic::warning(
+            code::UNSUPPORTED,
+            &workflow.file,
+            kind.span,
+            "`exec` pipelines run on the host and cannot have services",
+        ));
     }
 }
 
@@ -312,19 +384,30 @@ fn check_workflow_graph(workflows: &[WorkflowSpec], diagnostics: &mut Vec<Diagno
             seen.insert(&workflow.name, workflow);
         }
     }
-    let graph: Vec<(&str, Vec<&str>)> =
-        workflows.iter().map(|workflow| (workflow.name.as_str(), workflow.depends_on.iter().map(|dependency| dependency.name.as_str()).collect())).collect();
+    let graph: Vec<(&str, Vec<&str>)> = workflows
+        .iter()
+        .map(|workflow| (workflow.name.as_str(), workflow.depends_on.iter().map(|dependency| dependency.name.as_str()).collect()))
+        .collect();
     if let Some(cycle) = find_cycle(&graph) {
         let first = workflows.iter().find(|workflow| workflow.name == cycle[0]);
         let (file, span) = first
             .map(|workflow| {
-                let span = workflow.depends_on.iter().find(|dependency| cycle.get(1) == Some(&dependency.name)).map_or(workflow.span, |dependency| dependency.span);
+                let span = workflow
+                    .depends_on
+                    .iter()
+                    .find(|dependency| cycle.get(1) == Some(&dependency.name))
+                    .map_or(workflow.span, |dependency| dependency.span);
                 (workflow.file.as_str(), span)
             })
             .unwrap_or(("", crate::yaml::Span::new(1, 1)));
         diagnostics.push(
-            Diagnostic::error(code::DEPENDENCY_CYCLE, file, span, format!("workflows depend on each other in a cycle: {}", cycle.join(" → ")))
-                .with_hint("remove one of these `depends_on` entries"),
+            Diagnostic::error(
+                code::DEPENDENCY_CYCLE,
+                file,
+                span,
+                format!("workflows depend on each other in a cycle: {}", cycle.join(" → ")),
+            )
+            .with_hint("remove one of these `depends_on` entries"),
         );
     }
 }

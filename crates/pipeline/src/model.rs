@@ -75,6 +75,33 @@ pub struct WorkflowSpec {
     pub image_pull_secrets: Vec<String>,
 }
 
+impl WorkflowSpec {
+    /// An empty workflow of a file, with each field at what a file that says nothing means.
+    pub fn new(name: &str, file: &str, dialect: Dialect, span: Span) -> Self {
+        Self {
+            name: name.to_owned(),
+            file: file.to_owned(),
+            dialect,
+            span,
+            document: Node::new(crate::yaml::NodeValue::Null, span),
+            runner_type: None,
+            when: When::default(),
+            depends_on: Vec::new(),
+            matrix: None,
+            labels: BTreeMap::new(),
+            platform: None,
+            workspace: WorkspaceSpec::default(),
+            clone: CloneSpec::Default { depth: None, tags: None, submodules: None, lfs: None },
+            steps: Vec::new(),
+            services: Vec::new(),
+            environment: Vec::new(),
+            volumes: Vec::new(),
+            concurrency: None,
+            image_pull_secrets: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkspaceSpec {
     pub base: Option<String>,

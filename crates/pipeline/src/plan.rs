@@ -68,6 +68,20 @@ pub enum RunOn {
     Failure,
 }
 
+impl RunOn {
+    /// The statuses a step or workflow runs on, success first.
+    pub fn list(on_success: bool, on_failure: bool) -> Vec<RunOn> {
+        let mut statuses = Vec::with_capacity(2);
+        if on_success {
+            statuses.push(RunOn::Success);
+        }
+        if on_failure {
+            statuses.push(RunOn::Failure);
+        }
+        statuses
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Workspace {
     /// Mount point of the shared workspace volume.

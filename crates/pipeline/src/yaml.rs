@@ -93,10 +93,7 @@ impl Node {
 
     /// The value under `key` in a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_mapping()?
-            .iter()
-            .find(|(candidate, _)| candidate.scalar_text().as_deref() == Some(key))
-            .map(|(_, value)| value)
+        self.as_mapping()?.iter().find(|(candidate, _)| candidate.scalar_text().as_deref() == Some(key)).map(|(_, value)| value)
     }
 
     /// A short name of this node's YAML type, for messages ("expected a list, found a mapping").
@@ -185,15 +182,10 @@ fn yaml_error(text: &str, error: &serde_saphyr::Error) -> YamlError {
     }
     // The parser may report a tab at the start of the construct it was reading; point at the
     // line that really holds the tab, which is where the user must edit.
-    let tab_line = text
-        .lines()
-        .enumerate()
-        .skip(span.line.saturating_sub(1) as usize)
-        .take(4)
-        .find_map(|(index, line)| {
-            let leading = &line[..line.len() - line.trim_start().len()];
-            leading.find('\t').map(|column| Span::new(index as u32 + 1, column as u32 + 1))
-        });
+    let tab_line = text.lines().enumerate().skip(span.line.saturating_sub(1) as usize).take(4).find_map(|(index, line)| {
+        let leading = &line[..line.len() - line.trim_start().len()];
+        leading.find('\t').map(|column| Span::new(index as u32 + 1, column as u32 + 1))
+    });
     match tab_line {
         Some(tab_span) if message.contains("tab") || tab_span.line == span.line => YamlError {
             message: "tab character in indentation".into(),
@@ -390,8 +382,7 @@ fn lower_mapping(entries: Vec<(Spanned<RawValue>, Spanned<RawValue>)>, text: &st
             for (merged_key, merged_value) in lower_mapping(source_entries, text)? {
                 let name = merged_key.scalar_text().map(Cow::into_owned);
                 let taken = name.as_ref().is_some_and(|name| {
-                    explicit.contains(name)
-                        || result.iter().any(|(existing, _)| existing.scalar_text().as_deref() == Some(name.as_str()))
+                    explicit.contains(name) || result.iter().any(|(existing, _)| existing.scalar_text().as_deref() == Some(name.as_str()))
                 });
                 if !taken {
                     let mut key_node = merged_key;

@@ -33,7 +33,8 @@ fn examples() -> PathBuf {
 
 const GOOD: &str = "steps:\n  build:\n    image: golang:1.23\n    commands: [go build ./...]\n";
 const WARNING_ONLY: &str = "steps:\n  build:\n    image: golang:1.23\n    comands: [go build]\n";
-const BROKEN: &str = "steps:\n  build:\n    image: golang:1.23\n    depends_on: [tset]\n  test:\n    image: golang:1.23\n    detach: maybe\n";
+const BROKEN: &str =
+    "steps:\n  build:\n    image: golang:1.23\n    depends_on: [tset]\n  test:\n    image: golang:1.23\n    detach: maybe\n";
 
 #[test]
 fn lint_exit_codes_say_clean_warnings_errors_or_usage() {
@@ -83,7 +84,10 @@ fn lint_json_lists_diagnostics_with_positions() {
 
 #[test]
 fn lint_of_several_paths_and_a_binary_file() {
-    let dir = repository(&[("a/.drone.yml", "kind: pipeline\nsteps:\n- name: x\n  image: alpine\n  commands: [ls]\n"), ("b/.woodpecker.yml", GOOD)]);
+    let dir = repository(&[
+        ("a/.drone.yml", "kind: pipeline\nsteps:\n- name: x\n  image: alpine\n  commands: [ls]\n"),
+        ("b/.woodpecker.yml", GOOD),
+    ]);
     let output = gantry(&["lint", "a", "b"], dir.path());
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     assert!(stdout(&output).contains("2 files checked: no problems"));
@@ -132,9 +136,20 @@ fn plan_text_marks_skipped_steps_with_the_reason() {
 
 #[test]
 fn plan_defaults_its_context_from_the_local_git_repository() {
-    let dir = repository(&[(".woodpecker.yml", "steps:\n  show:\n    image: alpine\n    commands:\n      - echo ${CI_COMMIT_BRANCH} ${CI_COMMIT_SHA}\n")]);
+    let dir = repository(&[(
+        ".woodpecker.yml",
+        "steps:\n  show:\n    image: alpine\n    commands:\n      - echo ${CI_COMMIT_BRANCH} ${CI_COMMIT_SHA}\n",
+    )]);
     let git = |args: &[&str]| {
-        let status = Command::new("git").args(args).current_dir(dir.path()).env("GIT_AUTHOR_NAME", "Ada").env("GIT_AUTHOR_EMAIL", "ada@example.com").env("GIT_COMMITTER_NAME", "Ada").env("GIT_COMMITTER_EMAIL", "ada@example.com").status().unwrap();
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .status()
+            .unwrap();
         assert!(status.success());
     };
     git(&["init", "-q", "-b", "feature/login"]);

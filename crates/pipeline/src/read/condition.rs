@@ -17,8 +17,7 @@ pub(crate) enum ConditionScope {
 
 const WOODPECKER_KEYS: &[&str] =
     &["repo", "branch", "event", "ref", "cron", "instance", "platform", "status", "matrix", "path", "evaluate", "local"];
-const DRONE_KEYS: &[&str] =
-    &["branch", "event", "ref", "repo", "status", "target", "cron", "action", "instance", "paths", "platform"];
+const DRONE_KEYS: &[&str] = &["branch", "event", "ref", "repo", "status", "target", "cron", "action", "instance", "paths", "platform"];
 
 pub(crate) fn read_when(reader: &mut Reader<'_>, node: &Node, dialect: Dialect, scope: ConditionScope) -> When {
     let mut when = When { alternatives: Vec::new(), span: Some(node.span) };
@@ -163,7 +162,10 @@ fn read_status(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<RunStatus>> {
                     Some("use `status: [success, failure]` and decide in the step".into());
             }
             other => {
-                let span = node.as_sequence().and_then(|items| items.iter().find(|item| item.scalar_text().as_deref() == Some(other))).map_or(node.span, |item| item.span);
+                let span = node
+                    .as_sequence()
+                    .and_then(|items| items.iter().find(|item| item.scalar_text().as_deref() == Some(other)))
+                    .map_or(node.span, |item| item.span);
                 reader.error(code::INVALID_WHEN, span, format!("unknown status `{other}`")).hint =
                     Some("status is `success`, `failure`, or both".into());
             }
@@ -208,7 +210,8 @@ fn read_evaluate(reader: &mut Reader<'_>, node: &Node) -> Option<(Expression, cr
                 _ => code::INVALID_EXPRESSION,
             };
             let diagnostic = reader.error(code, node.span, format!("`evaluate` {error}"));
-            diagnostic.hint = Some("evaluate takes an expr-lang expression over CI_* variables, e.g. `CI_COMMIT_BRANCH == \"main\"`".into());
+            diagnostic.hint =
+                Some("evaluate takes an expr-lang expression over CI_* variables, e.g. `CI_COMMIT_BRANCH == \"main\"`".into());
             None
         }
     }

@@ -1,10 +1,7 @@
 //! Reading Drone files: several YAML documents, each a `kind: pipeline`, `secret`, `signature` or `template`.
 
-use std::collections::BTreeMap;
-
-use crate::condition::When;
 use crate::diagnostic::code;
-use crate::model::{CloneSpec, Concurrency, Dialect, Named, VolumeKind, VolumeSpec, WorkflowSpec, WorkspaceSpec};
+use crate::model::{CloneSpec, Concurrency, Dialect, Named, VolumeKind, VolumeSpec, WorkflowSpec};
 use crate::read::condition::{ConditionScope, read_when};
 use crate::read::step::{StepRole, read_steps};
 use crate::read::woodpecker::{read_string_map, read_workspace};
@@ -12,8 +9,22 @@ use crate::read::{Reader, woodpecker};
 use crate::yaml::{Node, Span};
 
 const PIPELINE_KEYS: &[&str] = &[
-    "kind", "type", "name", "platform", "node", "trigger", "steps", "services", "volumes", "workspace", "clone",
-    "depends_on", "concurrency", "environment", "image_pull_secrets", "version",
+    "kind",
+    "type",
+    "name",
+    "platform",
+    "node",
+    "trigger",
+    "steps",
+    "services",
+    "volumes",
+    "workspace",
+    "clone",
+    "depends_on",
+    "concurrency",
+    "environment",
+    "image_pull_secrets",
+    "version",
 ];
 
 /// Runner types Gantry can run; the rest are read and planned with a warning.
@@ -46,8 +57,9 @@ pub(crate) fn read_documents(reader: &mut Reader<'_>, documents: Vec<Node>) -> V
             }
             None if document.get("pipeline").is_some() => {
                 // Drone 0.8 files have no `kind` and read like Woodpecker's format, which descends from them.
-                reader.warning(code::DEPRECATED, document.span, "this is a Drone 0.8 file (no `kind`); read in the Woodpecker format").hint =
-                    Some("Drone 1.0 and later write `kind: pipeline` and `steps:` as a list".into());
+                reader
+                    .warning(code::DEPRECATED, document.span, "this is a Drone 0.8 file (no `kind`); read in the Woodpecker format")
+                    .hint = Some("Drone 1.0 and later write `kind: pipeline` and `steps:` as a list".into());
                 let name = if index == 0 { "default".to_owned() } else { format!("default-{}", index + 1) };
                 if let Some(mut workflow) = woodpecker::read_workflow(reader, &name, document) {
                     workflow.dialect = Dialect::Drone;
@@ -64,28 +76,8 @@ pub(crate) fn read_documents(reader: &mut Reader<'_>, documents: Vec<Node>) -> V
 }
 
 fn read_pipeline(reader: &mut Reader<'_>, document: Node) -> Option<WorkflowSpec> {
-    let mut workflow = WorkflowSpec {
-        name: "default".to_owned(),
-        file: reader.file.to_owned(),
-        dialect: Dialect::Drone,
-        span: document.span,
-        // Moved in at the end; reading borrows it.
-        document: Node::new(crate::yaml::NodeValue::Null, document.span),
-        runner_type: None,
-        when: When::default(),
-        depends_on: Vec::new(),
-        matrix: None,
-        labels: BTreeMap::new(),
-        platform: None,
-        workspace: WorkspaceSpec::default(),
-        clone: CloneSpec::Default { depth: None, tags: None, submodules: None, lfs: None },
-        steps: Vec::new(),
-        services: Vec::new(),
-        environment: Vec::new(),
-        volumes: Vec::new(),
-        concurrency: None,
-        image_pull_secrets: Vec::new(),
-    };
+    // The document is moved in at the end; reading borrows it.
+    let mut workflow = WorkflowSpec::new("default", reader.file, Dialect::Drone, document.span);
     // The runner type decides whether steps need images, so read it before the steps.
     let runner_type = match document.get("type") {
         Some(node) => reader.string(node, "type").map(|name| Named { name, span: node.span }),
@@ -95,8 +87,13 @@ fn read_pipeline(reader: &mut Reader<'_>, document: Node) -> Option<WorkflowSpec
     if let Some(named) = &runner_type
         && !RUNNABLE_TYPES.contains(&named.name.as_str())
     {
-        reader.warning(code::UNSUPPORTED, named.span, format!("pipelines of type `{}` cannot run on Gantry; it is planned but not run", named.name)).hint =
-            Some("Gantry runs `type: docker` and `type: exec` pipelines".into());
+        reader
+            .warning(
+                code::UNSUPPORTED,
+                named.span,
+                format!("pipelines of type `{}` cannot run on Gantry; it is planned but not run", named.name),
+            )
+            .hint = Some("Gantry runs `type: docker` and `type: exec` pipelines".into());
     }
     let images_required = runner_name != "exec";
     workflow.runner_type = Some(runner_type.unwrap_or(Named { name: "docker".into(), span: document.span }));
@@ -200,7 +197,11 @@ fn read_volumes(reader: &mut Reader<'_>, node: &Node) -> Vec<VolumeSpec> {
                     }
                 },
                 "claim" | "config_map" | "secret" => {
-                    reader.warning(code::UNSUPPORTED, key.span, format!("`{key_name}` volumes are Kubernetes-only; read as a temporary volume"));
+                    reader.warning(
+                        code::UNSUPPORTED,
+                        key.span,
+                        format!("`{key_name}` volumes are Kubernetes-only; read as a temporary volume"),
+                    );
                     kind = Some(VolumeKind::Temporary { memory: false });
                 }
                 other => reader.unknown_key(key, other, &["name", "temp", "host"], "a volume"),

@@ -14,7 +14,6 @@ use crate::diagnostic::{Diagnostic, code, did_you_mean};
 use crate::model::{Dependency, Dialect, EnvironmentEntry, SettingValue, SourceFile, WorkflowSpec};
 use crate::yaml::{self, Node, NodeValue, Span};
 
-
 /// The workflows of one file and what reading them found.
 #[derive(Debug)]
 pub struct ReadFile {
@@ -27,11 +26,7 @@ pub struct ReadFile {
 pub fn dialect_of(path: &str) -> Dialect {
     let base = path.rsplit(['/', '\\']).next().unwrap_or(path);
     let lower = base.to_ascii_lowercase();
-    if lower.starts_with(".drone") || lower.starts_with("drone.") {
-        Dialect::Drone
-    } else {
-        Dialect::Woodpecker
-    }
+    if lower.starts_with(".drone") || lower.starts_with("drone.") { Dialect::Drone } else { Dialect::Woodpecker }
 }
 
 /// Reads one pipeline file in the dialect its name implies; a file with another name (a custom
@@ -181,7 +176,8 @@ impl<'a> Reader<'a> {
             NodeValue::String(text) if text.eq_ignore_ascii_case("true") => Some(true),
             NodeValue::String(text) if text.eq_ignore_ascii_case("false") => Some(false),
             _ => {
-                let diagnostic = self.error(code::WRONG_TYPE, node.span, format!("`{field}` must be true or false, found {}", describe(node)));
+                let diagnostic =
+                    self.error(code::WRONG_TYPE, node.span, format!("`{field}` must be true or false, found {}", describe(node)));
                 diagnostic.hint = Some(format!("write `{field}: true` or `{field}: false`"));
                 None
             }
@@ -257,8 +253,8 @@ impl<'a> Reader<'a> {
                             span: item.span,
                         }),
                         None => {
-                            self.error(code::WRONG_TYPE, item.span, format!("`{field}` items in list form are `NAME=value`"))
-                                .hint = Some("or write the environment as a mapping: `NAME: value`".into());
+                            self.error(code::WRONG_TYPE, item.span, format!("`{field}` items in list form are `NAME=value`")).hint =
+                                Some("or write the environment as a mapping: `NAME: value`".into());
                         }
                     }
                 }
@@ -325,10 +321,7 @@ pub(crate) fn to_json(node: &Node) -> serde_json::Value {
         NodeValue::String(text) => serde_json::Value::String(text.clone()),
         NodeValue::Sequence(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
         NodeValue::Mapping(entries) => serde_json::Value::Object(
-            entries
-                .iter()
-                .map(|(key, value)| (key.scalar_text().map(Cow::into_owned).unwrap_or_default(), to_json(value)))
-                .collect(),
+            entries.iter().map(|(key, value)| (key.scalar_text().map(Cow::into_owned).unwrap_or_default(), to_json(value))).collect(),
         ),
     }
 }

@@ -25,15 +25,68 @@ impl StepRole {
 }
 
 const WOODPECKER_STEP_KEYS: &[&str] = &[
-    "name", "image", "pull", "commands", "entrypoint", "environment", "secrets", "settings", "directory", "when",
-    "depends_on", "failure", "detach", "volumes", "privileged", "ports", "dns", "dns_search", "network_mode",
-    "extra_hosts", "devices", "tmpfs", "backend_options", "healthcheck", "timeout", "group", "shell",
+    "name",
+    "image",
+    "pull",
+    "commands",
+    "entrypoint",
+    "environment",
+    "secrets",
+    "settings",
+    "directory",
+    "when",
+    "depends_on",
+    "failure",
+    "detach",
+    "volumes",
+    "privileged",
+    "ports",
+    "dns",
+    "dns_search",
+    "network_mode",
+    "extra_hosts",
+    "devices",
+    "tmpfs",
+    "backend_options",
+    "healthcheck",
+    "timeout",
+    "group",
+    "shell",
 ];
 const DRONE_STEP_KEYS: &[&str] = &[
-    "name", "image", "pull", "commands", "command", "entrypoint", "environment", "settings", "when", "depends_on",
-    "failure", "detach", "volumes", "privileged", "dns", "dns_search", "network_mode", "extra_hosts", "devices",
-    "user", "working_dir", "shell", "mem_limit", "memswap_limit", "shm_size", "cpu_period", "cpu_quota", "cpu_shares",
-    "cpu_set", "healthcheck", "timeout", "ports", "resources",
+    "name",
+    "image",
+    "pull",
+    "commands",
+    "command",
+    "entrypoint",
+    "environment",
+    "settings",
+    "when",
+    "depends_on",
+    "failure",
+    "detach",
+    "volumes",
+    "privileged",
+    "dns",
+    "dns_search",
+    "network_mode",
+    "extra_hosts",
+    "devices",
+    "user",
+    "working_dir",
+    "shell",
+    "mem_limit",
+    "memswap_limit",
+    "shm_size",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_shares",
+    "cpu_set",
+    "healthcheck",
+    "timeout",
+    "ports",
+    "resources",
 ];
 
 /// Reads `steps:` / `services:` / `clone:` written as a mapping (key = name) or a list.
@@ -121,8 +174,9 @@ fn read_step(
             "entrypoint" => step.entrypoint = Some(read_entrypoint(reader, value)),
             "environment" => step.environment = reader.environment(value, "environment"),
             "secrets" if dialect == Dialect::Woodpecker => {
-                reader.warning(code::DEPRECATED, key.span, "`secrets` was removed in Woodpecker 3; read as `environment` with `from_secret`").hint =
-                    Some("write `environment: {NAME: {from_secret: name}}`".into());
+                reader
+                    .warning(code::DEPRECATED, key.span, "`secrets` was removed in Woodpecker 3; read as `environment` with `from_secret`")
+                    .hint = Some("write `environment: {NAME: {from_secret: name}}`".into());
                 legacy_secrets = read_legacy_secrets(reader, value);
             }
             "settings" => step.settings = read_settings(reader, value),
@@ -179,8 +233,13 @@ fn read_step(
             Some("every step runs in a container: add `image: <name>:<tag>`".into());
     }
     if !step.commands.is_empty() && !step.settings.is_empty() && dialect == Dialect::Woodpecker {
-        reader.warning(code::INVALID_VALUE, span, format!("step `{}` has both `commands` and `settings`; the settings reach the commands as PLUGIN_* variables", step.name)).hint =
-            Some("Woodpecker 2 and later refuse this: a step either runs commands or is a plugin configured by settings".into());
+        reader
+            .warning(
+                code::INVALID_VALUE,
+                span,
+                format!("step `{}` has both `commands` and `settings`; the settings reach the commands as PLUGIN_* variables", step.name),
+            )
+            .hint = Some("Woodpecker 2 and later refuse this: a step either runs commands or is a plugin configured by settings".into());
     }
     Some(step)
 }
@@ -195,7 +254,11 @@ fn read_pull(reader: &mut Reader<'_>, node: &Node) -> Option<PullPolicy> {
             Some("false" | "if-not-exists" | "if-not-present" | "default") => Some(PullPolicy::IfNotPresent),
             Some("never") => Some(PullPolicy::Never),
             _ => {
-                reader.error(code::INVALID_VALUE, node.span, format!("`pull` must be true, false, always, if-not-exists or never, found {}", describe(node)));
+                reader.error(
+                    code::INVALID_VALUE,
+                    node.span,
+                    format!("`pull` must be true, false, always, if-not-exists or never, found {}", describe(node)),
+                );
                 None
             }
         },
@@ -219,7 +282,9 @@ fn read_commands(reader: &mut Reader<'_>, node: &Node, field: &str) -> Vec<Strin
             None if item.as_mapping().is_some() => {
                 // The classic: an unquoted command containing `: ` reads as a mapping.
                 let key = item.as_mapping().and_then(|entries| entries.first()).and_then(|(key, _)| key.scalar_text()).unwrap_or_default();
-                reader.error(code::WRONG_TYPE, item.span, format!("this {field} item is read as a mapping because of the `: ` after `{key}`")).hint =
+                reader
+                    .error(code::WRONG_TYPE, item.span, format!("this {field} item is read as a mapping because of the `: ` after `{key}`"))
+                    .hint =
                     Some("YAML reads `word: text` as a key and a value; put the whole command in single quotes, or use a `|` block".into());
             }
             None => reader.wrong_type(item, &format!("{field} item"), "a string"),
@@ -277,7 +342,8 @@ fn read_failure(reader: &mut Reader<'_>, node: &Node, dialect: Dialect) -> Failu
         Some("always") if dialect == Dialect::Drone => FailurePolicy::Fail,
         Some(other) => {
             let choices = if dialect == Dialect::Woodpecker { "fail, ignore or cancel" } else { "fail, ignore or fail-fast" };
-            reader.error(code::INVALID_VALUE, node.span, format!("unknown failure policy `{other}`")).hint = Some(format!("`failure` is {choices}"));
+            reader.error(code::INVALID_VALUE, node.span, format!("unknown failure policy `{other}`")).hint =
+                Some(format!("`failure` is {choices}"));
             FailurePolicy::Fail
         }
     }
@@ -351,7 +417,11 @@ fn read_seconds(reader: &mut Reader<'_>, node: &Node, field: &str) -> Option<u32
     match digits.trim().parse::<u32>() {
         Ok(value) => Some(value.saturating_mul(multiplier)),
         Err(_) => {
-            reader.error(code::INVALID_VALUE, node.span, format!("`{field}` must be a duration like `5s` or `2m`, found {}", describe(node)));
+            reader.error(
+                code::INVALID_VALUE,
+                node.span,
+                format!("`{field}` must be a duration like `5s` or `2m`, found {}", describe(node)),
+            );
             None
         }
     }
@@ -367,7 +437,11 @@ fn read_timeout(reader: &mut Reader<'_>, node: &Node) -> Option<u32> {
         text.strip_suffix('m').unwrap_or(text).trim().parse::<u32>().ok()
     };
     if parsed.is_none() {
-        reader.error(code::INVALID_VALUE, node.span, format!("`timeout` must be minutes like `30`, `30m` or `1h`, found {}", describe(node)));
+        reader.error(
+            code::INVALID_VALUE,
+            node.span,
+            format!("`timeout` must be minutes like `30`, `30m` or `1h`, found {}", describe(node)),
+        );
     }
     parsed
 }

@@ -11,8 +11,23 @@ use crate::read::{Reader, describe, workflow_name_from_path};
 use crate::yaml::{Node, NodeValue};
 
 const WORKFLOW_KEYS: &[&str] = &[
-    "steps", "services", "clone", "skip_clone", "workspace", "when", "depends_on", "matrix", "labels", "concurrency",
-    "variables", "runs_on", "platform", "branches", "pipeline", "$schema", "version",
+    "steps",
+    "services",
+    "clone",
+    "skip_clone",
+    "workspace",
+    "when",
+    "depends_on",
+    "matrix",
+    "labels",
+    "concurrency",
+    "variables",
+    "runs_on",
+    "platform",
+    "branches",
+    "pipeline",
+    "$schema",
+    "version",
 ];
 
 pub(crate) fn read_documents(reader: &mut Reader<'_>, documents: Vec<Node>) -> Vec<WorkflowSpec> {
@@ -34,28 +49,8 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
         reader.wrong_type(&document, "the workflow", "a mapping with `steps`");
         return None;
     }
-    let mut workflow = WorkflowSpec {
-        name: name.to_owned(),
-        file: reader.file.to_owned(),
-        dialect: Dialect::Woodpecker,
-        span: document.span,
-        // Moved in at the end; reading borrows it.
-        document: Node::new(crate::yaml::NodeValue::Null, document.span),
-        runner_type: None,
-        when: When::default(),
-        depends_on: Vec::new(),
-        matrix: None,
-        labels: BTreeMap::new(),
-        platform: None,
-        workspace: WorkspaceSpec::default(),
-        clone: CloneSpec::Default { depth: None, tags: None, submodules: None, lfs: None },
-        steps: Vec::new(),
-        services: Vec::new(),
-        environment: Vec::new(),
-        volumes: Vec::new(),
-        concurrency: None,
-        image_pull_secrets: Vec::new(),
-    };
+    // The document is moved in at the end; reading borrows it.
+    let mut workflow = WorkflowSpec::new(name, reader.file, Dialect::Woodpecker, document.span);
     let mut saw_steps = false;
     let mut skip_clone = false;
     let mut custom_clone = None;
@@ -66,7 +61,8 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
         match key_name.as_ref() {
             "steps" | "pipeline" => {
                 if key_name == "pipeline" {
-                    reader.warning(code::DEPRECATED, key.span, "`pipeline:` is the old name of `steps:`").hint = Some("rename it to `steps:`".into());
+                    reader.warning(code::DEPRECATED, key.span, "`pipeline:` is the old name of `steps:`").hint =
+                        Some("rename it to `steps:`".into());
                 }
                 if saw_steps {
                     reader.error(code::DUPLICATE_NAME, key.span, "the workflow has both `steps` and `pipeline`; keep only `steps`");
@@ -112,12 +108,14 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
     }
     if let Some(branches) = legacy_branches {
         // Old `branches:` took the same forms as a branch condition; read it as one and AND it in.
-        let wrapped = Node::new(NodeValue::Mapping(vec![(Node::new(NodeValue::String("branch".into()), branches.span), branches)]), document.span);
+        let wrapped =
+            Node::new(NodeValue::Mapping(vec![(Node::new(NodeValue::String("branch".into()), branches.span), branches)]), document.span);
         let extra = read_when(reader, &wrapped, Dialect::Woodpecker, ConditionScope::Workflow);
         merge_branch_condition(&mut workflow.when, extra);
     }
     if let Some(statuses) = runs_on {
-        let wrapped = Node::new(NodeValue::Mapping(vec![(Node::new(NodeValue::String("status".into()), statuses.span), statuses)]), document.span);
+        let wrapped =
+            Node::new(NodeValue::Mapping(vec![(Node::new(NodeValue::String("status".into()), statuses.span), statuses)]), document.span);
         let extra = read_when(reader, &wrapped, Dialect::Woodpecker, ConditionScope::Workflow);
         if let Some(status) = extra.alternatives.into_iter().next().and_then(|set| set.status) {
             if workflow.when.alternatives.is_empty() {

@@ -81,7 +81,11 @@ fn path_filters_apply_to_push_and_pull_requests_only() {
         ("{path: {include: ['src/**'], exclude: ['**/*.md']}}", with_files(push("main"), &["src/README.md"], ""), "skip"),
         // Excluded only when every changed file is excluded.
         ("{path: {exclude: ['**/*.md']}}", with_files(push("main"), &["a.md", "b.rs"], ""), "run on success"),
-        ("{path: {include: ['src/**'], ignore_message: '[ALL]'}}", with_files(push("main"), &["docs/x"], "fix [all] things"), "run on success"),
+        (
+            "{path: {include: ['src/**'], ignore_message: '[ALL]'}}",
+            with_files(push("main"), &["docs/x"], "fix [all] things"),
+            "run on success",
+        ),
         ("{path: {include: ['src/**'], on_empty: false}}", with_files(push("main"), &[], ""), "skip"),
         ("{path: {include: ['src/**']}}", with_files(push("main"), &[], ""), "run on success"),
         // Tags have no changed files: the filter does not apply.
@@ -126,10 +130,22 @@ fn drone_triggers() {
         ("{branch: [main]}", push("main"), "run on success"),
         ("{branch: {exclude: [main]}}", push("main"), "skip"),
         ("{event: {exclude: [pull_request]}}", push("main"), "run on success"),
-        ("{event: [promote], target: [production]}", Context { event: "promote".into(), deploy_target: Some("production".into()), ..push("main") }, "run on success"),
-        ("{event: [promote], target: [production]}", Context { event: "promote".into(), deploy_target: Some("staging".into()), ..push("main") }, "skip"),
+        (
+            "{event: [promote], target: [production]}",
+            Context { event: "promote".into(), deploy_target: Some("production".into()), ..push("main") },
+            "run on success",
+        ),
+        (
+            "{event: [promote], target: [production]}",
+            Context { event: "promote".into(), deploy_target: Some("staging".into()), ..push("main") },
+            "skip",
+        ),
         ("{status: [success, failure]}", push("main"), "run on success+failure"),
-        ("{event: pull_request, action: [opened, synchronized]}", Context { event: "pull_request".into(), action: Some("closed".into()), ..push("main") }, "skip"),
+        (
+            "{event: pull_request, action: [opened, synchronized]}",
+            Context { event: "pull_request".into(), action: Some("closed".into()), ..push("main") },
+            "skip",
+        ),
     ];
     for (condition, context, expected) in cases {
         assert_eq!(trigger(condition, context.clone()), *expected, "trigger: {condition}");

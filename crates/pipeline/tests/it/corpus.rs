@@ -52,7 +52,8 @@ fn corpus_plans_keep_every_declared_step_in_order() {
         let plan = pipeline::compile_with(&workflows, &context_for(&dir), options);
         for spec in &workflows {
             for row in plan.workflows.iter().filter(|w| w.base_name == spec.name && w.file == spec.file) {
-                let planned: Vec<&str> = row.steps.iter().filter(|s| s.kind != pipeline::plan::StepKind::Clone).map(|s| s.name.as_str()).collect();
+                let planned: Vec<&str> =
+                    row.steps.iter().filter(|s| s.kind != pipeline::plan::StepKind::Clone).map(|s| s.name.as_str()).collect();
                 let declared: Vec<&str> = spec.steps.iter().map(|s| s.name.as_str()).collect();
                 assert_eq!(planned.len(), declared.len(), "{name}/{}: steps planned {planned:?}, declared {declared:?}", spec.name);
                 let services: Vec<&str> = row.services.iter().map(|s| s.name.as_str()).collect();

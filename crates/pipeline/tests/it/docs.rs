@@ -129,7 +129,9 @@ fn a_pipeline_of_several_workflows_has_a_graph_of_their_dependencies() {
 
 #[test]
 fn mermaid_keywords_as_step_names_are_safe_ids() {
-    let page = woodpecker("steps:\n  - name: end\n    image: alpine\n    commands: [true]\n  - name: graph\n    image: alpine\n    commands: [true]\n");
+    let page = woodpecker(
+        "steps:\n  - name: end\n    image: alpine\n    commands: [true]\n  - name: graph\n    image: alpine\n    commands: [true]\n",
+    );
     let graph = &mermaid_blocks(&page)[0];
     assert!(graph.contains("s2_end[\"end\"]") && graph.contains("s2_end --> s3_graph"), "{graph}");
 }
@@ -260,4 +262,3 @@ fn the_same_pipeline_always_gives_the_same_page() {
     let dir = data_dir().join("docs/woodpecker-workflows");
     assert_eq!(render(&load(&dir)), render(&load(&dir)));
 }
-

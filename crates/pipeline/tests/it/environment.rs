@@ -17,7 +17,11 @@ fn step<'a>(workflow: &'a WorkflowPlan, name: &str) -> &'a StepPlan {
 }
 
 fn own_environment(step: &StepPlan) -> BTreeMap<&str, &str> {
-    step.environment.iter().filter(|(key, _)| !key.starts_with("CI_STEP_") && !key.starts_with("DRONE_STEP_")).map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    step.environment
+        .iter()
+        .filter(|(key, _)| !key.starts_with("CI_STEP_") && !key.starts_with("DRONE_STEP_"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 #[test]
@@ -72,7 +76,8 @@ steps:
 
 #[test]
 fn drone_settings_are_upper_cased_without_replacing_dashes() {
-    let yaml = "kind: pipeline\nsteps:\n- name: p\n  image: plugins/s3\n  settings:\n    strip_prefix: dist/\n    cache-control: max-age=60\n";
+    let yaml =
+        "kind: pipeline\nsteps:\n- name: p\n  image: plugins/s3\n  settings:\n    strip_prefix: dist/\n    cache-control: max-age=60\n";
     let workflow = plan(".drone.yml", yaml, Context::default());
     let environment = own_environment(step(&workflow, "p"));
     assert_eq!(environment.get("PLUGIN_STRIP_PREFIX"), Some(&"dist/"));

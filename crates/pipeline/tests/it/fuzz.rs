@@ -18,11 +18,40 @@ fn exercise(path: &str, text: &str) {
 
 /// Pieces of real pipelines, recombined.
 const FRAGMENTS: &[&str] = &[
-    "steps:\n", "  build:\n", "    image: alpine\n", "    commands: [echo ${CI_COMMIT_SHA:0:8}]\n", "  - name: x\n",
-    "    depends_on: [build]\n", "    when:\n", "      branch: main\n", "      - event: [push, tag]\n", "matrix:\n",
-    "  GO: [1, 2]\n", "    <<: *d\n", "x: &d {a: 1}\n", "kind: pipeline\n", "---\n", "trigger:\n", "  event:\n",
-    "    exclude: [pull_request]\n", "    settings:\n", "      password: {from_secret: p}\n", "\t", ":", "- ", "{", "[", "\"",
-    "'", "${", "$$", "evaluate: 'CI == \"x\"'\n", "services:\n", "depends_on: [a, b]\n", "path:\n", "  include: ['**/*.rs']\n",
+    "steps:\n",
+    "  build:\n",
+    "    image: alpine\n",
+    "    commands: [echo ${CI_COMMIT_SHA:0:8}]\n",
+    "  - name: x\n",
+    "    depends_on: [build]\n",
+    "    when:\n",
+    "      branch: main\n",
+    "      - event: [push, tag]\n",
+    "matrix:\n",
+    "  GO: [1, 2]\n",
+    "    <<: *d\n",
+    "x: &d {a: 1}\n",
+    "kind: pipeline\n",
+    "---\n",
+    "trigger:\n",
+    "  event:\n",
+    "    exclude: [pull_request]\n",
+    "    settings:\n",
+    "      password: {from_secret: p}\n",
+    "\t",
+    ":",
+    "- ",
+    "{",
+    "[",
+    "\"",
+    "'",
+    "${",
+    "$$",
+    "evaluate: 'CI == \"x\"'\n",
+    "services:\n",
+    "depends_on: [a, b]\n",
+    "path:\n",
+    "  include: ['**/*.rs']\n",
 ];
 
 proptest! {
@@ -44,7 +73,8 @@ proptest! {
 
 #[test]
 fn arbitrary_bytes_as_lossy_text_never_panic() {
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner =
+        proptest::test_runner::TestRunner::new(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() });
     runner
         .run(&prop::collection::vec(any::<u8>(), 0..512), |bytes| {
             exercise(".woodpecker.yml", &String::from_utf8_lossy(&bytes));

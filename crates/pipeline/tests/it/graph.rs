@@ -38,7 +38,8 @@ fn an_empty_depends_on_switches_to_graph_mode() {
 
 #[test]
 fn a_skipped_step_passes_its_dependencies_on() {
-    let yaml = "steps:\n  a: {image: x, commands: [a]}\n  b: {image: x, commands: [b], when: {event: tag}}\n  c: {image: x, commands: [c]}\n";
+    let yaml =
+        "steps:\n  a: {image: x, commands: [a]}\n  b: {image: x, commands: [b], when: {event: tag}}\n  c: {image: x, commands: [c]}\n";
     assert_eq!(edges(yaml), ["clone <- ", "a <- clone", "b <- a (skipped)", "c <- a"]);
 }
 
@@ -52,7 +53,11 @@ fn woodpecker_skips_a_step_whose_required_dependency_does_not_run() {
 fn drone_runs_a_step_after_a_skipped_dependency() {
     let yaml = "kind: pipeline\nsteps:\n- {name: a, image: x, commands: [a]}\n- {name: b, image: x, commands: [b], depends_on: [a], when: {branch: dev}}\n- {name: c, image: x, commands: [c], depends_on: [b]}\n";
     let plan = plan_files(&[SourceFile::new(".drone.yml", yaml)], &Context::default(), CompileOptions::default());
-    let edges: Vec<String> = plan.workflows[0].steps.iter().map(|s| format!("{} <- {}{}", s.name, s.depends_on.join(", "), if s.skipped { " (skipped)" } else { "" })).collect();
+    let edges: Vec<String> = plan.workflows[0]
+        .steps
+        .iter()
+        .map(|s| format!("{} <- {}{}", s.name, s.depends_on.join(", "), if s.skipped { " (skipped)" } else { "" }))
+        .collect();
     assert_eq!(edges, ["clone <- ", "a <- clone", "b <- a (skipped)", "c <- a"]);
 }
 

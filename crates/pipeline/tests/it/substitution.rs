@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use proptest::prelude::*;
 use pipeline::substitution::*;
+use proptest::prelude::*;
 
 #[track_caller]
 fn check(input: &str, vars: &[(&str, &str)], expected: Result<&str, (usize, &str)>) {

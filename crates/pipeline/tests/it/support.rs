@@ -105,7 +105,8 @@ pub fn context_for(dir: &Path) -> Context {
         context.changed_files = Some(files.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect());
     }
     if let Some(extra) = value.get("environment").and_then(|v| v.as_object()) {
-        context.extra_environment = extra.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect::<BTreeMap<_, _>>();
+        context.extra_environment =
+            extra.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect::<BTreeMap<_, _>>();
     }
     context
 }
