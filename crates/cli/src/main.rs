@@ -193,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             pipeline::diagnostic::sort(&mut all);
             match format {
-                Format::Text => print!("{}", output::render_diagnostics(&all, &files, true)),
+                Format::Text => print!("{}", output::render_diagnostics(&all, &files, true, output::use_color(&std::io::stdout()))),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&output::lint_json(&all, &files))?),
             }
             Ok(if all.iter().any(pipeline::Diagnostic::is_error) { EXIT_PIPELINE_ERRORS } else { 0 })
@@ -206,7 +206,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             plan.diagnostics.splice(0..0, loaded.diagnostics.iter().cloned());
             match format {
                 Format::Text => {
-                    eprint!("{}", output::render_diagnostics(&plan.diagnostics, &loaded.files, false));
+                    eprint!(
+                        "{}",
+                        output::render_diagnostics(&plan.diagnostics, &loaded.files, false, output::use_color(&std::io::stderr()))
+                    );
                     print!("{}", output::render_plan(&plan, &context));
                 }
                 Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
@@ -218,7 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let loaded = source::load(&path)?;
             let (workflows, mut diagnostics) = pipeline::read_and_lint(&loaded.files);
             diagnostics.splice(0..0, loaded.diagnostics.iter().cloned());
-            eprint!("{}", output::render_diagnostics(&diagnostics, &loaded.files, false));
+            eprint!("{}", output::render_diagnostics(&diagnostics, &loaded.files, false, output::use_color(&std::io::stderr())));
             let options = CompileOptions { ignore_conditions: true, ..CompileOptions::default() };
             let plan = pipeline::compile_with(&workflows, &Context::default(), options);
             print!("{}", pipeline::docs::render_markdown(&workflows, &plan));

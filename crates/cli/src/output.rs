@@ -6,12 +6,19 @@ use pipeline::plan::{Plan, RunOn, StepPlan};
 use pipeline::{Context, Diagnostic, Severity, SourceFile};
 use serde::Serialize;
 
+/// Whether to colour output written to this stream: a terminal, and `NO_COLOR` not set.
+pub fn use_color(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        && std::env::var("TERM").map_or(true, |term| term != "dumb")
+}
+
 /// Diagnostics rustc-style with the source line and a caret; with `summary`, a closing count.
-pub fn render_diagnostics(diagnostics: &[Diagnostic], files: &[SourceFile], summary: bool) -> String {
+pub fn render_diagnostics(diagnostics: &[Diagnostic], files: &[SourceFile], summary: bool, colored: bool) -> String {
     let mut out = String::new();
     for diagnostic in diagnostics {
         let source = files.iter().find(|file| file.path == diagnostic.file).map(|file| file.text.as_str());
-        out.push_str(&diagnostic.render(source));
+        out.push_str(&diagnostic.render_with(source, colored));
         out.push('\n');
     }
     if summary {

@@ -73,29 +73,45 @@ impl Diagnostic {
 
     /// Renders rustc-style: the message, the location, the source line and a caret under the column.
     pub fn render(&self, source: Option<&str>) -> String {
-        let severity = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+        self.render_with(source, false)
+    }
+
+    /// As `render`, with ANSI colours when `colored` (the caller knows whether it writes to a terminal).
+    pub fn render_with(&self, source: Option<&str>, colored: bool) -> String {
+        let paint = |code: &str, text: &str| if colored { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+        let (severity, severity_color) = match self.severity {
+            Severity::Error => ("error", "1;31"),
+            Severity::Warning => ("warning", "1;33"),
         };
         let mut out = String::new();
-        let _ = writeln!(out, "{severity}[{}]: {}", self.code, self.message);
+        let _ =
+            writeln!(out, "{}{}", paint(severity_color, &format!("{severity}[{}]", self.code)), paint("1", &format!(": {}", self.message)));
         let line_text = source.and_then(|text| text.lines().nth(self.line.saturating_sub(1) as usize));
         let gutter = " ".repeat(self.line.to_string().len());
-        let _ = writeln!(out, "{gutter}--> {}:{}:{}", self.file, self.line, self.column);
+        let _ = writeln!(out, "{gutter}{} {}:{}:{}", paint("1;34", "-->"), self.file, self.line, self.column);
         if let Some(line_text) = line_text {
-            // Tabs are shown as one space each so that the caret lines up in any terminal.
-            let shown: String = line_text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
-            let caret_at = line_text
-                .char_indices()
-                .take_while(|(index, _)| *index < line_text.len())
-                .count()
-                .min(self.column.saturating_sub(1) as usize);
-            let _ = writeln!(out, "{gutter} |");
-            let _ = writeln!(out, "{} | {}", self.line, shown.trim_end());
-            let _ = writeln!(out, "{gutter} | {}^", " ".repeat(caret_at));
+            // Tabs are shown as one space each so that the caret lines up in any terminal, and a
+            // long line (minified JSON) is cut to a window around the column.
+            let chars: Vec<char> = line_text.trim_end().chars().map(|c| if c == '\t' || c.is_control() { ' ' } else { c }).collect();
+            let column = (self.column.saturating_sub(1) as usize).min(chars.len());
+            let start = column.saturating_sub(60);
+            let end = (start + 120).min(chars.len());
+            let mut shown: String = chars[start..end].iter().collect();
+            if start > 0 {
+                shown.insert(0, '…');
+            }
+            if end < chars.len() {
+                shown.push('…');
+            }
+            let caret_at = column - start + usize::from(start > 0);
+            let bar = paint("1;34", "|");
+            let _ = writeln!(out, "{gutter} {bar}");
+            let _ = writeln!(out, "{} {bar} {shown}", paint("1;34", &self.line.to_string()));
+            let caret = paint(severity_color, "^");
+            let _ = writeln!(out, "{gutter} {bar} {}{caret}", " ".repeat(caret_at));
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "{gutter} = help: {hint}");
+            let _ = writeln!(out, "{gutter} {} {hint}", paint("1;36", "= help:"));
         }
         out
     }
