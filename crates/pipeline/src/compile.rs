@@ -507,6 +507,11 @@ fn link_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpe
     for index in 1..clone_count {
         declared[index] = vec![names[index - 1].clone()];
     }
+    // File order: each step waits for the previous stage, where a stage is one step, or a run
+    // of consecutive steps of the same (legacy) `group`, which run in parallel.
+    let mut previous_stage: Vec<String> = last_clone.clone().into_iter().collect();
+    let mut current_stage: Vec<String> = Vec::new();
+    let mut current_group: Option<&str> = None;
     for (offset, spec) in workflow.steps.iter().enumerate() {
         let index = clone_count + offset;
         declared[index] = if graph_mode {
@@ -524,10 +529,14 @@ fn link_steps(steps: &mut [StepPlan], clone_count: usize, workflow: &WorkflowSpe
                     .collect(),
                 _ => last_clone.clone().into_iter().collect(),
             }
-        } else if offset == 0 {
-            last_clone.clone().into_iter().collect()
         } else {
-            vec![names[index - 1].clone()]
+            let same_group = spec.group.is_some() && spec.group.as_deref() == current_group;
+            if !same_group && offset > 0 {
+                previous_stage = std::mem::take(&mut current_stage);
+            }
+            current_group = spec.group.as_deref();
+            current_stage.push(names[index].clone());
+            previous_stage.clone()
         };
     }
     if graph_mode && workflow.dialect == Dialect::Woodpecker {
@@ -593,6 +602,25 @@ fn skip_dependents_of_skipped_steps(steps: &mut [StepPlan], clone_count: usize, 
     }
 }
 
+pub(crate) fn unknown_workflow_diagnostic(
+    spec: &WorkflowSpec,
+    dependency: &crate::model::Dependency,
+    workflows: &[WorkflowSpec],
+) -> Diagnostic {
+    let known: Vec<&str> = workflows.iter().map(|workflow| workflow.name.as_str()).collect();
+    let mut diagnostic = Diagnostic::error(
+        code::UNKNOWN_DEPENDENCY,
+        &spec.file,
+        dependency.span,
+        format!("workflow `{}` depends on `{}`, which is not a workflow of this pipeline", spec.name, dependency.name),
+    );
+    diagnostic.hint = Some(match did_you_mean(&dependency.name, known.iter().copied()) {
+        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+        None => format!("workflows are: {}", known.join(", ")),
+    });
+    diagnostic
+}
+
 pub(crate) fn unknown_step_diagnostic(
     workflow: &WorkflowSpec,
     step: &str,
@@ -630,20 +658,7 @@ fn resolve_workflow_dependencies(workflows: &[WorkflowSpec], plans: &mut [Workfl
                     }
                 }
                 None if dependency.optional => {}
-                None => {
-                    let known: Vec<&str> = workflows.iter().map(|spec| spec.name.as_str()).collect();
-                    let mut diagnostic = Diagnostic::error(
-                        code::UNKNOWN_DEPENDENCY,
-                        &spec.file,
-                        dependency.span,
-                        format!("workflow `{}` depends on `{}`, which is not a workflow of this pipeline", spec.name, dependency.name),
-                    );
-                    diagnostic.hint = Some(match did_you_mean(&dependency.name, known.iter().copied()) {
-                        Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                        None => format!("workflows are: {}", known.join(", ")),
-                    });
-                    diagnostics.push(diagnostic);
-                }
+                None => diagnostics.push(unknown_workflow_diagnostic(spec, dependency, workflows)),
             }
         }
     }

@@ -79,14 +79,17 @@ impl Expression {
         }
         let tokens = tokenize(source);
         check_size(source, &tokens)?;
+        let rewritten = rewrite_negated_operators(source);
+        let parsed = rewritten.as_deref().unwrap_or(source);
+        let parsed_tokens = if rewritten.is_some() { tokenize(parsed) } else { tokens.clone() };
         // expr-lang's AST builder has `unreachable!`s; a bug there must not take the caller down.
-        let program = match catch_unwind(AssertUnwindSafe(|| expr::compile(source))) {
+        let program = match catch_unwind(AssertUnwindSafe(|| expr::compile(parsed))) {
             Ok(Ok(program)) => program,
-            Ok(Err(error)) => return Err(compile_error(source, &tokens, error)),
+            Ok(Err(error)) => return Err(compile_error(parsed, &parsed_tokens, error)),
             Err(_) => return Err(syntax("the expression parser failed on this input", None)),
         };
         check_supported(source, &tokens)?;
-        check_regular_expressions(&tokens)?;
+        check_regular_expressions(&parsed_tokens)?;
         Ok(Expression { source: source.to_owned(), program })
     }
 
@@ -569,6 +572,81 @@ impl Token<'_> {
             Kind::Symbol => matches!(self.text, ")" | "]" | "}"),
         }
     }
+}
+
+/// Operators Go's expr also accepts negated (`a not contains b`); expr-lang 2.1 knows only `not in`.
+const NEGATABLE_OPERATORS: [&str; 4] = ["contains", "matches", "startsWith", "endsWith"];
+
+/// Rewrites `L not OP R` to `(not (L OP R))`, which expr-lang parses, or `None` when the source has
+/// no such operator. The operands are the tokens up to the nearest comparison or logical
+/// operator (or bracket) on either side, which is how the negated forms are written in practice.
+fn rewrite_negated_operators(source: &str) -> Option<String> {
+    let mut text = source.to_owned();
+    let mut changed = false;
+    // One at a time, re-reading the text: each rewrite moves what follows it.
+    for _ in 0..16 {
+        let tokens = tokenize(&text);
+        let Some(found) = (1..tokens.len().saturating_sub(1)).find(|&index| {
+            tokens[index].is_word("not")
+                && tokens[index + 1].kind == Kind::Word
+                && NEGATABLE_OPERATORS.contains(&tokens[index + 1].text)
+                && tokens[index - 1].ends_operand()
+        }) else {
+            break;
+        };
+        let is_boundary = |token: &Token<'_>| match token.kind {
+            Kind::Symbol => matches!(token.text, "==" | "!=" | "<" | ">" | "<=" | ">=" | "&&" | "||" | "?" | ":" | "??" | ","),
+            Kind::Word => matches!(token.text, "and" | "or" | "in" | "not") || NEGATABLE_OPERATORS.contains(&token.text),
+            _ => false,
+        };
+        let mut first = found;
+        let mut depth = 0usize;
+        while first > 0 {
+            let token = &tokens[first - 1];
+            match token.text {
+                ")" | "]" | "}" if token.kind == Kind::Symbol => depth += 1,
+                "(" | "[" | "{" if token.kind == Kind::Symbol => {
+                    if depth == 0 {
+                        break;
+                    }
+                    depth -= 1;
+                }
+                _ if depth == 0 && is_boundary(token) => break,
+                _ => {}
+            }
+            first -= 1;
+        }
+        let mut last = found + 2;
+        depth = 0;
+        while last < tokens.len() {
+            let token = &tokens[last];
+            match token.text {
+                "(" | "[" | "{" if token.kind == Kind::Symbol => depth += 1,
+                ")" | "]" | "}" if token.kind == Kind::Symbol => {
+                    if depth == 0 {
+                        break;
+                    }
+                    depth -= 1;
+                }
+                _ if depth == 0 && is_boundary(token) => break,
+                _ => {}
+            }
+            last += 1;
+        }
+        if first == found || last == found + 2 {
+            // No operand on one side: leave it for the parser to report.
+            break;
+        }
+        let start = tokens[first].start;
+        let end = tokens[last - 1].start + tokens[last - 1].text.len();
+        let left = text[start..tokens[found].start].trim_end();
+        let operator = tokens[found + 1].text;
+        let right = &text[tokens[found + 2].start..end];
+        let replacement = format!("(not ({left} {operator} {right}))");
+        text.replace_range(start..end, &replacement);
+        changed = true;
+    }
+    changed.then_some(text)
 }
 
 fn tokenize(source: &str) -> Vec<Token<'_>> {

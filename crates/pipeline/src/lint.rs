@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::compile::{CLONE_STEP, matrix_limit_diagnostic, matrix_rows, unknown_step_diagnostic};
+use crate::compile::{CLONE_STEP, matrix_limit_diagnostic, matrix_rows, unknown_step_diagnostic, unknown_workflow_diagnostic};
 use crate::context::Context;
 use crate::dag::find_cycle;
 use crate::diagnostic::{Diagnostic, code, did_you_mean};
@@ -248,6 +248,81 @@ fn known_variables(workflow: &WorkflowSpec) -> HashSet<String> {
         platform: "linux/amd64",
     };
     let mut names: HashSet<String> = builtin_environment(&context, &facts).into_keys().collect();
+    // Set by Woodpecker and Drone at run time or from forge data Gantry does not model yet.
+    for extra in [
+        "CI_PREV_COMMIT_SHA",
+        "CI_PREV_COMMIT_REF",
+        "CI_PREV_COMMIT_REFSPEC",
+        "CI_PREV_COMMIT_BRANCH",
+        "CI_PREV_COMMIT_SOURCE_BRANCH",
+        "CI_PREV_COMMIT_TARGET_BRANCH",
+        "CI_PREV_COMMIT_URL",
+        "CI_PREV_COMMIT_MESSAGE",
+        "CI_PREV_COMMIT_TIMESTAMP",
+        "CI_PREV_COMMIT_AUTHOR",
+        "CI_PREV_COMMIT_AUTHOR_EMAIL",
+        "CI_PREV_COMMIT_AUTHOR_AVATAR",
+        "CI_PREV_PIPELINE_NUMBER",
+        "CI_PREV_PIPELINE_PARENT",
+        "CI_PREV_PIPELINE_EVENT",
+        "CI_PREV_PIPELINE_EVENT_REASON",
+        "CI_PREV_PIPELINE_URL",
+        "CI_PREV_PIPELINE_FORGE_URL",
+        "CI_PREV_PIPELINE_DEPLOY_TARGET",
+        "CI_PREV_PIPELINE_DEPLOY_TASK",
+        "CI_PREV_PIPELINE_STATUS",
+        "CI_PREV_PIPELINE_CREATED",
+        "CI_PREV_PIPELINE_STARTED",
+        "CI_PREV_PIPELINE_FINISHED",
+        "CI_PREV_PIPELINE_AUTHOR",
+        "CI_PREV_PIPELINE_AVATAR",
+        "CI_PIPELINE_PARENT",
+        "CI_PIPELINE_DEPLOY_TASK",
+        "CI_PIPELINE_EVENT_REASON",
+        "CI_PIPELINE_RELEASE_TITLE",
+        "CI_PIPELINE_RELEASE_PRE",
+        "CI_PIPELINE_AUTHOR",
+        "CI_PIPELINE_AVATAR",
+        "CI_PIPELINE_RERUNS",
+        "CI_PIPELINE_STATUS",
+        "CI_COMMIT_PRERELEASE",
+        "CI_COMMIT_AUTHOR_AVATAR",
+        "CI_COMMIT_PULL_REQUEST_MILESTONE",
+        "CI_COMMIT_PULL_REQUEST_DRAFT",
+        "CI_REPO_REMOTE_ID",
+        "CI_REPO_SCM",
+        "CI_REPO_TRUSTED",
+        "CI_REPO_TRUSTED_NETWORK",
+        "CI_REPO_TRUSTED_VOLUMES",
+        "CI_REPO_TRUSTED_SECURITY",
+        "CI_STEP_URL",
+        "CI_STEP_STARTED",
+        "CI_NETRC_MACHINE",
+        "CI_NETRC_USERNAME",
+        "CI_NETRC_PASSWORD",
+        "DRONE_COMMIT_BEFORE",
+        "DRONE_BUILD_TRIGGER",
+        "DRONE_BUILD_PARENT",
+        "DRONE_BUILD_FINISHED",
+        "DRONE_BUILD_STATUS",
+        "DRONE_FAILED_STAGES",
+        "DRONE_FAILED_STEPS",
+        "DRONE_PULL_REQUEST_TITLE",
+        "DRONE_GIT_SSH_URL",
+        "DRONE_STAGE_DEPENDS_ON",
+        "DRONE_STAGE_FINISHED",
+        "DRONE_STAGE_MACHINE",
+        "DRONE_STAGE_STARTED",
+        "DRONE_STAGE_STATUS",
+        "DRONE_STAGE_TYPE",
+        "DRONE_STAGE_VARIANT",
+        "DRONE_DOCKER_NETWORK_ID",
+        "DRONE_NETRC_MACHINE",
+        "DRONE_NETRC_USERNAME",
+        "DRONE_NETRC_PASSWORD",
+    ] {
+        names.insert(extra.to_owned());
+    }
     for extra in [
         "CI_COMMIT_TIMESTAMP",
         "CI_PIPELINE_URL",
@@ -382,6 +457,13 @@ fn check_workflow_graph(workflows: &[WorkflowSpec], diagnostics: &mut Vec<Diagno
             );
         } else {
             seen.insert(&workflow.name, workflow);
+        }
+    }
+    for workflow in workflows {
+        for dependency in &workflow.depends_on {
+            if !dependency.optional && !seen.contains_key(dependency.name.as_str()) {
+                diagnostics.push(unknown_workflow_diagnostic(workflow, dependency, workflows));
+            }
         }
     }
     let graph: Vec<(&str, Vec<&str>)> = workflows

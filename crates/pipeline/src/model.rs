@@ -228,6 +228,8 @@ pub struct StepSpec {
     pub timeout_minutes: Option<u32>,
     pub memory_limit: Option<String>,
     pub shm_size: Option<String>,
+    /// Woodpecker's old `group`: consecutive steps of one group ran in parallel.
+    pub group: Option<String>,
 }
 
 /// How to tell a service is ready: a command run inside it until it succeeds.
@@ -272,6 +274,7 @@ impl StepSpec {
             timeout_minutes: None,
             memory_limit: None,
             shm_size: None,
+            group: None,
         }
     }
 

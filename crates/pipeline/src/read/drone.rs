@@ -95,7 +95,8 @@ fn read_pipeline(reader: &mut Reader<'_>, document: Node) -> Option<WorkflowSpec
             )
             .hint = Some("Gantry runs `type: docker` and `type: exec` pipelines".into());
     }
-    let images_required = runner_name != "exec";
+    // Only container runners need images; exec, ssh, digitalocean, vm and macstadium run on a machine.
+    let images_required = matches!(runner_name.as_str(), "docker" | "kubernetes");
     workflow.runner_type = Some(runner_type.unwrap_or(Named { name: "docker".into(), span: document.span }));
     let mut saw_steps = false;
     for (key, value) in document.as_mapping().unwrap_or_default() {
@@ -136,6 +137,8 @@ fn read_pipeline(reader: &mut Reader<'_>, document: Node) -> Option<WorkflowSpec
             // Kubernetes runner settings: the pipeline is already flagged as not runnable here.
             "metadata" | "service_account_name" | "node_selector" | "tolerations" | "dns_config" | "host_aliases" | "resources"
                 if runner_name == "kubernetes" => {}
+            // Machine runners: where to run (ssh, digitalocean, macstadium) or which pool (vm).
+            "server" | "pool" | "token" | "instance" if !matches!(runner_name.as_str(), "docker" | "kubernetes" | "exec") => {}
             other => reader.unknown_key(key, other, PIPELINE_KEYS, "a Drone pipeline"),
         }
     }

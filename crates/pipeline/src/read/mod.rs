@@ -89,11 +89,14 @@ pub fn workflow_name_from_path(path: &str) -> String {
 pub(crate) struct Reader<'a> {
     pub file: &'a str,
     pub diagnostics: Vec<Diagnostic>,
+    /// The document is in the format from before `settings` (a `pipeline:` key): unknown keys
+    /// of plugin steps are their parameters.
+    pub legacy_plugin_parameters: bool,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(file: &'a str) -> Self {
-        Self { file, diagnostics: Vec::new() }
+        Self { file, diagnostics: Vec::new(), legacy_plugin_parameters: false }
     }
 
     pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
@@ -173,8 +176,7 @@ impl<'a> Reader<'a> {
         match &node.value {
             NodeValue::Bool(value) => Some(*value),
             NodeValue::Null => None,
-            NodeValue::String(text) if text.eq_ignore_ascii_case("true") => Some(true),
-            NodeValue::String(text) if text.eq_ignore_ascii_case("false") => Some(false),
+            NodeValue::String(text) if yaml_1_1_boolean(text).is_some() => yaml_1_1_boolean(text),
             _ => {
                 let diagnostic =
                     self.error(code::WRONG_TYPE, node.span, format!("`{field}` must be true or false, found {}", describe(node)));
@@ -297,6 +299,16 @@ impl<'a> Reader<'a> {
                 SettingValue::Map(map)
             }
         }
+    }
+}
+
+/// go-yaml v3 reads YAML 1.1 booleans (`yes`, `on`, ...) into typed boolean fields, so files
+/// have them there; elsewhere they stay strings.
+pub(crate) fn yaml_1_1_boolean(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "y" | "Y" | "on" | "On" | "ON" => Some(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "n" | "N" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
     }
 }
 

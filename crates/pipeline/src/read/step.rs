@@ -3,7 +3,7 @@
 use crate::diagnostic::code;
 use crate::model::{Dialect, EnvironmentEntry, FailurePolicy, Healthcheck, PullPolicy, SettingValue, StepSpec};
 use crate::read::condition::{ConditionScope, read_when};
-use crate::read::{Reader, describe, to_json};
+use crate::read::{Reader, describe, to_json, yaml_1_1_boolean};
 use crate::yaml::{Node, NodeValue};
 
 /// What a collection holds; services have a slightly different set of keys and name rules.
@@ -111,7 +111,7 @@ pub(crate) fn read_steps(
             }
         }
         NodeValue::Sequence(items) => {
-            for item in items {
+            for (index, item) in items.iter().enumerate() {
                 if let Some(mut step) = read_step(reader, item, dialect, role, None, image_required) {
                     if step.name.is_empty() {
                         if role == StepRole::Service || dialect == Dialect::Drone {
@@ -122,7 +122,8 @@ pub(crate) fn read_steps(
                                     "add `name: <step name>`".into()
                                 });
                         }
-                        step.name = format!("{}-{}", role.noun().replace(' ', "-"), steps.len() + 1);
+                        // Woodpecker numbers unnamed steps by their position, from 0.
+                        step.name = format!("{}-{}", role.noun().replace(' ', "-"), index);
                         step.generated_name = true;
                     }
                     steps.push(step);
@@ -156,6 +157,7 @@ fn read_step(
     };
     let known = if dialect == Dialect::Woodpecker { WOODPECKER_STEP_KEYS } else { DRONE_STEP_KEYS };
     let mut legacy_secrets = Vec::new();
+    let mut unknown: Vec<(&Node, &Node, String)> = Vec::new();
     for (key, value) in entries {
         let Some(name) = reader.key_text(key) else { continue };
         let name = name.into_owned();
@@ -217,10 +219,31 @@ fn read_step(
                 reader.warning(code::UNSUPPORTED, key.span, format!("`{name}` is read but not applied by Gantry yet"));
             }
             "group" => {
-                reader.warning(code::DEPRECATED, key.span, "`group` was removed from Woodpecker; it is ignored").hint =
+                reader.warning(code::DEPRECATED, key.span, "`group` was removed from Woodpecker; read as a stage of parallel steps").hint =
                     Some("use `depends_on` to run steps in parallel".into());
+                step.group = reader.string(value, "group");
             }
-            other => reader.unknown_key(key, other, known, &format!("a {}", role.noun())),
+            _ => unknown.push((key, value, name)),
+        }
+    }
+    // Before `settings` existed (Woodpecker 0.15, Drone 0.8) a plugin's parameters stood on the
+    // step itself; both read such keys as settings, and so does Gantry for files in that format.
+    if reader.legacy_plugin_parameters && step.commands.is_empty() && role != StepRole::Service && !unknown.is_empty() {
+        let names: Vec<String> = unknown.iter().map(|(_, _, name)| format!("`{name}`")).collect();
+        reader
+            .warning(
+                code::DEPRECATED,
+                unknown[0].0.span,
+                format!("plugin parameters on the step ({}) are read as `settings`", names.join(", ")),
+            )
+            .hint = Some("move them under `settings:`".into());
+        for (_, value, name) in unknown {
+            let value = reader.setting_value(value);
+            step.settings.push((name, value));
+        }
+    } else {
+        for (key, _, name) in unknown {
+            reader.unknown_key(key, &name, known, &format!("a {}", role.noun()));
         }
     }
     for entry in legacy_secrets {
@@ -250,9 +273,12 @@ fn read_pull(reader: &mut Reader<'_>, node: &Node) -> Option<PullPolicy> {
         NodeValue::Bool(false) => Some(PullPolicy::IfNotPresent),
         NodeValue::Null => None,
         _ => match node.scalar_text().as_deref() {
-            Some("true" | "always") => Some(PullPolicy::Always),
-            Some("false" | "if-not-exists" | "if-not-present" | "default") => Some(PullPolicy::IfNotPresent),
+            Some("always") => Some(PullPolicy::Always),
+            Some("if-not-exists" | "if-not-present" | "default") => Some(PullPolicy::IfNotPresent),
             Some("never") => Some(PullPolicy::Never),
+            Some(text) if yaml_1_1_boolean(text).is_some() => {
+                Some(if yaml_1_1_boolean(text) == Some(true) { PullPolicy::Always } else { PullPolicy::IfNotPresent })
+            }
             _ => {
                 reader.error(
                     code::INVALID_VALUE,
@@ -372,7 +398,8 @@ fn read_volumes(reader: &mut Reader<'_>, node: &Node) -> Vec<String> {
             }
             _ => {
                 if let Some(text) = reader.string(item, "volumes") {
-                    if !text.contains(':') {
+                    // A lone absolute path is a volume of its own at that path, as in Docker.
+                    if !text.contains(':') && !text.starts_with('/') {
                         reader.error(code::INVALID_VALUE, item.span, format!("volume `{text}` has no target path")).hint =
                             Some("write `source:/path/in/container` (add `:ro` for read-only)".into());
                         continue;

@@ -53,6 +53,8 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
     let mut workflow = WorkflowSpec::new(name, reader.file, Dialect::Woodpecker, document.span);
     let mut saw_steps = false;
     let mut skip_clone = false;
+    let legacy_before = reader.legacy_plugin_parameters;
+    reader.legacy_plugin_parameters = document.get("pipeline").is_some() && document.get("steps").is_none();
     let mut custom_clone = None;
     let mut legacy_branches = None;
     let mut runs_on = None;
@@ -82,14 +84,11 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
                     matrix.span = key.span;
                 }
             }
-            "labels" => workflow.labels = read_string_map(reader, value, "labels"),
+            "labels" => workflow.labels = read_labels(reader, value),
             "concurrency" => workflow.concurrency = read_concurrency(reader, value),
             "variables" | "$schema" | "version" => {}
-            "runs_on" => {
-                reader.warning(code::DEPRECATED, key.span, "`runs_on` is deprecated; read as the workflow's `when.status`").hint =
-                    Some("write `when: {status: [success, failure]}` on the workflow".into());
-                runs_on = Some(value.clone());
-            }
+            // Documented for workflows that run after others, e.g. to notify on failure.
+            "runs_on" => runs_on = Some(value.clone()),
             "platform" => {
                 reader.warning(code::DEPRECATED, key.span, "top-level `platform` is deprecated").hint =
                     Some("use `labels: {platform: linux/arm64}`".into());
@@ -140,6 +139,7 @@ pub(crate) fn read_workflow(reader: &mut Reader<'_>, name: &str, document: Node)
         (false, Some(steps)) => CloneSpec::Custom(steps),
         (false, None) => CloneSpec::Default { depth: None, tags: None, submodules: None, lfs: None },
     };
+    reader.legacy_plugin_parameters = legacy_before;
     workflow.document = document;
     Some(workflow)
 }
@@ -182,6 +182,24 @@ pub(crate) fn read_string_map(reader: &mut Reader<'_>, node: &Node, field: &str)
         }
     }
     map
+}
+
+/// Labels as a mapping, or Woodpecker's list form `- key=value`.
+fn read_labels(reader: &mut Reader<'_>, node: &Node) -> BTreeMap<String, String> {
+    let Some(items) = node.as_sequence() else { return read_string_map(reader, node, "labels") };
+    let mut labels = BTreeMap::new();
+    for item in items {
+        match item.as_str().and_then(|text| text.split_once('=')) {
+            Some((key, value)) => {
+                labels.insert(key.trim().to_owned(), value.trim().to_owned());
+            }
+            None => {
+                reader.error(code::WRONG_TYPE, item.span, "`labels` items in list form are `key=value`").hint =
+                    Some("or write the labels as a mapping: `key: value`".into());
+            }
+        }
+    }
+    labels
 }
 
 fn read_concurrency(reader: &mut Reader<'_>, node: &Node) -> Option<Concurrency> {

@@ -118,3 +118,9 @@ fn workflow_dependencies_resolve_across_files_and_skipping_spreads() {
         ]
     );
 }
+
+#[test]
+fn steps_of_one_legacy_group_run_in_parallel_between_their_neighbours() {
+    let yaml = "steps:\n  a: {image: x, commands: [a]}\n  b: {image: x, commands: [b], group: checks}\n  c: {image: x, commands: [c], group: checks}\n  d: {image: x, commands: [d]}\n";
+    assert_eq!(edges(yaml), ["clone <- ", "a <- clone", "b <- a", "c <- a", "d <- b, c"]);
+}

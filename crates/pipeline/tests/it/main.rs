@@ -1,5 +1,6 @@
 //! Integration tests of the pipeline crate: one binary, one module per feature.
 
+mod compatibility;
 mod conditions;
 mod corpus;
 mod diagnostics;
