@@ -1,6 +1,7 @@
 //! Checks that need the whole workflow or the whole pipeline, beyond what reading one value finds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use crate::compile::{CLONE_STEP, matrix_limit_diagnostic, matrix_rows, unknown_step_diagnostic, unknown_workflow_diagnostic};
 use crate::context::Context;
@@ -226,8 +227,104 @@ fn check_unreachable(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>)
     }
 }
 
-/// Names `${...}` may use at compile time: built-ins of the dialect and the matrix axes.
-fn known_variables(workflow: &WorkflowSpec) -> HashSet<String> {
+/// Variables Woodpecker and Drone set at run time or from forge data Gantry does not model yet:
+/// known names, though the plan cannot fill them in.
+const RUNTIME_VARIABLES: &[&str] = &[
+    "CI_PREV_COMMIT_SHA",
+    "CI_PREV_COMMIT_REF",
+    "CI_PREV_COMMIT_REFSPEC",
+    "CI_PREV_COMMIT_BRANCH",
+    "CI_PREV_COMMIT_SOURCE_BRANCH",
+    "CI_PREV_COMMIT_TARGET_BRANCH",
+    "CI_PREV_COMMIT_URL",
+    "CI_PREV_COMMIT_MESSAGE",
+    "CI_PREV_COMMIT_TIMESTAMP",
+    "CI_PREV_COMMIT_AUTHOR",
+    "CI_PREV_COMMIT_AUTHOR_EMAIL",
+    "CI_PREV_COMMIT_AUTHOR_AVATAR",
+    "CI_PREV_PIPELINE_NUMBER",
+    "CI_PREV_PIPELINE_PARENT",
+    "CI_PREV_PIPELINE_EVENT",
+    "CI_PREV_PIPELINE_EVENT_REASON",
+    "CI_PREV_PIPELINE_URL",
+    "CI_PREV_PIPELINE_FORGE_URL",
+    "CI_PREV_PIPELINE_DEPLOY_TARGET",
+    "CI_PREV_PIPELINE_DEPLOY_TASK",
+    "CI_PREV_PIPELINE_STATUS",
+    "CI_PREV_PIPELINE_CREATED",
+    "CI_PREV_PIPELINE_STARTED",
+    "CI_PREV_PIPELINE_FINISHED",
+    "CI_PREV_PIPELINE_AUTHOR",
+    "CI_PREV_PIPELINE_AVATAR",
+    "CI_PIPELINE_PARENT",
+    "CI_PIPELINE_DEPLOY_TASK",
+    "CI_PIPELINE_EVENT_REASON",
+    "CI_PIPELINE_RELEASE_TITLE",
+    "CI_PIPELINE_RELEASE_PRE",
+    "CI_PIPELINE_AUTHOR",
+    "CI_PIPELINE_AVATAR",
+    "CI_PIPELINE_RERUNS",
+    "CI_PIPELINE_STATUS",
+    "CI_COMMIT_PRERELEASE",
+    "CI_COMMIT_AUTHOR_AVATAR",
+    "CI_COMMIT_PULL_REQUEST_MILESTONE",
+    "CI_COMMIT_PULL_REQUEST_DRAFT",
+    "CI_REPO_REMOTE_ID",
+    "CI_REPO_SCM",
+    "CI_REPO_TRUSTED",
+    "CI_REPO_TRUSTED_NETWORK",
+    "CI_REPO_TRUSTED_VOLUMES",
+    "CI_REPO_TRUSTED_SECURITY",
+    "CI_STEP_URL",
+    "CI_STEP_STARTED",
+    "CI_NETRC_MACHINE",
+    "CI_NETRC_USERNAME",
+    "CI_NETRC_PASSWORD",
+    "DRONE_COMMIT_BEFORE",
+    "DRONE_BUILD_TRIGGER",
+    "DRONE_BUILD_PARENT",
+    "DRONE_BUILD_FINISHED",
+    "DRONE_BUILD_STATUS",
+    "DRONE_FAILED_STAGES",
+    "DRONE_FAILED_STEPS",
+    "DRONE_PULL_REQUEST_TITLE",
+    "DRONE_GIT_SSH_URL",
+    "DRONE_STAGE_DEPENDS_ON",
+    "DRONE_STAGE_FINISHED",
+    "DRONE_STAGE_MACHINE",
+    "DRONE_STAGE_STARTED",
+    "DRONE_STAGE_STATUS",
+    "DRONE_STAGE_TYPE",
+    "DRONE_STAGE_VARIANT",
+    "DRONE_DOCKER_NETWORK_ID",
+    "DRONE_NETRC_MACHINE",
+    "DRONE_NETRC_USERNAME",
+    "DRONE_NETRC_PASSWORD",
+    "CI_COMMIT_TIMESTAMP",
+    "CI_PIPELINE_URL",
+    "CI_PIPELINE_CREATED",
+    "CI_PIPELINE_STARTED",
+    "CI_SYSTEM_URL",
+    "CI_FORGE_TYPE",
+    "CI_REPO_CLONE_SSH_URL",
+    "CI_COMMIT_PULL_REQUEST_LABELS",
+    "DRONE_BUILD_LINK",
+    "DRONE_BUILD_CREATED",
+    "DRONE_BUILD_STARTED",
+    "DRONE_SYSTEM_PROTO",
+    "DRONE_SYSTEM_VERSION",
+    "DRONE_REPO_VISIBILITY",
+    "DRONE_REPO_PRIVATE",
+    "DRONE_CALVER",
+    "DRONE_STEP_NAME",
+    "DRONE_STEP_NUMBER",
+    "CI_STEP_NAME",
+    "CI_STEP_NUMBER",
+    "CI_STEP_TYPE",
+];
+
+/// Names `${...}` may use at compile time, for any dialect: every built-in and the run-time names.
+static BUILTIN_NAMES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
     let context = Context {
         tag: Some("v1.0.0".into()),
         pull_request: Some("1".into()),
@@ -239,115 +336,16 @@ fn known_variables(workflow: &WorkflowSpec) -> HashSet<String> {
         ..Context::default()
     };
     let workspace = Workspace { base: String::new(), path: String::new() };
-    let facts = WorkflowFacts {
-        dialect: workflow.dialect,
-        name: &workflow.name,
-        number: 1,
-        workspace: &workspace,
-        matrix: None,
-        platform: "linux/amd64",
-    };
-    let mut names: HashSet<String> = builtin_environment(&context, &facts).into_keys().collect();
-    // Set by Woodpecker and Drone at run time or from forge data Gantry does not model yet.
-    for extra in [
-        "CI_PREV_COMMIT_SHA",
-        "CI_PREV_COMMIT_REF",
-        "CI_PREV_COMMIT_REFSPEC",
-        "CI_PREV_COMMIT_BRANCH",
-        "CI_PREV_COMMIT_SOURCE_BRANCH",
-        "CI_PREV_COMMIT_TARGET_BRANCH",
-        "CI_PREV_COMMIT_URL",
-        "CI_PREV_COMMIT_MESSAGE",
-        "CI_PREV_COMMIT_TIMESTAMP",
-        "CI_PREV_COMMIT_AUTHOR",
-        "CI_PREV_COMMIT_AUTHOR_EMAIL",
-        "CI_PREV_COMMIT_AUTHOR_AVATAR",
-        "CI_PREV_PIPELINE_NUMBER",
-        "CI_PREV_PIPELINE_PARENT",
-        "CI_PREV_PIPELINE_EVENT",
-        "CI_PREV_PIPELINE_EVENT_REASON",
-        "CI_PREV_PIPELINE_URL",
-        "CI_PREV_PIPELINE_FORGE_URL",
-        "CI_PREV_PIPELINE_DEPLOY_TARGET",
-        "CI_PREV_PIPELINE_DEPLOY_TASK",
-        "CI_PREV_PIPELINE_STATUS",
-        "CI_PREV_PIPELINE_CREATED",
-        "CI_PREV_PIPELINE_STARTED",
-        "CI_PREV_PIPELINE_FINISHED",
-        "CI_PREV_PIPELINE_AUTHOR",
-        "CI_PREV_PIPELINE_AVATAR",
-        "CI_PIPELINE_PARENT",
-        "CI_PIPELINE_DEPLOY_TASK",
-        "CI_PIPELINE_EVENT_REASON",
-        "CI_PIPELINE_RELEASE_TITLE",
-        "CI_PIPELINE_RELEASE_PRE",
-        "CI_PIPELINE_AUTHOR",
-        "CI_PIPELINE_AVATAR",
-        "CI_PIPELINE_RERUNS",
-        "CI_PIPELINE_STATUS",
-        "CI_COMMIT_PRERELEASE",
-        "CI_COMMIT_AUTHOR_AVATAR",
-        "CI_COMMIT_PULL_REQUEST_MILESTONE",
-        "CI_COMMIT_PULL_REQUEST_DRAFT",
-        "CI_REPO_REMOTE_ID",
-        "CI_REPO_SCM",
-        "CI_REPO_TRUSTED",
-        "CI_REPO_TRUSTED_NETWORK",
-        "CI_REPO_TRUSTED_VOLUMES",
-        "CI_REPO_TRUSTED_SECURITY",
-        "CI_STEP_URL",
-        "CI_STEP_STARTED",
-        "CI_NETRC_MACHINE",
-        "CI_NETRC_USERNAME",
-        "CI_NETRC_PASSWORD",
-        "DRONE_COMMIT_BEFORE",
-        "DRONE_BUILD_TRIGGER",
-        "DRONE_BUILD_PARENT",
-        "DRONE_BUILD_FINISHED",
-        "DRONE_BUILD_STATUS",
-        "DRONE_FAILED_STAGES",
-        "DRONE_FAILED_STEPS",
-        "DRONE_PULL_REQUEST_TITLE",
-        "DRONE_GIT_SSH_URL",
-        "DRONE_STAGE_DEPENDS_ON",
-        "DRONE_STAGE_FINISHED",
-        "DRONE_STAGE_MACHINE",
-        "DRONE_STAGE_STARTED",
-        "DRONE_STAGE_STATUS",
-        "DRONE_STAGE_TYPE",
-        "DRONE_STAGE_VARIANT",
-        "DRONE_DOCKER_NETWORK_ID",
-        "DRONE_NETRC_MACHINE",
-        "DRONE_NETRC_USERNAME",
-        "DRONE_NETRC_PASSWORD",
-    ] {
-        names.insert(extra.to_owned());
-    }
-    for extra in [
-        "CI_COMMIT_TIMESTAMP",
-        "CI_PIPELINE_URL",
-        "CI_PIPELINE_CREATED",
-        "CI_PIPELINE_STARTED",
-        "CI_SYSTEM_URL",
-        "CI_FORGE_TYPE",
-        "CI_REPO_CLONE_SSH_URL",
-        "CI_COMMIT_PULL_REQUEST_LABELS",
-        "DRONE_BUILD_LINK",
-        "DRONE_BUILD_CREATED",
-        "DRONE_BUILD_STARTED",
-        "DRONE_SYSTEM_PROTO",
-        "DRONE_SYSTEM_VERSION",
-        "DRONE_REPO_VISIBILITY",
-        "DRONE_REPO_PRIVATE",
-        "DRONE_CALVER",
-        "DRONE_STEP_NAME",
-        "DRONE_STEP_NUMBER",
-        "CI_STEP_NAME",
-        "CI_STEP_NUMBER",
-        "CI_STEP_TYPE",
-    ] {
-        names.insert(extra.to_owned());
-    }
+    let facts =
+        WorkflowFacts { dialect: Dialect::Woodpecker, name: "", number: 1, workspace: &workspace, matrix: None, platform: "linux/amd64" };
+    let mut names: BTreeSet<String> = builtin_environment(&context, &facts).into_keys().collect();
+    names.extend(RUNTIME_VARIABLES.iter().map(|name| (*name).to_owned()));
+    names
+});
+
+/// The matrix variables of a workflow, which `${...}` may use besides the built-ins.
+fn matrix_variables(workflow: &WorkflowSpec) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
     if let Some(matrix) = &workflow.matrix {
         names.extend(matrix.axes.iter().map(|(axis, _)| axis.clone()));
         names.extend(matrix.include.iter().flat_map(|row| row.keys().cloned()));
@@ -358,7 +356,8 @@ fn known_variables(workflow: &WorkflowSpec) -> HashSet<String> {
 /// Substitution happens when the pipeline is compiled, not in the shell: a `${HOME}` in a
 /// command becomes empty. Say so where it happens.
 fn check_substitutions(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
-    let known = known_variables(workflow);
+    let matrix = matrix_variables(workflow);
+    let is_known = |name: &str| BUILTIN_NAMES.contains(name) || matrix.contains(name);
     visit_strings(&workflow.document, &mut |text, node| {
         if !text.contains('$') {
             return;
@@ -370,7 +369,7 @@ fn check_substitutions(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic
             ),
             Ok(variables) => {
                 for (name, _) in variables {
-                    if known.contains(&name) || !text.contains(&format!("${{{name}}}")) {
+                    if is_known(&name) || !text.contains(&format!("${{{name}}}")) {
                         continue;
                     }
                     let mut diagnostic = Diagnostic::warning(
@@ -381,7 +380,7 @@ fn check_substitutions(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic
                             "`${{{name}}}` is replaced when the pipeline is compiled and `{name}` is not a pipeline variable, so it becomes empty"
                         ),
                     );
-                    diagnostic.hint = Some(match did_you_mean(&name, known.iter().map(String::as_str)) {
+                    diagnostic.hint = Some(match did_you_mean(&name, BUILTIN_NAMES.iter().chain(&matrix).map(String::as_str)) {
                         Some(suggestion) => format!("did you mean `${{{suggestion}}}`? To let the shell expand it, write `$${{{name}}}`"),
                         None => format!("to let the shell expand it, write `$${{{name}}}`"),
                     });
