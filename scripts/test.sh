@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, then runs every test of every crate.
+# The whole test suite: installs what it needs, then runs every test of every crate and closes
+# with one line counting them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -7,4 +8,12 @@ cd "$(dirname "$0")/.."
 # Snapshots are assertions here: a missing or different snapshot fails instead of being written.
 export INSTA_UPDATE=no
 export CI=true
-cargo test --workspace --locked --no-fail-fast 2>&1
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast --all-targets 2>&1 | tee "$log" || status=$?
+# Every test binary prints its own `test result:` line; add them up.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) passed += $(i-1); if ($i ~ /^failed;?$/) failed += $(i-1); if ($i ~ /^ignored;?$/) ignored += $(i-1) } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+exit "$status"
