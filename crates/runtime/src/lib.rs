@@ -1,0 +1,16 @@
+//! Gantry's runtime: runs a `Plan` on a `Backend`.
+//!
+//! A step starts as soon as its own dependencies finish; services start first and are waited
+//! for when they declare a readiness check; every byte of output passes through secret masking
+//! on its way to the `EventSink`; whatever happens, every workflow is torn down.
+
+pub mod backend;
+pub mod event;
+pub mod mask;
+pub mod run;
+pub mod script;
+pub mod trust;
+
+pub use backend::{Backend, BackendError, OutputChunk, OutputStream, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
+pub use event::{Event, EventSink, Status};
+pub use run::{RunOptions, RunSummary, run_plan};

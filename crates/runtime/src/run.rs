@@ -1,0 +1,794 @@
+//! Running a plan: workflows in dependency order, steps as soon as their own dependencies finish.
+//!
+//! Per workflow: set up (network, workspace), create every step's container ahead of time (so
+//! creation overlaps with running), fill the workspace, start services and wait until they are
+//! ready, then run the step graph. Whatever happens — failure, timeout, cancellation — the
+//! workflow is torn down before its result is reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use pipeline::plan::{Plan, RunOn, SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX, StepKind, StepPlan, WorkflowPlan};
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, BackendError, OutputStream, OutputStreamOf, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
+use crate::event::{Event, EventSink, Status};
+use crate::mask::{LineSplitter, Masker};
+use crate::script::commands_script;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Most steps running at once, across workflows (services and detached steps not counted).
+    pub parallel: usize,
+    /// Whole-run limit; steps still running then are killed.
+    pub timeout: Option<Duration>,
+    pub workspace: WorkspaceSource,
+    /// Secret values by name. A step receives only those its plan references.
+    pub secrets: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StepSummary {
+    pub name: String,
+    pub status: Status,
+    pub exit_code: Option<i64>,
+    pub duration: Duration,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkflowSummary {
+    pub name: String,
+    pub status: Status,
+    pub duration: Duration,
+    pub reason: Option<String>,
+    pub steps: Vec<StepSummary>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub status: Status,
+    pub duration: Duration,
+    pub workflows: Vec<WorkflowSummary>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The backend cannot run anything (no engine): nothing was started.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("step `{step}` of workflow `{workflow}` needs secret `{secret}`, which was not given")]
+    MissingSecret { workflow: String, step: String, secret: String },
+}
+
+/// How often a service's readiness check is retried at most, when it says nothing.
+const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs every workflow of `plan` that is not skipped. Returns when everything has finished and
+/// been torn down; cancelling `cancel` stops running steps and tears down early.
+pub async fn run_plan<B: Backend>(
+    plan: &Plan,
+    backend: Arc<B>,
+    options: RunOptions,
+    events: Arc<dyn EventSink>,
+    cancel: CancellationToken,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    check_secrets(plan, &options.secrets)?;
+    if let Err(error) = backend.sweep().await {
+        match error {
+            BackendError::Unavailable { .. } => return Err(error.into()),
+            other => tracing::warn!(error = %other, "could not remove leftovers of earlier runs"),
+        }
+    }
+    let run = RunInfo { id: run_id() };
+    events.emit(Event::RunStarted { run: run.id.clone(), workflows: plan.workflows.iter().map(|w| w.name.clone()).collect() });
+
+    // A step with `failure: cancel` and the run timeout cancel the run the same way Ctrl-C does.
+    let run_cancel = cancel.child_token();
+    if let Some(timeout) = options.timeout {
+        let token = run_cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => token.cancel(),
+                _ = token.cancelled() => {}
+            }
+        });
+    }
+    let shared = Arc::new(Shared {
+        backend,
+        events,
+        run,
+        masker: Masker::new(options.secrets.values().map(String::as_str)),
+        secrets: options.secrets.clone(),
+        workspace: options.workspace.clone(),
+        step_slots: Arc::new(Semaphore::new(options.parallel.max(1))),
+        cancel: run_cancel.clone(),
+    });
+
+    let workflows: Vec<Arc<WorkflowPlan>> = plan.workflows.iter().cloned().map(Arc::new).collect();
+    let mut states: Vec<WorkflowState> = workflows.iter().map(|_| WorkflowState::Waiting).collect();
+    let mut running: JoinSet<(usize, WorkflowSummary)> = JoinSet::new();
+    loop {
+        // Start (or skip) every waiting workflow whose dependencies have all finished.
+        for (index, workflow) in workflows.iter().enumerate() {
+            if !matches!(states[index], WorkflowState::Waiting) {
+                continue;
+            }
+            let dependency_statuses: Option<Vec<Status>> = workflow
+                .depends_on
+                .iter()
+                .map(|name| match workflows.iter().position(|other| &other.name == name) {
+                    Some(position) => match &states[position] {
+                        WorkflowState::Done(summary) => Some(summary.status),
+                        _ => None,
+                    },
+                    None => Some(Status::Skipped),
+                })
+                .collect();
+            let Some(dependency_statuses) = dependency_statuses else { continue };
+            match decide_workflow(workflow, &dependency_statuses, shared.cancel.is_cancelled()) {
+                Some(reason) => {
+                    shared.events.emit(Event::WorkflowFinished {
+                        workflow: workflow.name.clone(),
+                        status: Status::Skipped,
+                        duration: Duration::ZERO,
+                        reason: Some(reason.clone()),
+                    });
+                    states[index] = WorkflowState::Done(skipped_workflow(workflow, &reason));
+                }
+                None => {
+                    states[index] = WorkflowState::Running;
+                    let shared = shared.clone();
+                    let workflow = workflow.clone();
+                    running.spawn(async move { (index, run_workflow(shared, workflow, index).await) });
+                }
+            }
+        }
+        match running.join_next().await {
+            Some(Ok((index, summary))) => states[index] = WorkflowState::Done(summary),
+            // A panic in a workflow task is a bug; its teardown did not run. The sweep of the
+            // next run removes what it left.
+            Some(Err(error)) => tracing::error!(%error, "a workflow task failed"),
+            None => {
+                // Nothing runs and nothing more can start: a dependency cycle (lint rejects
+                // those) or a lost task. Report what is left rather than wait forever.
+                for (index, workflow) in workflows.iter().enumerate() {
+                    if !matches!(states[index], WorkflowState::Done(_)) {
+                        states[index] = WorkflowState::Done(skipped_workflow(workflow, "its dependencies never finished"));
+                    }
+                }
+                break;
+            }
+        }
+    }
+    let results: Vec<Option<WorkflowSummary>> = states
+        .into_iter()
+        .map(|state| match state {
+            WorkflowState::Done(summary) => Some(summary),
+            _ => None,
+        })
+        .collect();
+    let workflows: Vec<WorkflowSummary> = results.into_iter().flatten().collect();
+    let status = if cancel.is_cancelled() || workflows.iter().any(|w| w.status == Status::Killed) {
+        Status::Killed
+    } else if workflows.iter().any(|w| w.status.is_failure()) {
+        Status::Failure
+    } else {
+        Status::Success
+    };
+    run_cancel.cancel();
+    let duration = started.elapsed();
+    shared.events.emit(Event::RunFinished { status, duration });
+    Ok(RunSummary { status, duration, workflows })
+}
+
+enum WorkflowState {
+    Waiting,
+    Running,
+    Done(WorkflowSummary),
+}
+
+/// Why a workflow does not run, if it does not.
+fn decide_workflow(workflow: &WorkflowPlan, dependencies: &[Status], cancelled: bool) -> Option<String> {
+    if workflow.skipped {
+        return Some(workflow.skip_reason.clone().unwrap_or_else(|| "its conditions are false".into()));
+    }
+    if !workflow.runnable {
+        let kind = workflow.runner_type.as_deref().unwrap_or("this");
+        return Some(format!("`{kind}` pipelines cannot run here"));
+    }
+    if cancelled {
+        return Some("the run was cancelled".into());
+    }
+    let failed = dependencies.iter().any(|status| status.is_failure());
+    if failed && !workflow.runs_on.contains(&RunOn::Failure) {
+        return Some("a workflow it depends on failed".into());
+    }
+    if !failed && !workflow.runs_on.contains(&RunOn::Success) {
+        return Some("it runs only after a failure".into());
+    }
+    None
+}
+
+fn skipped_workflow(workflow: &WorkflowPlan, reason: &str) -> WorkflowSummary {
+    WorkflowSummary {
+        name: workflow.name.clone(),
+        status: Status::Skipped,
+        duration: Duration::ZERO,
+        reason: Some(reason.to_owned()),
+        steps: workflow
+            .services
+            .iter()
+            .chain(&workflow.steps)
+            .map(|step| StepSummary { name: step.name.clone(), status: Status::Skipped, exit_code: None, duration: Duration::ZERO, reason: None })
+            .collect(),
+    }
+}
+
+/// Every secret a step that may run references must be given, before anything starts.
+fn check_secrets(plan: &Plan, secrets: &BTreeMap<String, String>) -> Result<(), RunError> {
+    for workflow in plan.workflows.iter().filter(|workflow| !workflow.skipped) {
+        for step in workflow.services.iter().chain(&workflow.steps).filter(|step| !step.skipped) {
+            for reference in &step.secrets {
+                if !secrets.contains_key(&reference.secret) {
+                    return Err(RunError::MissingSecret {
+                        workflow: workflow.name.clone(),
+                        step: step.name.clone(),
+                        secret: reference.secret.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
+
+/// What every workflow task of a run shares.
+struct Shared<B: Backend> {
+    backend: Arc<B>,
+    events: Arc<dyn EventSink>,
+    run: RunInfo,
+    masker: Masker,
+    secrets: BTreeMap<String, String>,
+    workspace: WorkspaceSource,
+    step_slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+}
+
+/// The process a step runs, with its environment complete.
+fn step_request<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, step: &StepPlan) -> StepRequest {
+    let mut environment = workflow.environment.clone();
+    environment.extend(step.environment.iter().map(|(key, value)| (key.clone(), value.clone())));
+    // Built-in variables win over a step's own, as in Woodpecker.
+    for (key, value) in &workflow.environment {
+        if key == "CI" || key.starts_with("CI_") || key.starts_with("DRONE_") {
+            environment.insert(key.clone(), value.clone());
+        }
+    }
+    for reference in &step.secrets {
+        let Some(value) = shared.secrets.get(&reference.secret) else { continue };
+        if reference.embedded {
+            let placeholder = format!("{SECRET_PLACEHOLDER_PREFIX}{}{SECRET_PLACEHOLDER_SUFFIX}", reference.secret);
+            if let Some(current) = environment.get_mut(&reference.env) {
+                *current = current.replace(&placeholder, value);
+            }
+        } else {
+            environment.insert(reference.env.clone(), value.clone());
+        }
+    }
+    let (entrypoint, command) = if step.commands.is_empty() {
+        (step.entrypoint.clone(), step.command.clone())
+    } else {
+        let script = commands_script(&step.commands);
+        // Woodpecker passes the script in CI_SCRIPT too, for entrypoints that pick their own shell.
+        environment.insert("CI_SCRIPT".into(), base64::engine::general_purpose::STANDARD.encode(&script));
+        match &step.entrypoint {
+            Some(entrypoint) => (Some(entrypoint.clone()), Vec::new()),
+            None => {
+                let shell = step.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+                (Some(vec![shell, "-c".into()]), vec![script])
+            }
+        }
+    };
+    StepRequest {
+        name: step.name.clone(),
+        kind: step.kind,
+        image: step.image.clone(),
+        pull: step.pull,
+        entrypoint,
+        command,
+        environment,
+        working_dir: step.working_dir.clone(),
+        volumes: step.volumes.clone(),
+        privileged: step.privileged,
+        // Services and detached steps are reached by name; giving every step its name costs nothing.
+        network_aliases: vec![step.name.clone()],
+        user: step.user.clone(),
+        network_mode: step.network_mode.clone(),
+        dns: step.dns.clone(),
+        dns_search: step.dns_search.clone(),
+        extra_hosts: step.extra_hosts.clone(),
+        devices: step.devices.clone(),
+        tmpfs: step.tmpfs.clone(),
+        memory_limit: step.memory_limit.clone(),
+        shm_size: step.shm_size.clone(),
+    }
+}
+
+/// Forwards a step's output to the events as masked lines. Returns when the output ends.
+async fn forward_output(mut output: OutputStreamOf, events: Arc<dyn EventSink>, masker: Masker, workflow: String, step: String) {
+    let mut stdout = LineSplitter::new(masker.clone());
+    let mut stderr = LineSplitter::new(masker);
+    let emit = |stream: OutputStream| {
+        let events = events.clone();
+        let workflow = workflow.clone();
+        let step = step.clone();
+        move |line: &[u8]| {
+            events.emit(Event::Log {
+                workflow: workflow.clone(),
+                step: step.clone(),
+                stream,
+                line: String::from_utf8_lossy(line).into_owned(),
+            })
+        }
+    };
+    let mut emit_stdout = emit(OutputStream::Stdout);
+    let mut emit_stderr = emit(OutputStream::Stderr);
+    while let Some(chunk) = output.next().await {
+        match chunk {
+            Ok(chunk) => match chunk.stream {
+                OutputStream::Stdout => stdout.push(&chunk.bytes, &mut emit_stdout),
+                OutputStream::Stderr => stderr.push(&chunk.bytes, &mut emit_stderr),
+            },
+            Err(error) => {
+                tracing::warn!(%error, step = %step, "reading output failed");
+                break;
+            }
+        }
+    }
+    stdout.finish(&mut emit_stdout);
+    stderr.finish(&mut emit_stderr);
+}
+
+/// A step's container, created ahead of time by a background task.
+type Prepared<S> = oneshot::Receiver<Result<S, BackendError>>;
+
+struct Finished {
+    status: Status,
+    exit_code: Option<i64>,
+    duration: Duration,
+    reason: Option<String>,
+}
+
+async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<WorkflowPlan>, index: usize) -> WorkflowSummary {
+    let started = Instant::now();
+    let names: Vec<String> = workflow.services.iter().chain(&workflow.steps).map(|step| step.name.clone()).collect();
+    shared.events.emit(Event::WorkflowStarted { workflow: workflow.name.clone(), steps: names });
+    let setup = WorkflowSetup {
+        key: format!("w{index}"),
+        name: workflow.name.clone(),
+        workspace_base: workflow.workspace.base.clone(),
+        workspace_path: workflow.workspace.path.clone(),
+        volumes: workflow.volumes.clone(),
+    };
+    let handle = match shared.backend.setup(&shared.run, &setup).await {
+        Ok(handle) => Arc::new(handle),
+        Err(error) => {
+            let reason = format!("setting up the workflow failed: {error}");
+            return finish_workflow(&shared, &workflow, started, Status::Error, Some(reason), Vec::new());
+        }
+    };
+    let mut workflow_run = WorkflowRun { shared: shared.clone(), workflow: workflow.clone(), handle: handle.clone(), summaries: HashMap::new() };
+    let (status, reason) = workflow_run.run().await;
+    let summaries = std::mem::take(&mut workflow_run.summaries);
+    drop(workflow_run);
+    // The last reference: every step task has ended, so teardown owns the workflow.
+    match Arc::try_unwrap(handle) {
+        Ok(handle) => shared.backend.teardown(handle).await,
+        Err(_) => tracing::error!(workflow = %workflow.name, "workflow still in use at teardown; resources are left for the sweep"),
+    }
+    let steps = workflow
+        .services
+        .iter()
+        .chain(&workflow.steps)
+        .map(|step| {
+            summaries.get(&step.name).cloned().unwrap_or(StepSummary {
+                name: step.name.clone(),
+                status: Status::Skipped,
+                exit_code: None,
+                duration: Duration::ZERO,
+                reason: None,
+            })
+        })
+        .collect();
+    finish_workflow(&shared, &workflow, started, status, reason, steps)
+}
+
+fn finish_workflow<B: Backend>(
+    shared: &Shared<B>,
+    workflow: &WorkflowPlan,
+    started: Instant,
+    status: Status,
+    reason: Option<String>,
+    steps: Vec<StepSummary>,
+) -> WorkflowSummary {
+    let duration = started.elapsed();
+    shared.events.emit(Event::WorkflowFinished { workflow: workflow.name.clone(), status, duration, reason: reason.clone() });
+    WorkflowSummary { name: workflow.name.clone(), status, duration, reason, steps }
+}
+
+/// One workflow while it runs.
+struct WorkflowRun<B: Backend> {
+    shared: Arc<Shared<B>>,
+    workflow: Arc<WorkflowPlan>,
+    handle: Arc<B::Workflow>,
+    summaries: HashMap<String, StepSummary>,
+}
+
+/// A started service or detached step, stopped when the workflow ends.
+struct Background<S> {
+    name: String,
+    step: Arc<S>,
+    output: tokio::task::JoinHandle<()>,
+    started: Instant,
+    /// Services do not fail their workflow; a detached step's exit code is reported.
+    is_service: bool,
+}
+
+impl<B: Backend> WorkflowRun<B> {
+    fn emit_finished(&mut self, name: &str, finished: Finished) {
+        self.shared.events.emit(Event::StepFinished {
+            workflow: self.workflow.name.clone(),
+            step: name.to_owned(),
+            status: finished.status,
+            exit_code: finished.exit_code,
+            duration: finished.duration,
+            reason: finished.reason.clone(),
+        });
+        self.summaries.insert(
+            name.to_owned(),
+            StepSummary {
+                name: name.to_owned(),
+                status: finished.status,
+                exit_code: finished.exit_code,
+                duration: finished.duration,
+                reason: finished.reason,
+            },
+        );
+    }
+
+    /// Creates the containers of every step that may run, in the background, a few at a time.
+    fn prepare_all(&self) -> HashMap<String, Prepared<B::Step>> {
+        let mut prepared = HashMap::new();
+        let creations = Arc::new(Semaphore::new(4));
+        for step in self.workflow.services.iter().chain(&self.workflow.steps) {
+            if step.skipped || (step.kind == StepKind::Clone && step.image.is_none()) {
+                continue;
+            }
+            let (sender, receiver) = oneshot::channel();
+            let request = step_request(&self.shared, &self.workflow, step);
+            let backend = self.shared.backend.clone();
+            let handle = self.handle.clone();
+            let creations = creations.clone();
+            tokio::spawn(async move {
+                let _permit = creations.acquire_owned().await;
+                let result = backend.prepare(&handle, &request).await;
+                // The receiver is gone only if the workflow ended early; remove the container then.
+                if let Err(Ok(step)) = sender.send(result) {
+                    backend.remove(step).await;
+                }
+            });
+            prepared.insert(step.name.clone(), receiver);
+        }
+        prepared
+    }
+
+    async fn run(&mut self) -> (Status, Option<String>) {
+        let mut prepared = self.prepare_all();
+        let mut background: Vec<Background<B::Step>> = Vec::new();
+        let result = self.run_steps(&mut prepared, &mut background).await;
+        // Stop services and detached steps, report them, and drop containers never started.
+        for item in background {
+            self.shared.backend.stop(&item.step).await;
+            let exit_code = self.shared.backend.wait(&item.step).await.ok();
+            let _ = item.output.await;
+            let status = match (item.is_service, exit_code) {
+                (true, _) => Status::Success,
+                (false, Some(0)) | (false, None) => Status::Success,
+                // Stopped by us at the end (SIGKILL/SIGTERM) is the normal end of a detached step.
+                (false, Some(code)) if code == 137 || code == 143 => Status::Success,
+                (false, Some(_)) => Status::Failure,
+            };
+            let finished = Finished { status, exit_code, duration: item.started.elapsed(), reason: None };
+            self.emit_finished(&item.name, finished);
+            if let Ok(step) = Arc::try_unwrap(item.step) {
+                self.shared.backend.remove(step).await;
+            }
+        }
+        for (_, receiver) in prepared.drain() {
+            if let Ok(Ok(step)) = receiver.await {
+                self.shared.backend.remove(step).await;
+            }
+        }
+        result
+    }
+
+    async fn take_prepared(prepared: &mut HashMap<String, Prepared<B::Step>>, name: &str) -> Result<B::Step, String> {
+        match prepared.remove(name) {
+            Some(receiver) => match receiver.await {
+                Ok(Ok(step)) => Ok(step),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err("the step's container could not be created".into()),
+            },
+            None => Err("the step was not prepared".into()),
+        }
+    }
+
+    async fn run_steps(
+        &mut self,
+        prepared: &mut HashMap<String, Prepared<B::Step>>,
+        background: &mut Vec<Background<B::Step>>,
+    ) -> (Status, Option<String>) {
+        let workflow = self.workflow.clone();
+        let shared = self.shared.clone();
+
+        // Services first; the steps wait until every service with a readiness check passes it.
+        for service in workflow.services.iter() {
+            if service.skipped {
+                self.emit_finished(&service.name, skipped(service.skip_reason.clone()));
+                continue;
+            }
+            let started = Instant::now();
+            shared.events.emit(Event::StepStarted { workflow: workflow.name.clone(), step: service.name.clone() });
+            let step = match Self::take_prepared(prepared, &service.name).await {
+                Ok(step) => Arc::new(step),
+                Err(reason) => {
+                    self.emit_finished(&service.name, Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason.clone()) });
+                    self.skip_remaining(&format!("service `{}` could not start", service.name));
+                    return (Status::Error, Some(format!("service `{}`: {reason}", service.name)));
+                }
+            };
+            match shared.backend.start(&step).await {
+                Ok(output) => {
+                    let task = tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.name.clone(), service.name.clone()));
+                    background.push(Background { name: service.name.clone(), step, output: task, started, is_service: true });
+                }
+                Err(error) => {
+                    self.emit_finished(&service.name, Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) });
+                    self.skip_remaining(&format!("service `{}` could not start", service.name));
+                    return (Status::Error, Some(format!("service `{}`: {error}", service.name)));
+                }
+            }
+        }
+        for service in workflow.services.iter().filter(|service| !service.skipped) {
+            let Some(healthcheck) = &service.healthcheck else { continue };
+            let Some(item) = background.iter().find(|item| item.name == service.name) else { continue };
+            let interval = Duration::from_secs(u64::from(healthcheck.interval_seconds)).max(Duration::from_millis(100)).min(DEFAULT_PROBE_INTERVAL * 60);
+            let mut ready = false;
+            for attempt in 0..healthcheck.retries.max(1) {
+                if shared.cancel.is_cancelled() {
+                    break;
+                }
+                if let Ok(true) = shared.backend.probe(&item.step, &healthcheck.command).await {
+                    ready = true;
+                    break;
+                }
+                if attempt + 1 < healthcheck.retries {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = shared.cancel.cancelled() => break,
+                    }
+                }
+            }
+            if !ready {
+                let reason = format!("service `{}` did not become ready: `{}` kept failing", service.name, healthcheck.command.join(" "));
+                self.skip_remaining(&reason);
+                let status = if shared.cancel.is_cancelled() { Status::Killed } else { Status::Failure };
+                return (status, Some(reason));
+            }
+        }
+
+        // The step graph. Each step knows its dependencies; a step is due when all have finished.
+        let steps: Vec<&StepPlan> = workflow.steps.iter().collect();
+        let mut done: HashMap<String, Status> = HashMap::new();
+        let mut started_steps: Vec<bool> = vec![false; steps.len()];
+        let mut failed = false;
+        let mut running: JoinSet<(usize, Finished, Option<Background<B::Step>>)> = JoinSet::new();
+        loop {
+            let mut progressed = false;
+            for (index, step) in steps.iter().enumerate() {
+                if started_steps[index] {
+                    continue;
+                }
+                if !step.depends_on.iter().all(|dependency| done.contains_key(dependency) || !steps.iter().any(|s| &s.name == dependency)) {
+                    continue;
+                }
+                started_steps[index] = true;
+                progressed = true;
+                if let Some(reason) = decide_step(step, failed, shared.cancel.is_cancelled()) {
+                    let status = if shared.cancel.is_cancelled() && !step.skipped { Status::Killed } else { Status::Skipped };
+                    done.insert(step.name.clone(), status);
+                    let mut finished = skipped(Some(reason));
+                    finished.status = status;
+                    self.emit_finished(&step.name, finished);
+                    continue;
+                }
+                if step.kind == StepKind::Clone && step.image.is_none() {
+                    // The runtime's own clone: fill the workspace.
+                    let started = Instant::now();
+                    shared.events.emit(Event::StepStarted { workflow: workflow.name.clone(), step: step.name.clone() });
+                    let result = shared.backend.populate_workspace(&self.handle, &shared.workspace).await;
+                    let finished = match result {
+                        Ok(()) => Finished { status: Status::Success, exit_code: None, duration: started.elapsed(), reason: None },
+                        Err(error) => Finished { status: Status::Failure, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
+                    };
+                    if finished.status.is_failure() {
+                        failed = true;
+                    }
+                    done.insert(step.name.clone(), finished.status);
+                    self.emit_finished(&step.name, finished);
+                    continue;
+                }
+                let prepared_step = Self::take_prepared(prepared, &step.name).await;
+                let shared = shared.clone();
+                let workflow_name = workflow.name.clone();
+                let step_plan = (*step).clone();
+                running.spawn(async move {
+                    let (finished, background) = execute_step(shared, workflow_name, step_plan, prepared_step).await;
+                    (index, finished, background)
+                });
+            }
+            if progressed {
+                continue;
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let Ok((index, finished, detached)) = joined else {
+                tracing::error!(workflow = %workflow.name, "a step task failed");
+                continue;
+            };
+            let step = steps[index];
+            if let Some(detached) = detached {
+                // A detached step counts as done for its dependents as soon as it started.
+                done.insert(step.name.clone(), Status::Success);
+                background.push(detached);
+                continue;
+            }
+            if finished.status.is_failure() && step.failure != pipeline::model::FailurePolicy::Ignore {
+                failed = true;
+                if step.failure == pipeline::model::FailurePolicy::Cancel {
+                    shared.cancel.cancel();
+                }
+            }
+            done.insert(step.name.clone(), finished.status);
+            self.emit_finished(&step.name, finished);
+        }
+        let status = if shared.cancel.is_cancelled() && done.values().any(|status| *status == Status::Killed) {
+            Status::Killed
+        } else if failed {
+            Status::Failure
+        } else {
+            Status::Success
+        };
+        (status, None)
+    }
+
+    /// Reports every step not yet finished as skipped, after the workflow could not go on.
+    fn skip_remaining(&mut self, reason: &str) {
+        let names: Vec<String> =
+            self.workflow.services.iter().chain(&self.workflow.steps).map(|step| step.name.clone()).filter(|name| !self.summaries.contains_key(name)).collect();
+        for name in names {
+            self.emit_finished(&name, skipped(Some(reason.to_owned())));
+        }
+    }
+}
+
+fn skipped(reason: Option<String>) -> Finished {
+    Finished { status: Status::Skipped, exit_code: None, duration: Duration::ZERO, reason }
+}
+
+/// Why a due step does not run, if it does not.
+fn decide_step(step: &StepPlan, workflow_failed: bool, cancelled: bool) -> Option<String> {
+    if step.skipped {
+        return Some(step.skip_reason.clone().unwrap_or_else(|| "its conditions are false".into()));
+    }
+    if cancelled {
+        return Some("the run was cancelled".into());
+    }
+    if workflow_failed && !step.runs_on.contains(&RunOn::Failure) {
+        return Some("an earlier step failed".into());
+    }
+    if !workflow_failed && !step.runs_on.contains(&RunOn::Success) {
+        return Some("it runs only after a failure".into());
+    }
+    None
+}
+
+/// Runs one step to its end (or, for a detached step, until it has started).
+async fn execute_step<B: Backend>(
+    shared: Arc<Shared<B>>,
+    workflow: String,
+    step: StepPlan,
+    prepared: Result<B::Step, String>,
+) -> (Finished, Option<Background<B::Step>>) {
+    let _slot = if step.detach { None } else { shared.step_slots.clone().acquire_owned().await.ok() };
+    let started = Instant::now();
+    shared.events.emit(Event::StepStarted { workflow: workflow.clone(), step: step.name.clone() });
+    let handle = match prepared {
+        Ok(handle) => Arc::new(handle),
+        Err(reason) => return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason) }, None),
+    };
+    if shared.cancel.is_cancelled() {
+        shared.backend.remove_arc(handle).await;
+        return (Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason: Some("the run was cancelled".into()) }, None);
+    }
+    let output = match shared.backend.start(&handle).await {
+        Ok(output) => output,
+        Err(error) => {
+            shared.backend.remove_arc(handle).await;
+            return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) }, None);
+        }
+    };
+    let forwarding = tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.clone(), step.name.clone()));
+    if step.detach {
+        let background = Background { name: step.name.clone(), step: handle, output: forwarding, started, is_service: false };
+        return (Finished { status: Status::Success, exit_code: None, duration: Duration::ZERO, reason: None }, Some(background));
+    }
+    let timeout = step.timeout_minutes.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
+    let sleep_until_timeout = async {
+        match timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut reason = None;
+    let mut killed = false;
+    let exit = tokio::select! {
+        exit = shared.backend.wait(&handle) => exit,
+        _ = sleep_until_timeout => {
+            reason = Some(format!("timed out after {} minutes", step.timeout_minutes.unwrap_or_default()));
+            shared.backend.stop(&handle).await;
+            shared.backend.wait(&handle).await
+        }
+        _ = shared.cancel.cancelled() => {
+            killed = true;
+            reason = Some("the run was cancelled".into());
+            shared.backend.stop(&handle).await;
+            shared.backend.wait(&handle).await
+        }
+    };
+    // Every line is reported before the step's end.
+    let _ = forwarding.await;
+    shared.backend.remove_arc(handle).await;
+    let finished = match exit {
+        _ if killed => Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason },
+        Ok(0) if reason.is_none() => Finished { status: Status::Success, exit_code: Some(0), duration: started.elapsed(), reason: None },
+        Ok(code) => Finished { status: Status::Failure, exit_code: Some(code), duration: started.elapsed(), reason },
+        Err(error) => Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
+    };
+    (finished, None)
+}
+
+/// Removing a step that may still be shared (a handle cloned for a background task).
+trait RemoveShared<B: Backend> {
+    fn remove_arc(&self, step: Arc<B::Step>) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl<B: Backend> RemoveShared<B> for B {
+    async fn remove_arc(&self, step: Arc<B::Step>) {
+        if let Ok(step) = Arc::try_unwrap(step) {
+            self.remove(step).await;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the runtime: one binary, one module per feature.
+
+mod mask;
