@@ -1,5 +1,7 @@
 //! The `gantry` binary: command-line parsing and dispatch. Thin: the work is in the crates.
 
+mod exec;
+mod exec_output;
 mod git;
 mod output;
 mod source;
@@ -42,6 +44,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run the pipeline here: each step in a container on the local Docker engine (or as host processes).
+    Exec(exec::ExecArgs),
     /// Write a Markdown page documenting the pipeline: when it runs, its steps, secrets and graph.
     Docs {
         /// Repository folder, workflow folder or pipeline file (default: the current folder).
@@ -106,7 +110,7 @@ pub struct TriggerArgs {
 }
 
 impl TriggerArgs {
-    fn context(&self, root: &std::path::Path) -> anyhow::Result<Context> {
+    pub(crate) fn context(&self, root: &std::path::Path) -> anyhow::Result<Context> {
         let mut context = git::context_from_git(root);
         if let Some(tag) = &self.tag {
             context.tag = Some(tag.clone());
@@ -216,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(if plan.has_errors() { EXIT_PIPELINE_ERRORS } else { 0 })
         }
+        Command::Exec(args) => exec::execute(args),
         Command::Docs { path } => {
             let path = path.unwrap_or_else(|| PathBuf::from("."));
             let loaded = source::load(&path)?;

@@ -1,1 +1,9 @@
-//! tmp
+//! Integration tests of the Docker backend against the real engine, one module per feature.
+//! Each test runs under a run id of its own and checks, by label, that it leaked nothing.
+
+mod cleanup;
+mod engine;
+mod lifecycle;
+mod services;
+mod support;
+mod workspace;

@@ -1,5 +1,7 @@
 //! The `gantry` binary as users run it: exit codes, output formats, discovery, git defaults.
 
+mod exec;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,190 @@
+//! A step as a container: the container spec built from a `StepRequest`, pulling by policy, and
+//! creating the container so that it can be started later.
+
+use docker::{ContainerSpec, DockerError, Engine, NetworkAttachment};
+use pipeline::model::PullPolicy;
+use pipeline::plan::StepKind;
+use runtime::{BackendError, StepRequest};
+
+use crate::backend_error;
+use crate::owner::LABEL_STEP;
+use crate::translate::{VolumeSpec, parse_byte_size, parse_device, parse_tmpfs, parse_volume};
+use crate::workflow::{DockerWorkflow, torn_down};
+
+/// A step's container, created and not yet removed.
+#[derive(Clone, Debug)]
+pub struct DockerStep {
+    pub(crate) container_id: String,
+    pub(crate) container_name: String,
+    pub(crate) step_name: String,
+    pub(crate) kind: StepKind,
+}
+
+impl DockerStep {
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    pub fn container_name(&self) -> &str {
+        &self.container_name
+    }
+
+    pub fn step_name(&self) -> &str {
+        &self.step_name
+    }
+}
+
+/// Pulls as the step's policy says, then creates its container (not started).
+pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &StepRequest) -> Result<DockerStep, BackendError> {
+    let operation = || format!("prepare step `{}`", step.name);
+    let image = step.image.clone().filter(|image| !image.is_empty()).ok_or_else(|| BackendError::Unsupported {
+        what: format!("step `{}` without an image", step.name),
+    })?;
+    let container_name = workflow.container_name(&step.name);
+    let spec = container_spec(engine, workflow, step, &image, &container_name).await?;
+
+    if step.pull == PullPolicy::Always {
+        pull_always(engine, workflow, &image).await?;
+    }
+    // The common case (image present) costs one request: create first, pull only when the
+    // engine says the image is missing.
+    let created = match create(engine, workflow, spec.clone(), &operation).await? {
+        Err(DockerError::ImageNotFound { .. }) if step.pull == PullPolicy::IfNotPresent => {
+            pull_if_missing(engine, workflow, &image).await?;
+            create(engine, workflow, spec, &operation).await?
+        }
+        Err(DockerError::ImageNotFound { .. }) => {
+            return Err(BackendError::ImageUnavailable { image, reason: "it is not on this machine and the pull policy is `never`".to_string() });
+        }
+        created => created,
+    };
+    let container_id = created.map_err(|error| backend_error(operation(), error))?;
+    tracing::debug!(step = %step.name, container = %container_name, "container created");
+    Ok(DockerStep { container_id, container_name, step_name: step.name.clone(), kind: step.kind })
+}
+
+/// Creates the container in a way teardown cannot miss (see `DockerWorkflow::create_guarded`).
+async fn create(
+    engine: &Engine,
+    workflow: &DockerWorkflow,
+    spec: ContainerSpec,
+    operation: &impl Fn() -> String,
+) -> Result<Result<String, DockerError>, BackendError> {
+    let engine = engine.clone();
+    workflow.create_guarded(async move { engine.create_container(spec).await }).await.ok_or_else(|| torn_down(operation()))
+}
+
+/// `always`: pull once per workflow; when the pull fails, a local copy will do.
+async fn pull_always(engine: &Engine, workflow: &DockerWorkflow, image: &str) -> Result<(), BackendError> {
+    let lock = workflow.pull_lock(image);
+    let mut pulled = lock.lock().await;
+    if *pulled {
+        return Ok(());
+    }
+    match engine.pull_image(image).await {
+        Ok(()) => {}
+        Err(DockerError::PullFailed { reason, .. }) => {
+            if !engine.image_exists(image).await.map_err(|error| backend_error(format!("inspect image `{image}`"), error))? {
+                return Err(BackendError::ImageUnavailable { image: image.to_string(), reason });
+            }
+            tracing::warn!(image, %reason, "pull failed; using the image on this machine");
+        }
+        Err(error) => return Err(backend_error(format!("pull image `{image}`"), error)),
+    }
+    *pulled = true;
+    Ok(())
+}
+
+/// `if-not-present`, after the engine said the image is missing: pull unless another step of
+/// the workflow pulled it meanwhile.
+async fn pull_if_missing(engine: &Engine, workflow: &DockerWorkflow, image: &str) -> Result<(), BackendError> {
+    let lock = workflow.pull_lock(image);
+    let mut pulled = lock.lock().await;
+    if *pulled || engine.image_exists(image).await.map_err(|error| backend_error(format!("inspect image `{image}`"), error))? {
+        return Ok(());
+    }
+    tracing::info!(image, "pulling image");
+    engine.pull_image(image).await.map_err(|error| backend_error(format!("pull image `{image}`"), error))?;
+    *pulled = true;
+    Ok(())
+}
+
+async fn container_spec(
+    engine: &Engine,
+    workflow: &DockerWorkflow,
+    step: &StepRequest,
+    image: &str,
+    container_name: &str,
+) -> Result<ContainerSpec, BackendError> {
+    let invalid = |message: String| BackendError::Operation { operation: format!("prepare step `{}`", step.name), message };
+    let mut labels = workflow.labels.clone();
+    labels.insert(LABEL_STEP.to_string(), step.name.clone());
+
+    let mut binds = vec![format!("{}:{}", workflow.workspace_volume, workflow.workspace_base_or_root())];
+    let mut anonymous_volumes = Vec::new();
+    for volume in &step.volumes {
+        match parse_volume(volume).ok_or_else(|| invalid(format!("volume `{volume}` is not `source:target[:mode]`")))? {
+            VolumeSpec::Host { source, target, mode } => binds.push(bind(&source, &target, mode.as_deref())),
+            VolumeSpec::Named { name, target, mode } => {
+                let volume = workflow.volume_for(engine, &name).await?;
+                binds.push(bind(&volume, &target, mode.as_deref()));
+            }
+            VolumeSpec::Anonymous { target } => anonymous_volumes.push(target),
+        }
+    }
+    let size = |text: &Option<String>, what: &str| -> Result<Option<i64>, BackendError> {
+        text.as_deref()
+            .filter(|text| !text.trim().is_empty())
+            .map(|text| parse_byte_size(text).ok_or_else(|| invalid(format!("{what} `{text}` is not a size such as `512m` or `2g`"))))
+            .transpose()
+    };
+    let devices = step
+        .devices
+        .iter()
+        .map(|device| parse_device(device).ok_or_else(|| invalid(format!("device `{device}` is not `host[:container[:permissions]]`"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tmpfs = step
+        .tmpfs
+        .iter()
+        .map(|mount| parse_tmpfs(mount).ok_or_else(|| invalid(format!("tmpfs `{mount}` is not `path[:options]`"))))
+        .collect::<Result<_, _>>()?;
+    let network_mode = step.network_mode.clone().filter(|mode| !mode.is_empty());
+    let network = network_mode.is_none().then(|| NetworkAttachment { network: workflow.network.clone(), aliases: step.network_aliases.clone() });
+
+    Ok(ContainerSpec {
+        name: Some(container_name.to_string()),
+        image: image.to_string(),
+        entrypoint: step.entrypoint.clone(),
+        command: (!step.command.is_empty()).then(|| step.command.clone()),
+        environment: step.environment.clone(),
+        working_dir: Some(step.working_dir.clone()).filter(|dir| !dir.is_empty()),
+        user: step.user.clone(),
+        labels,
+        binds,
+        anonymous_volumes,
+        tmpfs,
+        devices,
+        network,
+        network_mode,
+        privileged: step.privileged,
+        dns: step.dns.clone(),
+        dns_search: step.dns_search.clone(),
+        extra_hosts: step.extra_hosts.clone(),
+        memory_bytes: size(&step.memory_limit, "memory limit")?,
+        shm_size_bytes: size(&step.shm_size, "shm size")?,
+    })
+}
+
+fn bind(source: &str, target: &str, mode: Option<&str>) -> String {
+    match mode {
+        Some(mode) => format!("{source}:{target}:{mode}"),
+        None => format!("{source}:{target}"),
+    }
+}
+
+impl DockerWorkflow {
+    /// Where the workspace volume is mounted; `/` when the base is the root itself.
+    pub(crate) fn workspace_base_or_root(&self) -> &str {
+        if self.workspace_base.is_empty() { "/" } else { &self.workspace_base }
+    }
+}

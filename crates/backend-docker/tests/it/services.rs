@@ -1,0 +1,72 @@
+//! Services: reachable by their aliases from the workflow's other containers, probed for
+//! readiness with a command run inside them, stopped at the end.
+
+use std::time::{Duration, Instant};
+
+use runtime::Backend;
+
+use crate::support::{TestRun, collect, service_step, shell_step};
+
+/// A web server that ends on SIGTERM: the shell is the container's first process, which gets no
+/// default signal handlers, so it traps TERM itself.
+const HTTP_SERVER: &str =
+    "trap 'exit 0' TERM; mkdir -p /www && echo 'hello from the service' > /www/index.html && httpd -f -p 8080 -h /www & wait";
+
+#[tokio::test]
+async fn a_service_is_reached_by_its_alias_once_its_probe_passes() {
+    let test = TestRun::new("service").await;
+    let workflow = test.workflow("main").await;
+
+    let (service, service_output) = test.start(&workflow, service_step("web server", HTTP_SERVER, &["web"])).await;
+    let ready = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"].map(String::from);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !test.backend.probe(&service, &ready).await.unwrap() {
+        assert!(Instant::now() < deadline, "the service never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (output, exit_code) = test.run_step(&workflow, shell_step("client", "wget -q -O - http://web:8080/")).await;
+    assert_eq!((output.stdout_text().as_str(), exit_code), ("hello from the service\n", 0));
+
+    // A service gets a grace period; httpd ends on SIGTERM well within it.
+    let stopping = Instant::now();
+    test.backend.stop(&service).await;
+    let exit_code = tokio::time::timeout(Duration::from_secs(10), test.backend.wait(&service)).await.unwrap().unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(2), "stopping took {:?}", stopping.elapsed());
+    assert_ne!(exit_code, 137, "ended by SIGTERM, not killed");
+    drop(collect(service_output).await);
+    test.backend.remove(service).await;
+
+    test.finish(workflow).await;
+}
+
+#[tokio::test]
+async fn a_probe_is_true_exactly_when_its_command_exits_zero() {
+    let test = TestRun::new("probe").await;
+    let workflow = test.workflow("main").await;
+
+    let (service, _output) = test.start(&workflow, service_step("idle", "exec sleep 300", &["idle"])).await;
+    let shell = |script: &str| ["sh", "-c", script].map(String::from);
+    assert!(test.backend.probe(&service, &shell("exit 0")).await.unwrap());
+    assert!(!test.backend.probe(&service, &shell("exit 3")).await.unwrap());
+    assert!(!test.backend.probe(&service, &["/no/such/program".to_string()]).await.unwrap());
+
+    let outcome = test.engine().exec(service.container_id(), &shell("echo out; echo err >&2; exit 5")).await.unwrap();
+    assert_eq!((outcome.exit_code, &outcome.stdout[..], &outcome.stderr[..]), (5, &b"out\n"[..], &b"err\n"[..]));
+
+    test.finish(workflow).await;
+}
+
+#[tokio::test]
+async fn containers_of_another_workflow_cannot_reach_the_service() {
+    let test = TestRun::new("isolation").await;
+    let with_service = test.workflow("with-service").await;
+    let other = test.workflow("other").await;
+
+    let (_service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
+    let (output, _) = test.run_step(&other, shell_step("client", "wget -q -T 2 -O - http://web:8080/ 2>/dev/null || echo unreachable")).await;
+    assert_eq!(output.stdout_text(), "unreachable\n");
+
+    test.backend.teardown(other).await;
+    test.finish(with_service).await;
+}

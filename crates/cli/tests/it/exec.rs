@@ -1,0 +1,376 @@
+//! `gantry exec` end to end on the real Docker engine (and the local backend): what runs, in
+//! which order, what it sees, what it prints, and that nothing is left behind.
+//!
+//! Ordering is proven through the shared workspace, not with clocks: a step that must overlap
+//! with another waits for the other's marker file and fails if it never comes.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const IMAGE: &str = "gantry-test/busybox:latest";
+
+/// A repository folder with one pipeline file.
+fn repository(path: &str, pipeline: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join(path);
+    fs::create_dir_all(full.parent().unwrap()).unwrap();
+    fs::write(full, pipeline.replace("IMAGE", IMAGE)).unwrap();
+    fs::write(dir.path().join("README.md"), "a file from the working tree\n").unwrap();
+    dir
+}
+
+fn exec(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .arg("exec")
+        .args(["--output", "json"])
+        .args(args)
+        .current_dir(dir)
+        .env("CI", "true")
+        .output()
+        .unwrap()
+}
+
+fn events(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout).lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+fn run_id(events: &[Value]) -> String {
+    events.iter().find(|e| e["event"] == "run_started").map(|e| e["run"].as_str().unwrap().to_owned()).expect("a run_started event")
+}
+
+/// Status of each step that finished, as `step=status`.
+fn step_statuses(events: &[Value]) -> Vec<String> {
+    events.iter().filter(|e| e["event"] == "step_finished").map(|e| format!("{}={}", e["step"].as_str().unwrap(), e["status"].as_str().unwrap())).collect()
+}
+
+fn logs_of(events: &[Value], step: &str) -> Vec<String> {
+    events.iter().filter(|e| e["event"] == "log" && e["step"] == step).map(|e| e["line"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Nothing labelled with the run is left on the engine.
+fn assert_nothing_left(run: &str) {
+    for kind in [vec!["ps", "-aq"], vec!["network", "ls", "-q"], vec!["volume", "ls", "-q"]] {
+        let mut args = kind.clone();
+        let filter = format!("label=io.gantry.run={run}");
+        args.extend(["--filter", &filter]);
+        let output = Command::new("docker").args(&args).output().unwrap();
+        let left = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(left.is_empty(), "`docker {}` still lists: {left}", kind.join(" "));
+    }
+}
+
+fn detail(output: &Output) -> String {
+    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn steps_share_the_workspace_which_holds_the_working_tree() {
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  write:\n    image: IMAGE\n    commands:\n      - cat README.md\n      - echo built > artifact.txt\n  read:\n    image: IMAGE\n    commands:\n      - cat artifact.txt\n      - pwd\n",
+    );
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    assert_eq!(step_statuses(&events), ["clone=success", "write=success", "read=success"]);
+    assert_eq!(logs_of(&events, "write"), ["+ cat README.md", "a file from the working tree", "+ echo built > artifact.txt"]);
+    assert_eq!(logs_of(&events, "read")[..2], ["+ cat artifact.txt".to_owned(), "built".to_owned()]);
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn fan_out_steps_overlap_and_a_fan_in_step_waits_only_for_its_own_dependencies() {
+    // b and c each wait for the other's marker: they pass only if they run at the same time.
+    // d needs only b, and writes a marker c waits for: c passes only if d did not wait for it.
+    let pipeline = r#"
+steps:
+  a:
+    image: IMAGE
+    commands: [touch a.done]
+  b:
+    image: IMAGE
+    depends_on: [a]
+    commands:
+      - touch b.started
+      - for i in $(seq 1 100); do [ -f c.started ] && exit 0; sleep 0.1; done; exit 1
+  c:
+    image: IMAGE
+    depends_on: [a]
+    commands:
+      - touch c.started
+      - for i in $(seq 1 100); do [ -f b.started ] && break; sleep 0.1; done
+      - for i in $(seq 1 150); do [ -f d.done ] && exit 0; sleep 0.1; done; exit 1
+  d:
+    image: IMAGE
+    depends_on: [b]
+    commands: [touch d.done]
+  e:
+    image: IMAGE
+    depends_on: [c, d]
+    commands: [ls a.done b.started c.started d.done]
+"#;
+    let dir = repository(".woodpecker.yml", pipeline);
+    let output = exec(dir.path(), &["--parallel", "4"]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    let statuses = step_statuses(&events);
+    for step in ["a", "b", "c", "d", "e"] {
+        assert!(statuses.contains(&format!("{step}=success")), "{statuses:?}");
+    }
+    // d finished before c: the order of finish events shows it.
+    let position = |name: &str| statuses.iter().position(|s| s.starts_with(&format!("{name}="))).unwrap();
+    assert!(position("d") < position("c"), "{statuses:?}");
+    assert!(position("e") > position("c"), "{statuses:?}");
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn a_service_is_reached_by_its_name_once_ready() {
+    let pipeline = r#"
+services:
+  web:
+    image: IMAGE
+    commands:
+      - mkdir -p /www && echo hello-from-service > /www/index.html
+      - httpd -f -p 8080 -h /www
+    healthcheck:
+      command: [wget, -q, -O, /dev/null, http://127.0.0.1:8080/]
+      interval: 1s
+      retries: 30
+steps:
+  fetch:
+    image: IMAGE
+    commands:
+      - wget -q -O - http://web:8080/
+"#;
+    let dir = repository(".woodpecker.yml", pipeline);
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    assert!(logs_of(&events, "fetch").contains(&"hello-from-service".to_owned()), "{}", detail(&output));
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn a_detached_step_runs_alongside_and_is_stopped_at_the_end() {
+    let pipeline = r#"
+steps:
+  server:
+    image: IMAGE
+    detach: true
+    commands:
+      - mkdir -p /www && echo detached > /www/index.html
+      - httpd -f -p 8081 -h /www
+  client:
+    image: IMAGE
+    commands:
+      - for i in $(seq 1 50); do wget -q -O - http://server:8081/ && exit 0; sleep 0.2; done; exit 1
+"#;
+    let dir = repository(".woodpecker.yml", pipeline);
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    assert!(logs_of(&events, "client").contains(&"detached".to_owned()));
+    assert!(step_statuses(&events).contains(&"server=success".to_owned()));
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn failure_ignore_goes_on_and_failure_steps_run_only_after_a_failure() {
+    let pipeline = r#"
+steps:
+  flaky:
+    image: IMAGE
+    failure: ignore
+    commands: [exit 3]
+  next:
+    image: IMAGE
+    commands: [echo still running]
+  broken:
+    image: IMAGE
+    commands: [exit 4]
+  after-broken:
+    image: IMAGE
+    commands: [echo never]
+  notify:
+    image: IMAGE
+    commands: [echo a step failed]
+    when:
+      status: [failure]
+"#;
+    let dir = repository(".woodpecker.yml", pipeline);
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", detail(&output));
+    let events = events(&output);
+    let statuses = step_statuses(&events);
+    assert_eq!(statuses, ["clone=success", "flaky=failure", "next=success", "broken=failure", "after-broken=skipped", "notify=success"]);
+    let flaky = events.iter().find(|e| e["event"] == "step_finished" && e["step"] == "flaky").unwrap();
+    assert_eq!(flaky["exit_code"], 3);
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn failure_cancel_stops_the_whole_run() {
+    let pipeline = r#"
+steps:
+  slow:
+    image: IMAGE
+    depends_on: []
+    commands: [sleep 30]
+  fails:
+    image: IMAGE
+    depends_on: []
+    failure: cancel
+    commands: [sleep 1, exit 2]
+"#;
+    let dir = repository(".woodpecker.yml", pipeline);
+    let started = Instant::now();
+    let output = exec(dir.path(), &[]);
+    assert!(started.elapsed() < Duration::from_secs(25), "the slow step was not stopped");
+    assert_ne!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    let statuses = step_statuses(&events);
+    assert!(statuses.contains(&"fails=failure".to_owned()), "{statuses:?}");
+    assert!(statuses.contains(&"slow=killed".to_owned()), "{statuses:?}");
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn secrets_reach_only_the_steps_that_use_them_and_are_masked_even_split() {
+    let pipeline = r#"
+steps:
+  uses:
+    image: IMAGE
+    environment:
+      TOKEN:
+        from_secret: api_token
+    commands:
+      - echo "token is $${TOKEN}"
+      - printf 'split hun'; sleep 0.3; printf 'ter2\n'
+  other:
+    image: IMAGE
+    commands:
+      - echo "other sees [$${TOKEN}]"
+"#;
+    let dir = repository(".woodpecker.yml", pipeline);
+    let output = exec(dir.path(), &["--secret", "api_token=hunter2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let events = events(&output);
+    let uses = logs_of(&events, "uses");
+    assert!(uses.contains(&"token is ********".to_owned()), "{uses:?}");
+    assert!(uses.contains(&"split ********".to_owned()), "{uses:?}");
+    assert!(logs_of(&events, "other").contains(&"other sees []".to_owned()));
+    // A referenced secret that is not given is an error before anything runs.
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", detail(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("api_token"));
+}
+
+#[test]
+fn exit_codes_and_a_missing_image_named_in_the_error() {
+    let dir = repository(".woodpecker.yml", "steps:\n  a:\n    image: 127.0.0.1:9/gantry-test/does-not-exist:1.0\n    commands: [true]\n");
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", detail(&output));
+    let events = events(&output);
+    let finished = events.iter().find(|e| e["event"] == "step_finished" && e["step"] == "a").unwrap();
+    assert_eq!(finished["status"], "error");
+    assert!(finished["reason"].as_str().unwrap().contains("127.0.0.1:9/gantry-test/does-not-exist:1.0"), "{finished}");
+    assert_nothing_left(&run_id(&events));
+
+    let broken = repository(".woodpecker.yml", "steps:\n  a:\n    image: IMAGE\n    depends_on: [nope]\n    commands: [true]\n");
+    assert_eq!(exec(broken.path(), &[]).status.code(), Some(2), "a pipeline with errors is a config error");
+}
+
+#[test]
+fn privileged_steps_and_host_volumes_need_trust() {
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  a:\n    image: IMAGE\n    privileged: true\n    commands: [true]\n  b:\n    image: IMAGE\n    volumes: [/var/run/docker.sock:/var/run/docker.sock]\n    commands: [true]\n",
+    );
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", detail(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("step `a` of workflow `woodpecker` needs trust: it is privileged"), "{stderr}");
+    assert!(stderr.contains("Docker socket"), "{stderr}");
+    assert!(stderr.contains("--trusted"), "{stderr}");
+}
+
+#[test]
+fn a_drone_file_and_a_matrix_run() {
+    let drone = repository(
+        ".drone.yml",
+        "kind: pipeline\ntype: docker\nname: test\nsteps:\n- name: hello\n  image: IMAGE\n  commands:\n  - echo \"stage $${DRONE_STAGE_NAME} in $${DRONE_WORKSPACE}\"\n",
+    );
+    let output = exec(drone.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    assert!(logs_of(&events(&output), "hello").contains(&"stage test in /drone/src".to_owned()));
+
+    let matrix = repository(".woodpecker.yml", "matrix:\n  FLAVOUR: [plain, spicy]\nsteps:\n  say:\n    image: IMAGE\n    commands:\n      - echo flavour ${FLAVOUR}\n");
+    let output = exec(matrix.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let lines: Vec<String> = events(&output).iter().filter(|e| e["event"] == "log" && e["step"] == "say").map(|e| format!("{}: {}", e["workflow"].as_str().unwrap(), e["line"].as_str().unwrap())).filter(|line| !line.contains("+ ")).collect();
+    let mut lines = lines;
+    lines.sort();
+    assert_eq!(lines, ["woodpecker (FLAVOUR=plain): flavour plain", "woodpecker (FLAVOUR=spicy): flavour spicy"]);
+}
+
+#[test]
+fn interrupting_a_run_mid_step_removes_everything_and_exits_130() {
+    let dir = repository(".woodpecker.yml", "services:\n  idle:\n    image: IMAGE\n    commands: [sleep 300]\nsteps:\n  long:\n    image: IMAGE\n    commands: [echo started, sleep 300]\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["exec", "--output", "json"])
+        .current_dir(dir.path())
+        .env("CI", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut run = String::new();
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Wait until the long step has printed, so it is interrupted mid-step.
+    while Instant::now() < deadline {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if event["event"] == "run_started" {
+            run = event["run"].as_str().unwrap().to_owned();
+        }
+        if event["event"] == "log" && event["line"] == "started" {
+            break;
+        }
+    }
+    assert!(!run.is_empty(), "the run never started");
+    let interrupted = Instant::now();
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    let status = child.wait().unwrap();
+    assert!(interrupted.elapsed() < Duration::from_secs(30), "stopping took {:?}", interrupted.elapsed());
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("\"killed\""), "{rest}");
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn the_local_backend_runs_the_same_plan_as_host_processes() {
+    let dir = repository(".woodpecker.yml", "steps:\n  write:\n    image: IMAGE\n    commands: [echo local > out.txt]\n  read:\n    image: IMAGE\n    commands: [cat out.txt README.md]\n");
+    let output = exec(dir.path(), &["--backend", "local"]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    assert_eq!(logs_of(&events, "read"), ["+ cat out.txt README.md", "local", "a file from the working tree"]);
+    let service = repository(".woodpecker.yml", "services:\n  db:\n    image: IMAGE\nsteps:\n  a:\n    image: IMAGE\n    commands: [true]\n");
+    let output = exec(service.path(), &["--backend", "local"]);
+    assert_eq!(output.status.code(), Some(2), "{}", detail(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot run services"));
+}
