@@ -111,7 +111,9 @@ fn children_peak_rss_kib() -> i64 {
 fn large_output() {
     const BYTES: u64 = 1 << 30;
     let dir = tempfile_dir("large output");
-    let pipeline = format!("skip_clone: true\nsteps:\n  print:\n    image: {IMAGE}\n    commands:\n      - yes 'a line of output that is a typical length for a build log, more or less' | head -c {BYTES}\n");
+    let pipeline = format!(
+        "skip_clone: true\nsteps:\n  print:\n    image: {IMAGE}\n    commands:\n      - yes 'a line of output that is a typical length for a build log, more or less' | head -c {BYTES}\n"
+    );
     std::fs::write(dir.join(".woodpecker.yml"), pipeline).unwrap();
     let started = Instant::now();
     let status = Command::new(gantry_binary())

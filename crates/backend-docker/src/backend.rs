@@ -2,6 +2,7 @@
 //! workflows and steps.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use runtime::backend::OutputStreamOf;
 use runtime::{Backend, BackendError, OutputChunk, OutputStream, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
 
 use crate::owner::{LABEL_HOST, LABEL_STEP, ProcessIdentity, host_name, owner_may_be_alive};
-use crate::step::DockerStep;
+use crate::step::{DEFAULT_BRIDGE, DockerStep};
 use crate::workflow::{DockerWorkflow, torn_down};
 use crate::{backend_error, step, workflow, workspace};
 
@@ -20,6 +21,22 @@ use crate::{backend_error, step, workflow, workspace};
 /// empty root filesystem, imported (never pulled) the first time it is needed. The helper is
 /// never started, so it needs no programs.
 pub const HELPER_IMAGE: &str = "gantry-local/workspace-helper:1";
+
+/// Which network a step's container joins (a step's own `network_mode` always wins).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetworkPolicy {
+    /// Every container joins its workflow's own network: workflows are isolated from each
+    /// other, and every container reaches every other by name.
+    #[default]
+    Always,
+    /// Containers join the engine's default bridge, as with `docker run`, until the workflow
+    /// has a container others address by name (a service, or a step with network aliases);
+    /// from then on they join the workflow's network, and those created before are moved there
+    /// before they start. This saves the engine's setup of a user-defined network for every
+    /// container of workflows without services (the slowest part of starting a container), at
+    /// the price of those containers sharing the default bridge with other containers.
+    WhenAddressed,
+}
 
 #[derive(Clone, Debug)]
 pub struct DockerBackendOptions {
@@ -30,11 +47,17 @@ pub struct DockerBackendOptions {
     pub helper_image: Option<String>,
     /// The process written into the owner labels; this process unless a test plays another.
     pub owner: ProcessIdentity,
+    pub network_policy: NetworkPolicy,
 }
 
 impl Default for DockerBackendOptions {
     fn default() -> Self {
-        DockerBackendOptions { service_stop_grace: Duration::from_secs(2), helper_image: None, owner: ProcessIdentity::current() }
+        DockerBackendOptions {
+            service_stop_grace: Duration::from_secs(2),
+            helper_image: None,
+            owner: ProcessIdentity::current(),
+            network_policy: NetworkPolicy::default(),
+        }
     }
 }
 
@@ -112,17 +135,23 @@ impl Backend for DockerBackend {
     /// is no longer alive. Resources of live processes, of other hosts, or without owner labels
     /// are left alone.
     async fn sweep(&self) -> Result<(), BackendError> {
-        let found = self.engine.list_labelled(&[format!("{LABEL_HOST}={}", host_name())]).await.map_err(|error| backend_error("sweep", error))?;
+        let found =
+            self.engine.list_labelled(&[format!("{LABEL_HOST}={}", host_name())]).await.map_err(|error| backend_error("sweep", error))?;
         let dead = found.filter(|labels| !owner_may_be_alive(labels));
         if dead.is_empty() {
             return Ok(());
         }
-        tracing::info!(containers = dead.containers.len(), networks = dead.networks.len(), volumes = dead.volumes.len(), "removing what runs that died left behind");
+        tracing::info!(
+            containers = dead.containers.len(),
+            networks = dead.networks.len(),
+            volumes = dead.volumes.len(),
+            "removing what runs that died left behind"
+        );
         self.engine.remove_resources(&dead).await.map_err(|error| backend_error("sweep", error))
     }
 
     async fn setup(&self, run: &RunInfo, setup: &WorkflowSetup) -> Result<DockerWorkflow, BackendError> {
-        workflow::setup(&self.engine, &self.options.owner, run, setup).await
+        workflow::setup(&self.engine, &self.options, run, setup).await
     }
 
     /// Uploads the repository into the workspace volume through a helper container that is
@@ -148,7 +177,7 @@ impl Backend for DockerBackend {
             image: helper_image,
             command: Some(vec!["/never-started".to_string()]),
             labels,
-            binds: vec![format!("{}:{base}", workflow.workspace_volume)],
+            volume_mounts: vec![workflow.volume_mount(&workflow.workspace_volume, &base, None)],
             network_mode: Some("none".to_string()),
             ..ContainerSpec::default()
         };
@@ -184,6 +213,17 @@ impl Backend for DockerBackend {
     /// faster than it is read, as with `docker run`.
     async fn start(&self, step: &DockerStep) -> Result<OutputStreamOf, BackendError> {
         let operation = || format!("start step `{}`", step.step_name);
+        if let Some(pending) = &step.network_move
+            && pending.workflow_addressed.load(Ordering::SeqCst)
+        {
+            // Created on the default bridge before the workflow had a service: join the
+            // workflow's network instead, as if created there (nothing is connected until start).
+            self.engine.disconnect_network(DEFAULT_BRIDGE, &step.container_id).await.map_err(|error| backend_error(operation(), error))?;
+            self.engine
+                .connect_network(&pending.network, &step.container_id, &[])
+                .await
+                .map_err(|error| backend_error(operation(), error))?;
+        }
         let output = self.engine.attach_output(&step.container_id).await.map_err(|error| backend_error(operation(), error))?;
         self.engine.start_container(&step.container_id).await.map_err(|error| backend_error(operation(), error))?;
         let step_name = step.step_name.clone();
@@ -201,13 +241,19 @@ impl Backend for DockerBackend {
     }
 
     async fn probe(&self, step: &DockerStep, command: &[String]) -> Result<bool, BackendError> {
-        let outcome =
-            self.engine.exec(&step.container_id, command).await.map_err(|error| backend_error(format!("probe step `{}`", step.step_name), error))?;
+        let outcome = self
+            .engine
+            .exec(&step.container_id, command)
+            .await
+            .map_err(|error| backend_error(format!("probe step `{}`", step.step_name), error))?;
         Ok(outcome.exit_code == 0)
     }
 
     async fn wait(&self, step: &DockerStep) -> Result<i64, BackendError> {
-        self.engine.wait_container(&step.container_id).await.map_err(|error| backend_error(format!("wait for step `{}`", step.step_name), error))
+        self.engine
+            .wait_container(&step.container_id)
+            .await
+            .map_err(|error| backend_error(format!("wait for step `{}`", step.step_name), error))
     }
 
     async fn stop(&self, step: &DockerStep) {

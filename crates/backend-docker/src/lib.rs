@@ -9,8 +9,10 @@ mod translate;
 mod workflow;
 mod workspace;
 
-pub use backend::{DockerBackend, DockerBackendOptions, HELPER_IMAGE};
-pub use owner::{LABEL_HOST, LABEL_PID, LABEL_PROCESS_START, LABEL_RUN, LABEL_STEP, LABEL_WORKFLOW, ProcessIdentity, host_name, owner_may_be_alive};
+pub use backend::{DockerBackend, DockerBackendOptions, HELPER_IMAGE, NetworkPolicy};
+pub use owner::{
+    LABEL_HOST, LABEL_PID, LABEL_PROCESS_START, LABEL_RUN, LABEL_STEP, LABEL_WORKFLOW, ProcessIdentity, host_name, owner_may_be_alive,
+};
 pub use step::DockerStep;
 pub use translate::parse_byte_size;
 pub use workflow::DockerWorkflow;
@@ -30,9 +32,7 @@ fn backend_error(operation: impl Into<String>, error: DockerError) -> BackendErr
         DockerError::Unreachable { .. } | DockerError::UnsupportedHost { .. } => {
             BackendError::Unavailable { message: error.to_string(), hint: UNAVAILABLE_HINT.to_string() }
         }
-        DockerError::ImageNotFound { image } => {
-            BackendError::ImageUnavailable { image, reason: "no pull was attempted".to_string() }
-        }
+        DockerError::ImageNotFound { image } => BackendError::ImageUnavailable { image, reason: "no pull was attempted".to_string() },
         DockerError::PullFailed { image, reason } => BackendError::ImageUnavailable { image, reason },
         error => BackendError::Operation { operation: operation.into(), message: error.to_string() },
     }

@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn resources_of_other_hosts_or_without_owner_are_left_alone() {
-        let mut labels: HashMap<String, String> = ProcessIdentity { pid: u32::MAX, host: "elsewhere".into(), start_time: None }.labels().into_iter().collect();
+        let mut labels: HashMap<String, String> =
+            ProcessIdentity { pid: u32::MAX, host: "elsewhere".into(), start_time: None }.labels().into_iter().collect();
         assert!(owner_may_be_alive(&labels));
         labels.clear();
         assert!(owner_may_be_alive(&labels));

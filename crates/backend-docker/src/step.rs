@@ -1,15 +1,22 @@
 //! A step as a container: the container spec built from a `StepRequest`, pulling by policy, and
 //! creating the container so that it can be started later.
 
-use docker::{ContainerSpec, DockerError, Engine, NetworkAttachment};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use docker::{ContainerSpec, DockerError, Engine, NetworkAttachment, VolumeMount};
 use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 use runtime::{BackendError, StepRequest};
 
+use crate::backend::NetworkPolicy;
 use crate::backend_error;
 use crate::owner::LABEL_STEP;
 use crate::translate::{VolumeSpec, parse_byte_size, parse_device, parse_tmpfs, parse_volume};
 use crate::workflow::{DockerWorkflow, torn_down};
+
+/// The engine's default network, which `docker run` uses.
+pub(crate) const DEFAULT_BRIDGE: &str = "bridge";
 
 /// A step's container, created and not yet removed.
 #[derive(Clone, Debug)]
@@ -18,6 +25,15 @@ pub struct DockerStep {
     pub(crate) container_name: String,
     pub(crate) step_name: String,
     pub(crate) kind: StepKind,
+    /// Set when the container was created on the default bridge (`NetworkPolicy::WhenAddressed`):
+    /// it moves to the workflow's network at start if the workflow is addressed by then.
+    pub(crate) network_move: Option<NetworkMove>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct NetworkMove {
+    pub(crate) workflow_addressed: Arc<AtomicBool>,
+    pub(crate) network: String,
 }
 
 impl DockerStep {
@@ -37,11 +53,15 @@ impl DockerStep {
 /// Pulls as the step's policy says, then creates its container (not started).
 pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &StepRequest) -> Result<DockerStep, BackendError> {
     let operation = || format!("prepare step `{}`", step.name);
-    let image = step.image.clone().filter(|image| !image.is_empty()).ok_or_else(|| BackendError::Unsupported {
-        what: format!("step `{}` without an image", step.name),
-    })?;
+    let image = step
+        .image
+        .clone()
+        .filter(|image| !image.is_empty())
+        .ok_or_else(|| BackendError::Unsupported { what: format!("step `{}` without an image", step.name) })?;
     let container_name = workflow.container_name(&step.name);
     let spec = container_spec(engine, workflow, step, &image, &container_name).await?;
+    let network_move = (spec.network_mode.as_deref() == Some(DEFAULT_BRIDGE) && step.network_mode.as_deref().is_none_or(str::is_empty))
+        .then(|| NetworkMove { workflow_addressed: workflow.addressed.clone(), network: workflow.network.clone() });
 
     if step.pull == PullPolicy::Always {
         pull_always(engine, workflow, &image).await?;
@@ -54,13 +74,16 @@ pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &S
             create(engine, workflow, spec, &operation).await?
         }
         Err(DockerError::ImageNotFound { .. }) => {
-            return Err(BackendError::ImageUnavailable { image, reason: "it is not on this machine and the pull policy is `never`".to_string() });
+            return Err(BackendError::ImageUnavailable {
+                image,
+                reason: "it is not on this machine and the pull policy is `never`".to_string(),
+            });
         }
         created => created,
     };
     let container_id = created.map_err(|error| backend_error(operation(), error))?;
     tracing::debug!(step = %step.name, container = %container_name, "container created");
-    Ok(DockerStep { container_id, container_name, step_name: step.name.clone(), kind: step.kind })
+    Ok(DockerStep { container_id, container_name, step_name: step.name.clone(), kind: step.kind, network_move })
 }
 
 /// Creates the container in a way teardown cannot miss (see `DockerWorkflow::create_guarded`).
@@ -120,14 +143,15 @@ async fn container_spec(
     let mut labels = workflow.labels.clone();
     labels.insert(LABEL_STEP.to_string(), step.name.clone());
 
-    let mut binds = vec![format!("{}:{}", workflow.workspace_volume, workflow.workspace_base_or_root())];
+    let mut binds = Vec::new();
+    let mut volume_mounts = vec![workflow.volume_mount(&workflow.workspace_volume, workflow.workspace_base_or_root(), None)];
     let mut anonymous_volumes = Vec::new();
     for volume in &step.volumes {
         match parse_volume(volume).ok_or_else(|| invalid(format!("volume `{volume}` is not `source:target[:mode]`")))? {
             VolumeSpec::Host { source, target, mode } => binds.push(bind(&source, &target, mode.as_deref())),
             VolumeSpec::Named { name, target, mode } => {
                 let volume = workflow.volume_for(engine, &name).await?;
-                binds.push(bind(&volume, &target, mode.as_deref()));
+                volume_mounts.push(workflow.volume_mount(&volume, &target, mode.as_deref()));
             }
             VolumeSpec::Anonymous { target } => anonymous_volumes.push(target),
         }
@@ -148,8 +172,17 @@ async fn container_spec(
         .iter()
         .map(|mount| parse_tmpfs(mount).ok_or_else(|| invalid(format!("tmpfs `{mount}` is not `path[:options]`"))))
         .collect::<Result<_, _>>()?;
-    let network_mode = step.network_mode.clone().filter(|mode| !mode.is_empty());
-    let network = network_mode.is_none().then(|| NetworkAttachment { network: workflow.network.clone(), aliases: step.network_aliases.clone() });
+    let addressed_step = step.kind == StepKind::Service || !step.network_aliases.is_empty();
+    if addressed_step {
+        // Before this container exists: steps starting after it know to join the network.
+        workflow.addressed.store(true, Ordering::SeqCst);
+    }
+    let workflow_network = || Some(NetworkAttachment { network: workflow.network.clone(), aliases: step.network_aliases.clone() });
+    let (network, network_mode) = match step.network_mode.clone().filter(|mode| !mode.is_empty()) {
+        Some(mode) => (None, Some(mode)),
+        None if workflow.network_policy == NetworkPolicy::Always || workflow.addressed.load(Ordering::SeqCst) => (workflow_network(), None),
+        None => (None, Some(DEFAULT_BRIDGE.to_string())),
+    };
 
     Ok(ContainerSpec {
         name: Some(container_name.to_string()),
@@ -161,6 +194,7 @@ async fn container_spec(
         user: step.user.clone(),
         labels,
         binds,
+        volume_mounts,
         anonymous_volumes,
         tmpfs,
         devices,
@@ -183,6 +217,18 @@ fn bind(source: &str, target: &str, mode: Option<&str>) -> String {
 }
 
 impl DockerWorkflow {
+    /// A mount of one of this workflow's volumes; `mode` as in `name:/path:ro,nocopy`.
+    pub(crate) fn volume_mount(&self, volume: &str, target: &str, mode: Option<&str>) -> VolumeMount {
+        let options: Vec<&str> = mode.unwrap_or("").split(',').collect();
+        VolumeMount {
+            volume: volume.to_string(),
+            target: target.to_string(),
+            read_only: options.contains(&"ro"),
+            no_copy: options.contains(&"nocopy"),
+            labels: self.labels.clone(),
+        }
+    }
+
     /// Where the workspace volume is mounted; `/` when the base is the root itself.
     pub(crate) fn workspace_base_or_root(&self) -> &str {
         if self.workspace_base.is_empty() { "/" } else { &self.workspace_base }

@@ -3,14 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use docker::{DockerError, Engine};
 use runtime::{BackendError, RunInfo, WorkflowSetup};
 
+use crate::backend::{DockerBackendOptions, NetworkPolicy};
 use crate::backend_error;
-use crate::owner::{LABEL_RUN, LABEL_WORKFLOW, ProcessIdentity};
+use crate::owner::{LABEL_RUN, LABEL_WORKFLOW};
 use crate::translate::name_part;
 
 /// What `setup` made for one workflow. Everything it and its steps create carries `labels`.
@@ -21,6 +22,10 @@ pub struct DockerWorkflow {
     /// `gantry-<run>-<workflow>`: the start of every resource name of this workflow.
     pub(crate) resource_prefix: String,
     pub(crate) network: String,
+    pub(crate) network_policy: NetworkPolicy,
+    /// Whether a container of this workflow is addressed by name (a service, or a step with
+    /// aliases): with `NetworkPolicy::WhenAddressed`, containers join the network from then on.
+    pub(crate) addressed: Arc<AtomicBool>,
     pub(crate) workspace_volume: String,
     pub(crate) workspace_base: String,
     pub(crate) workspace_path: String,
@@ -109,7 +114,12 @@ impl DockerWorkflow {
 
 /// Creates the network and the volumes of a workflow, all at once. On failure, removes what
 /// was made.
-pub(crate) async fn setup(engine: &Engine, owner: &ProcessIdentity, run: &RunInfo, setup: &WorkflowSetup) -> Result<DockerWorkflow, BackendError> {
+pub(crate) async fn setup(
+    engine: &Engine,
+    options: &DockerBackendOptions,
+    run: &RunInfo,
+    setup: &WorkflowSetup,
+) -> Result<DockerWorkflow, BackendError> {
     if !setup.workspace_base.starts_with('/') {
         return Err(BackendError::Operation {
             operation: format!("set up workflow `{}`", setup.name),
@@ -117,7 +127,7 @@ pub(crate) async fn setup(engine: &Engine, owner: &ProcessIdentity, run: &RunInf
         });
     }
     let resource_prefix = format!("gantry-{}-{}", name_part(&run.id, 48), name_part(&setup.key, 48));
-    let mut labels = owner.labels();
+    let mut labels = options.owner.labels();
     labels.insert(LABEL_RUN.to_string(), run.id.clone());
     labels.insert(LABEL_WORKFLOW.to_string(), setup.key.clone());
     let volumes: BTreeMap<String, String> =
@@ -126,6 +136,8 @@ pub(crate) async fn setup(engine: &Engine, owner: &ProcessIdentity, run: &RunInf
         run_id: run.id.clone(),
         key: setup.key.clone(),
         network: resource_prefix.clone(),
+        network_policy: options.network_policy,
+        addressed: Arc::new(AtomicBool::new(false)),
         workspace_volume: format!("{resource_prefix}-workspace"),
         resource_prefix,
         workspace_base: setup.workspace_base.trim_end_matches('/').to_string(),
@@ -158,7 +170,11 @@ pub(crate) async fn setup(engine: &Engine, owner: &ProcessIdentity, run: &RunInf
         }
     });
     let created = receiver.await.unwrap_or_else(|_| {
-        Err(DockerError::Transport { operation: "set up workflow", target: setup.key.clone(), message: "the setup task ended early".to_string() })
+        Err(DockerError::Transport {
+            operation: "set up workflow",
+            target: setup.key.clone(),
+            message: "the setup task ended early".to_string(),
+        })
     });
     if let Err(error) = created {
         return Err(backend_error(format!("set up workflow `{}`", setup.name), error));

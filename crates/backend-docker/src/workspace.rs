@@ -96,7 +96,8 @@ impl Archive {
         }
         // Sorted, so every folder comes before what it holds.
         for directory in &directories {
-            let metadata = std::fs::symlink_metadata(dir.join(directory)).map_err(|source| WorkspaceError::Read { path: dir.join(directory), source })?;
+            let metadata = std::fs::symlink_metadata(dir.join(directory))
+                .map_err(|source| WorkspaceError::Read { path: dir.join(directory), source })?;
             self.repository_directory(directory, mtime(&metadata))?;
         }
         for file in &files {
@@ -188,7 +189,8 @@ impl Archive {
     /// A clean checkout of `HEAD`: `git archive`, re-written entry by entry under the prefix.
     /// No `.git` is added: the checkout is the tree of one commit, not a clone.
     fn git_head(&mut self, dir: &Path) -> Result<(), WorkspaceError> {
-        let git_error = |message: String| WorkspaceError::Git { command: "archive --format=tar HEAD".to_string(), dir: dir.to_path_buf(), message };
+        let git_error =
+            |message: String| WorkspaceError::Git { command: "archive --format=tar HEAD".to_string(), dir: dir.to_path_buf(), message };
         let mut child = Command::new("git")
             .arg("-C")
             .arg(dir)

@@ -30,6 +30,8 @@ pub(crate) enum LocalError {
     },
     #[error("workflow directory `{path}` already exists (run ids must be unique)")]
     DirectoryExists { path: PathBuf },
+    #[error("`{path}` is not in a git repository, so it has no HEAD to check out; copy the working tree instead")]
+    NotARepository { path: PathBuf },
     #[error("`{path}` is not a directory")]
     NotADirectory { path: PathBuf },
 }

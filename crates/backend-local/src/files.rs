@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::error::LocalError;
 
 /// Runs blocking file work off the async threads.
-pub(crate) async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, LocalError> + Send + 'static) -> Result<T, LocalError> {
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, LocalError> + Send + 'static,
+) -> Result<T, LocalError> {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
 }
 

@@ -70,10 +70,10 @@ impl WorkflowLayout {
     }
 
     /// The environment a step's process gets: exactly `given`, except that the workspace
-    /// variables name host paths, and `HOME` and `PATH` are filled in when absent.
+    /// variables name host paths, and `HOME` (with `RUSTUP_HOME`) and `PATH` are filled in
+    /// when absent.
     pub(crate) fn process_environment(&self, given: &BTreeMap<String, String>) -> BTreeMap<String, OsString> {
-        let mut environment: BTreeMap<String, OsString> =
-            given.iter().map(|(name, value)| (name.clone(), OsString::from(value))).collect();
+        let mut environment: BTreeMap<String, OsString> = given.iter().map(|(name, value)| (name.clone(), OsString::from(value))).collect();
         for name in WORKSPACE_VARIABLES {
             if let Some(value) = given.get(name) {
                 environment.insert(name.to_owned(), self.host_path(value).into_os_string());
@@ -81,7 +81,17 @@ impl WorkflowLayout {
         }
         // An image brings its own HOME; on the host, the user's real home must not be written
         // to by a pipeline, so steps get a fresh one per workflow.
-        environment.entry("HOME".to_owned()).or_insert_with(|| self.home().into_os_string());
+        if !environment.contains_key("HOME") {
+            environment.insert("HOME".to_owned(), self.home().into_os_string());
+            // rustup's `cargo` and `rustc` on PATH find their toolchains in `$HOME/.rustup`
+            // unless RUSTUP_HOME says otherwise: with the fresh HOME alone, a step could not
+            // run the host's `cargo` at all.
+            if !environment.contains_key("RUSTUP_HOME")
+                && let Some(rustup_home) = host_rustup_home()
+            {
+                environment.insert("RUSTUP_HOME".to_owned(), rustup_home);
+            }
+        }
         // An image brings its own PATH too. On the host a step runs the host's programs, so one
         // without a PATH of its own gets the one gantry runs with, not none at all (with none,
         // `sh` would fall back to a built-in default that misses ~/.cargo/bin and the like).
@@ -92,6 +102,13 @@ impl WorkflowLayout {
         }
         environment
     }
+}
+
+/// Where rustup keeps toolchains on this host, when it is installed.
+fn host_rustup_home() -> Option<OsString> {
+    let rustup_home =
+        std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".rustup")))?;
+    rustup_home.is_dir().then(|| rustup_home.into_os_string())
 }
 
 /// Splits `path` into components, resolving `.` and `..` lexically on top of `start`.

@@ -154,7 +154,8 @@ impl Backend for LocalBackend {
             .await
             .map_err(|error| error.during(format!("set up workflow `{}`", workflow.name)))?;
         tracing::debug!(directory = %layout.directory().display(), "workflow directory created");
-        let shared = WorkflowShared { key: workflow.key.clone(), layout, processes: Mutex::new(Vec::new()), ended: CancellationToken::new() };
+        let shared =
+            WorkflowShared { key: workflow.key.clone(), layout, processes: Mutex::new(Vec::new()), ended: CancellationToken::new() };
         Ok(LocalWorkflow { shared: Arc::new(shared) })
     }
 
@@ -190,7 +191,8 @@ impl Backend for LocalBackend {
         run_blocking(move || std::fs::create_dir_all(&working_dir).map_err(|error| LocalError::io("create", working_dir, error)))
             .await
             .map_err(|error| error.during(operation()))?;
-        let (process, output) = RunningProcess::spawn(&step.launch, step.workflow.ended.clone()).map_err(|error| error.during(operation()))?;
+        let (process, output) =
+            RunningProcess::spawn(&step.launch, step.workflow.ended.clone()).map_err(|error| error.during(operation()))?;
         step.workflow.processes.lock().expect("process list lock").push(process.clone());
         let _ = step.process.set(process);
         Ok(output)
@@ -263,7 +265,9 @@ fn create_workflow_directory(root: &Path, layout: &WorkflowLayout) -> Result<(),
 /// Run ids and workflow keys are meant to be `[a-z0-9-]` already; anything else is replaced so
 /// that no id can name a path outside the root.
 fn file_name_safe(text: &str) -> String {
-    text.chars().map(|character| if character.is_ascii_alphanumeric() || matches!(character, '-' | '_') { character } else { '-' }).collect()
+    text.chars()
+        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '-' | '_') { character } else { '-' })
+        .collect()
 }
 
 /// The program a step runs: its entrypoint followed by its command, or its command alone when
@@ -273,7 +277,10 @@ fn program_and_arguments(step: &StepRequest) -> Result<(String, Vec<String>), Ba
     match argv.next() {
         Some(program) => Ok((program, argv.collect())),
         None => Err(BackendError::Unsupported {
-            what: format!("steps without a command (`{}` would run its image's own entrypoint, which needs a container backend)", step.name),
+            what: format!(
+                "steps without a command (`{}` would run its image's own entrypoint, which needs a container backend)",
+                step.name
+            ),
         }),
     }
 }

@@ -49,7 +49,8 @@ async fn copy_working_tree(directory: &Path, destination: &Path) -> Result<(), L
     run_blocking(move || match listed {
         None => copy_directory_contents(&directory, &destination),
         Some(listed) => {
-            let relative_paths = listed.split(|byte| *byte == 0).filter(|path| !path.is_empty()).map(|path| Path::new(OsStr::from_bytes(path)));
+            let relative_paths =
+                listed.split(|byte| *byte == 0).filter(|path| !path.is_empty()).map(|path| Path::new(OsStr::from_bytes(path)));
             for relative_path in relative_paths.chain([Path::new(".git")]) {
                 let source = directory.join(relative_path);
                 // A tracked file deleted in the working tree is still listed by `--cached`; it is
@@ -72,10 +73,14 @@ async fn copy_working_tree(directory: &Path, destination: &Path) -> Result<(), L
 /// A clean checkout of `HEAD` with its history (`git clone --local`, detached at `HEAD`'s
 /// commit), so that steps can run `git describe` or `git log` as after a CI clone.
 async fn check_out_head(directory: &Path, destination: &Path) -> Result<(), LocalError> {
+    if !is_git_work_tree(directory).await? {
+        return Err(LocalError::NotARepository { path: directory.to_owned() });
+    }
     let head = git(directory, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).await?;
     let head = String::from_utf8_lossy(&head).trim().to_owned();
-    let source = directory.canonicalize().map_err(|error| LocalError::io("read", directory, error))?;
-    let source = source.to_string_lossy().into_owned();
+    // The folder may be inside the repository; a clone needs its top level.
+    let source = git(directory, &["rev-parse", "--show-toplevel"]).await?;
+    let source = String::from_utf8_lossy(&source).trim().to_owned();
     let target = destination.to_string_lossy().into_owned();
     // `-C destination` keeps our own working directory out of it: `git clone` needs none.
     git(destination, &["clone", "--quiet", "--no-checkout", "--local", "--", &source, &target]).await?;

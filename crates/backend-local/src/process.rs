@@ -58,7 +58,7 @@ impl Launch {
             .stdin(Stdio::null())
             // A group of its own, led by the step's process, so that stopping the step reaches
             // everything it started (`sleep 100 &`), the way stopping a container does.
-            ;
+            .process_group(0);
         command
     }
 
@@ -94,7 +94,8 @@ impl RunningProcess {
         let (chunk_sender, chunk_receiver) = mpsc::channel(BUFFERED_CHUNKS);
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        for (reader, stream) in [(Box::new(stdout) as Box<dyn AsyncRead + Send + Unpin>, OutputStream::Stdout), (Box::new(stderr), OutputStream::Stderr)]
+        for (reader, stream) in
+            [(Box::new(stdout) as Box<dyn AsyncRead + Send + Unpin>, OutputStream::Stdout), (Box::new(stderr), OutputStream::Stderr)]
         {
             let forwarder = OutputForwarder {
                 step: launch.step.clone(),
@@ -107,9 +108,7 @@ impl RunningProcess {
         }
         tokio::spawn(watch_exit(launch.step.clone(), child, process_group, exit_sender, group_exited));
 
-        let output = futures_util::stream::unfold(chunk_receiver, |mut receiver| async move {
-            receiver.recv().await.map(|chunk| (chunk, receiver))
-        });
+        let output = futures_util::stream::unfold(chunk_receiver, next_chunk);
         let process = Arc::new(RunningProcess { step: launch.step.clone(), process_group, exit: exit_receiver });
         Ok((process, Box::pin(output)))
     }
@@ -160,6 +159,14 @@ async fn watch_exit(step: String, mut child: Child, process_group: i32, exit_sen
     tracing::debug!(%step, exit = ?outcome, "step process exited");
     group_exited.cancel();
     let _ = exit_sender.send(Some(outcome));
+}
+
+type ChunkReceiver = mpsc::Receiver<Result<OutputChunk, BackendError>>;
+
+/// The next chunk either pipe produced; `None` once both forwarders have ended.
+async fn next_chunk(mut receiver: ChunkReceiver) -> Option<(Result<OutputChunk, BackendError>, ChunkReceiver)> {
+    let chunk = receiver.recv().await?;
+    Some((chunk, receiver))
 }
 
 pub(crate) fn exit_code(status: ExitStatus) -> i64 {

@@ -144,7 +144,8 @@ pub fn execute(args: ExecArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_CONFIG);
     }
     let secrets = collect_secrets(&args)?;
-    let workspace = if args.clone { WorkspaceSource::GitHead(loaded.root.clone()) } else { WorkspaceSource::WorkingTree(loaded.root.clone()) };
+    let workspace =
+        if args.clone { WorkspaceSource::GitHead(loaded.root.clone()) } else { WorkspaceSource::WorkingTree(loaded.root.clone()) };
     let options = RunOptions { parallel: usize::from(args.parallel), timeout: args.timeout, workspace, secrets };
     let mode = OutputMode::choose(args.output == ExecOutputFormat::Json);
 

@@ -3,11 +3,11 @@
 
 use futures_util::future::join_all;
 
+use crate::Engine;
 use crate::container::ContainerSummary;
 use crate::error::DockerError;
 use crate::network::NetworkSummary;
 use crate::volume::VolumeSummary;
-use crate::Engine;
 
 /// Containers, networks and volumes found by label.
 #[derive(Clone, Debug, Default)]

@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 
-use bollard::models::{ContainerCreateBody, DeviceMapping, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig};
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+    NetworkingConfig,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -31,6 +34,8 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     /// `source:target[:mode]`, where the source is a host path or a volume name.
     pub binds: Vec<String>,
+    /// Named volumes, created with their labels when they do not exist (any more).
+    pub volume_mounts: Vec<VolumeMount>,
     /// Paths that get an anonymous volume, removed with the container.
     pub anonymous_volumes: Vec<String>,
     /// Path to mount options (`size=64m`), or an empty string for none.
@@ -56,6 +61,19 @@ pub struct Device {
     pub container_path: String,
     /// cgroup permissions such as `rwm`.
     pub permissions: String,
+}
+
+/// A named volume mounted into a container. Should the volume not exist when the container is
+/// created (removed by someone meanwhile), the engine makes it with `labels`, so that cleanup
+/// by label still finds it.
+#[derive(Clone, Debug, Default)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub target: String,
+    pub read_only: bool,
+    /// Do not copy what the image has at `target` into a new, empty volume.
+    pub no_copy: bool,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A user-defined network a container joins, and the names it is reachable at there.
@@ -113,8 +131,25 @@ impl ContainerSpec {
             }
             (None, None) => (None, None),
         };
+        let mounts: Vec<Mount> = self
+            .volume_mounts
+            .into_iter()
+            .map(|mount| Mount {
+                target: Some(mount.target),
+                source: Some(mount.volume),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(mount.read_only),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: Some(mount.no_copy),
+                    labels: Some(mount.labels.into_iter().collect()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
         let host_config = HostConfig {
             binds: non_empty(self.binds),
+            mounts: if mounts.is_empty() { None } else { Some(mounts) },
             tmpfs: if self.tmpfs.is_empty() { None } else { Some(self.tmpfs.into_iter().collect()) },
             devices: if self.devices.is_empty() {
                 None
@@ -160,7 +195,10 @@ impl ContainerSpec {
     }
 }
 
-fn output_frame(frame: Result<bollard::container::LogOutput, bollard::errors::Error>, container: &str) -> Option<Result<OutputFrame, DockerError>> {
+fn output_frame(
+    frame: Result<bollard::container::LogOutput, bollard::errors::Error>,
+    container: &str,
+) -> Option<Result<OutputFrame, DockerError>> {
     match frame {
         Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(OutputFrame { kind: OutputKind::Stdout, bytes: message })),
         Ok(bollard::container::LogOutput::StdErr { message }) => Some(Ok(OutputFrame { kind: OutputKind::Stderr, bytes: message })),
@@ -193,7 +231,9 @@ impl Engine {
                         Err(DockerError::ImageNotFound { image })
                     }
                 }
-                Failure::Engine { status, message } => Err(DockerError::Container { operation: "create", container: target, status, message }),
+                Failure::Engine { status, message } => {
+                    Err(DockerError::Container { operation: "create", container: target, status, message })
+                }
                 Failure::Transport { message } => Err(DockerError::Transport { operation: "create container", target, message }),
             },
         }
@@ -211,8 +251,10 @@ impl Engine {
     ///
     /// The container writes no faster than the stream is read: poll it, or drop it.
     pub async fn attach_output(&self, container: &str) -> Result<OutputFrames, DockerError> {
-        let options = bollard::query_parameters::AttachContainerOptionsBuilder::default().stream(true).stdout(true).stderr(true).logs(false).build();
-        let attached = self.client.attach_container(container, Some(options)).await.map_err(|error| container_error("attach to", container, error))?;
+        let options =
+            bollard::query_parameters::AttachContainerOptionsBuilder::default().stream(true).stdout(true).stderr(true).logs(false).build();
+        let attached =
+            self.client.attach_container(container, Some(options)).await.map_err(|error| container_error("attach to", container, error))?;
         // Kept with the stream: the connection's writing half is not closed early.
         let input = attached.input;
         let container = container.to_string();
@@ -231,7 +273,8 @@ impl Engine {
     pub fn follow_output(&self, container: &str) -> OutputFrames {
         let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).tail("all").build();
         let container = container.to_string();
-        let frames = self.client.logs(&container, Some(options)).filter_map(move |frame| std::future::ready(output_frame(frame, &container)));
+        let frames =
+            self.client.logs(&container, Some(options)).filter_map(move |frame| std::future::ready(output_frame(frame, &container)));
         Box::pin(frames)
     }
 
@@ -332,7 +375,9 @@ impl Engine {
                 Failure::Engine { status, message } => {
                     DockerError::Container { operation: "upload an archive to", container: container.to_string(), status, message }
                 }
-                Failure::Transport { message } => DockerError::Transport { operation: "upload an archive to", target: container.to_string(), message },
+                Failure::Transport { message } => {
+                    DockerError::Transport { operation: "upload an archive to", target: container.to_string(), message }
+                }
             }
         })
     }

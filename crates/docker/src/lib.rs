@@ -11,7 +11,9 @@ mod network;
 mod volume;
 
 pub use cleanup::LabelledResources;
-pub use container::{ContainerSpec, ContainerSummary, Device, ExecOutcome, NetworkAttachment, OutputFrame, OutputFrames, OutputKind};
+pub use container::{
+    ContainerSpec, ContainerSummary, Device, ExecOutcome, NetworkAttachment, OutputFrame, OutputFrames, OutputKind, VolumeMount,
+};
 pub use engine::{DEFAULT_HOST, Engine, EngineVersion, resolve_host};
 pub use error::DockerError;
 pub use image::split_reference;

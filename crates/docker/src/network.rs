@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::NetworkCreateRequest;
+use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::ListNetworksOptionsBuilder;
 
 use crate::Engine;
@@ -40,6 +40,19 @@ impl Engine {
                 error => Err(error),
             },
         }
+    }
+
+    /// Connects a container (created or running) to a network, reachable there at `aliases`.
+    pub async fn connect_network(&self, network: &str, container: &str, aliases: &[String]) -> Result<(), DockerError> {
+        let endpoint = EndpointSettings { aliases: (!aliases.is_empty()).then(|| aliases.to_vec()), ..Default::default() };
+        let request = NetworkConnectRequest { container: container.to_string(), endpoint_config: Some(endpoint) };
+        self.client.connect_network(network, request).await.map_err(|error| network_error("connect a container to", network, error))
+    }
+
+    /// Disconnects a container (created or running) from a network.
+    pub async fn disconnect_network(&self, network: &str, container: &str) -> Result<(), DockerError> {
+        let request = NetworkDisconnectRequest { container: container.to_string(), force: Some(true) };
+        self.client.disconnect_network(network, request).await.map_err(|error| network_error("disconnect a container from", network, error))
     }
 
     /// Every network carrying all of `labels` (`key=value` or `key`).

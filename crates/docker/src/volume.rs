@@ -46,6 +46,11 @@ impl Engine {
         let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
         let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
         let listed = self.client.list_volumes(Some(options)).await.map_err(|error| volume_error("list", &labels.join(","), error))?;
-        Ok(listed.volumes.unwrap_or_default().into_iter().map(|volume| VolumeSummary { name: volume.name, labels: volume.labels }).collect())
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|volume| VolumeSummary { name: volume.name, labels: volume.labels })
+            .collect())
     }
 }

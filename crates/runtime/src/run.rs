@@ -67,8 +67,8 @@ pub enum RunError {
     MissingSecret { workflow: String, step: String, secret: String },
 }
 
-/// How often a service's readiness check is retried at most, when it says nothing.
-const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest pause between two readiness checks of a service.
+const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs every workflow of `plan` that is not skipped. Returns when everything has finished and
 /// been torn down; cancelling `cancel` stops running steps and tears down early.
@@ -227,7 +227,13 @@ fn skipped_workflow(workflow: &WorkflowPlan, reason: &str) -> WorkflowSummary {
             .services
             .iter()
             .chain(&workflow.steps)
-            .map(|step| StepSummary { name: step.name.clone(), status: Status::Skipped, exit_code: None, duration: Duration::ZERO, reason: None })
+            .map(|step| StepSummary {
+                name: step.name.clone(),
+                status: Status::Skipped,
+                exit_code: None,
+                duration: Duration::ZERO,
+                reason: None,
+            })
             .collect(),
     }
 }
@@ -365,6 +371,9 @@ async fn forward_output(mut output: OutputStreamOf, events: Arc<dyn EventSink>, 
 /// A step's container, created ahead of time by a background task.
 type Prepared<S> = oneshot::Receiver<Result<S, BackendError>>;
 
+/// A step task's end: the step's index, how it ended, and a detached step still running.
+type StepOutcome<S> = (usize, Finished, Option<Background<S>>);
+
 struct Finished {
     status: Status,
     exit_code: Option<i64>,
@@ -390,7 +399,8 @@ async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<Workflow
             return finish_workflow(&shared, &workflow, started, Status::Error, Some(reason), Vec::new());
         }
     };
-    let mut workflow_run = WorkflowRun { shared: shared.clone(), workflow: workflow.clone(), handle: handle.clone(), summaries: HashMap::new() };
+    let mut workflow_run =
+        WorkflowRun { shared: shared.clone(), workflow: workflow.clone(), handle: handle.clone(), summaries: HashMap::new() };
     let (status, reason) = workflow_run.run().await;
     let summaries = std::mem::take(&mut workflow_run.summaries);
     drop(workflow_run);
@@ -504,6 +514,8 @@ impl<B: Backend> WorkflowRun<B> {
             self.shared.backend.stop(&item.step).await;
             let exit_code = self.shared.backend.wait(&item.step).await.ok();
             let _ = item.output.await;
+            // A service ends because the workflow stopped it; its exit code says nothing.
+            let exit_code = if item.is_service { None } else { exit_code };
             let status = match (item.is_service, exit_code) {
                 (true, _) => Status::Success,
                 (false, Some(0)) | (false, None) => Status::Success,
@@ -555,18 +567,30 @@ impl<B: Backend> WorkflowRun<B> {
             let step = match Self::take_prepared(prepared, &service.name).await {
                 Ok(step) => Arc::new(step),
                 Err(reason) => {
-                    self.emit_finished(&service.name, Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason.clone()) });
+                    self.emit_finished(
+                        &service.name,
+                        Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason.clone()) },
+                    );
                     self.skip_remaining(&format!("service `{}` could not start", service.name));
                     return (Status::Error, Some(format!("service `{}`: {reason}", service.name)));
                 }
             };
             match shared.backend.start(&step).await {
                 Ok(output) => {
-                    let task = tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.name.clone(), service.name.clone()));
+                    let task = tokio::spawn(forward_output(
+                        output,
+                        shared.events.clone(),
+                        shared.masker.clone(),
+                        workflow.name.clone(),
+                        service.name.clone(),
+                    ));
                     background.push(Background { name: service.name.clone(), step, output: task, started, is_service: true });
                 }
                 Err(error) => {
-                    self.emit_finished(&service.name, Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) });
+                    self.emit_finished(
+                        &service.name,
+                        Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
+                    );
                     self.skip_remaining(&format!("service `{}` could not start", service.name));
                     return (Status::Error, Some(format!("service `{}`: {error}", service.name)));
                 }
@@ -575,9 +599,14 @@ impl<B: Backend> WorkflowRun<B> {
         for service in workflow.services.iter().filter(|service| !service.skipped) {
             let Some(healthcheck) = &service.healthcheck else { continue };
             let Some(item) = background.iter().find(|item| item.name == service.name) else { continue };
-            let interval = Duration::from_secs(u64::from(healthcheck.interval_seconds)).max(Duration::from_millis(100)).min(DEFAULT_PROBE_INTERVAL * 60);
+            let interval =
+                Duration::from_secs(u64::from(healthcheck.interval_seconds)).max(Duration::from_millis(100)).min(MAX_PROBE_INTERVAL);
+            // Most services are up within a moment: probe soon, then back off to the interval.
+            // The retries still bound the wait at about `retries × interval`.
+            let deadline = Instant::now() + interval * healthcheck.retries.max(1);
+            let mut pause = Duration::from_millis(50).min(interval);
             let mut ready = false;
-            for attempt in 0..healthcheck.retries.max(1) {
+            loop {
                 if shared.cancel.is_cancelled() {
                     break;
                 }
@@ -585,12 +614,14 @@ impl<B: Backend> WorkflowRun<B> {
                     ready = true;
                     break;
                 }
-                if attempt + 1 < healthcheck.retries {
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = shared.cancel.cancelled() => break,
-                    }
+                if Instant::now() + pause > deadline {
+                    break;
                 }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shared.cancel.cancelled() => break,
+                }
+                pause = (pause * 2).min(interval);
             }
             if !ready {
                 let reason = format!("service `{}` did not become ready: `{}` kept failing", service.name, healthcheck.command.join(" "));
@@ -605,7 +636,7 @@ impl<B: Backend> WorkflowRun<B> {
         let mut done: HashMap<String, Status> = HashMap::new();
         let mut started_steps: Vec<bool> = vec![false; steps.len()];
         let mut failed = false;
-        let mut running: JoinSet<(usize, Finished, Option<Background<B::Step>>)> = JoinSet::new();
+        let mut running: JoinSet<StepOutcome<B::Step>> = JoinSet::new();
         loop {
             let mut progressed = false;
             for (index, step) in steps.iter().enumerate() {
@@ -632,7 +663,12 @@ impl<B: Backend> WorkflowRun<B> {
                     let result = shared.backend.populate_workspace(&self.handle, &shared.workspace).await;
                     let finished = match result {
                         Ok(()) => Finished { status: Status::Success, exit_code: None, duration: started.elapsed(), reason: None },
-                        Err(error) => Finished { status: Status::Failure, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
+                        Err(error) => Finished {
+                            status: Status::Failure,
+                            exit_code: None,
+                            duration: started.elapsed(),
+                            reason: Some(error.to_string()),
+                        },
                     };
                     if finished.status.is_failure() {
                         failed = true;
@@ -686,8 +722,14 @@ impl<B: Backend> WorkflowRun<B> {
 
     /// Reports every step not yet finished as skipped, after the workflow could not go on.
     fn skip_remaining(&mut self, reason: &str) {
-        let names: Vec<String> =
-            self.workflow.services.iter().chain(&self.workflow.steps).map(|step| step.name.clone()).filter(|name| !self.summaries.contains_key(name)).collect();
+        let names: Vec<String> = self
+            .workflow
+            .services
+            .iter()
+            .chain(&self.workflow.steps)
+            .map(|step| step.name.clone())
+            .filter(|name| !self.summaries.contains_key(name))
+            .collect();
         for name in names {
             self.emit_finished(&name, skipped(Some(reason.to_owned())));
         }
@@ -727,20 +769,29 @@ async fn execute_step<B: Backend>(
     shared.events.emit(Event::StepStarted { workflow: workflow.clone(), step: step.name.clone() });
     let handle = match prepared {
         Ok(handle) => Arc::new(handle),
-        Err(reason) => return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason) }, None),
+        Err(reason) => {
+            return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason) }, None);
+        }
     };
     if shared.cancel.is_cancelled() {
         shared.backend.remove_arc(handle).await;
-        return (Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason: Some("the run was cancelled".into()) }, None);
+        return (
+            Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason: Some("the run was cancelled".into()) },
+            None,
+        );
     }
     let output = match shared.backend.start(&handle).await {
         Ok(output) => output,
         Err(error) => {
             shared.backend.remove_arc(handle).await;
-            return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) }, None);
+            return (
+                Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
+                None,
+            );
         }
     };
-    let forwarding = tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.clone(), step.name.clone()));
+    let forwarding =
+        tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.clone(), step.name.clone()));
     if step.detach {
         let background = Background { name: step.name.clone(), step: handle, output: forwarding, started, is_service: false };
         return (Finished { status: Status::Success, exit_code: None, duration: Duration::ZERO, reason: None }, Some(background));

@@ -41,9 +41,10 @@ async fn preparations_abandoned_mid_request_are_still_torn_down() {
             step
         })
         .collect();
-    let abandoned = requests.iter().enumerate().map(|(index, request)| {
-        tokio::time::timeout(Duration::from_millis(index as u64), test.backend.prepare(&workflow, request))
-    });
+    let abandoned = requests
+        .iter()
+        .enumerate()
+        .map(|(index, request)| tokio::time::timeout(Duration::from_millis(index as u64), test.backend.prepare(&workflow, request)));
     let finished = futures_util::future::join_all(abandoned).await;
     assert!(finished.iter().any(|result| result.is_err()), "some preparations were abandoned");
 
@@ -59,7 +60,9 @@ async fn sweep_removes_what_dead_processes_left_and_not_what_live_ones_use() {
     let dead = TestRun::with_options("sweep-dead", DockerBackendOptions { owner: dead_owner.clone(), ..Default::default() }).await;
     let dead_workflow = dead.workflow_with_volumes("main", &["cache"]).await;
     let (_step, _output) = dead.start(&dead_workflow, shell_step("left running", "exec sleep 300")).await;
-    let _created = dead.backend.prepare(&dead_workflow, &shell_step("left created", "true")).await.unwrap();
+    let mut created = shell_step("left created", "true");
+    created.volumes = vec!["cache:/cache".to_string()];
+    let _created = dead.backend.prepare(&dead_workflow, &created).await.unwrap();
 
     // A run of a process that is still alive.
     let mut live_process = std::process::Command::new("sleep").arg("300").spawn().unwrap();

@@ -64,7 +64,8 @@ async fn steps_prepared_ahead_at_once_run_one_after_another() {
     let workflow = test.workflow("main").await;
 
     let requests: Vec<_> = (0..8).map(|index| shell_step(&format!("step {index}"), &format!("echo step-{index}"))).collect();
-    let prepared = futures_util::future::try_join_all(requests.iter().map(|request| test.backend.prepare(&workflow, request))).await.unwrap();
+    let prepared =
+        futures_util::future::try_join_all(requests.iter().map(|request| test.backend.prepare(&workflow, request))).await.unwrap();
     for (index, step) in prepared.into_iter().enumerate() {
         let output = collect(test.backend.start(&step).await.unwrap()).await;
         assert_eq!(output.stdout_text(), format!("step-{index}\n"));

@@ -4,6 +4,7 @@
 mod cleanup;
 mod engine;
 mod lifecycle;
+mod overhead;
 mod services;
 mod support;
 mod workspace;

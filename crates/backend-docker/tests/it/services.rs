@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use backend_docker::{DockerBackendOptions, NetworkPolicy};
 use runtime::Backend;
 
 use crate::support::{TestRun, collect, service_step, shell_step};
@@ -64,9 +65,46 @@ async fn containers_of_another_workflow_cannot_reach_the_service() {
     let other = test.workflow("other").await;
 
     let (_service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
-    let (output, _) = test.run_step(&other, shell_step("client", "wget -q -T 2 -O - http://web:8080/ 2>/dev/null || echo unreachable")).await;
+    let (output, _) =
+        test.run_step(&other, shell_step("client", "wget -q -T 2 -O - http://web:8080/ 2>/dev/null || echo unreachable")).await;
     assert_eq!(output.stdout_text(), "unreachable\n");
 
     test.backend.teardown(other).await;
+    test.finish(with_service).await;
+}
+
+/// Prints which resolver the container uses: the engine's embedded one (127.0.0.11) is there on
+/// a user-defined network only.
+const WHICH_NETWORK: &str = "grep -q 'nameserver 127.0.0.11' /etc/resolv.conf && echo workflow-network || echo default-bridge";
+
+#[tokio::test]
+async fn when_addressed_steps_use_the_default_bridge_until_the_workflow_has_a_service() {
+    let options = DockerBackendOptions { network_policy: NetworkPolicy::WhenAddressed, ..Default::default() };
+    let test = TestRun::with_options("network-policy", options).await;
+
+    // No service: steps run on the default bridge, like `docker run`.
+    let plain = test.workflow("plain").await;
+    assert_eq!(test.run_step(&plain, shell_step("where", WHICH_NETWORK)).await.0.stdout_text(), "default-bridge\n");
+
+    // A step created before the service is, still reaches it by name once started.
+    let with_service = test.workflow("with-service").await;
+    let early = test
+        .backend
+        .prepare(&with_service, &shell_step("early", &format!("{WHICH_NETWORK}; wget -q -O - http://web:8080/")))
+        .await
+        .unwrap();
+    let (service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
+    let ready = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"].map(String::from);
+    while !test.backend.probe(&service, &ready).await.unwrap() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let output = collect(test.backend.start(&early).await.unwrap()).await;
+    assert_eq!(output.stdout_text(), "workflow-network\nhello from the service\n");
+    assert_eq!(test.backend.wait(&early).await.unwrap(), 0);
+    test.backend.remove(early).await;
+    let (output, _) = test.run_step(&with_service, shell_step("late", WHICH_NETWORK)).await;
+    assert_eq!(output.stdout_text(), "workflow-network\n");
+
+    test.backend.teardown(plain).await;
     test.finish(with_service).await;
 }

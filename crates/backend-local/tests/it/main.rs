@@ -17,7 +17,8 @@ use runtime::{Backend, BackendError, OutputStream, RunInfo, StepRequest, Workflo
 const WORKSPACE_BASE: &str = "/woodpecker";
 const WORKSPACE_PATH: &str = "src/example.com/repo";
 const REPOSITORY: &str = "/woodpecker/src/example.com/repo";
-const STOP_GRACE: Duration = Duration::from_millis(300);
+/// Long enough that a loaded machine reaps a step killed by SIGTERM well within it.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// A backend whose workflow directories go in a folder of the test's own, so that tests (and
 /// their sweeps) never see each other's.
@@ -126,7 +127,8 @@ async fn collect(mut output: OutputStreamOf) -> (String, String) {
 async fn read_lines(output: &mut OutputStreamOf, count: usize) -> Vec<String> {
     let mut text = String::new();
     while text.lines().count() < count {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), output.next()).await.expect("output in time").expect("more output").unwrap();
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(10), output.next()).await.expect("output in time").expect("more output").unwrap();
         if chunk.stream == OutputStream::Stdout {
             text.push_str(std::str::from_utf8(&chunk.bytes).unwrap());
         }
@@ -307,6 +309,17 @@ async fn home_and_path_are_filled_in_when_absent_and_workspace_variables_name_ho
 }
 
 #[tokio::test]
+async fn the_hosts_rust_toolchain_stays_usable_with_the_fresh_home() {
+    let fixture = Fixture::new();
+    let workflow = fixture.workflow(WorkspaceSource::Empty).await;
+    // `cargo` on PATH is usually rustup's proxy, which looks for toolchains under HOME.
+    let finished = fixture.run(&workflow, commands_step("rust", "cargo --version")).await;
+    assert_eq!(finished.exit_code, 0, "{}", finished.stderr);
+    assert!(finished.stdout.starts_with("cargo "), "{}", finished.stdout);
+    fixture.backend.teardown(workflow).await;
+}
+
+#[tokio::test]
 async fn working_dirs_map_under_the_workflow_directory_and_are_created() {
     let fixture = Fixture::new();
     let workflow = fixture.workflow(WorkspaceSource::Empty).await;
@@ -391,8 +404,26 @@ async fn git_head_is_a_clean_checkout_of_the_last_commit() {
     assert_eq!(files_under(&checkout), [".gitignore", "README.md", "src/main.rs"]);
     assert_eq!(fs::read_to_string(checkout.join("README.md")).unwrap(), "committed\n");
     let head = git(repository.path(), &["rev-parse", "HEAD"]);
-    let finished = fixture.run(&workflow, commands_step("git", "git rev-parse HEAD; git remote get-url origin; git status --porcelain")).await;
+    let finished =
+        fixture.run(&workflow, commands_step("git", "git rev-parse HEAD; git remote get-url origin; git status --porcelain")).await;
     assert_eq!(finished.stdout, format!("{head}\nhttps://example.com/repo.git\n"), "same commit, same remote, nothing changed");
+    fixture.backend.teardown(workflow).await;
+
+    // From a folder inside the repository: still the whole repository.
+    let from_inside = fixture.workflow(WorkspaceSource::GitHead(repository.path().join("src"))).await;
+    assert_eq!(files_under(&from_inside.repository()), [".gitignore", "README.md", "src/main.rs"]);
+    fixture.backend.teardown(from_inside).await;
+}
+
+#[tokio::test]
+async fn git_head_of_a_folder_that_is_not_a_repository_is_an_error_naming_it() {
+    let folder = tempfile::tempdir().unwrap();
+    let fixture = Fixture::new();
+    let workflow = fixture.backend.setup(&RunInfo { id: "nogit".to_owned() }, &workflow_setup("build")).await.unwrap();
+    let error = fixture.backend.populate_workspace(&workflow, &WorkspaceSource::GitHead(folder.path().to_owned())).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("populate the workspace failed: "), "{message}");
+    assert!(message.contains(&format!("`{}` is not in a git repository", folder.path().display())), "{message}");
     fixture.backend.teardown(workflow).await;
 }
 
@@ -420,7 +451,11 @@ async fn an_empty_workspace_is_just_the_folder() {
 async fn stop_kills_the_step_and_everything_it_started() {
     let fixture = Fixture::new();
     let workflow = fixture.workflow(WorkspaceSource::Empty).await;
-    let step = fixture.backend.prepare(&workflow, &commands_step("server", "sleep 100 & echo $!; sleep 100 & echo $!; echo $$; wait")).await.unwrap();
+    let step = fixture
+        .backend
+        .prepare(&workflow, &commands_step("server", "sleep 100 & echo $!; sleep 100 & echo $!; echo $$; wait"))
+        .await
+        .unwrap();
     let mut output = fixture.backend.start(&step).await.unwrap();
     let pids = read_lines(&mut output, 3).await;
     assert!(pids.iter().all(|pid| process_is_running(pid)));
@@ -506,7 +541,10 @@ async fn services_plugins_and_container_options_are_refused_by_name() {
 
     type Change = fn(&mut StepRequest);
     let options: [(Change, &str); 9] = [
-        (|step| step.volumes = vec!["/var/run/docker.sock:/var/run/docker.sock".to_owned()], "volumes (`/var/run/docker.sock:/var/run/docker.sock`"),
+        (
+            |step| step.volumes = vec!["/var/run/docker.sock:/var/run/docker.sock".to_owned()],
+            "volumes (`/var/run/docker.sock:/var/run/docker.sock`",
+        ),
         (|step| step.privileged = true, "privileged mode"),
         (|step| step.devices = vec!["/dev/fuse".to_owned()], "devices (`/dev/fuse`"),
         (|step| step.tmpfs = vec!["/scratch".to_owned()], "tmpfs mounts (`/scratch`"),
@@ -558,7 +596,8 @@ async fn sweep_removes_the_directories_of_dead_runs_and_keeps_live_ones() {
     write(root, "other-tool/file", "keep\n");
 
     fixture.backend.sweep().await.unwrap();
-    let mut remaining: Vec<String> = fs::read_dir(root).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut remaining: Vec<String> =
+        fs::read_dir(root).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
     remaining.sort();
     let live_name = live.directory().file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(remaining, [live_name.as_str(), "gantry-unknown", "other-tool"]);

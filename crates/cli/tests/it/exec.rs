@@ -45,7 +45,11 @@ fn run_id(events: &[Value]) -> String {
 
 /// Status of each step that finished, as `step=status`.
 fn step_statuses(events: &[Value]) -> Vec<String> {
-    events.iter().filter(|e| e["event"] == "step_finished").map(|e| format!("{}={}", e["step"].as_str().unwrap(), e["status"].as_str().unwrap())).collect()
+    events
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .map(|e| format!("{}={}", e["step"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect()
 }
 
 fn logs_of(events: &[Value], step: &str) -> Vec<String> {
@@ -65,7 +69,12 @@ fn assert_nothing_left(run: &str) {
 }
 
 fn detail(output: &Output) -> String {
-    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]
@@ -312,10 +321,18 @@ fn a_drone_file_and_a_matrix_run() {
     assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
     assert!(logs_of(&events(&output), "hello").contains(&"stage test in /drone/src".to_owned()));
 
-    let matrix = repository(".woodpecker.yml", "matrix:\n  FLAVOUR: [plain, spicy]\nsteps:\n  say:\n    image: IMAGE\n    commands:\n      - echo flavour ${FLAVOUR}\n");
+    let matrix = repository(
+        ".woodpecker.yml",
+        "matrix:\n  FLAVOUR: [plain, spicy]\nsteps:\n  say:\n    image: IMAGE\n    commands:\n      - echo flavour ${FLAVOUR}\n",
+    );
     let output = exec(matrix.path(), &[]);
     assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
-    let lines: Vec<String> = events(&output).iter().filter(|e| e["event"] == "log" && e["step"] == "say").map(|e| format!("{}: {}", e["workflow"].as_str().unwrap(), e["line"].as_str().unwrap())).filter(|line| !line.contains("+ ")).collect();
+    let lines: Vec<String> = events(&output)
+        .iter()
+        .filter(|e| e["event"] == "log" && e["step"] == "say")
+        .map(|e| format!("{}: {}", e["workflow"].as_str().unwrap(), e["line"].as_str().unwrap()))
+        .filter(|line| !line.contains("+ "))
+        .collect();
     let mut lines = lines;
     lines.sort();
     assert_eq!(lines, ["woodpecker (FLAVOUR=plain): flavour plain", "woodpecker (FLAVOUR=spicy): flavour spicy"]);
@@ -323,7 +340,10 @@ fn a_drone_file_and_a_matrix_run() {
 
 #[test]
 fn interrupting_a_run_mid_step_removes_everything_and_exits_130() {
-    let dir = repository(".woodpecker.yml", "services:\n  idle:\n    image: IMAGE\n    commands: [sleep 300]\nsteps:\n  long:\n    image: IMAGE\n    commands: [echo started, sleep 300]\n");
+    let dir = repository(
+        ".woodpecker.yml",
+        "services:\n  idle:\n    image: IMAGE\n    commands: [sleep 300]\nsteps:\n  long:\n    image: IMAGE\n    commands: [echo started, sleep 300]\n",
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
         .args(["exec", "--output", "json"])
         .current_dir(dir.path())
@@ -364,12 +384,16 @@ fn interrupting_a_run_mid_step_removes_everything_and_exits_130() {
 
 #[test]
 fn the_local_backend_runs_the_same_plan_as_host_processes() {
-    let dir = repository(".woodpecker.yml", "steps:\n  write:\n    image: IMAGE\n    commands: [echo local > out.txt]\n  read:\n    image: IMAGE\n    commands: [cat out.txt README.md]\n");
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  write:\n    image: IMAGE\n    commands: [echo local > out.txt]\n  read:\n    image: IMAGE\n    commands: [cat out.txt README.md]\n",
+    );
     let output = exec(dir.path(), &["--backend", "local"]);
     assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
     let events = events(&output);
     assert_eq!(logs_of(&events, "read"), ["+ cat out.txt README.md", "local", "a file from the working tree"]);
-    let service = repository(".woodpecker.yml", "services:\n  db:\n    image: IMAGE\nsteps:\n  a:\n    image: IMAGE\n    commands: [true]\n");
+    let service =
+        repository(".woodpecker.yml", "services:\n  db:\n    image: IMAGE\nsteps:\n  a:\n    image: IMAGE\n    commands: [true]\n");
     let output = exec(service.path(), &["--backend", "local"]);
     assert_eq!(output.status.code(), Some(2), "{}", detail(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot run services"));
