@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use docker::{ContainerSpec, Engine, OutputKind};
+use docker::{ContainerSpec, DockerError, Engine, OutputKind};
 use futures_util::StreamExt;
 use pipeline::plan::StepKind;
 use runtime::backend::OutputStreamOf;
@@ -73,14 +73,19 @@ impl DockerBackend {
     /// Connects to the engine the docker CLI would use (see `docker::Engine::connect`). No
     /// engine is `BackendError::Unavailable` with a hint on how to get one.
     pub async fn connect() -> Result<DockerBackend, BackendError> {
+        DockerBackend::connect_with(DockerBackendOptions::default()).await
+    }
+
+    /// `connect`, with options.
+    pub async fn connect_with(options: DockerBackendOptions) -> Result<DockerBackend, BackendError> {
         let engine = Engine::connect().await.map_err(|error| backend_error("connect to the docker engine", error))?;
-        Ok(DockerBackend::new(engine, DockerBackendOptions::default()))
+        Ok(DockerBackend::new(engine, options))
     }
 
     /// Connects to the engine at `host` (`unix://…`, `tcp://…`, `ssh://…`).
-    pub async fn connect_to(host: &str) -> Result<DockerBackend, BackendError> {
+    pub async fn connect_to(host: &str, options: DockerBackendOptions) -> Result<DockerBackend, BackendError> {
         let engine = Engine::connect_to(host).await.map_err(|error| backend_error("connect to the docker engine", error))?;
-        Ok(DockerBackend::new(engine, DockerBackendOptions::default()))
+        Ok(DockerBackend::new(engine, options))
     }
 
     pub fn new(engine: Engine, options: DockerBackendOptions) -> DockerBackend {
@@ -182,11 +187,21 @@ impl Backend for DockerBackend {
             ..ContainerSpec::default()
         };
         let engine = self.engine.clone();
-        let helper = workflow
+        let retry_spec = spec.clone();
+        let mut created = workflow
             .create_guarded(async move { engine.create_container(spec).await })
             .await
-            .ok_or_else(|| torn_down(operation.to_string()))?
-            .map_err(|error| backend_error(operation, error))?;
+            .ok_or_else(|| torn_down(operation.to_string()))?;
+        if matches!(created, Err(DockerError::ImageNotFound { .. })) && self.options.helper_image.is_none() {
+            // Someone removed the helper image since it was checked: make it again, once.
+            self.engine.import_image(HELPER_IMAGE, empty_root_filesystem()).await.map_err(|error| backend_error(operation, error))?;
+            let engine = self.engine.clone();
+            created = workflow
+                .create_guarded(async move { engine.create_container(retry_spec).await })
+                .await
+                .ok_or_else(|| torn_down(operation.to_string()))?;
+        }
+        let helper = created.map_err(|error| backend_error(operation, error))?;
 
         let (chunks, producer) = workspace::spawn_archive(source.clone(), prefix);
         let stream = futures_util::stream::unfold(chunks, |mut chunks| async move { chunks.recv().await.map(|chunk| (chunk, chunks)) });

@@ -59,6 +59,13 @@ pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &S
         .filter(|image| !image.is_empty())
         .ok_or_else(|| BackendError::Unsupported { what: format!("step `{}` without an image", step.name) })?;
     let container_name = workflow.container_name(&step.name);
+    let addressed_step = step.kind == StepKind::Service || !step.network_aliases.is_empty();
+    if addressed_step && step.network_mode.as_deref().is_none_or(str::is_empty) {
+        // The network exists before anyone can see the workflow as addressed: a step that sees
+        // the flag at start joins the network at once.
+        workflow.ensure_network(engine).await?;
+        workflow.addressed.store(true, Ordering::SeqCst);
+    }
     let spec = container_spec(engine, workflow, step, &image, &container_name).await?;
     let network_move = (spec.network_mode.as_deref() == Some(DEFAULT_BRIDGE) && step.network_mode.as_deref().is_none_or(str::is_empty))
         .then(|| NetworkMove { workflow_addressed: workflow.addressed.clone(), network: workflow.network.clone() });
@@ -172,11 +179,6 @@ async fn container_spec(
         .iter()
         .map(|mount| parse_tmpfs(mount).ok_or_else(|| invalid(format!("tmpfs `{mount}` is not `path[:options]`"))))
         .collect::<Result<_, _>>()?;
-    let addressed_step = step.kind == StepKind::Service || !step.network_aliases.is_empty();
-    if addressed_step {
-        // Before this container exists: steps starting after it know to join the network.
-        workflow.addressed.store(true, Ordering::SeqCst);
-    }
     let workflow_network = || Some(NetworkAttachment { network: workflow.network.clone(), aliases: step.network_aliases.clone() });
     let (network, network_mode) = match step.network_mode.clone().filter(|mode| !mode.is_empty()) {
         Some(mode) => (None, Some(mode)),
@@ -206,6 +208,7 @@ async fn container_spec(
         extra_hosts: step.extra_hosts.clone(),
         memory_bytes: size(&step.memory_limit, "memory limit")?,
         shm_size_bytes: size(&step.shm_size, "shm size")?,
+        keep_engine_log: false,
     })
 }
 

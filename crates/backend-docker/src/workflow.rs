@@ -26,6 +26,9 @@ pub struct DockerWorkflow {
     /// Whether a container of this workflow is addressed by name (a service, or a step with
     /// aliases): with `NetworkPolicy::WhenAddressed`, containers join the network from then on.
     pub(crate) addressed: Arc<AtomicBool>,
+    /// Set once the workflow's network exists: at setup with `NetworkPolicy::Always`, else when
+    /// the first container addressed by name is prepared.
+    network_ready: tokio::sync::OnceCell<()>,
     pub(crate) workspace_volume: String,
     pub(crate) workspace_base: String,
     pub(crate) workspace_path: String,
@@ -71,6 +74,19 @@ impl DockerWorkflow {
     /// Runs `create` (a request that makes a labelled resource) to its end even when the
     /// caller stops waiting for it, so that the engine never makes something teardown has
     /// already missed. `None` when teardown has begun: nothing is created then.
+    /// Creates the workflow's network unless it exists already; concurrent callers wait for one creation.
+    pub(crate) async fn ensure_network(&self, engine: &Engine) -> Result<(), BackendError> {
+        self.network_ready
+            .get_or_try_init(|| async {
+                let (engine, network, labels) = (engine.clone(), self.network.clone(), self.labels.clone());
+                let created = self.create_guarded(async move { engine.create_network(&network, &labels).await }).await;
+                let operation = || format!("create the network of workflow `{}`", self.key);
+                created.ok_or_else(|| torn_down(operation()))?.map(|_| ()).map_err(|error| backend_error(operation(), error))
+            })
+            .await
+            .map(|_| ())
+    }
+
     pub(crate) async fn create_guarded<T, F>(&self, create: F) -> Option<T>
     where
         F: Future<Output = T> + Send + 'static,
@@ -138,6 +154,7 @@ pub(crate) async fn setup(
         network: resource_prefix.clone(),
         network_policy: options.network_policy,
         addressed: Arc::new(AtomicBool::new(false)),
+        network_ready: tokio::sync::OnceCell::new(),
         workspace_volume: format!("{resource_prefix}-workspace"),
         resource_prefix,
         workspace_base: setup.workspace_base.trim_end_matches('/').to_string(),
@@ -153,13 +170,16 @@ pub(crate) async fn setup(
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (engine_for_task, network, workspace_volume) = (engine.clone(), workflow.network.clone(), workflow.workspace_volume.clone());
     let (labels, filter) = (workflow.labels.clone(), workflow.label_filter());
+    // Without services the workflow may never need its network (`NetworkPolicy::WhenAddressed`):
+    // it is then made by the first container that others address by name.
+    let network_now = options.network_policy == NetworkPolicy::Always;
     tokio::spawn(async move {
         let engine = engine_for_task;
-        let created_network = engine.create_network(&network, &labels);
+        let created_network = async { if network_now { engine.create_network(&network, &labels).await.map(|_| ()) } else { Ok(()) } };
         let workspace = engine.create_volume(&workspace_volume, &labels);
         let named = futures_util::future::try_join_all(volumes.values().map(|volume| engine.create_volume(volume, &labels)));
         let (created_network, workspace, named) = tokio::join!(created_network, workspace, named);
-        let created = created_network.map(|_| ()).and(workspace).and(named.map(|_| ()));
+        let created = created_network.and(workspace).and(named.map(|_| ()));
         let failed = created.is_err();
         let abandoned = sender.send(created).is_err();
         if !failed && !abandoned {
@@ -178,6 +198,9 @@ pub(crate) async fn setup(
     });
     if let Err(error) = created {
         return Err(backend_error(format!("set up workflow `{}`", setup.name), error));
+    }
+    if network_now {
+        let _ = workflow.network_ready.set(());
     }
     tracing::debug!(run = %workflow.run_id, workflow = %workflow.key, network = %workflow.network, "workflow set up");
     Ok(workflow)

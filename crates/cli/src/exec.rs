@@ -157,7 +157,16 @@ pub fn execute(args: ExecArgs) -> anyhow::Result<u8> {
         }
         match args.backend {
             BackendKind::Docker => {
-                let backend = match backend_docker::DockerBackend::connect().await {
+                // Steps join the workflow's own network only once something in it is addressed
+                // by name (a service, a detached step): the engine's network setup is most of a
+                // step's start-up cost. Services are killed at the end: their data is discarded,
+                // and a shell as a container's first process ignores SIGTERM anyway.
+                let docker_options = backend_docker::DockerBackendOptions {
+                    network_policy: backend_docker::NetworkPolicy::WhenAddressed,
+                    service_stop_grace: Duration::ZERO,
+                    ..Default::default()
+                };
+                let backend = match backend_docker::DockerBackend::connect_with(docker_options).await {
                     Ok(backend) => backend,
                     Err(error) => return Ok(no_engine(&error)),
                 };

@@ -52,6 +52,9 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
     pub memory_bytes: Option<i64>,
     pub shm_size_bytes: Option<i64>,
+    /// Keep the engine's log of the container's output (`docker logs`, `follow_output`). Off by
+    /// default: output is read from the attach stream, and the log costs throughput and disk.
+    pub keep_engine_log: bool,
 }
 
 /// A host device made available in the container.
@@ -172,8 +175,13 @@ impl ContainerSpec {
             extra_hosts: non_empty(self.extra_hosts),
             memory: self.memory_bytes,
             shm_size: self.shm_size_bytes,
-            // `docker logs` keeps working for a container, whatever the daemon's default driver.
-            log_config: Some(HostConfigLogConfig { typ: Some("json-file".to_string()), config: None }),
+            // Output is read through the attach stream. The engine's own log file is opt-in:
+            // writing every byte to it as JSON made output three to four times slower (1 GiB: 42 s
+            // with json-file, 12 s without, on this kind of machine) and fills the disk.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(if self.keep_engine_log { "json-file" } else { "none" }.to_string()),
+                config: None,
+            }),
             ..Default::default()
         };
         ContainerCreateBody {

@@ -13,4 +13,7 @@ pub mod trust;
 
 pub use backend::{Backend, BackendError, OutputChunk, OutputStream, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
 pub use event::{Event, EventSink, Status};
+/// Plan types a backend needs, so that backends depend on the runtime alone for them.
+pub use pipeline::model::PullPolicy;
+pub use pipeline::plan::StepKind;
 pub use run::{RunOptions, RunSummary, run_plan};

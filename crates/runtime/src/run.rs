@@ -109,6 +109,7 @@ pub async fn run_plan<B: Backend>(
         secrets: options.secrets.clone(),
         workspace: options.workspace.clone(),
         step_slots: Arc::new(Semaphore::new(options.parallel.max(1))),
+        creations: options.parallel,
         cancel: run_cancel.clone(),
     });
 
@@ -270,6 +271,8 @@ struct Shared<B: Backend> {
     secrets: BTreeMap<String, String>,
     workspace: WorkspaceSource,
     step_slots: Arc<Semaphore>,
+    /// Containers created at once, ahead of their steps.
+    creations: usize,
     cancel: CancellationToken,
 }
 
@@ -319,8 +322,10 @@ fn step_request<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, step: &
         working_dir: step.working_dir.clone(),
         volumes: step.volumes.clone(),
         privileged: step.privileged,
-        // Services and detached steps are reached by name; giving every step its name costs nothing.
-        network_aliases: vec![step.name.clone()],
+        // Services and detached steps are what other steps reach by name. Only they get a
+        // name on the network: a backend may keep the others off the workflow's own network,
+        // which makes starting them cheaper.
+        network_aliases: if step.kind == StepKind::Service || step.detach { vec![step.name.clone()] } else { Vec::new() },
         user: step.user.clone(),
         network_mode: step.network_mode.clone(),
         dns: step.dns.clone(),
@@ -371,8 +376,9 @@ async fn forward_output(mut output: OutputStreamOf, events: Arc<dyn EventSink>, 
 /// A step's container, created ahead of time by a background task.
 type Prepared<S> = oneshot::Receiver<Result<S, BackendError>>;
 
-/// A step task's end: the step's index, how it ended, and a detached step still running.
-type StepOutcome<S> = (usize, Finished, Option<Background<S>>);
+/// A step task's end: the step's index, how it ended, a detached step still running, and a
+/// finished step's container, which the workflow removes off the critical path.
+type StepOutcome<S> = (usize, Finished, Option<Background<S>>, Option<Arc<S>>);
 
 struct Finished {
     status: Status,
@@ -399,8 +405,13 @@ async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<Workflow
             return finish_workflow(&shared, &workflow, started, Status::Error, Some(reason), Vec::new());
         }
     };
-    let mut workflow_run =
-        WorkflowRun { shared: shared.clone(), workflow: workflow.clone(), handle: handle.clone(), summaries: HashMap::new() };
+    let mut workflow_run = WorkflowRun {
+        shared: shared.clone(),
+        workflow: workflow.clone(),
+        handle: handle.clone(),
+        summaries: HashMap::new(),
+        removals: JoinSet::new(),
+    };
     let (status, reason) = workflow_run.run().await;
     let summaries = std::mem::take(&mut workflow_run.summaries);
     drop(workflow_run);
@@ -445,6 +456,8 @@ struct WorkflowRun<B: Backend> {
     workflow: Arc<WorkflowPlan>,
     handle: Arc<B::Workflow>,
     summaries: HashMap<String, StepSummary>,
+    /// Removals of finished steps' containers, awaited before teardown.
+    removals: JoinSet<()>,
 }
 
 /// A started service or detached step, stopped when the workflow ends.
@@ -482,7 +495,9 @@ impl<B: Backend> WorkflowRun<B> {
     /// Creates the containers of every step that may run, in the background, a few at a time.
     fn prepare_all(&self) -> HashMap<String, Prepared<B::Step>> {
         let mut prepared = HashMap::new();
-        let creations = Arc::new(Semaphore::new(4));
+        // Creating containers is mostly waiting on the engine; several at once keep a fan-out's
+        // containers ready by the time it starts.
+        let creations = Arc::new(Semaphore::new(self.shared.creations.max(4)));
         for step in self.workflow.services.iter().chain(&self.workflow.steps) {
             if step.skipped || (step.kind == StepKind::Clone && step.image.is_none()) {
                 continue;
@@ -509,10 +524,18 @@ impl<B: Backend> WorkflowRun<B> {
         let mut prepared = self.prepare_all();
         let mut background: Vec<Background<B::Step>> = Vec::new();
         let result = self.run_steps(&mut prepared, &mut background).await;
-        // Stop services and detached steps, report them, and drop containers never started.
-        for item in background {
-            self.shared.backend.stop(&item.step).await;
-            let exit_code = self.shared.backend.wait(&item.step).await.ok();
+        // Stop services and detached steps, all at once, then report them.
+        let backend = self.shared.backend.clone();
+        let stopped = futures_util::future::join_all(background.into_iter().map(|item| {
+            let backend = backend.clone();
+            async move {
+                backend.stop(&item.step).await;
+                let exit_code = backend.wait(&item.step).await.ok();
+                (item, exit_code)
+            }
+        }))
+        .await;
+        for (item, exit_code) in stopped {
             let _ = item.output.await;
             // A service ends because the workflow stopped it; its exit code says nothing.
             let exit_code = if item.is_service { None } else { exit_code };
@@ -529,6 +552,7 @@ impl<B: Backend> WorkflowRun<B> {
                 self.shared.backend.remove(step).await;
             }
         }
+        while self.removals.join_next().await.is_some() {}
         for (_, receiver) in prepared.drain() {
             if let Ok(Ok(step)) = receiver.await {
                 self.shared.backend.remove(step).await;
@@ -682,19 +706,23 @@ impl<B: Backend> WorkflowRun<B> {
                 let workflow_name = workflow.name.clone();
                 let step_plan = (*step).clone();
                 running.spawn(async move {
-                    let (finished, background) = execute_step(shared, workflow_name, step_plan, prepared_step).await;
-                    (index, finished, background)
+                    let (finished, background, leftover) = execute_step(shared, workflow_name, step_plan, prepared_step).await;
+                    (index, finished, background, leftover)
                 });
             }
             if progressed {
                 continue;
             }
             let Some(joined) = running.join_next().await else { break };
-            let Ok((index, finished, detached)) = joined else {
+            let Ok((index, finished, detached, leftover)) = joined else {
                 tracing::error!(workflow = %workflow.name, "a step task failed");
                 continue;
             };
             let step = steps[index];
+            if let Some(leftover) = leftover {
+                let backend = shared.backend.clone();
+                self.removals.spawn(async move { backend.remove_arc(leftover).await });
+            }
             if let Some(detached) = detached {
                 // A detached step counts as done for its dependents as soon as it started.
                 done.insert(step.name.clone(), Status::Success);
@@ -763,30 +791,30 @@ async fn execute_step<B: Backend>(
     workflow: String,
     step: StepPlan,
     prepared: Result<B::Step, String>,
-) -> (Finished, Option<Background<B::Step>>) {
+) -> (Finished, Option<Background<B::Step>>, Option<Arc<B::Step>>) {
     let _slot = if step.detach { None } else { shared.step_slots.clone().acquire_owned().await.ok() };
     let started = Instant::now();
     shared.events.emit(Event::StepStarted { workflow: workflow.clone(), step: step.name.clone() });
     let handle = match prepared {
         Ok(handle) => Arc::new(handle),
         Err(reason) => {
-            return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason) }, None);
+            return (Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason) }, None, None);
         }
     };
     if shared.cancel.is_cancelled() {
-        shared.backend.remove_arc(handle).await;
         return (
             Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason: Some("the run was cancelled".into()) },
             None,
+            Some(handle),
         );
     }
     let output = match shared.backend.start(&handle).await {
         Ok(output) => output,
         Err(error) => {
-            shared.backend.remove_arc(handle).await;
             return (
                 Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
                 None,
+                Some(handle),
             );
         }
     };
@@ -794,7 +822,7 @@ async fn execute_step<B: Backend>(
         tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.clone(), step.name.clone()));
     if step.detach {
         let background = Background { name: step.name.clone(), step: handle, output: forwarding, started, is_service: false };
-        return (Finished { status: Status::Success, exit_code: None, duration: Duration::ZERO, reason: None }, Some(background));
+        return (Finished { status: Status::Success, exit_code: None, duration: Duration::ZERO, reason: None }, Some(background), None);
     }
     let timeout = step.timeout_minutes.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
     let sleep_until_timeout = async {
@@ -821,14 +849,13 @@ async fn execute_step<B: Backend>(
     };
     // Every line is reported before the step's end.
     let _ = forwarding.await;
-    shared.backend.remove_arc(handle).await;
     let finished = match exit {
         _ if killed => Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason },
         Ok(0) if reason.is_none() => Finished { status: Status::Success, exit_code: Some(0), duration: started.elapsed(), reason: None },
         Ok(code) => Finished { status: Status::Failure, exit_code: Some(code), duration: started.elapsed(), reason },
         Err(error) => Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
     };
-    (finished, None)
+    (finished, None, Some(handle))
 }
 
 /// Removing a step that may still be shared (a handle cloned for a background task).

@@ -13,7 +13,7 @@ async fn no_engine_at_the_address_is_unreachable_naming_it() {
         Err(DockerError::Unreachable { host: named, .. }) => assert_eq!(named, host),
         other => panic!("expected Unreachable, got {other:?}"),
     }
-    match DockerBackend::connect_to(host).await {
+    match DockerBackend::connect_to(host, Default::default()).await {
         Err(BackendError::Unavailable { message, hint }) => {
             assert!(message.contains(host), "{message}");
             assert!(hint.contains("DOCKER_HOST"), "{hint}");
