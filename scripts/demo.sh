@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Gantry's main job end to end, as far as it goes today: build the binary, then lint, plan and
-# document the bundled example pipelines.
+# Gantry's main job end to end: build the binary, lint, plan and document the bundled examples,
+# then run one with `gantry exec` on the local Docker engine (a service reached by name, a
+# fan-out and a fan-in, a secret masked in the log); it ends with the run's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -21,3 +22,6 @@ echo "== gantry plan examples/drone-service --event push --branch main"
 echo
 echo "== gantry docs examples/webapp (first lines)"
 "$gantry" docs examples/webapp | head -n 40
+echo
+echo "== gantry exec examples/exec-demo --secret deploy_token=..."
+"$gantry" exec examples/exec-demo --secret deploy_token=demo-token-s3cr3t

@@ -32,4 +32,7 @@ fi
 # git: `gantry plan` reads the trigger context from the local repository.
 command -v git >/dev/null 2>&1 || { log "installing git"; apt_install git ca-certificates; }
 
-log "ready: $(cargo --version), $(git --version)"
+# A Docker engine and the local test images (`gantry exec` and its tests run on it).
+"$(dirname "$0")/docker-up.sh"
+
+log "ready: $(cargo --version), $(git --version), $(docker version --format 'Docker {{.Server.Version}}')"
