@@ -64,6 +64,11 @@ pub struct ExecArgs {
     /// Start from a clean checkout of HEAD instead of a copy of the working tree.
     #[arg(long)]
     pub clone: bool,
+    /// Give every workflow its own network from the start. By default a workflow gets one as
+    /// soon as something in it is reached by name (a service, a detached step); until then its
+    /// steps use the engine's default bridge, which makes each step start faster.
+    #[arg(long)]
+    pub network_per_workflow: bool,
     #[arg(long = "output", value_enum, default_value_t = ExecOutputFormat::Human)]
     pub output: ExecOutputFormat,
 }
@@ -161,11 +166,13 @@ pub fn execute(args: ExecArgs) -> anyhow::Result<u8> {
                 // by name (a service, a detached step): the engine's network setup is most of a
                 // step's start-up cost. Services are killed at the end: their data is discarded,
                 // and a shell as a container's first process ignores SIGTERM anyway.
-                let docker_options = backend_docker::DockerBackendOptions {
-                    network_policy: backend_docker::NetworkPolicy::WhenAddressed,
-                    service_stop_grace: Duration::ZERO,
-                    ..Default::default()
+                let network_policy = if args.network_per_workflow {
+                    backend_docker::NetworkPolicy::Always
+                } else {
+                    backend_docker::NetworkPolicy::WhenAddressed
                 };
+                let docker_options =
+                    backend_docker::DockerBackendOptions { network_policy, service_stop_grace: Duration::ZERO, ..Default::default() };
                 let backend = match backend_docker::DockerBackend::connect_with(docker_options).await {
                     Ok(backend) => backend,
                     Err(error) => return Ok(no_engine(&error)),
@@ -213,8 +220,8 @@ async fn run_with<B: Backend>(backend: B, plan: &pipeline::Plan, options: RunOpt
     Ok(match summary.status {
         _ if interrupted.load(std::sync::atomic::Ordering::SeqCst) => EXIT_INTERRUPTED,
         Status::Success | Status::Skipped => 0,
-        Status::Killed => EXIT_INTERRUPTED,
-        Status::Failure | Status::Error => EXIT_FAILED,
+        // Stopped by a run timeout or a `failure: cancel` step, not by the user.
+        Status::Killed | Status::Failure | Status::Error => EXIT_FAILED,
     })
 }
 

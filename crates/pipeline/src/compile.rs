@@ -356,7 +356,7 @@ fn base_step(name: &str, kind: StepKind, workspace_dir: &str) -> StepPlan {
         user: None,
         backend_options: None,
         healthcheck: None,
-        timeout_minutes: None,
+        timeout_seconds: None,
         memory_limit: None,
         shm_size: None,
         clone: None,
@@ -409,7 +409,7 @@ fn lower_step(
     step.user = spec.user.clone();
     step.backend_options = spec.backend_options.clone();
     step.healthcheck = spec.healthcheck.clone();
-    step.timeout_minutes = spec.timeout_minutes;
+    step.timeout_seconds = spec.timeout_seconds;
     step.memory_limit = spec.memory_limit.clone();
     step.shm_size = spec.shm_size.clone();
     step

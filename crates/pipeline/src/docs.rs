@@ -951,8 +951,8 @@ fn step_notes(step: &StepView<'_>) -> Vec<String> {
         if spec.privileged {
             notes.push("**privileged**".to_owned());
         }
-        if let Some(minutes) = spec.timeout_minutes {
-            notes.push(format!("timeout {minutes} min"));
+        if let Some(seconds) = spec.timeout_seconds {
+            notes.push(format!("timeout {}", human_duration(seconds)));
         }
     }
     if !step.secrets.is_empty() {
@@ -1082,8 +1082,8 @@ fn render_step_details(out: &mut String, step: &StepView<'_>) {
     if let Some(user) = &spec.user {
         facts.push(format!("Runs as user {}.", code(user)));
     }
-    if let Some(minutes) = spec.timeout_minutes {
-        facts.push(format!("Times out after {minutes} minutes."));
+    if let Some(seconds) = spec.timeout_seconds {
+        facts.push(format!("Times out after {}.", human_duration(seconds)));
     }
     if let Some(limit) = &spec.memory_limit {
         facts.push(format!("Memory limit: {}.", code(limit)));
@@ -1733,4 +1733,14 @@ impl Slugger {
         self.seen.insert(slug.clone(), 0);
         slug
     }
+}
+
+/// `90` → `90 seconds`, `1800` → `30 minutes`, `3600` → `1 hour`.
+fn human_duration(seconds: u32) -> String {
+    let (count, unit) = match seconds {
+        seconds if seconds % 3600 == 0 => (seconds / 3600, "hour"),
+        seconds if seconds % 60 == 0 => (seconds / 60, "minute"),
+        seconds => (seconds, "second"),
+    };
+    if count == 1 { format!("1 {unit}") } else { format!("{count} {unit}s") }
 }

@@ -225,7 +225,7 @@ pub struct StepSpec {
     pub backend_options: Option<serde_json::Value>,
     /// Readiness check for services (a Gantry extension).
     pub healthcheck: Option<Healthcheck>,
-    pub timeout_minutes: Option<u32>,
+    pub timeout_seconds: Option<u32>,
     pub memory_limit: Option<String>,
     pub shm_size: Option<String>,
     /// Woodpecker's old `group`: consecutive steps of one group ran in parallel.
@@ -271,7 +271,7 @@ impl StepSpec {
             user: None,
             backend_options: None,
             healthcheck: None,
-            timeout_minutes: None,
+            timeout_seconds: None,
             memory_limit: None,
             shm_size: None,
             group: None,

@@ -186,7 +186,7 @@ pub struct StepPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_minutes: Option<u32>,
+    pub timeout_seconds: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

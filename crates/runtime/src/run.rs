@@ -824,7 +824,7 @@ async fn execute_step<B: Backend>(
         let background = Background { name: step.name.clone(), step: handle, output: forwarding, started, is_service: false };
         return (Finished { status: Status::Success, exit_code: None, duration: Duration::ZERO, reason: None }, Some(background), None);
     }
-    let timeout = step.timeout_minutes.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
+    let timeout = step.timeout_seconds.map(|seconds| Duration::from_secs(u64::from(seconds)));
     let sleep_until_timeout = async {
         match timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
@@ -836,7 +836,7 @@ async fn execute_step<B: Backend>(
     let exit = tokio::select! {
         exit = shared.backend.wait(&handle) => exit,
         _ = sleep_until_timeout => {
-            reason = Some(format!("timed out after {} minutes", step.timeout_minutes.unwrap_or_default()));
+            reason = Some(format!("timed out after {} s", step.timeout_seconds.unwrap_or_default()));
             shared.backend.stop(&handle).await;
             shared.backend.wait(&handle).await
         }

@@ -398,3 +398,89 @@ fn the_local_backend_runs_the_same_plan_as_host_processes() {
     assert_eq!(output.status.code(), Some(2), "{}", detail(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot run services"));
 }
+
+#[test]
+fn workflows_run_after_the_workflows_they_depend_on() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join(".woodpecker")).unwrap();
+    let step = |text: &str| format!("steps:\n  say:\n    image: {IMAGE}\n    commands: [echo {text}]\n");
+    fs::write(dir.path().join(".woodpecker/build.yml"), step("build")).unwrap();
+    fs::write(dir.path().join(".woodpecker/deploy.yml"), format!("depends_on: [build, test]\n{}", step("deploy"))).unwrap();
+    fs::write(dir.path().join(".woodpecker/test.yml"), format!("depends_on: [build]\n{}", step("test"))).unwrap();
+    let output = exec(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    let position = |kind: &str, workflow: &str| events.iter().position(|e| e["event"] == kind && e["workflow"] == workflow).unwrap();
+    assert!(position("workflow_finished", "build") < position("workflow_started", "test"));
+    assert!(position("workflow_finished", "test") < position("workflow_started", "deploy"));
+    assert_nothing_left(&run_id(&events));
+}
+
+#[test]
+fn step_and_run_timeouts_stop_what_runs_too_long() {
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  slow:\n    image: IMAGE\n    timeout: 1s\n    commands: [sleep 30]\n  after:\n    image: IMAGE\n    commands: [true]\n",
+    );
+    let started = Instant::now();
+    let output = exec(dir.path(), &[]);
+    assert!(started.elapsed() < Duration::from_secs(20), "the step was not stopped");
+    assert_eq!(output.status.code(), Some(1), "{}", detail(&output));
+    let events = events(&output);
+    let slow = events.iter().find(|e| e["event"] == "step_finished" && e["step"] == "slow").unwrap();
+    assert_eq!(slow["status"], "failure");
+    assert!(slow["reason"].as_str().unwrap().contains("timed out"), "{slow}");
+    assert!(step_statuses(&events).contains(&"after=skipped".to_owned()));
+    assert_nothing_left(&run_id(&events));
+
+    let dir = repository(".woodpecker.yml", "steps:\n  slow:\n    image: IMAGE\n    commands: [sleep 30]\n");
+    let output = exec(dir.path(), &["--timeout", "2s"]);
+    assert_eq!(output.status.code(), Some(1), "a run timeout is a failure, not an interruption\n{}", detail(&output));
+    let run_events = self::events(&output);
+    assert!(step_statuses(&run_events).contains(&"slow=killed".to_owned()), "{:?}", step_statuses(&run_events));
+    assert_nothing_left(&run_id(&run_events));
+}
+
+#[test]
+fn secrets_from_a_file_and_from_the_environment() {
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  show:\n    image: IMAGE\n    environment:\n      A: {from_secret: from_file}\n      B: {from_secret: multi_line}\n      C: {from_secret: FROM_ENV}\n    commands:\n      - echo \"$${A} $${C}\"\n      - echo \"$${B}\"\n",
+    );
+    let secrets = dir.path().join("secrets.env");
+    fs::write(&secrets, "# secrets for the test\nfrom_file=file-value-1\nmulti_line=\"first-line\\nsecond-line\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["exec", "--output", "json", "--secrets-file"])
+        .arg(&secrets)
+        .args(["--secret-env", "FROM_ENV"])
+        .current_dir(dir.path())
+        .env("CI", "true")
+        .env("FROM_ENV", "env-value-2")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for value in ["file-value-1", "env-value-2", "first-line", "second-line"] {
+        assert!(!stdout.contains(value), "{value} leaked: {stdout}");
+    }
+    let events = events(&output);
+    let lines = logs_of(&events, "show");
+    assert!(lines.contains(&"******** ********".to_owned()), "{lines:?}");
+    assert!(lines.iter().filter(|line| *line == "********").count() == 2, "a multi-line secret is masked line by line: {lines:?}");
+}
+
+#[test]
+fn without_an_engine_the_error_says_how_to_get_one() {
+    let dir = repository(".woodpecker.yml", "steps:\n  a:\n    image: IMAGE\n    commands: [true]\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["exec"])
+        .current_dir(dir.path())
+        .env("CI", "true")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", detail(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
+    assert!(stderr.contains("--backend local"), "{stderr}");
+}

@@ -212,7 +212,7 @@ fn read_step(
                 }
             }
             "healthcheck" => step.healthcheck = read_healthcheck(reader, value),
-            "timeout" => step.timeout_minutes = read_timeout(reader, value),
+            "timeout" => step.timeout_seconds = read_timeout(reader, value),
             "mem_limit" => step.memory_limit = reader.string(value, "mem_limit"),
             "shm_size" => step.shm_size = reader.string(value, "shm_size"),
             "memswap_limit" | "cpu_period" | "cpu_quota" | "cpu_shares" | "cpu_set" | "resources" => {
@@ -455,19 +455,22 @@ fn read_seconds(reader: &mut Reader<'_>, node: &Node, field: &str) -> Option<u32
 }
 
 /// Step timeout in minutes: a number of minutes, or `30m`, `1h`.
+/// Step timeout in seconds: a number of minutes, or `90s`, `30m`, `1h`.
 fn read_timeout(reader: &mut Reader<'_>, node: &Node) -> Option<u32> {
     let text = reader.string(node, "timeout")?;
     let text = text.trim();
-    let parsed = if let Some(hours) = text.strip_suffix('h') {
-        hours.trim().parse::<u32>().ok().map(|hours| hours.saturating_mul(60))
-    } else {
-        text.strip_suffix('m').unwrap_or(text).trim().parse::<u32>().ok()
+    let (digits, multiplier) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        _ => (text, 60),
     };
+    let parsed = digits.trim().parse::<u32>().ok().filter(|value| *value > 0).map(|value| value.saturating_mul(multiplier));
     if parsed.is_none() {
         reader.error(
             code::INVALID_VALUE,
             node.span,
-            format!("`timeout` must be minutes like `30`, `30m` or `1h`, found {}", describe(node)),
+            format!("`timeout` must be a duration like `90s`, `30m` or `1h` (a bare number is minutes), found {}", describe(node)),
         );
     }
     parsed
