@@ -186,62 +186,41 @@ impl Archive {
         self.directory(&target, mtime)
     }
 
-    /// A clean checkout of `HEAD`: `git archive`, re-written entry by entry under the prefix.
-    /// No `.git` is added: the checkout is the tree of one commit, not a clone.
+    /// A clean checkout of `HEAD`, as CI makes one: a local clone at the commit, so steps see
+    /// the commit's files and a `.git` to run git in (`git describe`, version stamps), and
+    /// `origin` points where the repository's own `origin` does.
     fn git_head(&mut self, dir: &Path) -> Result<(), WorkspaceError> {
-        let git_error =
-            |message: String| WorkspaceError::Git { command: "archive --format=tar HEAD".to_string(), dir: dir.to_path_buf(), message };
-        let mut child = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["archive", "--format=tar", "HEAD"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|error| git_error(error.to_string()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let copied = self.copy_archive(stdout, dir);
-        let output = child.wait_with_output().map_err(|error| git_error(error.to_string()))?;
-        if !output.status.success() {
-            return Err(git_error(String::from_utf8_lossy(&output.stderr).trim().to_string()));
-        }
-        copied
-    }
-
-    fn copy_archive(&mut self, input: impl Read, dir: &Path) -> Result<(), WorkspaceError> {
-        let read_error = |source| WorkspaceError::Read { path: dir.to_path_buf(), source };
-        let mut input = tar::Archive::new(input);
-        for entry in input.entries().map_err(read_error)? {
-            let mut entry = entry.map_err(read_error)?;
-            let entry_type = entry.header().entry_type();
-            let relative = entry.path().map_err(read_error)?.into_owned();
-            let mtime = entry.header().mtime().unwrap_or(0);
-            let mut header = tar::Header::new_gnu();
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(mtime);
-            let target = self.prefix.join(&relative);
-            match entry_type {
-                tar::EntryType::Directory => self.repository_directory(&relative, mtime)?,
-                tar::EntryType::Symlink => {
-                    let link = entry.link_name().map_err(read_error)?.unwrap_or_default().into_owned();
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_mode(0o777);
-                    header.set_size(0);
-                    self.builder.append_link(&mut header, target, link).map_err(WorkspaceError::Write)?;
+        let run = |directory: &Path, arguments: &[&str]| -> Result<String, WorkspaceError> {
+            let output = Command::new("git").arg("-C").arg(directory).args(arguments).stdin(Stdio::null()).output().map_err(|error| {
+                WorkspaceError::Git { command: arguments.join(" "), dir: directory.to_path_buf(), message: error.to_string() }
+            })?;
+            if !output.status.success() {
+                return Err(WorkspaceError::Git {
+                    command: arguments.join(" "),
+                    dir: directory.to_path_buf(),
+                    message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                });
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        };
+        let top = run(dir, &["rev-parse", "--show-toplevel"])?;
+        let commit = run(dir, &["rev-parse", "HEAD"])?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or_default();
+        let clone = std::env::temp_dir().join(format!("gantry-clone-{}-{nanos}", std::process::id()));
+        let clone_text = clone.to_string_lossy().into_owned();
+        let result = (|| {
+            run(Path::new("/"), &["clone", "--quiet", "--no-checkout", "--local", &top, &clone_text])?;
+            run(&clone, &["checkout", "--quiet", "--detach", &commit])?;
+            match run(dir, &["config", "--get", "remote.origin.url"]) {
+                Ok(remote) if !remote.is_empty() => {
+                    run(&clone, &["remote", "set-url", "origin", &remote])?;
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_mode(shared_mode(entry.header().mode().unwrap_or(0o644)));
-                    header.set_size(entry.size());
-                    self.builder.append_data(&mut header, target, &mut entry).map_err(WorkspaceError::Write)?;
-                }
-                // The pax global header (the commit id) and anything exotic.
                 _ => {}
             }
-        }
-        Ok(())
+            self.working_tree(&clone)
+        })();
+        let _ = std::fs::remove_dir_all(&clone);
+        result
     }
 }
 

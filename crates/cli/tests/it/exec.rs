@@ -484,3 +484,37 @@ fn without_an_engine_the_error_says_how_to_get_one() {
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
     assert!(stderr.contains("--backend local"), "{stderr}");
 }
+
+#[test]
+fn clone_starts_from_a_clean_checkout_of_head() {
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  look:\n    image: IMAGE\n    commands:\n      - cat README.md\n      - test -f .git/HEAD && echo has-git\n      - test ! -f scratch.txt && echo no-untracked-files\n",
+    );
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    fs::write(dir.path().join("README.md"), "changed but not committed\n").unwrap();
+    fs::write(dir.path().join("scratch.txt"), "untracked\n").unwrap();
+    let output = exec(dir.path(), &["--clone"]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    let events = events(&output);
+    let lines = logs_of(&events, "look");
+    assert!(lines.contains(&"a file from the working tree".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"has-git".to_owned()) && lines.contains(&"no-untracked-files".to_owned()), "{lines:?}");
+    // Without --clone the working tree is what runs, local changes included.
+    let output = exec(dir.path(), &[]);
+    assert!(logs_of(&self::events(&output), "look").contains(&"changed but not committed".to_owned()));
+}
