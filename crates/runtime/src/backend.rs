@@ -114,6 +114,9 @@ pub enum BackendError {
 /// 3. `teardown` once per workflow, always, even after errors or cancellation; it removes
 ///    every resource the workflow's steps and setup created, including steps still running.
 ///
+/// The stream `start` returns must be read while the step runs, or dropped: a step writes no
+/// faster than its output is read, as with `docker run`.
+///
 /// `stop` may be called at any time on a started step (cancellation, timeout, the end of a
 /// detached step) and makes `wait` return soon after. Calls for different steps may run
 /// concurrently; the runtime never calls two lifecycle methods on one step at once, except
