@@ -491,18 +491,7 @@ fn clone_starts_from_a_clean_checkout_of_head() {
         ".woodpecker.yml",
         "steps:\n  look:\n    image: IMAGE\n    commands:\n      - cat README.md\n      - test -f .git/HEAD && echo has-git\n      - test ! -f scratch.txt && echo no-untracked-files\n",
     );
-    let git = |args: &[&str]| {
-        let status = Command::new("git")
-            .args(args)
-            .current_dir(dir.path())
-            .env("GIT_AUTHOR_NAME", "Ada")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-            .env("GIT_COMMITTER_NAME", "Ada")
-            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
+    let git = |args: &[&str]| crate::git_in(dir.path(), args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "first"]);

@@ -142,18 +142,7 @@ fn plan_defaults_its_context_from_the_local_git_repository() {
         ".woodpecker.yml",
         "steps:\n  show:\n    image: alpine\n    commands:\n      - echo ${CI_COMMIT_BRANCH} ${CI_COMMIT_SHA}\n",
     )]);
-    let git = |args: &[&str]| {
-        let status = Command::new("git")
-            .args(args)
-            .current_dir(dir.path())
-            .env("GIT_AUTHOR_NAME", "Ada")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-            .env("GIT_COMMITTER_NAME", "Ada")
-            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
+    let git = |args: &[&str]| git_in(dir.path(), args);
     git(&["init", "-q", "-b", "feature/login"]);
     git(&["remote", "add", "origin", "https://git.example.com/acme/shop.git"]);
     git(&["add", "."]);
@@ -202,4 +191,18 @@ fn usage_errors_exit_2_and_help_exits_0() {
     let help = gantry(&["--help"], dir.path());
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("lint"));
+}
+
+/// Runs git in `dir` as a fixed author, and insists it succeeds.
+pub fn git_in(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?} failed");
 }
