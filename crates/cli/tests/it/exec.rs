@@ -340,6 +340,16 @@ fn a_drone_file_and_a_matrix_run() {
 
 #[test]
 fn interrupting_a_run_mid_step_removes_everything_and_exits_130() {
+    interrupt_mid_step("-INT");
+}
+
+#[test]
+fn terminating_a_run_mid_step_removes_everything_and_exits_130() {
+    interrupt_mid_step("-TERM");
+}
+
+/// Sends `signal` to `gantry exec` while a step runs, and checks the run stops and cleans up.
+fn interrupt_mid_step(signal: &str) {
     let dir = repository(
         ".woodpecker.yml",
         "services:\n  idle:\n    image: IMAGE\n    commands: [sleep 300]\nsteps:\n  long:\n    image: IMAGE\n    commands: [echo started, sleep 300]\n",
@@ -372,7 +382,7 @@ fn interrupting_a_run_mid_step_removes_everything_and_exits_130() {
     }
     assert!(!run.is_empty(), "the run never started");
     let interrupted = Instant::now();
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
     let status = child.wait().unwrap();
