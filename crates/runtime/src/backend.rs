@@ -75,6 +75,35 @@ pub struct StepRequest {
     pub shm_size: Option<String>,
 }
 
+impl StepRequest {
+    /// A commands step running `script` with `/bin/sh -c`, everything else at its default: the
+    /// shape the runtime gives commands steps, and a starting point for tests of backends.
+    pub fn shell_script(name: &str, image: Option<&str>, script: &str, working_dir: &str) -> Self {
+        StepRequest {
+            name: name.to_owned(),
+            kind: StepKind::Commands,
+            image: image.map(str::to_owned),
+            pull: PullPolicy::IfNotPresent,
+            entrypoint: Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]),
+            command: vec![script.to_owned()],
+            environment: BTreeMap::new(),
+            working_dir: working_dir.to_owned(),
+            volumes: Vec::new(),
+            privileged: false,
+            network_aliases: Vec::new(),
+            user: None,
+            network_mode: None,
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            extra_hosts: Vec::new(),
+            devices: Vec::new(),
+            tmpfs: Vec::new(),
+            memory_limit: None,
+            shm_size: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputStream {

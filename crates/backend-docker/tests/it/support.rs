@@ -1,7 +1,6 @@
 //! The test harness: a backend on the real engine, a unique run per test, step requests for the
 //! busybox test image, output collection, and cleanup by label that also checks for leaks.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -9,7 +8,6 @@ use backend_docker::{DockerBackend, DockerBackendOptions, DockerStep, DockerWork
 use bytes::Bytes;
 use docker::{Engine, LabelledResources};
 use futures_util::StreamExt;
-use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 use runtime::backend::OutputStreamOf;
 use runtime::{Backend, OutputStream, RunInfo, StepRequest, WorkflowSetup};
@@ -120,28 +118,7 @@ pub async fn connect() -> Engine {
 
 /// A busybox step running `script` with `sh -c`, as the runtime builds commands steps.
 pub fn shell_step(name: &str, script: &str) -> StepRequest {
-    StepRequest {
-        name: name.to_string(),
-        kind: StepKind::Commands,
-        image: Some(BUSYBOX.to_string()),
-        pull: PullPolicy::IfNotPresent,
-        entrypoint: Some(vec!["/bin/sh".to_string(), "-c".to_string()]),
-        command: vec![script.to_string()],
-        environment: BTreeMap::new(),
-        working_dir: WORKSPACE_DIR.to_string(),
-        volumes: Vec::new(),
-        privileged: false,
-        network_aliases: Vec::new(),
-        user: None,
-        network_mode: None,
-        dns: Vec::new(),
-        dns_search: Vec::new(),
-        extra_hosts: Vec::new(),
-        devices: Vec::new(),
-        tmpfs: Vec::new(),
-        memory_limit: None,
-        shm_size: None,
-    }
+    StepRequest::shell_script(name, Some(BUSYBOX), script, WORKSPACE_DIR)
 }
 
 pub fn service_step(name: &str, script: &str, aliases: &[&str]) -> StepRequest {

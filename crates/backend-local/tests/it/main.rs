@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use backend_local::{LocalBackend, LocalWorkflow, RUN_OWNER_FILE};
 use futures_util::StreamExt;
-use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 use runtime::backend::OutputStreamOf;
 use runtime::{Backend, BackendError, OutputStream, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
@@ -76,28 +75,7 @@ fn workflow_setup(key: &str) -> WorkflowSetup {
 
 /// A commands step the way the runtime hands it over: the script run by `/bin/sh -c`.
 fn commands_step(name: &str, script: &str) -> StepRequest {
-    StepRequest {
-        name: name.to_owned(),
-        kind: StepKind::Commands,
-        image: Some("alpine:3.20".to_owned()),
-        pull: PullPolicy::IfNotPresent,
-        entrypoint: Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]),
-        command: vec![script.to_owned()],
-        environment: BTreeMap::new(),
-        working_dir: REPOSITORY.to_owned(),
-        volumes: Vec::new(),
-        privileged: false,
-        network_aliases: Vec::new(),
-        user: None,
-        network_mode: None,
-        dns: Vec::new(),
-        dns_search: Vec::new(),
-        extra_hosts: Vec::new(),
-        devices: Vec::new(),
-        tmpfs: Vec::new(),
-        memory_limit: None,
-        shm_size: None,
-    }
+    StepRequest::shell_script(name, Some("alpine:3.20"), script, REPOSITORY)
 }
 
 fn environment(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
