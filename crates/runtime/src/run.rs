@@ -80,7 +80,8 @@ pub async fn run_plan<B: Backend>(
     cancel: CancellationToken,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    check_secrets(plan, &options.secrets)?;
+    let RunOptions { parallel, timeout, workspace, secrets } = options;
+    check_secrets(plan, &secrets)?;
     if let Err(error) = backend.sweep().await {
         match error {
             BackendError::Unavailable { .. } => return Err(error.into()),
@@ -92,7 +93,7 @@ pub async fn run_plan<B: Backend>(
 
     // A step with `failure: cancel` and the run timeout cancel the run the same way Ctrl-C does.
     let run_cancel = cancel.child_token();
-    if let Some(timeout) = options.timeout {
+    if let Some(timeout) = timeout {
         let token = run_cancel.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -105,11 +106,11 @@ pub async fn run_plan<B: Backend>(
         backend,
         events,
         run,
-        masker: Masker::new(options.secrets.values().map(String::as_str)),
-        secrets: options.secrets.clone(),
-        workspace: options.workspace.clone(),
-        step_slots: Arc::new(Semaphore::new(options.parallel.max(1))),
-        creations: options.parallel,
+        masker: Masker::new(secrets.values().map(String::as_str)),
+        secrets,
+        workspace,
+        step_slots: Arc::new(Semaphore::new(parallel.max(1))),
+        creations: parallel,
         cancel: run_cancel.clone(),
     });
 
