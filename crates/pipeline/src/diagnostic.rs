@@ -2,11 +2,13 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::yaml::Span;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -37,15 +39,16 @@ pub mod code {
 }
 
 /// One finding in one file. `line` and `column` are 1-based.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub severity: Severity,
-    pub code: &'static str,
+    /// One of the constants in `code`; owned only when read back from the wire.
+    pub code: Cow<'static, str>,
     pub file: String,
     pub line: u32,
     pub column: u32,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
 
@@ -59,7 +62,15 @@ impl Diagnostic {
     }
 
     fn new(severity: Severity, code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
-        Self { severity, code, file: file.to_owned(), line: span.line, column: span.column, message: message.into(), hint: None }
+        Self {
+            severity,
+            code: Cow::Borrowed(code),
+            file: file.to_owned(),
+            line: span.line,
+            column: span.column,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -120,7 +131,13 @@ impl Diagnostic {
 /// Sorts diagnostics by file, then position, errors before warnings at the same place.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
-        (a.file.as_str(), a.line, a.column, a.severity, a.code).cmp(&(b.file.as_str(), b.line, b.column, b.severity, b.code))
+        (a.file.as_str(), a.line, a.column, a.severity, a.code.as_ref()).cmp(&(
+            b.file.as_str(),
+            b.line,
+            b.column,
+            b.severity,
+            b.code.as_ref(),
+        ))
     });
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::condition::When;
 use crate::yaml::{Node, Span};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
     Woodpecker,
@@ -148,7 +148,7 @@ pub enum VolumeKind {
     Host { path: String },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
     /// The step's failure fails the workflow and later steps do not run.
@@ -160,7 +160,7 @@ pub enum FailurePolicy {
     Cancel,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PullPolicy {
     IfNotPresent,
@@ -233,7 +233,7 @@ pub struct StepSpec {
 }
 
 /// How to tell a service is ready: a command run inside it until it succeeds.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Healthcheck {
     pub command: Vec<String>,
     pub interval_seconds: u32,

@@ -63,3 +63,15 @@ fn corpus_plans_keep_every_declared_step_in_order() {
         }
     }
 }
+
+/// A plan is what crosses the wire to an agent: it reads back from JSON as it was written.
+#[test]
+fn plans_read_back_from_json_unchanged() {
+    for (name, dir) in cases("corpus") {
+        let files = load(&dir);
+        let plan = plan_files(&files, &context_for(&dir), CompileOptions::default());
+        let written = serde_json::to_string(&plan).unwrap();
+        let read: Plan = serde_json::from_str(&written).unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(serde_json::to_string(&read).unwrap(), written, "{name}");
+    }
+}
