@@ -160,6 +160,19 @@ fn empty_plan(workflow: &WorkflowSpec, context: &Context, matrix: Option<&BTreeM
     }
 }
 
+/// The built-in variables of one matrix row of a workflow.
+fn row_builtins(
+    context: &Context,
+    workflow: &WorkflowSpec,
+    number: usize,
+    workspace: &Workspace,
+    matrix: Option<&BTreeMap<String, String>>,
+    platform: &str,
+) -> BTreeMap<String, String> {
+    let facts = WorkflowFacts { dialect: workflow.dialect, name: &workflow.name, number, workspace, matrix, platform };
+    builtin_environment(context, &facts)
+}
+
 fn has_substitution(node: &Node) -> bool {
     match &node.value {
         // Backslashes count: drone/envsubst (as Woodpecker pins it) also unescapes `\\` and `\/`.
@@ -182,16 +195,8 @@ fn compile_row(
     // Labels and platform may use matrix variables, so substitute first with what is known.
     let platform_guess =
         written.labels.get("platform").cloned().or_else(|| written.platform.clone()).unwrap_or_else(|| context.platform.clone());
-    let facts = WorkflowFacts {
-        dialect: written.dialect,
-        name: &written.name,
-        number,
-        workspace: &plan.workspace,
-        matrix,
-        platform: &platform_guess,
-    };
     let mut environment = context.extra_environment.clone();
-    environment.extend(builtin_environment(context, &facts));
+    environment.extend(row_builtins(context, written, number, &plan.workspace, matrix, &platform_guess));
 
     let substituted;
     let workflow = if has_substitution(&written.document) {
@@ -224,15 +229,7 @@ fn compile_row(
         workflow.concurrency.as_ref().map(|concurrency| ConcurrencyPlan { limit: concurrency.limit, group: concurrency.group.clone() });
     let platform = plan.platform.clone().unwrap_or_else(|| context.platform.clone());
     if platform != platform_guess {
-        let facts = WorkflowFacts {
-            dialect: written.dialect,
-            name: &written.name,
-            number,
-            workspace: &plan.workspace,
-            matrix,
-            platform: &platform,
-        };
-        environment.extend(builtin_environment(context, &facts));
+        environment.extend(row_builtins(context, written, number, &plan.workspace, matrix, &platform));
     }
     for entry in &workflow.environment {
         let mut secrets = Vec::new();
