@@ -1,0 +1,390 @@
+//! Bodies of the REST API under [`PREFIX`]. Times are Unix seconds, as in Woodpecker's API.
+//! Secrets appear only as names: no response body ever holds a secret value.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::state::{ForgeKind, LostPolicy, State, Trust};
+
+pub const PREFIX: &str = "/api/v1";
+
+/// Every 4xx and 5xx answer. `error` says what is wrong in a sentence; `field` names the input
+/// that is wrong, when one is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `internal`.
+    pub code: String,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A role on a repository. Each includes the ones below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "read" => Some(Role::Read),
+            "write" => Some(Role::Write),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    /// A server administrator: every role on every repository, and the trust flags.
+    pub admin: bool,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserCreate {
+    pub login: String,
+    pub password: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Login {
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreate {
+    /// What the token is for, shown in lists.
+    pub name: String,
+}
+
+/// A new API token. `token` is shown once, here; the server keeps only its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    pub login: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberSet {
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Repo {
+    pub id: i64,
+    /// `owner/name`: the repository's address in the API.
+    pub full_name: String,
+    pub clone_url: String,
+    pub forge: ForgeKind,
+    pub default_branch: String,
+    /// A pipeline file or folder; empty for discovery (`.woodpecker/`, `.woodpecker.yml`, `.drone.yml`).
+    pub config_path: String,
+    pub trust: Trust,
+    pub timeout_minutes: u32,
+    /// Cancel running builds of the same branch when a newer one starts.
+    pub cancel_previous: bool,
+    /// Poll the remote for new commits and tags this often; absent: no polling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_seconds: Option<u32>,
+    pub lost_policy: LostPolicy,
+    /// Where the forge delivers webhooks for this repository.
+    pub webhook_url: String,
+    /// Your role on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoCreate {
+    pub full_name: String,
+    pub clone_url: String,
+    #[serde(default)]
+    pub forge: Option<ForgeKind>,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default)]
+    pub config_path: Option<String>,
+    /// Shared with the forge to sign webhooks; generated when absent. Never returned.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub timeout_minutes: Option<u32>,
+    #[serde(default)]
+    pub cancel_previous: Option<bool>,
+    #[serde(default)]
+    pub poll_interval_seconds: Option<u32>,
+    #[serde(default)]
+    pub lost_policy: Option<LostPolicy>,
+    /// Admins of the server only.
+    #[serde(default)]
+    pub trust: Option<Trust>,
+    /// A token for the forge's status API (sent commit statuses); never returned.
+    #[serde(default)]
+    pub forge_token: Option<String>,
+    /// Credentials for cloning over HTTP(S); never returned.
+    #[serde(default)]
+    pub clone_username: Option<String>,
+    #[serde(default)]
+    pub clone_password: Option<String>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoUpdate {
+    #[serde(default)]
+    pub clone_url: Option<String>,
+    #[serde(default)]
+    pub forge: Option<ForgeKind>,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default)]
+    pub config_path: Option<String>,
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub timeout_minutes: Option<u32>,
+    #[serde(default)]
+    pub cancel_previous: Option<bool>,
+    /// `0` turns polling off.
+    #[serde(default)]
+    pub poll_interval_seconds: Option<u32>,
+    #[serde(default)]
+    pub lost_policy: Option<LostPolicy>,
+    #[serde(default)]
+    pub trust: Option<Trust>,
+    #[serde(default)]
+    pub forge_token: Option<String>,
+    #[serde(default)]
+    pub clone_username: Option<String>,
+    #[serde(default)]
+    pub clone_password: Option<String>,
+}
+
+/// A problem in the pipeline files of a build, as `gantry lint` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BuildDiagnostic {
+    /// `error` or `warning`.
+    pub severity: String,
+    pub code: String,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Build {
+    pub id: i64,
+    pub repo: String,
+    /// Counts up from 1 per repository.
+    pub number: i64,
+    /// `push`, `tag`, `pull_request`, `pull_request_closed`, `cron`, `manual`.
+    pub event: String,
+    pub state: State,
+    pub reference: String,
+    pub branch: String,
+    pub commit: String,
+    pub message: String,
+    pub author: String,
+    /// Who or what started it: `webhook`, `poll`, `cron:<name>`, `user:<login>`, `restart:<number>`.
+    pub trigger: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
+    /// Why it failed before running (pipeline errors, a missing commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<i64>,
+    #[serde(default)]
+    pub diagnostics: Vec<BuildDiagnostic>,
+    /// Absent in lists; present on one build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflows: Option<Vec<Workflow>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Workflow {
+    pub id: i64,
+    pub name: String,
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<i64>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Step {
+    pub id: i64,
+    pub name: String,
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<i64>,
+    /// Lines stored so far.
+    pub log_lines: u64,
+}
+
+/// A manual build.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BuildCreate {
+    /// Default: the repository's default branch.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Default: the branch's head.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// Extra pipeline variables (never secrets).
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// One stored log line, as served by the log endpoints. `seq` is the SSE event id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub at_ms: i64,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Secret {
+    pub name: String,
+    /// Events whose builds receive it.
+    pub events: Vec<String>,
+    /// When not empty, only steps with one of these images receive it (plugin allowlist).
+    pub images: Vec<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// Creates or replaces a secret. The value is write-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecretWrite {
+    pub value: String,
+    /// Default: every event except pull requests.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub images: Option<Vec<String>>,
+}
+
+/// Events a secret is available to when none are given: pull requests excluded, since their
+/// code may come from a fork.
+pub const DEFAULT_SECRET_EVENTS: &[&str] = &["push", "tag", "deployment", "cron", "manual", "promote", "rollback", "custom", "release"];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Cron {
+    pub name: String,
+    /// Five fields (`0 3 * * *`), six with seconds, or `@daily`-style; UTC.
+    pub schedule: String,
+    pub branch: String,
+    /// Unix seconds of the next run.
+    pub next: i64,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CronWrite {
+    pub schedule: String,
+    /// Default: the repository's default branch.
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// Where to send a notification when a build finishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Notifier {
+    pub id: i64,
+    /// `webhook` (Gantry's JSON body) or `slack` (a Slack-compatible incoming webhook body).
+    pub kind: String,
+    pub url: String,
+    /// Final states to notify about; empty: all.
+    pub states: Vec<State>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotifierCreate {
+    pub kind: String,
+    pub url: String,
+    #[serde(default)]
+    pub states: Vec<State>,
+}
+
+/// The body of a `webhook` notification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BuildNotification {
+    pub repo: String,
+    pub build: Build,
+    /// Link to the build in the UI.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    pub id: i64,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub capacity: u32,
+    pub version: String,
+    /// Unix seconds of its last heartbeat.
+    pub last_seen: i64,
+    pub connected: bool,
+    pub running: u32,
+}
+
+/// The answer to a webhook delivery or a poll: what it started, if anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TriggerResult {
+    pub builds: Vec<i64>,
+    /// Why nothing was started, when nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}

@@ -1,0 +1,142 @@
+//! States of builds, workflows and steps, and the small enums repositories are configured with.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The state of a build, a workflow or a step. Builds and workflows go
+/// pending → running → one of the finished states; a workflow whose agent vanished is `lost`
+/// until it is re-queued (back to `pending`) or failed by the repository's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting: for an agent (workflows), for its dependencies, or for the step's turn.
+    Pending,
+    Running,
+    Success,
+    Failure,
+    /// Not run: its conditions are false, or it depends on something that did not run.
+    Skipped,
+    /// Stopped by a cancel, a timeout or a newer build of the same branch.
+    Killed,
+    /// Could not run: the pipeline has errors, an image is missing, the engine failed.
+    Error,
+    /// The agent running it stopped answering.
+    Lost,
+}
+
+impl State {
+    pub const ALL: [State; 8] =
+        [State::Pending, State::Running, State::Success, State::Failure, State::Skipped, State::Killed, State::Error, State::Lost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Running => "running",
+            State::Success => "success",
+            State::Failure => "failure",
+            State::Skipped => "skipped",
+            State::Killed => "killed",
+            State::Error => "error",
+            State::Lost => "lost",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<State> {
+        State::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// True once nothing will change it any more (`lost` may still be re-queued).
+    pub fn is_finished(self) -> bool {
+        matches!(self, State::Success | State::Failure | State::Skipped | State::Killed | State::Error)
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(self, State::Failure | State::Killed | State::Error | State::Lost)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Which forge hosts a repository: decides the webhook format and how commit statuses are sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ForgeKind {
+    Github,
+    /// Gitea and Forgejo (same webhook and status API).
+    Gitea,
+    Gitlab,
+    /// Any git remote: no webhooks of a forge, polling and manual builds only.
+    #[default]
+    Generic,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Github => "github",
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::Gitlab => "gitlab",
+            ForgeKind::Generic => "generic",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ForgeKind> {
+        match text {
+            "github" => Some(ForgeKind::Github),
+            "gitea" | "forgejo" => Some(ForgeKind::Gitea),
+            "gitlab" => Some(ForgeKind::Gitlab),
+            "generic" | "git" => Some(ForgeKind::Generic),
+            _ => None,
+        }
+    }
+}
+
+/// What a repository's pipelines may do beyond ordinary steps. Only admins of the server set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct Trust {
+    /// Privileged steps and devices.
+    pub privileged: bool,
+    /// Host paths and the Docker socket as volumes.
+    pub volumes: bool,
+    /// `network_mode: host` and other networks than the workflow's.
+    pub network: bool,
+}
+
+impl Trust {
+    pub fn is_any(self) -> bool {
+        self.privileged || self.volumes || self.network
+    }
+}
+
+/// What happens to a workflow whose agent stopped answering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LostPolicy {
+    /// Queue it again for another agent (steps may then run twice).
+    #[default]
+    Requeue,
+    /// Fail it with the reason.
+    Fail,
+}
+
+impl LostPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostPolicy::Requeue => "requeue",
+            LostPolicy::Fail => "fail",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LostPolicy> {
+        match text {
+            "requeue" => Some(LostPolicy::Requeue),
+            "fail" => Some(LostPolicy::Fail),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Rows as the store returns them and the values it takes to create them. Not `Serialize`:
+//! the server maps them to `proto::api` bodies, dropping what must never leave it (hashes,
+//! webhook secrets, tokens, ciphertexts).
+
+use std::collections::BTreeMap;
+
+use proto::{ForgeKind, LostPolicy, State, Trust};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub login: String,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+    pub admin: bool,
+    pub created: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A bearer token for the API.
+    Api,
+    /// A browser session (cookie).
+    Session,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub kind: TokenKind,
+    pub expires: Option<i64>,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRepo {
+    pub full_name: String,
+    pub clone_url: String,
+    pub forge: ForgeKind,
+    pub default_branch: String,
+    pub config_path: String,
+    pub webhook_secret: String,
+    pub trust: Trust,
+    pub timeout_minutes: u32,
+    pub cancel_previous: bool,
+    pub poll_interval_seconds: Option<u32>,
+    pub lost_policy: LostPolicy,
+    pub forge_token: Option<String>,
+    pub clone_username: Option<String>,
+    pub clone_password: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoRecord {
+    pub id: i64,
+    pub full_name: String,
+    pub clone_url: String,
+    pub forge: ForgeKind,
+    pub default_branch: String,
+    pub config_path: String,
+    pub webhook_secret: String,
+    pub trust: Trust,
+    pub timeout_minutes: u32,
+    pub cancel_previous: bool,
+    pub poll_interval_seconds: Option<u32>,
+    pub lost_policy: LostPolicy,
+    pub forge_token: Option<String>,
+    pub clone_username: Option<String>,
+    pub clone_password: Option<String>,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSecret {
+    pub name: String,
+    /// AES-256-GCM nonce followed by the ciphertext, made by the server's secret service.
+    pub ciphertext: Vec<u8>,
+    pub events: Vec<String>,
+    pub images: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub id: i64,
+    pub repo_id: i64,
+    pub name: String,
+    pub ciphertext: Vec<u8>,
+    pub events: Vec<String>,
+    pub images: Vec<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBuild {
+    pub repo_id: i64,
+    pub event: String,
+    pub state: State,
+    pub reference: String,
+    pub branch: String,
+    pub commit: String,
+    pub message: String,
+    pub author: String,
+    pub trigger: String,
+    pub pull_request: Option<String>,
+    pub reason: Option<String>,
+    /// The plan's diagnostics as JSON (`Vec<proto::api::BuildDiagnostic>`).
+    pub diagnostics: serde_json::Value,
+    /// Manual variables, kept so a restart runs with the same ones.
+    pub variables: BTreeMap<String, String>,
+    /// Whether the commit comes from a fork (pull requests): decides secrets.
+    pub from_fork: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildRecord {
+    pub id: i64,
+    pub repo_id: i64,
+    pub number: i64,
+    pub event: String,
+    pub state: State,
+    pub reference: String,
+    pub branch: String,
+    pub commit: String,
+    pub message: String,
+    pub author: String,
+    pub trigger: String,
+    pub pull_request: Option<String>,
+    pub reason: Option<String>,
+    pub diagnostics: serde_json::Value,
+    pub variables: BTreeMap<String, String>,
+    pub from_fork: bool,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWorkflow {
+    pub name: String,
+    /// `pending`, or `skipped` when its conditions are false.
+    pub state: State,
+    pub reason: Option<String>,
+    /// Names of workflows of the same build it waits for.
+    pub depends_on: Vec<String>,
+    /// Labels an agent must have.
+    pub labels: BTreeMap<String, String>,
+    /// The one-workflow `pipeline::Plan` as JSON: what the agent receives.
+    pub plan: serde_json::Value,
+    pub steps: Vec<NewStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewStep {
+    pub name: String,
+    pub state: State,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowRecord {
+    pub id: i64,
+    pub build_id: i64,
+    pub name: String,
+    pub state: State,
+    pub reason: Option<String>,
+    pub depends_on: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub plan: serde_json::Value,
+    pub agent_id: Option<i64>,
+    pub cancel_requested: bool,
+    /// How many times it was leased (re-queues count).
+    pub attempts: i64,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRecord {
+    pub id: i64,
+    pub workflow_id: i64,
+    pub name: String,
+    /// Declared order within the workflow, services first.
+    pub position: i64,
+    pub state: State,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub log_lines: u64,
+}
+
+/// A step's new state as an agent reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepChange {
+    pub name: String,
+    pub state: State,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAgent {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub capacity: u32,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub id: i64,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub capacity: u32,
+    pub version: String,
+    pub last_seen: i64,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCron {
+    pub repo_id: i64,
+    pub name: String,
+    pub schedule: String,
+    pub branch: String,
+    pub next: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronRecord {
+    pub id: i64,
+    pub repo_id: i64,
+    pub name: String,
+    pub schedule: String,
+    pub branch: String,
+    pub next: i64,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifierRecord {
+    pub id: i64,
+    pub repo_id: i64,
+    pub kind: String,
+    pub url: String,
+    pub states: Vec<State>,
+}

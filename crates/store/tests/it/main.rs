@@ -1,0 +1,1 @@
+//! Store tests: every aggregate on SQLite and on PostgreSQL.
