@@ -1,0 +1,1 @@
+//! The agent: lease a workflow, run it, report states and logs, heartbeat.
