@@ -1,9 +1,12 @@
 //! The `gantry` binary: command-line parsing and dispatch. Thin: the work is in the crates.
 
+mod agent_cmd;
+mod client;
 mod exec;
 mod exec_output;
 mod git;
 mod output;
+mod serve;
 mod source;
 
 use std::collections::BTreeMap;
@@ -51,6 +54,19 @@ enum Command {
         /// Repository folder, workflow folder or pipeline file (default: the current folder).
         path: Option<PathBuf>,
     },
+    /// Run the Gantry server: API, webhooks, polling, cron, the queue agents lease from, live logs.
+    Server(serve::ServerArgs),
+    /// Run an agent: lease workflows from a server and run them on this machine's Docker engine.
+    Agent(agent_cmd::AgentArgs),
+    /// Repositories on a server (GANTRY_SERVER, GANTRY_TOKEN).
+    #[command(subcommand)]
+    Repo(client::RepoCommand),
+    /// Builds on a server: list, show, logs, cancel, restart, run.
+    #[command(subcommand)]
+    Build(client::BuildCommand),
+    /// Repository secrets on a server (values are write-only).
+    #[command(subcommand)]
+    Secret(client::SecretCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,5 +248,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             print!("{}", pipeline::docs::render_markdown(&workflows, &plan));
             Ok(if diagnostics.iter().any(pipeline::Diagnostic::is_error) { EXIT_PIPELINE_ERRORS } else { 0 })
         }
+        Command::Server(args) => serve::execute(args),
+        Command::Agent(args) => agent_cmd::execute(args),
+        Command::Repo(command) => client::repo(command),
+        Command::Build(command) => client::build(command),
+        Command::Secret(command) => client::secret(command),
     }
 }

@@ -1,1 +1,78 @@
-//! The Gantry server.
+//! The Gantry server: REST API, webhooks, polling and cron, the queue and the agent protocol,
+//! secrets, live logs, commit statuses and notifications, metrics.
+//!
+//! `serve` runs it; `app` builds the HTTP application alone (for tests through `oneshot`).
+
+pub mod agent_api;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod background;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod hooks;
+pub mod hub;
+pub mod metrics;
+pub mod notify;
+pub mod queue;
+pub mod secrets;
+pub mod state;
+pub mod trigger;
+pub mod views;
+
+pub use config::ServerConfig;
+pub use state::AppState;
+
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Key(#[from] crypto::KeyError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the store (migrating it) and the secret key: everything the app needs.
+pub async fn open(config: ServerConfig) -> Result<AppState, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let database = match &config.database_url {
+        Some(url) => store::Database::Postgres(url.clone()),
+        None => store::Database::Sqlite(config.data_dir.join("gantry.db")),
+    };
+    let store = store::Store::open(&database, &config.data_dir).await?;
+    let secrets = crypto::SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
+    Ok(AppState::new(config, store, secrets, metrics::handle()))
+}
+
+/// Runs the server until `shutdown`: HTTP, then the background loops. Open requests finish
+/// before it returns (long-polls end at once).
+pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<(), ServerError> {
+    let listen = config.listen;
+    let state = open(config).await?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| ServerError::Listen { address: listen.to_string(), source })?;
+    serve_on(state, listener, shutdown).await
+}
+
+/// As `serve`, on a listener already bound (tests bind port 0).
+pub async fn serve_on(state: AppState, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+    let address = listener.local_addr().map(|address| address.to_string()).unwrap_or_default();
+    let loops = background::spawn_all(&state, &shutdown);
+    tracing::info!(%address, database = state.store.kind(), "gantry server listening");
+    let app = app::router(state);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    shutdown.cancel();
+    for task in loops {
+        let _ = task.await;
+    }
+    result.map_err(ServerError::Serve)
+}

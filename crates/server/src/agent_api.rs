@@ -1,0 +1,201 @@
+//! The server side of the agent protocol (`proto::agent`): registration, long-poll leases,
+//! state and log updates (idempotent by sequence number), cancellation, completion, heartbeats.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State as AxumState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use proto::State;
+use proto::agent::{
+    CANCEL_WAIT_SECONDS, CancelWaitResponse, HEARTBEAT_SECONDS, Heartbeat, HeartbeatResponse, JobDone, JobUpdates, JobUpdatesResponse,
+    LEASE_WAIT_SECONDS, LeaseRequest, RegisterRequest, RegisterResponse, StepUpdate,
+};
+use store::{AgentRecord, StepChange, StoreError, WorkflowRecord};
+
+use crate::auth::AgentCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::hub::Topic;
+use crate::state::{AppState, now_ms};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/register", post(register))
+        .route("/lease", post(lease))
+        .route("/heartbeat", post(heartbeat))
+        .route("/jobs/{job}/updates", post(updates))
+        .route("/jobs/{job}/cancel-wait", post(cancel_wait))
+        .route("/jobs/{job}/done", post(done))
+}
+
+async fn register(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(request): Json<RegisterRequest>) -> ApiResult<Json<RegisterResponse>> {
+    if request.name.trim().is_empty() {
+        return Err(ApiError::invalid("name", "an agent needs a name"));
+    }
+    let new_agent = store::NewAgent { name: request.name, labels: request.labels, capacity: request.capacity, version: request.version };
+    let agent = state.store.register_agent(&new_agent, now_ms()).await?;
+    tracing::info!(agent = %agent.name, id = agent.id, "agent registered");
+    Ok(Json(RegisterResponse { agent_id: agent.id, heartbeat_seconds: HEARTBEAT_SECONDS }))
+}
+
+async fn known_agent(state: &AppState, agent_id: i64) -> ApiResult<AgentRecord> {
+    state.store.agent_by_id(agent_id).await?.ok_or_else(|| ApiError::not_found(format!("agent {agent_id} is not registered; register again")))
+}
+
+/// Holds the request until a workflow this agent may run is pending, or the wait is over (204).
+async fn lease(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(request): Json<LeaseRequest>) -> ApiResult<Response> {
+    let agent = known_agent(&state, request.agent_id).await?;
+    let deadline = Instant::now() + Duration::from_secs(LEASE_WAIT_SECONDS);
+    loop {
+        let mut queue_changed = state.hub.subscribe(Topic::Queue);
+        state.store.touch_agent(agent.id, now_ms()).await?;
+        if let Some(job) = crate::queue::lease(&state, &agent).await? {
+            return Ok(Json(job).into_response());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        // Other servers on the same database do not wake us: look again every few seconds.
+        queue_changed.wait(left.min(Duration::from_secs(3))).await;
+    }
+}
+
+/// The workflow `job` if `agent_id` holds it and it is running.
+async fn leased(state: &AppState, job: i64, agent_id: i64) -> ApiResult<WorkflowRecord> {
+    let workflow = state.store.workflow_by_id(job).await?.ok_or_else(|| ApiError::not_found(format!("job {job} does not exist")))?;
+    if workflow.agent_id != Some(agent_id) || workflow.state != State::Running {
+        return Err(ApiError::conflict(format!("job {job} is no longer leased to this agent (it is {})", workflow.state)));
+    }
+    Ok(workflow)
+}
+
+async fn updates(
+    _agent: AgentCaller,
+    AxumState(state): AxumState<AppState>,
+    Path(job): Path<i64>,
+    Json(request): Json<JobUpdates>,
+) -> ApiResult<Json<JobUpdatesResponse>> {
+    let workflow = leased(&state, job, request.agent_id).await?;
+    let steps = state.store.steps_of_workflow(workflow.id).await?;
+    let step_id = |name: &str| steps.iter().find(|step| step.name == name).map(|step| step.id);
+    let mut next_seq = BTreeMap::new();
+    for batch in &request.logs {
+        let Some(id) = step_id(&batch.step) else {
+            return Err(ApiError::invalid("logs.step", format!("workflow {} has no step `{}`", workflow.name, batch.step)));
+        };
+        let next = match state.store.logs().append(id, batch.first_seq, &batch.lines).await {
+            Ok(next) => next,
+            Err(StoreError::LogGap { expected, .. }) => expected,
+            Err(error) => return Err(error.into()),
+        };
+        state.store.set_step_log_lines(id, next).await?;
+        metrics::counter!("gantry_log_bytes_total").increment(batch.lines.iter().map(|line| line.text.len() as u64 + 1).sum());
+        next_seq.insert(batch.step.clone(), next);
+        state.hub.notify(Topic::Step(id));
+    }
+    apply_steps(&state, &workflow, &request.steps, &steps).await?;
+    Ok(Json(JobUpdatesResponse { next_seq, cancel: workflow.cancel_requested }))
+}
+
+async fn apply_steps(state: &AppState, workflow: &WorkflowRecord, updates: &[StepUpdate], steps: &[store::StepRecord]) -> ApiResult<()> {
+    for update in updates {
+        let Some(step) = steps.iter().find(|step| step.name == update.step) else {
+            return Err(ApiError::invalid("steps.step", format!("workflow {} has no step `{}`", workflow.name, update.step)));
+        };
+        let change = StepChange {
+            name: update.step.clone(),
+            state: update.state,
+            exit_code: update.exit_code,
+            reason: update.reason.clone(),
+            started: update.started_ms,
+            finished: update.finished_ms,
+        };
+        state.store.update_step(workflow.id, &change).await?;
+        if update.state.is_finished() && !step.state.is_finished() {
+            if let (Some(started), Some(finished)) = (update.started_ms, update.finished_ms) {
+                metrics::histogram!("gantry_step_duration_seconds").record((finished - started).max(0) as f64 / 1000.0);
+            }
+        }
+        state.hub.notify(Topic::Step(step.id));
+    }
+    Ok(())
+}
+
+async fn cancel_wait(
+    _agent: AgentCaller,
+    AxumState(state): AxumState<AppState>,
+    Path(job): Path<i64>,
+    Json(request): Json<LeaseRequest>,
+) -> ApiResult<Json<CancelWaitResponse>> {
+    let deadline = Instant::now() + Duration::from_secs(CANCEL_WAIT_SECONDS);
+    loop {
+        let mut cancelled = state.hub.subscribe(Topic::Cancel(job));
+        let workflow = match leased(&state, job, request.agent_id).await {
+            Ok(workflow) => workflow,
+            Err(error) if error.status == StatusCode::CONFLICT => return Ok(Json(CancelWaitResponse { cancelled: true })),
+            Err(error) => return Err(error),
+        };
+        if workflow.cancel_requested {
+            return Ok(Json(CancelWaitResponse { cancelled: true }));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Json(CancelWaitResponse { cancelled: false }));
+        }
+        cancelled.wait(left.min(Duration::from_secs(1))).await;
+    }
+}
+
+async fn done(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Path(job): Path<i64>, Json(request): Json<JobDone>) -> ApiResult<StatusCode> {
+    let workflow = state.store.workflow_by_id(job).await?.ok_or_else(|| ApiError::not_found(format!("job {job} does not exist")))?;
+    if workflow.agent_id == Some(request.agent_id) && workflow.state.is_finished() {
+        // A retried `done` whose answer was lost.
+        return Ok(StatusCode::OK);
+    }
+    let workflow = leased(&state, job, request.agent_id).await?;
+    let steps = state.store.steps_of_workflow(workflow.id).await?;
+    apply_steps(&state, &workflow, &request.steps, &steps).await?;
+    // Steps the agent never reported (it failed before them) are skipped, not left pending.
+    for step in state.store.steps_of_workflow(workflow.id).await? {
+        if !step.state.is_finished() {
+            let change = StepChange {
+                name: step.name.clone(),
+                state: if step.state == State::Running { request.state } else { State::Skipped },
+                exit_code: None,
+                reason: None,
+                started: None,
+                finished: Some(now_ms()),
+            };
+            state.store.update_step(workflow.id, &change).await?;
+        }
+        if let Err(error) = state.store.logs().finish(step.id).await {
+            tracing::warn!(%error, step = step.id, "cannot compress a finished step's log");
+        }
+        state.hub.notify(Topic::Step(step.id));
+    }
+    let final_state = if workflow.cancel_requested && request.state.is_failure() { State::Killed } else { request.state };
+    state.store.set_workflow_state(workflow.id, final_state, request.reason.as_deref(), now_ms()).await?;
+    tracing::info!(workflow = workflow.id, state = %final_state, "workflow finished");
+    crate::queue::settle_build(&state, workflow.build_id).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn heartbeat(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(request): Json<Heartbeat>) -> ApiResult<Json<HeartbeatResponse>> {
+    let agent = known_agent(&state, request.agent_id).await?;
+    state.store.touch_agent(agent.id, now_ms()).await?;
+    let mut stop = Vec::new();
+    for job in request.jobs {
+        let keep = match state.store.workflow_by_id(job).await? {
+            Some(workflow) => workflow.agent_id == Some(agent.id) && workflow.state == State::Running && !workflow.cancel_requested,
+            None => false,
+        };
+        if !keep {
+            stop.push(job);
+        }
+    }
+    Ok(Json(HeartbeatResponse { stop }))
+}

@@ -1,0 +1,161 @@
+//! Step logs: download as text (or JSON lines), and live follow over server-sent events with
+//! resume from `Last-Event-ID`. Lines are read from the store in pages, so the server's memory
+//! does not grow with a log's size.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State as AxumState};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt as _};
+use proto::api::Role;
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::hub::Topic;
+use crate::state::AppState;
+
+const PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogQuery {
+    /// `text` (default) or `json` (one `LogEntry` per line).
+    pub format: Option<String>,
+    /// Start at this line number.
+    pub from: Option<u64>,
+}
+
+async fn find_step(state: &AppState, caller: &Caller, owner: &str, name: &str, number: i64, step_id: i64) -> ApiResult<store::StepRecord> {
+    let (repo, _) = caller.repo(state, owner, name, Role::Read).await?;
+    let build = super::builds::find(state, repo.id, &repo.full_name, number).await?;
+    let not_found = || ApiError::not_found(format!("build {number} of {} has no step {step_id}", repo.full_name));
+    let step = state.store.step_by_id(step_id).await?.ok_or_else(not_found)?;
+    let workflow = state.store.workflow_by_id(step.workflow_id).await?.ok_or_else(not_found)?;
+    if workflow.build_id != build.id {
+        return Err(not_found());
+    }
+    Ok(step)
+}
+
+/// A step's log so far, as text or JSON lines.
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/builds/{number}/steps/{step}/log", tag = "logs",
+    params(("owner" = String, Path), ("name" = String, Path), ("number" = i64, Path), ("step" = i64, Path), LogQuery),
+    responses((status = 200, content_type = "text/plain"), (status = 404, body = proto::api::ErrorBody)))]
+pub async fn download(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, number, step_id)): Path<(String, String, i64, i64)>,
+    Query(query): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let step = find_step(&state, &caller, &owner, &name, number, step_id).await?;
+    let json = query.format.as_deref() == Some("json");
+    let logs = state.store.logs().clone();
+    let start = query.from.unwrap_or(0);
+    // Pages are read as the client consumes the body.
+    let pages = futures_util::stream::unfold(Some(start), move |cursor| {
+        let logs = logs.clone();
+        async move {
+            let from = cursor?;
+            match logs.read(step.id, from, PAGE).await {
+                Ok(entries) if entries.is_empty() => None,
+                Ok(entries) => {
+                    let next = entries.last().map(|entry| entry.seq + 1);
+                    let mut chunk = String::new();
+                    for entry in &entries {
+                        if json {
+                            chunk.push_str(&serde_json::to_string(entry).unwrap_or_default());
+                        } else {
+                            chunk.push_str(&entry.text);
+                        }
+                        chunk.push('\n');
+                    }
+                    Some((Ok::<_, Infallible>(chunk), next))
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read a log");
+                    None
+                }
+            }
+        }
+    });
+    let content_type = if json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
+    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(pages)).into_response())
+}
+
+/// Follows a step's log live: `line` events (id = line number, data = `LogEntry`), then one
+/// `end` event when the step has finished and every line was sent. Reconnect with
+/// `Last-Event-ID` to resume after the last line received.
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/builds/{number}/steps/{step}/log/stream", tag = "logs",
+    params(("owner" = String, Path), ("name" = String, Path), ("number" = i64, Path), ("step" = i64, Path), LogQuery),
+    responses((status = 200, content_type = "text/event-stream"), (status = 404, body = proto::api::ErrorBody)))]
+pub async fn follow(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, number, step_id)): Path<(String, String, i64, i64)>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let step = find_step(&state, &caller, &owner, &name, number, step_id).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(|last| last + 1);
+    let from = resume.or(query.from).unwrap_or(0);
+    let stream = follow_stream(state, step.id, from);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn follow_stream(state: AppState, step_id: i64, from: u64) -> impl Stream<Item = Result<Event, Infallible>> {
+    enum Phase {
+        Reading(u64),
+        Done,
+    }
+    futures_util::stream::unfold(Phase::Reading(from), move |phase| {
+        let state = state.clone();
+        async move {
+            let Phase::Reading(from) = phase else { return None };
+            loop {
+                let mut changed = state.hub.subscribe(Topic::Step(step_id));
+                let entries = match state.store.logs().read(step_id, from, PAGE).await {
+                    Ok(entries) => entries,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read a log");
+                        return None;
+                    }
+                };
+                if !entries.is_empty() {
+                    let next = entries.last().map(|entry| entry.seq + 1).unwrap_or(from);
+                    let events: Vec<Result<Event, Infallible>> = entries
+                        .iter()
+                        .map(|entry| Ok(Event::default().event("line").id(entry.seq.to_string()).json_data(entry).unwrap_or_default()))
+                        .collect();
+                    return Some((futures_util::stream::iter(events), Phase::Reading(next)));
+                }
+                let finished = match state.store.step_by_id(step_id).await {
+                    Ok(Some(step)) => step.state.is_finished(),
+                    Ok(None) => true,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read a step");
+                        return None;
+                    }
+                };
+                if finished {
+                    // Lines may have landed between the read and the state check.
+                    match state.store.logs().read(step_id, from, 1).await {
+                        Ok(more) if !more.is_empty() => continue,
+                        _ => {}
+                    }
+                    let end = vec![Ok(Event::default().event("end").data("{}"))];
+                    return Some((futures_util::stream::iter(end), Phase::Done));
+                }
+                changed.wait(Duration::from_secs(2)).await;
+            }
+        }
+    })
+    .flatten()
+}

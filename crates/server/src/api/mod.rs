@@ -1,0 +1,8 @@
+//! REST handlers under `/api/v1`, one module per resource.
+
+pub mod builds;
+pub mod logs;
+pub mod repos;
+pub mod schedules;
+pub mod secrets;
+pub mod users;

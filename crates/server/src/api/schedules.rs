@@ -1,0 +1,145 @@
+//! Cron schedules and notifiers of a repository, and the agents of the server.
+
+use axum::Json;
+use axum::extract::{Path, State as AxumState};
+use axum::http::StatusCode;
+use proto::api::{Agent, Cron, CronWrite, Notifier, NotifierCreate, Role};
+use store::{CronRecord, NewCron};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now_ms, seconds};
+
+fn cron_view(record: &CronRecord) -> Cron {
+    Cron {
+        name: record.name.clone(),
+        schedule: record.schedule.clone(),
+        branch: record.branch.clone(),
+        next: seconds(record.next),
+        created: seconds(record.created),
+    }
+}
+
+/// The next time `schedule` fires after `after_ms`, in milliseconds; an error names what is wrong.
+pub fn next_fire(schedule: &str, after_ms: i64) -> Result<i64, String> {
+    use std::str::FromStr as _;
+    let cron = croner::Cron::from_str(schedule).map_err(|error| format!("`{schedule}` is not a schedule: {error}"))?;
+    let after = chrono_time(after_ms);
+    let next = cron.find_next_occurrence(&after, false).map_err(|error| format!("`{schedule}` never fires: {error}"))?;
+    Ok(next.timestamp_millis())
+}
+
+fn chrono_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Cron schedules of a repository.
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/crons", tag = "crons",
+    params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = [Cron])))]
+pub async fn list_crons(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<Cron>>> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Read).await?;
+    Ok(Json(state.store.list_crons(repo.id).await?.iter().map(cron_view).collect()))
+}
+
+/// Creates or replaces a schedule (UTC).
+#[utoipa::path(put, path = "/api/v1/repos/{owner}/{name}/crons/{cron}", tag = "crons", request_body = CronWrite,
+    params(("owner" = String, Path), ("name" = String, Path), ("cron" = String, Path)),
+    responses((status = 200, body = Cron), (status = 400, body = proto::api::ErrorBody)))]
+pub async fn put_cron(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, cron)): Path<(String, String, String)>,
+    Json(body): Json<CronWrite>,
+) -> ApiResult<Json<Cron>> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
+    if cron.is_empty() || !cron.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(ApiError::invalid("name", format!("`{cron}` is not a schedule name (letters, digits, `-`, `_`, `.`)")));
+    }
+    let next = next_fire(&body.schedule, now_ms()).map_err(|message| ApiError::invalid("schedule", message))?;
+    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
+    state.store.put_cron(&NewCron { repo_id: repo.id, name: cron.clone(), schedule: body.schedule.clone(), branch, next }, now_ms()).await?;
+    let record = state
+        .store
+        .list_crons(repo.id)
+        .await?
+        .into_iter()
+        .find(|record| record.name == cron)
+        .ok_or_else(|| ApiError::internal("a schedule vanished after writing it"))?;
+    Ok(Json(cron_view(&record)))
+}
+
+/// Removes a schedule.
+#[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}/crons/{cron}", tag = "crons",
+    params(("owner" = String, Path), ("name" = String, Path), ("cron" = String, Path)), responses((status = 204), (status = 404, body = proto::api::ErrorBody)))]
+pub async fn delete_cron(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, cron)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
+    if state.store.delete_cron(repo.id, &cron).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("{} has no schedule {cron}", repo.full_name))) }
+}
+
+/// Notifiers of a repository.
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/notifiers", tag = "notifiers",
+    params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = [Notifier])))]
+pub async fn list_notifiers(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<Notifier>>> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
+    let notifiers = state.store.list_notifiers(repo.id).await?;
+    Ok(Json(notifiers.into_iter().map(|record| Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states }).collect()))
+}
+
+/// Adds a notifier: `webhook` (Gantry's JSON) or `slack`, sent when a build finishes.
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/notifiers", tag = "notifiers", request_body = NotifierCreate,
+    params(("owner" = String, Path), ("name" = String, Path)), responses((status = 201, body = Notifier), (status = 400, body = proto::api::ErrorBody)))]
+pub async fn create_notifier(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+    Json(body): Json<NotifierCreate>,
+) -> ApiResult<(StatusCode, Json<Notifier>)> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
+    if body.kind != "webhook" && body.kind != "slack" {
+        return Err(ApiError::invalid("kind", format!("`{}` is not a notifier kind; use `webhook` or `slack`", body.kind)));
+    }
+    if !body.url.starts_with("http://") && !body.url.starts_with("https://") {
+        return Err(ApiError::invalid("url", "a notifier's url starts with http:// or https://"));
+    }
+    let record = state.store.create_notifier(repo.id, &body.kind, &body.url, &body.states).await?;
+    Ok((StatusCode::CREATED, Json(Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states })))
+}
+
+/// Removes a notifier.
+#[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}/notifiers/{id}", tag = "notifiers",
+    params(("owner" = String, Path), ("name" = String, Path), ("id" = i64, Path)), responses((status = 204), (status = 404, body = proto::api::ErrorBody)))]
+pub async fn delete_notifier(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, id)): Path<(String, String, i64)>,
+) -> ApiResult<StatusCode> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
+    if state.store.delete_notifier(repo.id, id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("{} has no notifier {id}", repo.full_name))) }
+}
+
+/// Agents known to the server (server admins only).
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = [Agent]), (status = 403, body = proto::api::ErrorBody)))]
+pub async fn agents(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiResult<Json<Vec<Agent>>> {
+    caller.require_server_admin()?;
+    let now = now_ms();
+    let limit = state.config.agent_lost_after.as_millis() as i64;
+    let mut agents = Vec::new();
+    for record in state.store.list_agents().await? {
+        let running = state.store.workflows_of_agent(record.id, &[proto::State::Running]).await?.len() as u32;
+        agents.push(Agent {
+            id: record.id,
+            name: record.name,
+            labels: record.labels,
+            capacity: record.capacity,
+            version: record.version,
+            last_seen: seconds(record.last_seen),
+            connected: now - record.last_seen < limit,
+            running,
+        });
+    }
+    Ok(Json(agents))
+}

@@ -1,0 +1,105 @@
+//! The HTTP application: every route, its layers, and the OpenAPI document generated from the
+//! handlers' annotations.
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, State as AxumState};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::api;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gantry", description = "The Gantry CI server's REST API. Authenticate with `Authorization: Bearer <token>`."),
+    paths(
+        api::users::current, api::users::create, api::users::list, api::users::login, api::users::create_token,
+        api::repos::list, api::repos::create, api::repos::show, api::repos::update, api::repos::delete,
+        api::repos::members, api::repos::set_member, api::repos::remove_member, api::repos::poll,
+        api::builds::list, api::builds::show, api::builds::create, api::builds::cancel, api::builds::restart,
+        api::logs::download, api::logs::follow,
+        api::secrets::list, api::secrets::put, api::secrets::delete,
+        api::schedules::list_crons, api::schedules::put_cron, api::schedules::delete_cron,
+        api::schedules::list_notifiers, api::schedules::create_notifier, api::schedules::delete_notifier,
+        api::schedules::agents,
+        crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
+    ),
+    tags(
+        (name = "users"), (name = "repos"), (name = "builds"), (name = "logs"), (name = "secrets"), (name = "crons"),
+        (name = "notifiers"), (name = "agents"), (name = "webhooks"), (name = "operations"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, as committed in `crates/server/openapi.json`.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+}
+
+pub fn router(state: AppState) -> Router {
+    let repo = "/api/v1/repos/{owner}/{name}";
+    let api = Router::new()
+        .route("/api/v1/user", get(api::users::current))
+        .route("/api/v1/user/tokens", post(api::users::create_token))
+        .route("/api/v1/users", get(api::users::list).post(api::users::create))
+        .route("/api/v1/login", post(api::users::login))
+        .route("/api/v1/repos", get(api::repos::list).post(api::repos::create))
+        .route(repo, get(api::repos::show).patch(api::repos::update).delete(api::repos::delete))
+        .route(&format!("{repo}/members"), get(api::repos::members))
+        .route(&format!("{repo}/members/{{login}}"), put(api::repos::set_member).delete(api::repos::remove_member))
+        .route(&format!("{repo}/poll"), post(api::repos::poll))
+        .route(&format!("{repo}/builds"), get(api::builds::list).post(api::builds::create))
+        .route(&format!("{repo}/builds/{{number}}"), get(api::builds::show))
+        .route(&format!("{repo}/builds/{{number}}/cancel"), post(api::builds::cancel))
+        .route(&format!("{repo}/builds/{{number}}/restart"), post(api::builds::restart))
+        .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log"), get(api::logs::download))
+        .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log/stream"), get(api::logs::follow))
+        .route(&format!("{repo}/secrets"), get(api::secrets::list))
+        .route(&format!("{repo}/secrets/{{secret}}"), put(api::secrets::put).delete(api::secrets::delete))
+        .route(&format!("{repo}/crons"), get(api::schedules::list_crons))
+        .route(&format!("{repo}/crons/{{cron}}"), put(api::schedules::put_cron).delete(api::schedules::delete_cron))
+        .route(&format!("{repo}/notifiers"), get(api::schedules::list_notifiers).post(api::schedules::create_notifier))
+        .route(&format!("{repo}/notifiers/{{id}}"), axum::routing::delete(api::schedules::delete_notifier))
+        .route("/api/v1/agents", get(api::schedules::agents))
+        .layer(DefaultBodyLimit::max(1024 * 1024));
+    let hooks = Router::new()
+        .route("/api/hooks/{owner}/{name}", post(crate::hooks::receive))
+        .layer(DefaultBodyLimit::max(state.config.max_webhook_bytes));
+    // Log batches are large; the agent keeps them well below this.
+    let agents = Router::new().nest(proto::agent::PREFIX, crate::agent_api::routes()).layer(DefaultBodyLimit::max(32 * 1024 * 1024));
+    Router::new()
+        .merge(api)
+        .merge(hooks)
+        .merge(agents)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::scrape))
+        .route("/api/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json()) }))
+        .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The process can serve: its database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503, body = proto::api::ErrorBody)))]
+pub async fn readyz(AxumState(state): AxumState<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "database": state.store.kind() }))).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            crate::error::ApiError::unavailable("the database does not answer").into_response()
+        }
+    }
+}

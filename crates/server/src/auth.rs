@@ -1,0 +1,100 @@
+//! Who is calling, and what they may do. A caller is a user (API token or session cookie) or the
+//! server admin token. Repository roles are read < write < admin; server admins hold every role.
+//! A repository the caller cannot read answers 404, as if it did not exist.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use proto::api::Role;
+use store::{RepoRecord, UserRecord};
+
+use crate::crypto::{same_secret, token_hash};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now_ms};
+
+pub const SESSION_COOKIE: &str = "gantry_session";
+
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// `None` for the admin token.
+    pub user: Option<UserRecord>,
+    pub server_admin: bool,
+}
+
+impl Caller {
+    pub fn login(&self) -> &str {
+        self.user.as_ref().map(|user| user.login.as_str()).unwrap_or("admin-token")
+    }
+
+    pub fn require_server_admin(&self) -> ApiResult<()> {
+        if self.server_admin { Ok(()) } else { Err(ApiError::forbidden("only server administrators may do this")) }
+    }
+
+    /// The caller's role on a repository, if any.
+    pub async fn role_on(&self, state: &AppState, repo: &RepoRecord) -> ApiResult<Option<Role>> {
+        if self.server_admin {
+            return Ok(Some(Role::Admin));
+        }
+        let Some(user) = &self.user else { return Ok(None) };
+        Ok(state.store.member_role(repo.id, user.id).await?.and_then(|role| Role::parse(&role)))
+    }
+
+    /// The repository `owner/name` if the caller holds at least `needed` on it.
+    pub async fn repo(&self, state: &AppState, owner: &str, name: &str, needed: Role) -> ApiResult<(RepoRecord, Role)> {
+        let full_name = format!("{owner}/{name}");
+        let not_found = || ApiError::not_found(format!("repository {full_name} does not exist or you cannot see it"));
+        let repo = state.store.repo_by_name(&full_name).await?.ok_or_else(not_found)?;
+        let role = self.role_on(state, &repo).await?.ok_or_else(not_found)?;
+        if role < needed {
+            return Err(ApiError::forbidden(format!("this needs the {} role on {full_name}; you have {}", needed.as_str(), role.as_str())));
+        }
+        Ok((repo, role))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
+}
+
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts.headers.get_all(axum::http::header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').map(str::trim).find_map(|pair| pair.strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).or_else(|| session_cookie(parts));
+        let Some(token) = token else {
+            return Err(ApiError::unauthorized("sign in, or send an API token as `Authorization: Bearer <token>`"));
+        };
+        if let Some(admin_token) = &state.config.admin_token
+            && same_secret(token, admin_token)
+        {
+            return Ok(Caller { user: None, server_admin: true });
+        }
+        match state.store.user_by_token_hash(&token_hash(token), now_ms()).await? {
+            Some((user, _token)) => Ok(Caller { server_admin: user.admin, user: Some(user) }),
+            None => Err(ApiError::unauthorized("the token is not valid or has expired")),
+        }
+    }
+}
+
+/// The agent secret, for the agent protocol.
+pub struct AgentCaller;
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(expected) = &state.config.agent_secret else {
+            return Err(ApiError::unauthorized("this server accepts no agents: start it with GANTRY_AGENT_SECRET"));
+        };
+        match bearer(parts) {
+            Some(given) if same_secret(given, expected) => Ok(AgentCaller),
+            _ => Err(ApiError::unauthorized("agents must send `Authorization: Bearer <GANTRY_AGENT_SECRET>`")),
+        }
+    }
+}

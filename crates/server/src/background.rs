@@ -1,0 +1,196 @@
+//! Loops that run beside the HTTP server: polling remotes for new commits and tags, firing cron
+//! schedules, marking the workflows of silent agents lost, and deleting logs past retention.
+//! Each survives its own errors: they are logged and the loop goes on at the next tick.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use store::RepoRecord;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::{AppState, now_ms};
+use crate::trigger::{BuildRequest, Outcome};
+
+pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(poll_loop(state.clone(), shutdown.clone())),
+        tokio::spawn(cron_loop(state.clone(), shutdown.clone())),
+        tokio::spawn(reaper_loop(state.clone(), shutdown.clone())),
+        tokio::spawn(retention_loop(state.clone(), shutdown.clone())),
+    ]
+}
+
+async fn ticks(state: &AppState, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(state.config.tick) => true,
+    }
+}
+
+async fn poll_loop(state: AppState, shutdown: CancellationToken) {
+    let mut last_poll: HashMap<i64, i64> = HashMap::new();
+    while ticks(&state, &shutdown).await {
+        let repos = match state.store.list_repos().await {
+            Ok(repos) => repos,
+            Err(error) => {
+                tracing::error!(%error, "cannot list repositories to poll");
+                continue;
+            }
+        };
+        let now = now_ms();
+        for repo in repos {
+            let Some(interval) = repo.poll_interval_seconds else { continue };
+            if last_poll.get(&repo.id).is_some_and(|last| now - last < i64::from(interval) * 1000) {
+                continue;
+            }
+            last_poll.insert(repo.id, now);
+            if let Err(error) = poll_repo(&state, &repo).await {
+                tracing::warn!(repo = %repo.full_name, %error, "poll failed");
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("cannot list the refs of the remote: {0}")]
+    Git(#[from] forge::git::GitError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Lists the remote's branches and tags and starts a build for every branch whose head moved
+/// and every new tag. The first poll of a repository only remembers what is there.
+pub async fn poll_repo(state: &AppState, repo: &RepoRecord) -> Result<Vec<i64>, PollError> {
+    let credentials = crate::trigger::clone_credentials(repo);
+    let refs = forge::git::ls_remote(&repo.clone_url, credentials.as_ref()).await?;
+    let previous = state.store.polled_refs(repo.id).await?;
+    state.store.set_polled_refs(repo.id, &refs, now_ms()).await?;
+    let Some(previous) = previous else {
+        tracing::info!(repo = %repo.full_name, refs = refs.len(), "first poll: remembering the remote's refs");
+        return Ok(Vec::new());
+    };
+    let mut builds = Vec::new();
+    for (reference, commit) in changed_refs(&previous, &refs) {
+        let request = if let Some(branch) = reference.strip_prefix("refs/heads/") {
+            BuildRequest {
+                event: "push".into(),
+                reference: reference.clone(),
+                branch: branch.to_owned(),
+                commit: Some(commit.clone()),
+                before: previous.get(&reference).cloned(),
+                trigger: "poll".into(),
+                honour_skip_ci: true,
+                ..BuildRequest::default()
+            }
+        } else if let Some(tag) = reference.strip_prefix("refs/tags/") {
+            BuildRequest {
+                event: "tag".into(),
+                reference: reference.clone(),
+                tag: Some(tag.to_owned()),
+                commit: Some(commit.clone()),
+                trigger: "poll".into(),
+                honour_skip_ci: true,
+                ..BuildRequest::default()
+            }
+        } else {
+            continue;
+        };
+        match crate::trigger::start_build(state, repo, request).await {
+            Ok(Outcome::Started(build)) => builds.push(build.number),
+            Ok(Outcome::Ignored(reason)) => tracing::info!(repo = %repo.full_name, %reference, %reason, "poll: nothing to build"),
+            Err(error) => tracing::warn!(repo = %repo.full_name, %reference, %error, "poll: cannot start a build"),
+        }
+    }
+    Ok(builds)
+}
+
+/// Branches whose head moved or appeared, and tags that appeared, in ref order.
+pub fn changed_refs(previous: &BTreeMap<String, String>, current: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    current
+        .iter()
+        .filter(|(reference, commit)| {
+            let is_branch = reference.starts_with("refs/heads/");
+            let is_tag = reference.starts_with("refs/tags/");
+            match previous.get(*reference) {
+                None => is_branch || is_tag,
+                Some(old) => is_branch && old != *commit,
+            }
+        })
+        .map(|(reference, commit)| (reference.clone(), commit.clone()))
+        .collect()
+}
+
+async fn cron_loop(state: AppState, shutdown: CancellationToken) {
+    while ticks(&state, &shutdown).await {
+        if let Err(error) = fire_due_crons(&state).await {
+            tracing::error!(%error, "cron schedules");
+        }
+    }
+}
+
+/// Starts a build for every schedule that is due and moves it to its next time. A schedule that
+/// was due several times while the server was down fires once.
+pub async fn fire_due_crons(state: &AppState) -> Result<(), store::StoreError> {
+    let now = now_ms();
+    for cron in state.store.due_crons(now).await? {
+        let next = match crate::api::schedules::next_fire(&cron.schedule, now) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(cron = %cron.name, %error, "schedule cannot fire again");
+                i64::MAX / 2
+            }
+        };
+        if !state.store.advance_cron(cron.id, cron.next, next).await? {
+            continue; // another server fired it
+        }
+        let Some(repo) = state.store.repo_by_id(cron.repo_id).await? else { continue };
+        let request = BuildRequest {
+            event: "cron".into(),
+            reference: format!("refs/heads/{}", cron.branch),
+            branch: cron.branch.clone(),
+            cron: Some(cron.name.clone()),
+            trigger: format!("cron:{}", cron.name),
+            ..BuildRequest::default()
+        };
+        match crate::trigger::start_build(state, &repo, request).await {
+            Ok(Outcome::Started(build)) => tracing::info!(repo = %repo.full_name, cron = %cron.name, build = build.number, "cron build"),
+            Ok(Outcome::Ignored(reason)) => tracing::info!(repo = %repo.full_name, cron = %cron.name, %reason, "cron: nothing to build"),
+            Err(error) => tracing::warn!(repo = %repo.full_name, cron = %cron.name, %error, "cron: cannot start a build"),
+        }
+    }
+    Ok(())
+}
+
+async fn reaper_loop(state: AppState, shutdown: CancellationToken) {
+    while ticks(&state, &shutdown).await {
+        if let Err(error) = crate::queue::reap_lost_agents(&state).await {
+            tracing::error!(%error, "checking for lost agents");
+        }
+    }
+}
+
+async fn retention_loop(state: AppState, shutdown: CancellationToken) {
+    let Some(retention) = state.config.log_retention else { return };
+    loop {
+        let before = now_ms() - retention.as_millis() as i64;
+        match state.store.steps_finished_before(before, 1000).await {
+            Ok(steps) => {
+                for step in steps {
+                    let removed = async {
+                        state.store.logs().remove(step).await?;
+                        state.store.set_step_log_lines(step, 0).await
+                    };
+                    if let Err(error) = removed.await {
+                        tracing::warn!(%error, step, "cannot remove an old log");
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "log retention"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The server's settings, as the `gantry server` command collects them from flags and `GANTRY_*`
+//! variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// SQLite database, secret key file, git mirrors and logs live here.
+    pub data_dir: PathBuf,
+    /// `postgres://…`; SQLite in `data_dir` when absent.
+    pub database_url: Option<String>,
+    /// How forges and browsers reach this server: the base of webhook URLs and links.
+    pub public_url: String,
+    /// An API token with server-admin rights, for automation and the first start.
+    pub admin_token: Option<String>,
+    /// What agents present. Agents are refused when it is not set.
+    pub agent_secret: Option<String>,
+    /// 32 bytes, hex or base64; a key file in `data_dir` otherwise.
+    pub secret_key: Option<String>,
+    /// Logs of steps finished longer ago are deleted; `None` keeps them.
+    pub log_retention: Option<Duration>,
+    /// Largest webhook body accepted.
+    pub max_webhook_bytes: usize,
+    /// An agent silent this long has its workflows marked lost.
+    pub agent_lost_after: Duration,
+    /// How often background loops (poll, cron, lost agents) look for work.
+    pub tick: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a server on `listen` keeping its data in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            database_url: None,
+            public_url: format!("http://{listen}"),
+            admin_token: None,
+            agent_secret: None,
+            secret_key: None,
+            log_retention: None,
+            max_webhook_bytes: 5 * 1024 * 1024,
+            agent_lost_after: Duration::from_secs(proto::agent::LOST_AFTER_SECONDS),
+            tick: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Webhook deliveries from GitHub, Gitea/Forgejo and GitLab: checked (signature or token, in
+//! constant time, by `forge`), de-duplicated by delivery id, and turned into builds. Events that
+//! start nothing are answered 202 and ignored.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use forge::webhook::{HookEvent, PullRequestAction, WebhookError};
+use proto::ForgeKind;
+use proto::api::TriggerResult;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now_ms};
+use crate::trigger::{BuildRequest, Outcome, TriggerError};
+
+fn count(result: &'static str) {
+    metrics::counter!("gantry_webhooks_total", "result" => result).increment(1);
+}
+
+fn ignored(reason: impl Into<String>) -> Response {
+    count("ignored");
+    (StatusCode::ACCEPTED, Json(TriggerResult { builds: Vec::new(), ignored: Some(reason.into()) })).into_response()
+}
+
+/// Receives a webhook for repository `owner/name`.
+#[utoipa::path(post, path = "/api/hooks/{owner}/{name}", tag = "webhooks",
+    params(("owner" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = TriggerResult), (status = 202, body = TriggerResult), (status = 401, body = proto::api::ErrorBody),
+        (status = 400, body = proto::api::ErrorBody), (status = 413, body = proto::api::ErrorBody)))]
+pub async fn receive(
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let full_name = format!("{owner}/{name}");
+    let Some(repo) = state.store.repo_by_name(&full_name).await? else {
+        count("unknown_repository");
+        return Err(ApiError::not_found(format!("repository {full_name} is not registered")));
+    };
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_ascii_lowercase(), value.to_owned())))
+        .collect();
+    let delivery = match forge::webhook::parse(repo.forge, &header_pairs, &body, &repo.webhook_secret) {
+        Ok(delivery) => delivery,
+        Err(error @ WebhookError::Malformed { .. }) => {
+            count("malformed");
+            return Err(ApiError::bad_request(error.to_string()));
+        }
+        Err(error) => {
+            count("unauthorized");
+            tracing::warn!(repo = %full_name, %error, "webhook refused");
+            return Err(ApiError::unauthorized(error.to_string()));
+        }
+    };
+    if let Some(id) = &delivery.id
+        && !state.store.record_delivery(repo.id, id, now_ms()).await?
+    {
+        count("duplicate");
+        return Ok((StatusCode::OK, Json(TriggerResult { builds: Vec::new(), ignored: Some(format!("delivery {id} was already received")) }))
+            .into_response());
+    }
+    let request = match delivery.event {
+        HookEvent::Push { reference, branch, commit, before, message, author, author_email, changed_files } => BuildRequest {
+            event: "push".into(),
+            reference,
+            branch,
+            commit: Some(commit),
+            before,
+            message: Some(message),
+            author: Some(author),
+            author_email: Some(author_email),
+            changed_files,
+            ..webhook_defaults()
+        },
+        HookEvent::Tag { reference, tag, commit, message, author } => BuildRequest {
+            event: "tag".into(),
+            reference,
+            branch: String::new(),
+            tag: Some(tag),
+            commit: Some(commit),
+            message: (!message.is_empty()).then_some(message),
+            author: (!author.is_empty()).then_some(author),
+            ..webhook_defaults()
+        },
+        HookEvent::PullRequest { action, number, title, head_commit, head_branch, base_branch, from_fork, author, .. } => {
+            let (event, action_name) = match action {
+                PullRequestAction::Opened => ("pull_request", "opened"),
+                PullRequestAction::Reopened => ("pull_request", "reopened"),
+                PullRequestAction::Synchronized => ("pull_request", "synchronized"),
+                PullRequestAction::Closed => ("pull_request_closed", "closed"),
+            };
+            let reference = match repo.forge {
+                ForgeKind::Gitlab => format!("refs/merge-requests/{number}/head"),
+                _ => format!("refs/pull/{number}/head"),
+            };
+            BuildRequest {
+                event: event.into(),
+                reference,
+                branch: base_branch.clone(),
+                commit: Some(head_commit),
+                message: Some(title),
+                author: Some(author),
+                pull_request: Some(number.to_string()),
+                source_branch: Some(head_branch),
+                target_branch: Some(base_branch),
+                action: Some(action_name.into()),
+                from_fork,
+                ..webhook_defaults()
+            }
+        }
+        HookEvent::Deleted { reference } => return Ok(ignored(format!("{reference} was deleted"))),
+        HookEvent::Ping => return Ok(ignored("ping")),
+        HookEvent::Ignored { event } => return Ok(ignored(format!("event `{event}` starts no build"))),
+    };
+    match crate::trigger::start_build(&state, &repo, request).await {
+        Ok(Outcome::Started(build)) => {
+            count("started");
+            Ok((StatusCode::OK, Json(TriggerResult { builds: vec![build.number], ignored: None })).into_response())
+        }
+        Ok(Outcome::Ignored(reason)) => Ok(ignored(reason)),
+        Err(TriggerError::Store(error)) => {
+            count("error");
+            Err(error.into())
+        }
+        Err(error) => {
+            count("error");
+            tracing::warn!(repo = %full_name, %error, "webhook could not start a build");
+            Err(ApiError::bad_request(error.to_string()))
+        }
+    }
+}
+
+fn webhook_defaults() -> BuildRequest {
+    BuildRequest { trigger: "webhook".into(), honour_skip_ci: true, ..BuildRequest::default() }
+}

@@ -1,0 +1,270 @@
+//! The queue: which pending workflow an agent gets, how a build moves on when its workflows
+//! change, cancellation, and what happens to the workflows of an agent that went silent. The
+//! queue itself is the store's `pending` workflows, so it survives restarts; this module only
+//! decides.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pipeline::plan::{Plan, RunOn};
+use proto::State;
+use proto::agent::{Job, JobRepository};
+use store::{AgentRecord, BuildRecord, StoreError, WorkflowRecord};
+
+use crate::hub::Topic;
+use crate::state::{AppState, now_ms};
+
+/// Most re-queues of one workflow after lost agents before it is failed instead.
+const MAX_ATTEMPTS: i64 = 3;
+
+/// True when an agent with `agent_labels` may run a workflow asking for `wanted`: every wanted
+/// label is present with the same value (an agent's `*` accepts any value).
+pub fn labels_match(wanted: &BTreeMap<String, String>, agent_labels: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(key, value)| agent_labels.get(key).is_some_and(|have| have == value || have == "*"))
+}
+
+/// The first pending workflow `agent` may run, claimed for it, as a job.
+pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>, StoreError> {
+    let candidates = state.store.pending_workflows(200).await?;
+    let mut siblings: HashMap<i64, Vec<WorkflowRecord>> = HashMap::new();
+    for workflow in candidates {
+        if workflow.cancel_requested || !labels_match(&workflow.labels, &agent.labels) {
+            continue;
+        }
+        if !workflow.depends_on.is_empty() {
+            if !siblings.contains_key(&workflow.build_id) {
+                siblings.insert(workflow.build_id, state.store.workflows_of_build(workflow.build_id).await?);
+            }
+            if !dependencies_done(&workflow, &siblings[&workflow.build_id]) {
+                continue;
+            }
+        }
+        let Some(build) = state.store.build_by_id(workflow.build_id).await? else { continue };
+        let Some(repo) = state.store.repo_by_id(build.repo_id).await? else { continue };
+        let plan: Plan = match serde_json::from_value(workflow.plan.clone()) {
+            Ok(plan) => plan,
+            Err(error) => {
+                finish_unrun(state, &workflow, State::Error, &format!("the stored plan cannot be read: {error}")).await?;
+                continue;
+            }
+        };
+        let secrets = match crate::secrets::for_job(state, &repo, &build, &plan).await {
+            Ok(secrets) => secrets,
+            Err(reason) => {
+                finish_unrun(state, &workflow, State::Error, &reason).await?;
+                continue;
+            }
+        };
+        if !state.store.claim_workflow(workflow.id, agent.id, now_ms()).await? {
+            continue;
+        }
+        if build.state == State::Pending {
+            state.store.set_build_state(build.id, State::Running, None, now_ms()).await?;
+            if let Some(build) = state.store.build_by_id(build.id).await? {
+                build_changed(state, &build).await;
+            }
+        }
+        tracing::info!(agent = %agent.name, repo = %repo.full_name, build = build.number, workflow = %workflow.name, "workflow leased");
+        return Ok(Some(Job {
+            id: workflow.id,
+            build_id: build.id,
+            build_number: build.number,
+            repo: JobRepository {
+                id: repo.id,
+                full_name: repo.full_name.clone(),
+                clone_url: repo.clone_url.clone(),
+                clone_credentials: crate::trigger::clone_credentials(&repo)
+                    .map(|credentials| proto::agent::CloneCredentials { username: credentials.username, password: credentials.password }),
+            },
+            commit: build.commit.clone(),
+            reference: build.reference.clone(),
+            plan,
+            secrets,
+            trust: repo.trust,
+            timeout_seconds: u64::from(repo.timeout_minutes.max(1)) * 60,
+        }));
+    }
+    Ok(None)
+}
+
+fn dependencies_done(workflow: &WorkflowRecord, siblings: &[WorkflowRecord]) -> bool {
+    workflow.depends_on.iter().all(|name| siblings.iter().filter(|sibling| &sibling.name == name).all(|sibling| sibling.state.is_finished()))
+}
+
+/// Ends a workflow that will not reach an agent, its unfinished steps skipped.
+pub async fn finish_unrun(state: &AppState, workflow: &WorkflowRecord, final_state: State, reason: &str) -> Result<(), StoreError> {
+    let now = now_ms();
+    for step in state.store.steps_of_workflow(workflow.id).await? {
+        if !step.state.is_finished() {
+            let change = store::StepChange {
+                name: step.name.clone(),
+                state: State::Skipped,
+                exit_code: None,
+                reason: None,
+                started: None,
+                finished: Some(now),
+            };
+            state.store.update_step(workflow.id, &change).await?;
+        }
+    }
+    state.store.set_workflow_state(workflow.id, final_state, Some(reason), now).await?;
+    settle_build(state, workflow.build_id).await
+}
+
+/// Moves a build on after its workflows changed: dependents whose dependencies are done are
+/// skipped when their `runs_on` does not match the outcome, and a build whose workflows have all
+/// finished gets its final state.
+pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreError> {
+    loop {
+        let workflows = state.store.workflows_of_build(build_id).await?;
+        let mut changed = false;
+        for workflow in workflows.iter().filter(|workflow| workflow.state == State::Pending && !workflow.depends_on.is_empty()) {
+            if !dependencies_done(workflow, &workflows) {
+                continue;
+            }
+            let failed = workflows
+                .iter()
+                .filter(|sibling| workflow.depends_on.contains(&sibling.name))
+                .any(|sibling| sibling.state.is_failure() && sibling.state != State::Skipped);
+            let runs_on = runs_on(workflow);
+            let runs = if failed { runs_on.contains(&RunOn::Failure) } else { runs_on.contains(&RunOn::Success) };
+            if !runs {
+                let reason = if failed { "a workflow it depends on failed" } else { "it runs only when a workflow it depends on fails" };
+                finish_unrun_steps(state, workflow).await?;
+                state.store.set_workflow_state(workflow.id, State::Skipped, Some(reason), now_ms()).await?;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let workflows = state.store.workflows_of_build(build_id).await?;
+    let Some(build) = state.store.build_by_id(build_id).await? else { return Ok(()) };
+    if build.state.is_finished() || workflows.is_empty() {
+        return Ok(());
+    }
+    if workflows.iter().all(|workflow| workflow.state.is_finished()) {
+        let states: Vec<State> = workflows.iter().map(|workflow| workflow.state).collect();
+        let final_state = if states.contains(&State::Killed) {
+            State::Killed
+        } else if states.contains(&State::Failure) {
+            State::Failure
+        } else if states.contains(&State::Error) {
+            State::Error
+        } else if states.contains(&State::Success) {
+            State::Success
+        } else {
+            State::Skipped
+        };
+        state.store.set_build_state(build_id, final_state, None, now_ms()).await?;
+        if let Some(build) = state.store.build_by_id(build_id).await? {
+            tracing::info!(build = build.number, state = %build.state, "build finished");
+            build_changed(state, &build).await;
+        }
+    } else {
+        // Unblocked dependents are now leasable.
+        state.hub.notify(Topic::Queue);
+    }
+    Ok(())
+}
+
+async fn finish_unrun_steps(state: &AppState, workflow: &WorkflowRecord) -> Result<(), StoreError> {
+    for step in state.store.steps_of_workflow(workflow.id).await? {
+        if !step.state.is_finished() {
+            let change =
+                store::StepChange { name: step.name, state: State::Skipped, exit_code: None, reason: None, started: None, finished: None };
+            state.store.update_step(workflow.id, &change).await?;
+        }
+    }
+    Ok(())
+}
+
+fn runs_on(workflow: &WorkflowRecord) -> Vec<RunOn> {
+    serde_json::from_value::<Plan>(workflow.plan.clone())
+        .ok()
+        .and_then(|plan| plan.workflows.into_iter().next())
+        .map(|plan| plan.runs_on)
+        .filter(|runs_on| !runs_on.is_empty())
+        .unwrap_or_else(|| vec![RunOn::Success])
+}
+
+/// Cancels a build: pending workflows are killed at once, running ones are asked to stop (their
+/// agents hear it within a second or two and report them killed).
+pub async fn cancel_build(state: &AppState, build: &BuildRecord, reason: &str) -> Result<(), StoreError> {
+    state.store.request_cancel(build.id).await?;
+    let workflows = state.store.workflows_of_build(build.id).await?;
+    if workflows.is_empty() && !build.state.is_finished() {
+        state.store.set_build_state(build.id, State::Killed, Some(reason), now_ms()).await?;
+        if let Some(build) = state.store.build_by_id(build.id).await? {
+            build_changed(state, &build).await;
+        }
+        return Ok(());
+    }
+    for workflow in workflows {
+        match workflow.state {
+            State::Pending | State::Lost => {
+                finish_unrun_steps(state, &workflow).await?;
+                state.store.set_workflow_state(workflow.id, State::Killed, Some(reason), now_ms()).await?;
+            }
+            State::Running => state.hub.notify(Topic::Cancel(workflow.id)),
+            _ => {}
+        }
+    }
+    settle_build(state, build.id).await
+}
+
+/// Workflows of agents silent longer than the limit are marked lost, then re-queued or failed
+/// by their repository's policy.
+pub async fn reap_lost_agents(state: &AppState) -> Result<(), StoreError> {
+    let now = now_ms();
+    let limit = state.config.agent_lost_after.as_millis() as i64;
+    for agent in state.store.list_agents().await? {
+        if now - agent.last_seen < limit {
+            continue;
+        }
+        for workflow in state.store.workflows_of_agent(agent.id, &[State::Running]).await? {
+            let silent = (now - agent.last_seen) / 1000;
+            let reason = format!("agent {} stopped answering {silent}s ago", agent.name);
+            tracing::warn!(agent = %agent.name, workflow = workflow.id, "workflow lost");
+            state.store.set_workflow_state(workflow.id, State::Lost, Some(&reason), now).await?;
+            let Some(build) = state.store.build_by_id(workflow.build_id).await? else { continue };
+            let Some(repo) = state.store.repo_by_id(build.repo_id).await? else { continue };
+            let requeue = repo.lost_policy == proto::LostPolicy::Requeue && workflow.attempts < MAX_ATTEMPTS && !workflow.cancel_requested;
+            if requeue {
+                for step in state.store.steps_of_workflow(workflow.id).await? {
+                    state.store.logs().remove(step.id).await?;
+                    state.hub.notify(Topic::Step(step.id));
+                }
+                state.store.reset_steps(workflow.id).await?;
+                state.store.set_workflow_state(workflow.id, State::Pending, Some(&format!("re-queued: {reason}")), now).await?;
+                state.hub.notify(Topic::Queue);
+            } else {
+                let reason = if workflow.cancel_requested { reason } else { format!("{reason}; not re-queued (policy or attempts)") };
+                for step in state.store.steps_of_workflow(workflow.id).await? {
+                    if !step.state.is_finished() {
+                        let change = store::StepChange {
+                            name: step.name.clone(),
+                            state: if step.state == State::Running { State::Error } else { State::Skipped },
+                            exit_code: None,
+                            reason: None,
+                            started: None,
+                            finished: Some(now),
+                        };
+                        state.store.update_step(workflow.id, &change).await?;
+                    }
+                    state.hub.notify(Topic::Step(step.id));
+                }
+                let final_state = if workflow.cancel_requested { State::Killed } else { State::Error };
+                state.store.set_workflow_state(workflow.id, final_state, Some(&reason), now).await?;
+                settle_build(state, workflow.build_id).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A build changed state: wake its watchers, report the commit status, notify when finished.
+pub async fn build_changed(state: &AppState, build: &BuildRecord) {
+    state.hub.notify(Topic::Build(build.id));
+    crate::notify::build_changed(state, build).await;
+}

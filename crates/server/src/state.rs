@@ -1,0 +1,65 @@
+//! What every handler and background loop shares: settings, store, secret box, wake-ups.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use store::Store;
+
+use crate::config::ServerConfig;
+use crate::crypto::SecretBox;
+use crate::hub::Hub;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub secrets: SecretBox,
+    pub hub: Hub,
+    /// Bare mirrors of repositories, for reading pipeline files at a commit.
+    pub mirrors: PathBuf,
+    /// For notifications and commit statuses.
+    pub http: reqwest::Client,
+    pub metrics: PrometheusHandle,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, store: Store, secrets: SecretBox, metrics: PrometheusHandle) -> Self {
+        let mirrors = config.data_dir.join("git");
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .expect("an HTTP client with static settings builds");
+        Self(Arc::new(Inner { config, store, secrets, hub: Hub::default(), mirrors, http, metrics }))
+    }
+
+    /// The address forges deliver a repository's webhooks to.
+    pub fn webhook_url(&self, full_name: &str) -> String {
+        format!("{}/api/hooks/{full_name}", self.config.public_url.trim_end_matches('/'))
+    }
+
+    /// The UI link of a build.
+    pub fn build_url(&self, full_name: &str, number: i64) -> String {
+        format!("{}/repos/{full_name}/builds/{number}", self.config.public_url.trim_end_matches('/'))
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
+}
+
+/// Store milliseconds → API seconds.
+pub fn seconds(ms: i64) -> i64 {
+    ms.div_euclid(1000)
+}

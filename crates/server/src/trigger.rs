@@ -1,0 +1,309 @@
+//! The build flow shared by every trigger (webhook, poll, cron, manual, restart): resolve the
+//! commit, read the pipeline files at that commit from git, compile them for the trigger's
+//! context, and store the build with its workflows queued. A pipeline with errors becomes a
+//! build in state `error` that carries its diagnostics, so the mistake is visible where the
+//! build would have been.
+
+use std::collections::BTreeMap;
+
+use pipeline::plan::{Plan, WorkflowPlan};
+use pipeline::{CompileOptions, Context, SourceFile};
+use proto::State;
+use proto::api::BuildDiagnostic;
+use store::{BuildRecord, NewBuild, NewStep, NewWorkflow, RepoRecord};
+
+use crate::state::{AppState, now_ms};
+
+/// Why and for what a build is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct BuildRequest {
+    /// `push`, `tag`, `pull_request`, `pull_request_closed`, `cron`, `manual`.
+    pub event: String,
+    /// Full ref: `refs/heads/main`, `refs/tags/v1`, `refs/pull/7/head`.
+    pub reference: String,
+    pub branch: String,
+    pub tag: Option<String>,
+    /// The commit; the ref's head when absent.
+    pub commit: Option<String>,
+    /// The commit before a push, for the changed files when the forge did not list them.
+    pub before: Option<String>,
+    pub message: Option<String>,
+    pub author: Option<String>,
+    pub author_email: Option<String>,
+    pub changed_files: Option<Vec<String>>,
+    pub pull_request: Option<String>,
+    pub source_branch: Option<String>,
+    pub target_branch: Option<String>,
+    pub action: Option<String>,
+    pub from_fork: bool,
+    pub cron: Option<String>,
+    /// `webhook`, `poll`, `cron:<name>`, `user:<login>`, `restart:<number>`.
+    pub trigger: String,
+    pub variables: BTreeMap<String, String>,
+    /// Builds asked for by a person run even with `[skip ci]` in the message.
+    pub honour_skip_ci: bool,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Started(BuildRecord),
+    /// Nothing to build, and why.
+    Ignored(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("cannot read the repository: {0}")]
+    Git(#[from] forge::git::GitError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Starts a build of `repo` for `request`.
+pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequest) -> Result<Outcome, TriggerError> {
+    let lock = state.git_lock(repo.id);
+    let _guard = lock.lock().await;
+    let mirror = forge::git::Mirror::open(&state.mirrors, &repo.id.to_string()).await?;
+    let credentials = clone_credentials(repo);
+    let mut refspecs = vec!["+refs/heads/*:refs/heads/*".to_owned(), "+refs/tags/*:refs/tags/*".to_owned()];
+    if !request.reference.starts_with("refs/heads/") && !request.reference.starts_with("refs/tags/") && !request.reference.is_empty() {
+        refspecs.push(format!("+{0}:{0}", request.reference));
+    }
+    let refspec_refs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
+    mirror.fetch(&repo.clone_url, credentials.as_ref(), &refspec_refs).await?;
+    let commit = match &request.commit {
+        Some(commit) => mirror
+            .resolve(commit)
+            .await
+            .map_err(|_| TriggerError::NotFound(format!("commit {commit} is not in {}", repo.clone_url)))?,
+        None => mirror
+            .resolve(&request.reference)
+            .await
+            .map_err(|_| TriggerError::NotFound(format!("{} does not exist in {}", request.reference, repo.clone_url)))?,
+    };
+    let info = mirror.commit_info(&commit).await?;
+    let message = request.message.clone().unwrap_or_else(|| info.message.clone());
+    if request.honour_skip_ci && skips_ci(&message) {
+        return Ok(Outcome::Ignored(format!("commit {} asks to skip CI", short(&commit))));
+    }
+    let changed_files = match (&request.changed_files, &request.before) {
+        (Some(files), _) => Some(files.clone()),
+        (None, Some(before)) => mirror.changed_files(before, &commit).await.ok(),
+        (None, None) => match info.parents.first() {
+            Some(parent) if request.event == "push" => mirror.changed_files(parent, &commit).await.ok(),
+            _ => None,
+        },
+    };
+    let files = read_pipeline_files(&mirror, &commit, &repo.config_path).await?;
+    drop(_guard);
+
+    let author = request.author.clone().unwrap_or_else(|| info.author.clone());
+    let author_email = request.author_email.clone().unwrap_or_else(|| info.author_email.clone());
+    let mut new_build = NewBuild {
+        repo_id: repo.id,
+        event: request.event.clone(),
+        state: State::Pending,
+        reference: request.reference.clone(),
+        branch: request.branch.clone(),
+        commit: commit.clone(),
+        message: message.clone(),
+        author: author.clone(),
+        trigger: request.trigger.clone(),
+        pull_request: request.pull_request.clone(),
+        reason: None,
+        diagnostics: serde_json::Value::Array(Vec::new()),
+        variables: request.variables.clone(),
+        from_fork: request.from_fork,
+    };
+    if files.is_empty() {
+        new_build.state = State::Error;
+        new_build.reason = Some(no_pipeline_reason(&repo.config_path));
+        let build = state.store.create_build(&new_build, &[], now_ms()).await?;
+        crate::queue::build_changed(state, &build).await;
+        return Ok(Outcome::Started(build));
+    }
+
+    // The build's number is part of the pipeline's variables, so the build is stored first and
+    // its workflows added once compiled for that number.
+    let build = state.store.create_build(&new_build, &[], now_ms()).await?;
+    let context = Context {
+        event: request.event.clone(),
+        branch: request.branch.clone(),
+        tag: request.tag.clone(),
+        reference: request.reference.clone(),
+        commit_sha: commit.clone(),
+        commit_message: message,
+        commit_author: author,
+        commit_author_email: author_email,
+        changed_files,
+        repo: repo.full_name.clone(),
+        repo_clone_url: repo.clone_url.clone(),
+        repo_url: web_url(&repo.clone_url),
+        default_branch: repo.default_branch.clone(),
+        pull_request: request.pull_request.clone(),
+        source_branch: request.source_branch.clone(),
+        target_branch: request.target_branch.clone(),
+        action: request.action.clone(),
+        deploy_target: None,
+        cron: request.cron.clone(),
+        platform: "linux/amd64".into(),
+        instance: instance_host(&state.config.public_url),
+        pipeline_number: build.number.max(0) as u64,
+        extra_environment: request.variables.clone(),
+    }
+    .normalized();
+    let plan = pipeline::plan_files(&files, &context, CompileOptions::default());
+    let diagnostics = diagnostics_json(&plan);
+    if plan.has_errors() {
+        state.store.set_build_diagnostics(build.id, &diagnostics).await?;
+        state.store.set_build_state(build.id, State::Error, Some("the pipeline has errors"), now_ms()).await?;
+        let build = state.store.build_by_id(build.id).await?.unwrap_or(build);
+        crate::queue::build_changed(state, &build).await;
+        return Ok(Outcome::Started(build));
+    }
+    if repo.cancel_previous && request.event != "tag" {
+        cancel_older_builds(state, repo, &build).await?;
+    }
+    let workflows: Vec<NewWorkflow> = plan.workflows.iter().map(new_workflow).collect();
+    state.store.set_build_diagnostics(build.id, &diagnostics).await?;
+    state.store.add_workflows(build.id, &workflows, now_ms()).await?;
+    crate::queue::settle_build(state, build.id).await?;
+    state.hub.notify(crate::hub::Topic::Queue);
+    let build = state.store.build_by_id(build.id).await?.unwrap_or(build);
+    tracing::info!(repo = %repo.full_name, build = build.number, event = %build.event, commit = %short(&build.commit), "build queued");
+    Ok(Outcome::Started(build))
+}
+
+/// The credentials agents and the server's mirror use to clone.
+pub fn clone_credentials(repo: &RepoRecord) -> Option<forge::git::Credentials> {
+    match (&repo.clone_username, &repo.clone_password) {
+        (Some(username), Some(password)) => Some(forge::git::Credentials { username: username.clone(), password: password.clone() }),
+        (None, Some(password)) => Some(forge::git::Credentials { username: "oauth2".into(), password: password.clone() }),
+        _ => None,
+    }
+}
+
+/// Cancels builds of the same branch that are still pending or running.
+async fn cancel_older_builds(state: &AppState, repo: &RepoRecord, newer: &BuildRecord) -> Result<(), store::StoreError> {
+    for older in state.store.active_builds_of_branch(repo.id, &newer.branch).await? {
+        if older.id != newer.id && older.number < newer.number && older.event == newer.event {
+            crate::queue::cancel_build(state, &older, &format!("superseded by build {}", newer.number)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A stored workflow: its plan alone (dependencies left to the server), its steps in order.
+fn new_workflow(workflow: &WorkflowPlan) -> NewWorkflow {
+    let mut alone = workflow.clone();
+    alone.depends_on.clear();
+    let job_plan = Plan { workflows: vec![alone], diagnostics: Vec::new() };
+    let mut labels = workflow.labels.clone();
+    if let Some(platform) = &workflow.platform {
+        labels.entry("platform".into()).or_insert_with(|| platform.clone());
+    }
+    let steps = workflow
+        .services
+        .iter()
+        .chain(workflow.steps.iter())
+        .map(|step| NewStep {
+            name: step.name.clone(),
+            state: if step.skipped || workflow.skipped { State::Skipped } else { State::Pending },
+            reason: step.skip_reason.clone(),
+        })
+        .collect();
+    let (state, reason) = if workflow.skipped {
+        (State::Skipped, workflow.skip_reason.clone())
+    } else if !workflow.runnable {
+        (State::Error, Some(format!("no agent can run a `{}` pipeline", workflow.runner_type.as_deref().unwrap_or("unknown"))))
+    } else {
+        (State::Pending, None)
+    };
+    NewWorkflow {
+        name: workflow.name.clone(),
+        state,
+        reason,
+        depends_on: workflow.depends_on.clone(),
+        labels,
+        plan: serde_json::to_value(&job_plan).unwrap_or(serde_json::Value::Null),
+        steps,
+    }
+}
+
+fn diagnostics_json(plan: &Plan) -> serde_json::Value {
+    let diagnostics: Vec<BuildDiagnostic> = plan
+        .diagnostics
+        .iter()
+        .map(|diagnostic| BuildDiagnostic {
+            severity: if diagnostic.is_error() { "error".into() } else { "warning".into() },
+            code: diagnostic.code.to_string(),
+            file: diagnostic.file.clone(),
+            line: diagnostic.line,
+            column: diagnostic.column,
+            message: diagnostic.message.clone(),
+            hint: diagnostic.hint.clone(),
+        })
+        .collect();
+    serde_json::to_value(diagnostics).unwrap_or(serde_json::Value::Null)
+}
+
+/// The pipeline files at `commit`: the configured file or folder, or discovery as in `gantry plan`.
+async fn read_pipeline_files(mirror: &forge::git::Mirror, commit: &str, config_path: &str) -> Result<Vec<SourceFile>, TriggerError> {
+    let config_path = config_path.trim_matches('/');
+    let paths: Vec<String> = if config_path.is_empty() {
+        let root = mirror.list_dir(commit, "").await?;
+        let folder = mirror.list_dir(commit, pipeline::discovery::WOODPECKER_FOLDER).await?;
+        let root_refs: Vec<&str> = root.iter().map(String::as_str).collect();
+        let folder_refs: Vec<&str> = folder.iter().map(String::as_str).collect();
+        pipeline::discovery::discover(&root_refs, if folder.is_empty() { None } else { Some(&folder_refs) })
+    } else if config_path.ends_with(".yml") || config_path.ends_with(".yaml") {
+        vec![config_path.to_owned()]
+    } else {
+        let mut names: Vec<String> = mirror
+            .list_dir(commit, config_path)
+            .await?
+            .into_iter()
+            .filter(|name| name.ends_with(".yml") || name.ends_with(".yaml"))
+            .map(|name| format!("{config_path}/{name}"))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        if let Some(bytes) = mirror.read_file(commit, &path).await? {
+            files.push(SourceFile::new(path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    Ok(files)
+}
+
+fn no_pipeline_reason(config_path: &str) -> String {
+    if config_path.is_empty() {
+        "no pipeline found at this commit: expected .woodpecker/*.yml, .woodpecker.yml or .drone.yml".into()
+    } else {
+        format!("no pipeline found at {config_path} at this commit")
+    }
+}
+
+/// `[skip ci]`, `[ci skip]` and the other spellings Woodpecker and Drone honour.
+pub fn skips_ci(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    ["[skip ci]", "[ci skip]", "[no ci]", "[skip actions]", "***no_ci***"].iter().any(|marker| lower.contains(marker))
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(8)]
+}
+
+/// `https://host/owner/name.git` → `https://host/owner/name`; other remotes as they are.
+fn web_url(clone_url: &str) -> String {
+    clone_url.strip_suffix(".git").unwrap_or(clone_url).to_owned()
+}
+
+fn instance_host(public_url: &str) -> String {
+    let without_scheme = public_url.split_once("://").map(|(_, rest)| rest).unwrap_or(public_url);
+    without_scheme.split('/').next().unwrap_or("localhost").to_owned()
+}

@@ -1,0 +1,108 @@
+//! Store records → API bodies. What must never leave the server (hashes, webhook secrets,
+//! tokens, ciphertexts) is dropped here, in one place.
+
+use proto::api::{self, BuildDiagnostic, Role};
+use store::{BuildRecord, RepoRecord, StepRecord, UserRecord, WorkflowRecord};
+
+use crate::state::{AppState, seconds};
+
+pub fn user(record: &UserRecord) -> api::User {
+    api::User { id: record.id, login: record.login.clone(), admin: record.admin, created: seconds(record.created) }
+}
+
+pub fn repo(state: &AppState, record: &RepoRecord, role: Option<Role>) -> api::Repo {
+    api::Repo {
+        id: record.id,
+        full_name: record.full_name.clone(),
+        clone_url: redact_url(&record.clone_url),
+        forge: record.forge,
+        default_branch: record.default_branch.clone(),
+        config_path: record.config_path.clone(),
+        trust: record.trust,
+        timeout_minutes: record.timeout_minutes,
+        cancel_previous: record.cancel_previous,
+        poll_interval_seconds: record.poll_interval_seconds,
+        lost_policy: record.lost_policy,
+        webhook_url: state.webhook_url(&record.full_name),
+        role,
+        created: seconds(record.created),
+    }
+}
+
+pub fn build(record: &BuildRecord, full_name: &str, workflows: Option<Vec<api::Workflow>>) -> api::Build {
+    let diagnostics: Vec<BuildDiagnostic> = serde_json::from_value(record.diagnostics.clone()).unwrap_or_default();
+    api::Build {
+        id: record.id,
+        repo: full_name.to_owned(),
+        number: record.number,
+        event: record.event.clone(),
+        state: record.state,
+        reference: record.reference.clone(),
+        branch: record.branch.clone(),
+        commit: record.commit.clone(),
+        message: record.message.clone(),
+        author: record.author.clone(),
+        trigger: record.trigger.clone(),
+        pull_request: record.pull_request.clone(),
+        reason: record.reason.clone(),
+        created: seconds(record.created),
+        started: record.started.map(seconds),
+        finished: record.finished.map(seconds),
+        diagnostics,
+        workflows,
+    }
+}
+
+pub fn workflow(record: &WorkflowRecord, agent: Option<String>, steps: &[StepRecord]) -> api::Workflow {
+    api::Workflow {
+        id: record.id,
+        name: record.name.clone(),
+        state: record.state,
+        agent,
+        reason: record.reason.clone(),
+        started: record.started.map(seconds),
+        finished: record.finished.map(seconds),
+        steps: steps.iter().map(step).collect(),
+    }
+}
+
+pub fn step(record: &StepRecord) -> api::Step {
+    api::Step {
+        id: record.id,
+        name: record.name.clone(),
+        state: record.state,
+        exit_code: record.exit_code,
+        reason: record.reason.clone(),
+        started: record.started.map(seconds),
+        finished: record.finished.map(seconds),
+        log_lines: record.log_lines,
+    }
+}
+
+/// A build with its workflows and steps, as `GET …/builds/{number}` answers.
+pub async fn full_build(state: &AppState, record: &BuildRecord, full_name: &str) -> Result<api::Build, store::StoreError> {
+    let mut workflows = Vec::new();
+    for workflow_record in state.store.workflows_of_build(record.id).await? {
+        let steps = state.store.steps_of_workflow(workflow_record.id).await?;
+        let agent = match workflow_record.agent_id {
+            Some(id) => state.store.agent_by_id(id).await?.map(|agent| agent.name),
+            None => None,
+        };
+        workflows.push(workflow(&workflow_record, agent, &steps));
+    }
+    Ok(build(record, full_name, Some(workflows)))
+}
+
+/// `https://user:password@host/x` → `https://host/x`: credentials never appear in answers.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((authority, path)) = rest.split_once('/').map(|(a, p)| (a, Some(p))).or(Some((rest, None)))
+        && let Some((_, host)) = authority.rsplit_once('@')
+    {
+        return match path {
+            Some(path) => format!("{scheme}://{host}/{path}"),
+            None => format!("{scheme}://{host}"),
+        };
+    }
+    url.to_owned()
+}
