@@ -1,0 +1,424 @@
+//! One leased job from start to report: checks (plan, trust, secrets), the clone, the run on
+//! the runtime, the wait for the server to have every line, and the final `done`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend_docker::DockerBackend;
+use pipeline::plan::{Plan, StepKind, StepPlan};
+use proto::agent::{Job, JobDone, LogStream};
+use proto::{State, Trust};
+use runtime::run::RunError;
+use runtime::{EventSink, RunOptions, RunSummary, Status, WorkspaceSource};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::client::{Backoff, ServerClient};
+use crate::clone::{CloneError, CloneRequest};
+use crate::control::JobControl;
+use crate::report::{self, Destination, Flushed, JobSink, state_of};
+
+/// What every job of an agent shares.
+pub struct AgentContext {
+    pub client: ServerClient,
+    pub agent_id: i64,
+    pub backend: Arc<DockerBackend>,
+    pub work_dir: PathBuf,
+    pub parallel: usize,
+    /// Cancelled when the agent stops trying to reach the server (a while after shutdown).
+    pub abandon: CancellationToken,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+struct Outcome {
+    state: State,
+    reason: Option<String>,
+}
+
+impl Outcome {
+    fn new(state: State, reason: impl Into<String>) -> Outcome {
+        Outcome { state, reason: Some(reason.into()) }
+    }
+}
+
+/// Runs a job and reports it. Returns once the server has the final state (or the job was
+/// taken away, or the agent gave up at shutdown) and the job's files are removed.
+pub async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) {
+    let span = tracing::info_span!("job", job = job.id, build = job.build_number, repo = %job.repo.full_name);
+    async move {
+        tracing::info!(commit = %job.commit, "job started");
+        let destination = Destination { client: context.client.clone(), agent_id: context.agent_id, job_id: job.id };
+        let (sink, uploads) = report::start(destination, control.clone(), context.abandon.clone());
+        let watching = CancellationToken::new();
+        let watcher = tokio::spawn(
+            watch_cancel(context.client.clone(), context.agent_id, job.id, control.clone(), watching.clone()).in_current_span(),
+        );
+
+        let folder = tempfile::Builder::new().prefix(&format!("job-{}-", job.id)).tempdir_in(&context.work_dir);
+        let outcome = match &folder {
+            Ok(folder) => execute(&context, &job, folder.path(), &sink, &control).await,
+            Err(error) => Outcome::new(State::Error, format!("cannot make a folder for the job in {}: {error}", context.work_dir.display())),
+        };
+        finish_unreported_steps(&job.plan, &sink, &outcome);
+        let flushed = uploads.finish().await;
+        watching.cancel();
+        let _ = watcher.await;
+
+        let steps = sink.final_steps(step_names(&job.plan));
+        let done = JobDone { agent_id: context.agent_id, state: outcome.state, reason: outcome.reason.clone(), steps };
+        match flushed {
+            Flushed::Everything | Flushed::Refused(_) => send_done(&context, job.id, &done).await,
+            Flushed::JobGone => tracing::info!("not reporting the end of a job the server took away"),
+            Flushed::Abandoned => tracing::warn!("the server did not take the job's logs before shutdown; its end is not reported"),
+        }
+        tracing::info!(state = %outcome.state, reason = outcome.reason.as_deref().unwrap_or(""), "job finished");
+        if let Ok(folder) = folder {
+            // Removing a large checkout takes a while: not on a worker thread.
+            let _ = tokio::task::spawn_blocking(move || drop(folder)).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// A job the agent cannot read (a newer server's plan): reported as an error at once.
+pub async fn report_unreadable(context: Arc<AgentContext>, job_id: i64, message: String) {
+    let span = tracing::info_span!("job", job = job_id);
+    async move {
+        tracing::error!(%message, "the leased job cannot be read");
+        let done = JobDone {
+            agent_id: context.agent_id,
+            state: State::Error,
+            reason: Some(format!("the agent cannot read this job (is it older than the server?): {message}")),
+            steps: Vec::new(),
+        };
+        send_done(&context, job_id, &done).await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<JobSink>, control: &JobControl) -> Outcome {
+    let plan = &job.plan;
+    if plan.has_errors() {
+        return Outcome::new(State::Error, "the pipeline has errors; `gantry lint` lists them");
+    }
+    let refusals = trust_refusals(plan, job.trust);
+    if !refusals.is_empty() {
+        return Outcome::new(State::Error, refusals.join("; "));
+    }
+    if let Some(missing) = missing_secret(plan, &job.secrets) {
+        return Outcome::new(State::Error, missing.to_string());
+    }
+    let started = Instant::now();
+    let timeout = (job.timeout_seconds > 0).then(|| Duration::from_secs(job.timeout_seconds));
+
+    let workspace = match builtin_clone_step(plan) {
+        None => WorkspaceSource::Empty,
+        Some(step) => {
+            let checkout = folder.join("repository");
+            let helper = folder.join("git");
+            if let Err(error) = std::fs::create_dir(&checkout).and_then(|()| std::fs::create_dir(&helper)) {
+                return Outcome::new(State::Error, format!("cannot make the clone folder in {}: {error}", folder.display()));
+            }
+            sink.step_started(&step.name);
+            let request = CloneRequest {
+                url: &job.repo.clone_url,
+                commit: &job.commit,
+                reference: &job.reference,
+                credentials: job.repo.clone_credentials.as_ref(),
+                options: step.clone.clone().unwrap_or_default(),
+            };
+            let secrets: Vec<&str> = job.secrets.values().map(String::as_str).collect();
+            let output = |stream: LogStream, line: String| sink.log(&step.name, stream, line);
+            let cloning = crate::clone::clone(&request, &checkout, &helper, &secrets, &output);
+            let result = tokio::select! {
+                result = cloning => result,
+                _ = control.token().cancelled() => {
+                    let reason = control.reason().unwrap_or_else(|| "cancelled".into());
+                    sink.step_finished(&step.name, State::Killed, None, Some(reason.clone()));
+                    return Outcome::new(State::Killed, reason);
+                }
+                _ = sleep_until_timeout(timeout) => {
+                    let reason = timed_out(job.timeout_seconds);
+                    sink.step_finished(&step.name, State::Killed, None, Some(reason.clone()));
+                    return Outcome::new(State::Killed, reason);
+                }
+            };
+            match result {
+                Ok(()) => WorkspaceSource::WorkingTree(checkout),
+                Err(error) => {
+                    tracing::warn!(%error, "the clone failed");
+                    let reason = error.to_string();
+                    if !matches!(error, CloneError::Failed { .. }) {
+                        // git's own output says why a command failed; other errors only here.
+                        sink.log(&step.name, LogStream::Stderr, reason.clone());
+                    }
+                    sink.step_finished(&step.name, State::Failure, None, Some(reason.clone()));
+                    return Outcome::new(State::Failure, format!("the clone failed: {reason}"));
+                }
+            }
+        }
+    };
+
+    let options = RunOptions {
+        parallel: context.parallel,
+        timeout: timeout.map(|timeout| timeout.saturating_sub(started.elapsed())),
+        workspace,
+        secrets: job.secrets.clone(),
+    };
+    let events: Arc<dyn EventSink> = sink.clone();
+    match runtime::run_plan(plan, context.backend.clone(), options, events, control.token().clone()).await {
+        Ok(summary) => {
+            record_summary(&summary, sink);
+            outcome_of(&summary, control, job.timeout_seconds)
+        }
+        Err(RunError::Backend(error)) => Outcome::new(State::Error, format!("the docker engine cannot run steps: {error}")),
+        Err(error) => Outcome::new(State::Error, error.to_string()),
+    }
+}
+
+async fn sleep_until_timeout(timeout: Option<Duration>) {
+    match timeout {
+        Some(timeout) => tokio::time::sleep(timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn timed_out(seconds: u64) -> String {
+    format!("the workflow timed out after {seconds} s")
+}
+
+/// The job's state from the run: the workflow's, or killed when the run was stopped.
+fn outcome_of(summary: &RunSummary, control: &JobControl, timeout_seconds: u64) -> Outcome {
+    let workflow = match summary.workflows.as_slice() {
+        [workflow] => Some(workflow),
+        _ => None,
+    };
+    if summary.status == Status::Killed {
+        let reason = control
+            .reason()
+            .or_else(|| (timeout_seconds > 0 && summary.duration >= Duration::from_secs(timeout_seconds)).then(|| timed_out(timeout_seconds)))
+            .or_else(|| workflow.and_then(|workflow| workflow.reason.clone()));
+        return Outcome { state: State::Killed, reason };
+    }
+    match workflow {
+        Some(workflow) => Outcome { state: state_of(workflow.status), reason: workflow.reason.clone() },
+        None => Outcome { state: state_of(summary.status), reason: None },
+    }
+}
+
+/// Steps the runtime summarised without an event (those of a skipped workflow) are reported
+/// with their summary's state.
+fn record_summary(summary: &RunSummary, sink: &JobSink) {
+    for workflow in &summary.workflows {
+        for step in &workflow.steps {
+            if !sink.state(&step.name).is_some_and(State::is_finished) {
+                sink.step_finished(&step.name, state_of(step.status), step.exit_code, step.reason.clone().or(workflow.reason.clone()));
+            }
+        }
+    }
+}
+
+/// Every step gets a final state: a job that stopped before its steps reports them skipped.
+fn finish_unreported_steps(plan: &Plan, sink: &JobSink, outcome: &Outcome) {
+    for name in step_names(plan) {
+        match sink.state(name) {
+            Some(state) if state.is_finished() => {}
+            // Started, and its end never came (the runtime failed): it ended with the job.
+            Some(_) => {
+                let state = if outcome.state == State::Killed { State::Killed } else { State::Error };
+                sink.step_finished(name, state, None, outcome.reason.clone());
+            }
+            None => {
+                let reason = match outcome.state {
+                    State::Killed => "the workflow was stopped before this step".to_owned(),
+                    _ => match &outcome.reason {
+                        Some(reason) => format!("the workflow could not run: {reason}"),
+                        None => "the workflow did not run it".to_owned(),
+                    },
+                };
+                sink.step_finished(name, State::Skipped, None, Some(reason));
+            }
+        }
+    }
+}
+
+/// Names of every step of the plan: services, then steps, per workflow.
+fn step_names(plan: &Plan) -> impl Iterator<Item = &str> {
+    plan.workflows.iter().flat_map(|workflow| workflow.services.iter().chain(&workflow.steps)).map(|step| step.name.as_str())
+}
+
+/// The runtime's own clone step, when a workflow that runs has one that runs.
+fn builtin_clone_step(plan: &Plan) -> Option<&StepPlan> {
+    plan.workflows
+        .iter()
+        .filter(|workflow| !workflow.skipped && workflow.runnable)
+        .flat_map(|workflow| &workflow.steps)
+        .find(|step| step.kind == StepKind::Clone && step.image.is_none() && !step.skipped)
+}
+
+/// The first secret a step that may run references and the job does not carry.
+fn missing_secret(plan: &Plan, secrets: &BTreeMap<String, String>) -> Option<RunError> {
+    for workflow in plan.workflows.iter().filter(|workflow| !workflow.skipped) {
+        for step in workflow.services.iter().chain(&workflow.steps).filter(|step| !step.skipped) {
+            if let Some(reference) = step.secrets.iter().find(|reference| !secrets.contains_key(&reference.secret)) {
+                return Some(RunError::MissingSecret {
+                    workflow: workflow.name.clone(),
+                    step: step.name.clone(),
+                    secret: reference.secret.clone(),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// What the plan needs beyond the repository's trust, one message per finding.
+///
+/// `runtime::trust::needs_trust` decides what needs trust; which kind of trust each finding
+/// needs is found by taking one kind of power away from every step and seeing which findings
+/// disappear. A finding no kind explains is refused whatever the trust (fail closed).
+fn trust_refusals(plan: &Plan, trust: Trust) -> Vec<String> {
+    let findings = runtime::trust::needs_trust(plan);
+    let without = |strip: fn(&mut StepPlan)| {
+        let mut stripped = plan.clone();
+        for workflow in &mut stripped.workflows {
+            workflow.services.iter_mut().chain(workflow.steps.iter_mut()).for_each(strip);
+        }
+        runtime::trust::needs_trust(&stripped)
+    };
+    let without_privileges = without(|step| {
+        step.privileged = false;
+        step.devices.clear();
+    });
+    let without_host_volumes = without(|step| step.volumes.retain(|volume| !is_host_volume(volume)));
+    let without_host_network = without(|step| step.network_mode = None);
+    let mut refusals = Vec::new();
+    for finding in &findings {
+        let allowed = (trust.privileged && !without_privileges.contains(finding))
+            || (trust.volumes && !without_host_volumes.contains(finding))
+            || (trust.network && !without_host_network.contains(finding));
+        if !allowed {
+            let kind = if !without_privileges.contains(finding) {
+                "privileged steps"
+            } else if !without_host_volumes.contains(finding) {
+                "host volumes"
+            } else if !without_host_network.contains(finding) {
+                "the host network"
+            } else {
+                "this"
+            };
+            refusals.push(format!(
+                "step `{}` needs trust: {}; an admin must allow {kind} for this repository",
+                finding.step, finding.reason
+            ));
+        }
+    }
+    // Joining another network than the workflow's (another container's, a named network) is
+    // what `Trust::network` covers too; the runtime's check knows only the host's.
+    if !trust.network {
+        for workflow in plan.workflows.iter().filter(|workflow| !workflow.skipped) {
+            for step in workflow.services.iter().chain(&workflow.steps).filter(|step| !step.skipped) {
+                if let Some(mode) = step.network_mode.as_deref()
+                    && mode != "host"
+                    && mode != "none"
+                {
+                    refusals.push(format!(
+                        "step `{}` needs trust: it joins the network `{mode}` instead of its workflow's; an admin must allow networks for this repository",
+                        step.name
+                    ));
+                }
+            }
+        }
+    }
+    refusals
+}
+
+/// `source:target` with an absolute source (a host path or the Docker socket).
+fn is_host_volume(volume: &str) -> bool {
+    let source = volume.split(':').next().unwrap_or("");
+    (source.starts_with('/') && volume.contains(':')) || source.ends_with("docker.sock")
+}
+
+/// Long-polls the server for a cancel of the job until `finished`.
+async fn watch_cancel(client: ServerClient, agent_id: i64, job_id: i64, control: JobControl, finished: CancellationToken) {
+    let mut backoff = Backoff::new();
+    loop {
+        let result = tokio::select! {
+            result = client.cancel_wait(job_id, agent_id) => result,
+            _ = finished.cancelled() => return,
+        };
+        match result {
+            Ok(true) => {
+                tracing::info!("the server cancelled the job");
+                control.cancel("cancelled on the server");
+                return;
+            }
+            Ok(false) => backoff.reset(),
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(%error, "waiting for a cancel failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = finished.cancelled() => return,
+                }
+            }
+            // The server has no cancel-wait for this job (or none at all): heartbeats and
+            // update answers still carry cancels.
+            Err(error) => {
+                tracing::warn!(%error, "the server refuses to report cancels of the job; relying on heartbeats");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends the job's end until the server has it, it refuses it, or the agent gives up.
+async fn send_done(context: &AgentContext, job_id: i64, done: &JobDone) {
+    let mut backoff = Backoff::new();
+    let mut failures: u32 = 0;
+    loop {
+        let result = tokio::select! {
+            result = context.client.done(job_id, done) => result,
+            _ = context.abandon.cancelled() => {
+                tracing::warn!("the server did not take the job's end before shutdown");
+                return;
+            }
+        };
+        match result {
+            Ok(()) => return,
+            Err(error) if error.is_retryable() => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(%error, "reporting the job's end failed; retrying");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = context.abandon.cancelled() => {
+                        tracing::warn!("the server did not take the job's end before shutdown");
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "the server refuses the job's end");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_volumes_are_told_from_named_volumes() {
+        assert!(is_host_volume("/var/run/docker.sock:/var/run/docker.sock"));
+        assert!(is_host_volume("/srv/cache:/cache:ro"));
+        assert!(!is_host_volume("cache:/cache"));
+    }
+}
