@@ -2,18 +2,39 @@
 //! chosen at start by the database address; log bodies live in files (`logs`), never in rows.
 //!
 //! Every time is Unix milliseconds (`i64`) in the store; callers pass `now` so that tests can
-//! fix the clock. All queries use `$1`-style parameters and SQL both databases accept.
+//! fix the clock. All queries use `$1`-style parameters and SQL both databases accept: they go
+//! through sqlx's `Any` driver, so flags are stored as 0/1 integers and lists or maps as JSON
+//! text. The methods of `Store` live in one module per aggregate: `users`, `repos`, `secrets`,
+//! `builds` (with workflows and steps), `queue` (workflows waiting for and held by agents),
+//! `agents`, `triggers` (webhook deliveries, polled refs, crons) and `notifiers`.
 
+#[macro_use]
+mod columns;
+
+mod agents;
+mod builds;
 mod error;
 pub mod logs;
+mod notifiers;
+mod queue;
 mod records;
+mod repos;
+mod secrets;
+mod triggers;
+mod users;
 
 pub use error::StoreError;
 pub use logs::LogFiles;
 pub use records::*;
 
-use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{ConnectOptions, Connection};
 
 /// Where the metadata lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,255 +45,147 @@ pub enum Database {
     Postgres(String),
 }
 
-/// The store: a pool of connections and the log folder. Cheap to clone.
+/// The store: a pool of connections and the log folder. Cheap to clone; every method may be
+/// called from many tasks at once.
 #[derive(Clone)]
 pub struct Store {
-    // filled in by the implementation
+    pool: AnyPool,
+    kind: Kind,
+    logs: LogFiles,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a SQLite connection waits for another one's write lock before failing. Writes are
+/// short, so this is only reached when something is badly wrong.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite serializes writers anyway; a few connections let reads go on beside a write (WAL).
+const SQLITE_CONNECTIONS: u32 = 8;
+const POSTGRES_CONNECTIONS: u32 = 10;
 
 impl Store {
     /// Opens (creating when missing) and migrates the database; logs go to `data_dir/logs`.
     pub async fn open(database: &Database, data_dir: &Path) -> Result<Store, StoreError> {
-        todo!()
+        sqlx::any::install_default_drivers();
+        let logs = LogFiles::new(&data_dir.join("logs"))?;
+        let (pool, kind) = match database {
+            Database::Sqlite(path) => (open_sqlite(path).await?, Kind::Sqlite),
+            Database::Postgres(url) => (open_postgres(url).await?, Kind::Postgres),
+        };
+        let migrator = match kind {
+            Kind::Sqlite => &SQLITE_MIGRATIONS,
+            Kind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        let store = Store { pool, kind, logs };
+        tracing::info!(database = store.kind(), "store opened");
+        Ok(store)
     }
 
     pub fn logs(&self) -> &LogFiles {
-        todo!()
+        &self.logs
     }
 
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
-        todo!()
+        match self.kind {
+            Kind::Sqlite => "sqlite",
+            Kind::Postgres => "postgres",
+        }
     }
 
     /// For `/readyz`: one round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        todo!()
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
-    // ---- users and tokens ----
+    /// Closes every connection of the pool, waiting for those in use to come back (shutdown).
+    /// Any later call fails.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
 
-    /// `StoreError::Conflict` when the login exists.
-    pub async fn create_user(&self, login: &str, password_hash: &str, admin: bool, now: i64) -> Result<UserRecord, StoreError> {
-        todo!()
+async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
+    let location = path.display().to_string();
+    let open_error = |source: sqlx::Error| StoreError::Open { location: location.clone(), source };
+    // An absolute path keeps the file where it is meant to be once it goes through a URL below.
+    let path = std::path::absolute(path).map_err(|error| open_error(sqlx::Error::Io(error)))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| open_error(sqlx::Error::Io(error)))?;
     }
-    pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        todo!()
-    }
-    /// Stores a token by the SHA-256 hex of its text; returns its id.
-    pub async fn create_token(
-        &self,
-        user_id: i64,
-        name: &str,
-        token_hash: &str,
-        kind: TokenKind,
-        expires: Option<i64>,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        todo!()
-    }
-    /// The user owning a token that has not expired at `now`.
-    pub async fn user_by_token_hash(&self, token_hash: &str, now: i64) -> Result<Option<(UserRecord, TokenRecord)>, StoreError> {
-        todo!()
-    }
-    pub async fn delete_token(&self, id: i64) -> Result<(), StoreError> {
-        todo!()
-    }
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    // The `Any` driver makes its connections from a URL, which cannot carry the journal mode. WAL
+    // is a property of the file, though: one direct connection sets it (and creates the file),
+    // and every later connection finds it there.
+    let connection = options.connect().await.map_err(open_error)?;
+    connection.close().await.map_err(open_error)?;
+    let busy_timeout_pragma = format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+        SQLITE_BUSY_TIMEOUT.as_millis()
+    );
+    AnyPoolOptions::new()
+        .max_connections(SQLITE_CONNECTIONS)
+        .after_connect(move |connection, _metadata| {
+            let pragmas = busy_timeout_pragma.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(&mut *connection).await?;
+                Ok(())
+            })
+        })
+        .connect(options.to_url_lossy().as_str())
+        .await
+        .map_err(open_error)
+}
 
-    // ---- repositories and members ----
+async fn open_postgres(url: &str) -> Result<AnyPool, StoreError> {
+    AnyPoolOptions::new()
+        .max_connections(POSTGRES_CONNECTIONS)
+        .connect(url)
+        .await
+        .map_err(|source| StoreError::Open { location: without_password(url), source })
+}
 
-    /// `StoreError::Conflict` when `full_name` exists.
-    pub async fn create_repo(&self, repo: &NewRepo, now: i64) -> Result<RepoRecord, StoreError> {
-        todo!()
+/// The URL with its password replaced, fit for messages and logs.
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..].find(['/', '?', '#']).map_or(url.len(), |end| authority_start + end);
+    let authority = &url[authority_start..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let user_info = &authority[..at];
+    match user_info.find(':') {
+        Some(colon) => format!("{}{}:***{}", &url[..authority_start], &user_info[..colon], &url[authority_start + at..]),
+        None => url.to_owned(),
     }
-    pub async fn repo_by_name(&self, full_name: &str) -> Result<Option<RepoRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn repo_by_id(&self, id: i64) -> Result<Option<RepoRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn list_repos(&self) -> Result<Vec<RepoRecord>, StoreError> {
-        todo!()
-    }
-    /// Writes every field of `repo` except `id` and `created`.
-    pub async fn update_repo(&self, repo: &RepoRecord) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Removes the repository with its members, secrets, builds, crons, notifiers and log files.
-    pub async fn delete_repo(&self, id: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn set_member(&self, repo_id: i64, user_id: i64, role: &str) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn remove_member(&self, repo_id: i64, user_id: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn member_role(&self, repo_id: i64, user_id: i64) -> Result<Option<String>, StoreError> {
-        todo!()
-    }
-    /// `(login, role)` by login.
-    pub async fn list_members(&self, repo_id: i64) -> Result<Vec<(String, String)>, StoreError> {
-        todo!()
-    }
+}
 
-    // ---- secrets (values encrypted by the caller) ----
+#[cfg(test)]
+mod tests {
+    use super::without_password;
 
-    /// Creates or replaces.
-    pub async fn put_secret(&self, repo_id: i64, secret: &NewSecret, now: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn list_secrets(&self, repo_id: i64) -> Result<Vec<SecretRecord>, StoreError> {
-        todo!()
-    }
-    /// False when there was none.
-    pub async fn delete_secret(&self, repo_id: i64, name: &str) -> Result<bool, StoreError> {
-        todo!()
-    }
-
-    // ---- builds, workflows, steps ----
-
-    /// In one transaction: the next number of the repository, the build, its workflows and their
-    /// steps (all `pending`, or as given).
-    pub async fn create_build(&self, build: &NewBuild, workflows: &[NewWorkflow], now: i64) -> Result<BuildRecord, StoreError> {
-        todo!()
-    }
-    pub async fn build_by_id(&self, id: i64) -> Result<Option<BuildRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn build_by_number(&self, repo_id: i64, number: i64) -> Result<Option<BuildRecord>, StoreError> {
-        todo!()
-    }
-    /// Newest first; `before` is a build number for paging.
-    pub async fn list_builds(&self, repo_id: i64, limit: i64, before: Option<i64>) -> Result<Vec<BuildRecord>, StoreError> {
-        todo!()
-    }
-    /// Builds in `pending` or `running` of a branch (for "cancel older builds").
-    pub async fn active_builds_of_branch(&self, repo_id: i64, branch: &str) -> Result<Vec<BuildRecord>, StoreError> {
-        todo!()
-    }
-    /// Sets the state; `started` is set on the first `running`, `finished` on a finished state.
-    pub async fn set_build_state(&self, build_id: i64, state: proto::State, reason: Option<&str>, now: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn workflows_of_build(&self, build_id: i64) -> Result<Vec<WorkflowRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn workflow_by_id(&self, id: i64) -> Result<Option<WorkflowRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn steps_of_workflow(&self, workflow_id: i64) -> Result<Vec<StepRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn step_by_id(&self, id: i64) -> Result<Option<StepRecord>, StoreError> {
-        todo!()
-    }
-    /// Workflows in `pending`, oldest first: the queue. The caller matches labels and dependencies.
-    pub async fn pending_workflows(&self, limit: i64) -> Result<Vec<WorkflowRecord>, StoreError> {
-        todo!()
-    }
-    /// Number of pending workflows (queue depth).
-    pub async fn count_workflows(&self, state: proto::State) -> Result<i64, StoreError> {
-        todo!()
-    }
-    /// `pending` → `running` on `agent_id`, only if still pending: true when this call won it.
-    pub async fn claim_workflow(&self, workflow_id: i64, agent_id: i64, now: i64) -> Result<bool, StoreError> {
-        todo!()
-    }
-    /// Sets the state and reason; stamps `started`/`finished` as for builds. `running` and
-    /// `lost` keep the agent; `pending` clears it (a re-queue).
-    pub async fn set_workflow_state(&self, workflow_id: i64, state: proto::State, reason: Option<&str>, now: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Workflows held by an agent in one of `states`.
-    pub async fn workflows_of_agent(&self, agent_id: i64, states: &[proto::State]) -> Result<Vec<WorkflowRecord>, StoreError> {
-        todo!()
-    }
-    /// Sets the cancel flag of every unfinished workflow of the build.
-    pub async fn request_cancel(&self, build_id: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Applies a step's reported state by name; stamps as given.
-    pub async fn update_step(&self, workflow_id: i64, update: &StepChange) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Every step of the workflow back to `pending` with no times, exit code or logs count (a re-queue).
-    pub async fn reset_steps(&self, workflow_id: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Records how many log lines a step has (kept beside the files for listing).
-    pub async fn set_step_log_lines(&self, step_id: i64, lines: u64) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Builds by state, for metrics.
-    pub async fn count_builds_by_state(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        todo!()
-    }
-
-    // ---- agents ----
-
-    /// Creates the agent, or updates the one with the same name (an agent restarting).
-    pub async fn register_agent(&self, agent: &NewAgent, now: i64) -> Result<AgentRecord, StoreError> {
-        todo!()
-    }
-    pub async fn agent_by_id(&self, id: i64) -> Result<Option<AgentRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn touch_agent(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        todo!()
-    }
-
-    // ---- triggers ----
-
-    /// Remembers a webhook delivery id; false when it was seen before (a redelivery).
-    pub async fn record_delivery(&self, repo_id: i64, delivery_id: &str, now: i64) -> Result<bool, StoreError> {
-        todo!()
-    }
-    /// The refs (`refs/heads/main` → sha) seen by the last poll of a repository.
-    pub async fn polled_refs(&self, repo_id: i64) -> Result<Option<BTreeMap<String, String>>, StoreError> {
-        todo!()
-    }
-    pub async fn set_polled_refs(&self, repo_id: i64, refs: &BTreeMap<String, String>, now: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Creates or replaces a schedule by name.
-    pub async fn put_cron(&self, cron: &NewCron, now: i64) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub async fn list_crons(&self, repo_id: i64) -> Result<Vec<CronRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn delete_cron(&self, repo_id: i64, name: &str) -> Result<bool, StoreError> {
-        todo!()
-    }
-    /// Schedules whose `next` is at or before `now`.
-    pub async fn due_crons(&self, now: i64) -> Result<Vec<CronRecord>, StoreError> {
-        todo!()
-    }
-    /// Moves a schedule on, only if its `next` is still `previous` (so two servers fire it once):
-    /// true when this call moved it.
-    pub async fn advance_cron(&self, id: i64, previous: i64, next: i64) -> Result<bool, StoreError> {
-        todo!()
-    }
-
-    // ---- notifiers ----
-
-    pub async fn create_notifier(&self, repo_id: i64, kind: &str, url: &str, states: &[proto::State]) -> Result<NotifierRecord, StoreError> {
-        todo!()
-    }
-    pub async fn list_notifiers(&self, repo_id: i64) -> Result<Vec<NotifierRecord>, StoreError> {
-        todo!()
-    }
-    pub async fn delete_notifier(&self, repo_id: i64, id: i64) -> Result<bool, StoreError> {
-        todo!()
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(without_password("postgres://gantry:secret@127.0.0.1:5432/db"), "postgres://gantry:***@127.0.0.1:5432/db");
+        assert_eq!(without_password("postgres://gantry@host/db"), "postgres://gantry@host/db");
+        assert_eq!(without_password("postgres://host/db?user=a"), "postgres://host/db?user=a");
+        assert_eq!(without_password("not a url"), "not a url");
     }
 }

@@ -1,53 +1,401 @@
 //! Log bodies: one append-only file of JSON lines per step (`logs/<step id>.jsonl`), each line a
 //! `proto::api::LogEntry`; gzip-compressed (`.jsonl.gz`) when the step ends. Appends are
 //! idempotent by sequence number, so an agent's retried batch is never doubled.
+//!
+//! Line `n` of a step's file is the entry numbered `n`: appends refuse gaps, so the number of
+//! complete lines is the next expected number. That count is kept in memory per step (read from
+//! the file on first use, when a partial last line left by a crash is cut off) behind one lock
+//! per step, so appends to a step are serialized and appends to different steps are not. Every
+//! file operation runs on tokio's blocking threads and holds the step's lock until it is done,
+//! even when the caller stops waiting. Nothing is ever read whole: memory stays bounded by the
+//! lines asked for, whatever the size of a log.
 
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use proto::agent::LogLine;
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use proto::agent::{LogLine, LogStream};
 use proto::api::LogEntry;
+use serde::Serialize;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::StoreError;
+
+/// Bytes read at a time when counting or skipping lines.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// The log folder. Cheap to clone; safe to use from many tasks (appends to one step are serialized).
 #[derive(Clone)]
 pub struct LogFiles {
-    // filled in by the implementation
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    /// A lock per step in use. Finishing or removing a step's log takes its entry out, so the
+    /// map holds only the logs being written.
+    steps: Mutex<HashMap<i64, Arc<AsyncMutex<StepLog>>>>,
+}
+
+#[derive(Default)]
+struct StepLog {
+    /// What the files hold; `None` until read from disk, and again after a write that failed
+    /// (the file may then end in a partial line, which the next read of the file drops).
+    known: Option<Known>,
+    /// Set when the entry left the map: a task that was waiting for its lock takes the new one.
+    retired: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    lines: u64,
+    finished: bool,
+}
+
+/// A step's files.
+#[derive(Clone)]
+struct Paths {
+    step_id: i64,
+    plain: PathBuf,
+    compressed: PathBuf,
+    /// The compressed file while it is being written; renamed to `compressed` when whole.
+    partial: PathBuf,
+}
+
+/// A line as written: `proto::api::LogEntry`'s JSON, without copying the text.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    seq: u64,
+    at_ms: i64,
+    stream: &'static str,
+    text: &'a str,
 }
 
 impl LogFiles {
     pub fn new(dir: &Path) -> Result<LogFiles, StoreError> {
-        todo!()
+        fs::create_dir_all(dir).map_err(|source| StoreError::Log { path: dir.to_owned(), source })?;
+        Ok(LogFiles { inner: Arc::new(Inner { dir: dir.to_owned(), steps: Mutex::new(HashMap::new()) }) })
     }
 
     /// Appends the lines numbered from `first_seq`, skipping those already stored; returns the
     /// next expected number. A batch starting after the next expected number is a
     /// `StoreError::LogGap`. After a crash mid-write, a partial last line is dropped on open.
+    /// Once the log is finished, a batch of lines it already holds is accepted (a retry) and
+    /// any other is `StoreError::LogFinished`.
     pub async fn append(&self, step_id: i64, first_seq: u64, lines: &[LogLine]) -> Result<u64, StoreError> {
-        todo!()
+        let mut guard = self.lock(step_id).await;
+        let paths = self.paths(step_id);
+        if guard.known.is_none() {
+            guard = blocking(&paths.plain, {
+                let paths = paths.clone();
+                move || {
+                    load(&mut guard, &paths)?;
+                    Ok(guard)
+                }
+            })
+            .await?;
+        }
+        let Some(known) = guard.known else {
+            return Err(StoreError::Corrupt(format!("log of step {step_id} was not read")));
+        };
+        let end = first_seq.saturating_add(lines.len() as u64);
+        if known.finished {
+            return if end <= known.lines { Ok(known.lines) } else { Err(StoreError::LogFinished { step_id }) };
+        }
+        if first_seq > known.lines {
+            return Err(StoreError::LogGap { step_id, expected: known.lines, got: first_seq });
+        }
+        if end <= known.lines {
+            return Ok(known.lines);
+        }
+
+        let new_lines = &lines[usize::try_from(known.lines - first_seq).unwrap_or(usize::MAX).min(lines.len())..];
+        let mut buffer = Vec::with_capacity(new_lines.iter().map(|line| line.text.len() + 64).sum());
+        for (seq, line) in (known.lines..).zip(new_lines) {
+            let entry = EntryRef { seq, at_ms: line.at_ms, stream: stream_name(line.stream), text: &line.text };
+            serde_json::to_writer(&mut buffer, &entry).map_err(|error| StoreError::Log { path: paths.plain.clone(), source: error.into() })?;
+            buffer.push(b'\n');
+        }
+        let lines_after = known.lines + new_lines.len() as u64;
+        blocking(&paths.plain, {
+            let path = paths.plain.clone();
+            move || {
+                // Unknown until the write is known to be whole.
+                guard.known = None;
+                let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(log_error(&path))?;
+                file.write_all(&buffer).map_err(log_error(&path))?;
+                guard.known = Some(Known { lines: lines_after, finished: false });
+                Ok(())
+            }
+        })
+        .await?;
+        Ok(lines_after)
     }
 
     /// The number of lines stored (the next expected number).
     pub async fn next_seq(&self, step_id: i64) -> Result<u64, StoreError> {
-        todo!()
+        let mut guard = self.lock(step_id).await;
+        if let Some(known) = guard.known {
+            return Ok(known.lines);
+        }
+        let paths = self.paths(step_id);
+        blocking(&paths.plain.clone(), move || Ok(load(&mut guard, &paths)?.lines)).await
     }
 
-    /// Up to `limit` lines from number `from`, from the open file or the compressed one.
+    /// Up to `limit` lines from number `from`, from the open file or the compressed one. A line
+    /// still being written is left for the next read; a step with no log has no lines.
     pub async fn read(&self, step_id: i64, from: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
-        todo!()
+        let paths = self.paths(step_id);
+        blocking(&paths.plain.clone(), move || read_entries(&paths, from, limit)).await
     }
 
-    /// Compresses a finished step's file. Appends after this fail.
+    /// Compresses a finished step's file. Appends after this fail. Finishing twice does nothing;
+    /// finishing a step that has no lines leaves an empty compressed log.
     pub async fn finish(&self, step_id: i64) -> Result<(), StoreError> {
-        todo!()
+        let mut guard = self.lock(step_id).await;
+        let paths = self.paths(step_id);
+        let inner = Arc::clone(&self.inner);
+        blocking(&paths.plain.clone(), move || {
+            let known = load(&mut guard, &paths)?;
+            if !known.finished {
+                guard.known = None;
+                compress(&paths)?;
+                guard.known = Some(Known { lines: known.lines, finished: true });
+                tracing::debug!(step = paths.step_id, lines = known.lines, "log finished");
+            }
+            inner.retire(paths.step_id, &mut guard);
+            Ok(())
+        })
+        .await
     }
 
-    /// Removes a step's log (repository deletion, retention).
+    /// Removes a step's log (repository deletion, retention, a re-queued workflow). Removing a
+    /// log that is not there does nothing.
     pub async fn remove(&self, step_id: i64) -> Result<(), StoreError> {
-        todo!()
+        let mut guard = self.lock(step_id).await;
+        let paths = self.paths(step_id);
+        let inner = Arc::clone(&self.inner);
+        blocking(&paths.plain.clone(), move || {
+            guard.known = None;
+            for path in [&paths.plain, &paths.compressed, &paths.partial] {
+                remove_if_exists(path)?;
+            }
+            inner.retire(paths.step_id, &mut guard);
+            Ok(())
+        })
+        .await
     }
 
+    /// The file a running step's lines go to (`<dir>/<step id>.jsonl`).
     pub fn path_of(&self, step_id: i64) -> PathBuf {
-        todo!()
+        self.inner.dir.join(format!("{step_id}.jsonl"))
     }
+
+    /// The file a finished step's lines are in (`<dir>/<step id>.jsonl.gz`).
+    pub fn compressed_path_of(&self, step_id: i64) -> PathBuf {
+        self.inner.dir.join(format!("{step_id}.jsonl.gz"))
+    }
+
+    fn paths(&self, step_id: i64) -> Paths {
+        Paths {
+            step_id,
+            plain: self.path_of(step_id),
+            compressed: self.compressed_path_of(step_id),
+            partial: self.inner.dir.join(format!("{step_id}.jsonl.gz.partial")),
+        }
+    }
+
+    /// The step's lock, held until the guard drops.
+    async fn lock(&self, step_id: i64) -> OwnedMutexGuard<StepLog> {
+        loop {
+            let entry = {
+                let mut steps = self.inner.steps.lock().unwrap_or_else(PoisonError::into_inner);
+                Arc::clone(steps.entry(step_id).or_default())
+            };
+            let guard = entry.lock_owned().await;
+            if !guard.retired {
+                return guard;
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Takes a step's entry out of the map; its holder must not use it afterwards.
+    fn retire(&self, step_id: i64, guard: &mut OwnedMutexGuard<StepLog>) {
+        guard.retired = true;
+        let mut steps = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
+        if steps.get(&step_id).is_some_and(|entry| Arc::ptr_eq(entry, OwnedMutexGuard::mutex(guard))) {
+            steps.remove(&step_id);
+        }
+    }
+}
+
+/// Runs file work on a blocking thread. `path` names the file in the error if the work panics.
+async fn blocking<T, F>(path: &Path, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Log { path: path.to_owned(), source: io::Error::other(format!("the file operation failed: {error}")) })?
+}
+
+fn log_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Log { path: path.to_owned(), source }
+}
+
+fn stream_name(stream: LogStream) -> &'static str {
+    match stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    }
+}
+
+/// What the files of a step hold, read from disk on first use and remembered in `log`.
+fn load(log: &mut StepLog, paths: &Paths) -> Result<Known, StoreError> {
+    if let Some(known) = log.known {
+        return Ok(known);
+    }
+    let known = read_state(paths)?;
+    log.known = Some(known);
+    Ok(known)
+}
+
+fn read_state(paths: &Paths) -> Result<Known, StoreError> {
+    if paths.compressed.try_exists().map_err(log_error(&paths.compressed))? {
+        // A finish that stopped between putting the compressed file in place and removing the
+        // plain one: the compressed file is whole.
+        remove_if_exists(&paths.plain)?;
+        let file = File::open(&paths.compressed).map_err(log_error(&paths.compressed))?;
+        let (lines, _) = count_lines(MultiGzDecoder::new(file)).map_err(log_error(&paths.compressed))?;
+        return Ok(Known { lines, finished: true });
+    }
+    let file = match OpenOptions::new().read(true).write(true).open(&paths.plain) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Known { lines: 0, finished: false }),
+        Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
+    };
+    let (lines, complete_length) = count_lines(&file).map_err(log_error(&paths.plain))?;
+    let length = file.metadata().map_err(log_error(&paths.plain))?.len();
+    if complete_length < length {
+        tracing::warn!(
+            step = paths.step_id,
+            dropped_bytes = length - complete_length,
+            "log ends in a partial line, left by a crash while writing; dropping it"
+        );
+        file.set_len(complete_length).map_err(log_error(&paths.plain))?;
+    }
+    Ok(Known { lines, finished: false })
+}
+
+/// The number of line breaks, and the length up to and including the last one.
+fn count_lines(mut reader: impl Read) -> io::Result<(u64, u64)> {
+    let mut buffer = vec![0; READ_BUFFER];
+    let (mut lines, mut offset, mut complete_length) = (0_u64, 0_u64, 0_u64);
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => return Ok((lines, complete_length)),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        for (index, byte) in buffer[..read].iter().enumerate() {
+            if *byte == b'\n' {
+                lines += 1;
+                complete_length = offset + index as u64 + 1;
+            }
+        }
+        offset += read as u64;
+    }
+}
+
+fn compress(paths: &Paths) -> Result<(), StoreError> {
+    let source = match File::open(&paths.plain) {
+        Ok(file) => Some(file),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
+    };
+    let partial = File::create(&paths.partial).map_err(log_error(&paths.partial))?;
+    let mut encoder = GzEncoder::new(BufWriter::new(partial), Compression::default());
+    if let Some(mut source) = source {
+        io::copy(&mut source, &mut encoder).map_err(log_error(&paths.plain))?;
+    }
+    encoder.finish().and_then(|mut writer| writer.flush()).map_err(log_error(&paths.partial))?;
+    // The rename is atomic: readers and a restart see either the plain file or a whole
+    // compressed one.
+    fs::rename(&paths.partial, &paths.compressed).map_err(log_error(&paths.compressed))?;
+    remove_if_exists(&paths.plain)
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Log { path: path.to_owned(), source }),
+    }
+}
+
+fn read_entries(paths: &Paths, from: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // The plain file first: `finish` writes the compressed one before removing the plain one, so
+    // a log being finished is found in one or the other.
+    let (source, path): (Box<dyn Read>, &Path) = match File::open(&paths.plain) {
+        Ok(file) => (Box::new(file), &paths.plain),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => match File::open(&paths.compressed) {
+            Ok(file) => (Box::new(MultiGzDecoder::new(file)), &paths.compressed),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StoreError::Log { path: paths.compressed.clone(), source }),
+        },
+        Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
+    };
+    let mut reader = BufReader::with_capacity(READ_BUFFER, source);
+    if !skip_lines(&mut reader, from).map_err(log_error(path))? {
+        return Ok(Vec::new());
+    }
+    let mut entries = Vec::with_capacity(limit.min(1024));
+    let mut line = Vec::new();
+    while entries.len() < limit {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(log_error(path))?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        line.pop();
+        let entry: LogEntry = serde_json::from_slice(&line).map_err(|error| {
+            StoreError::Corrupt(format!("line {} of the log of step {} is not a log entry: {error}", from + entries.len() as u64, paths.step_id))
+        })?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Moves past `count` line breaks; false when the input ends first.
+fn skip_lines(reader: &mut impl BufRead, mut count: u64) -> io::Result<bool> {
+    while count > 0 {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(false);
+        }
+        let mut consumed = buffer.len();
+        for (index, byte) in buffer.iter().enumerate() {
+            if *byte == b'\n' {
+                count -= 1;
+                if count == 0 {
+                    consumed = index + 1;
+                    break;
+                }
+            }
+        }
+        reader.consume(consumed);
+    }
+    Ok(true)
 }

@@ -1,0 +1,223 @@
+//! Repositories and their members.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::columns::{flag, flag_value, narrow, narrow_optional};
+use crate::error::classify;
+use crate::{NewRepo, RepoRecord, Store, StoreError};
+
+impl Store {
+    /// `StoreError::Conflict` when `full_name` exists.
+    pub async fn create_repo(&self, repo: &NewRepo, now: i64) -> Result<RepoRecord, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO repos (full_name, clone_url, forge, default_branch, config_path, webhook_secret, \
+                 trust_privileged, trust_volumes, trust_network, timeout_minutes, cancel_previous, \
+                 poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+        )
+        .bind(&repo.full_name)
+        .bind(&repo.clone_url)
+        .bind(repo.forge.as_str())
+        .bind(&repo.default_branch)
+        .bind(&repo.config_path)
+        .bind(&repo.webhook_secret)
+        .bind(flag_value(repo.trust.privileged))
+        .bind(flag_value(repo.trust.volumes))
+        .bind(flag_value(repo.trust.network))
+        .bind(i64::from(repo.timeout_minutes))
+        .bind(flag_value(repo.cancel_previous))
+        .bind(repo.poll_interval_seconds.map(i64::from))
+        .bind(repo.lost_policy.as_str())
+        .bind(repo.forge_token.as_deref())
+        .bind(repo.clone_username.as_deref())
+        .bind(repo.clone_password.as_deref())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.full_name)))?;
+        Ok(RepoRecord {
+            id,
+            full_name: repo.full_name.clone(),
+            clone_url: repo.clone_url.clone(),
+            forge: repo.forge,
+            default_branch: repo.default_branch.clone(),
+            config_path: repo.config_path.clone(),
+            webhook_secret: repo.webhook_secret.clone(),
+            trust: repo.trust,
+            timeout_minutes: repo.timeout_minutes,
+            cancel_previous: repo.cancel_previous,
+            poll_interval_seconds: repo.poll_interval_seconds,
+            lost_policy: repo.lost_policy,
+            forge_token: repo.forge_token.clone(),
+            clone_username: repo.clone_username.clone(),
+            clone_password: repo.clone_password.clone(),
+            created: now,
+        })
+    }
+
+    pub async fn repo_by_name(&self, full_name: &str) -> Result<Option<RepoRecord>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", repo_columns!(), " FROM repos WHERE full_name = $1"))
+            .bind(full_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    pub async fn repo_by_id(&self, id: i64) -> Result<Option<RepoRecord>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", repo_columns!(), " FROM repos WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    /// By full name.
+    pub async fn list_repos(&self) -> Result<Vec<RepoRecord>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", repo_columns!(), " FROM repos ORDER BY full_name")).fetch_all(&self.pool).await?;
+        rows.iter().map(repo_from_row).collect()
+    }
+
+    /// Writes every field of `repo` except `id` and `created`. `StoreError::Conflict` when the new
+    /// `full_name` belongs to another repository, `StoreError::NotFound` when there is no such id.
+    pub async fn update_repo(&self, repo: &RepoRecord) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE repos SET full_name = $2, clone_url = $3, forge = $4, default_branch = $5, config_path = $6, \
+                 webhook_secret = $7, trust_privileged = $8, trust_volumes = $9, trust_network = $10, \
+                 timeout_minutes = $11, cancel_previous = $12, poll_interval_seconds = $13, lost_policy = $14, \
+                 forge_token = $15, clone_username = $16, clone_password = $17 \
+             WHERE id = $1",
+        )
+        .bind(repo.id)
+        .bind(&repo.full_name)
+        .bind(&repo.clone_url)
+        .bind(repo.forge.as_str())
+        .bind(&repo.default_branch)
+        .bind(&repo.config_path)
+        .bind(&repo.webhook_secret)
+        .bind(flag_value(repo.trust.privileged))
+        .bind(flag_value(repo.trust.volumes))
+        .bind(flag_value(repo.trust.network))
+        .bind(i64::from(repo.timeout_minutes))
+        .bind(flag_value(repo.cancel_previous))
+        .bind(repo.poll_interval_seconds.map(i64::from))
+        .bind(repo.lost_policy.as_str())
+        .bind(repo.forge_token.as_deref())
+        .bind(repo.clone_username.as_deref())
+        .bind(repo.clone_password.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.id)))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::not_found(format!("repository {}", repo.id)));
+        }
+        Ok(())
+    }
+
+    /// Removes the repository with its members, secrets, builds, crons, notifiers and log files.
+    /// Removing one that does not exist does nothing.
+    pub async fn delete_repo(&self, id: i64) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // A write first: it takes SQLite's write lock (or PostgreSQL's lock on the row) at once,
+        // so no build can be added between listing the steps below and deleting them, and the
+        // transaction never has to upgrade a read to a write.
+        let locked = sqlx::query("UPDATE repos SET last_build_number = last_build_number WHERE id = $1")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Ok(());
+        }
+        let step_ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT steps.id FROM steps \
+             JOIN workflows ON workflows.id = steps.workflow_id \
+             JOIN builds ON builds.id = workflows.build_id \
+             WHERE builds.repo_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *transaction)
+        .await?;
+        // Everything else goes with the row: every table referring to a repository, directly or
+        // through builds and workflows, does so with ON DELETE CASCADE.
+        sqlx::query("DELETE FROM repos WHERE id = $1").bind(id).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        tracing::info!(repo = id, steps = step_ids.len(), "repository deleted");
+
+        // The rows are gone whatever happens to the files; try every file and report the first
+        // failure.
+        let mut first_error = None;
+        for step_id in step_ids {
+            if let Err(error) = self.logs.remove(step_id).await {
+                tracing::warn!(repo = id, step = step_id, %error, "cannot remove the log of a deleted repository's step");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Gives a user a role on a repository, replacing the one they had.
+    pub async fn set_member(&self, repo_id: i64, user_id: i64, role: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO members (repo_id, user_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (repo_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(repo_id)
+        .bind(user_id)
+        .bind(role)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| classify(error, || format!("member {user_id} of repository {repo_id}"), || format!("repository {repo_id} or user {user_id}")))?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, repo_id: i64, user_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM members WHERE repo_id = $1 AND user_id = $2").bind(repo_id).bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn member_role(&self, repo_id: i64, user_id: i64) -> Result<Option<String>, StoreError> {
+        let role = sqlx::query_scalar("SELECT role FROM members WHERE repo_id = $1 AND user_id = $2")
+            .bind(repo_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(role)
+    }
+
+    /// `(login, role)` by login.
+    pub async fn list_members(&self, repo_id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT users.login, members.role FROM members JOIN users ON users.id = members.user_id \
+             WHERE members.repo_id = $1 ORDER BY users.login",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get("login")?, row.try_get("role")?))).collect()
+    }
+}
+
+fn repo_from_row(row: &AnyRow) -> Result<RepoRecord, StoreError> {
+    let forge: String = row.try_get("forge")?;
+    let lost_policy: String = row.try_get("lost_policy")?;
+    Ok(RepoRecord {
+        id: row.try_get("id")?,
+        full_name: row.try_get("full_name")?,
+        clone_url: row.try_get("clone_url")?,
+        forge: proto::ForgeKind::parse(&forge).ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
+        default_branch: row.try_get("default_branch")?,
+        config_path: row.try_get("config_path")?,
+        webhook_secret: row.try_get("webhook_secret")?,
+        trust: proto::Trust {
+            privileged: flag(row, "trust_privileged")?,
+            volumes: flag(row, "trust_volumes")?,
+            network: flag(row, "trust_network")?,
+        },
+        timeout_minutes: narrow(row, "timeout_minutes")?,
+        cancel_previous: flag(row, "cancel_previous")?,
+        poll_interval_seconds: narrow_optional(row, "poll_interval_seconds")?,
+        lost_policy: proto::LostPolicy::parse(&lost_policy)
+            .ok_or_else(|| StoreError::Corrupt(format!("column lost_policy holds {lost_policy:?}, which is not a policy")))?,
+        forge_token: row.try_get("forge_token")?,
+        clone_username: row.try_get("clone_username")?,
+        clone_password: row.try_get("clone_password")?,
+        created: row.try_get("created")?,
+    })
+}
