@@ -64,29 +64,30 @@ pub async fn receive(
             .into_response());
     }
     let request = match delivery.event {
-        HookEvent::Push { reference, branch, commit, before, message, author, author_email, changed_files } => BuildRequest {
+        HookEvent::Push(push) => BuildRequest {
             event: "push".into(),
-            reference,
-            branch,
-            commit: Some(commit),
-            before,
-            message: Some(message),
-            author: Some(author),
-            author_email: Some(author_email),
-            changed_files,
+            reference: push.reference,
+            branch: push.branch,
+            commit: Some(push.commit),
+            before: push.before,
+            message: (!push.message.is_empty()).then_some(push.message),
+            author: (!push.author.is_empty()).then_some(push.author),
+            author_email: (!push.author_email.is_empty()).then_some(push.author_email),
+            changed_files: push.changed_files,
             ..webhook_defaults()
         },
-        HookEvent::Tag { reference, tag, commit, message, author } => BuildRequest {
+        HookEvent::Tag(tag) => BuildRequest {
             event: "tag".into(),
-            reference,
+            reference: tag.reference,
             branch: String::new(),
-            tag: Some(tag),
-            commit: Some(commit),
-            message: (!message.is_empty()).then_some(message),
-            author: (!author.is_empty()).then_some(author),
+            tag: Some(tag.tag),
+            commit: Some(tag.commit),
+            message: (!tag.message.is_empty()).then_some(tag.message),
+            author: (!tag.author.is_empty()).then_some(tag.author),
             ..webhook_defaults()
         },
-        HookEvent::PullRequest { action, number, title, head_commit, head_branch, base_branch, from_fork, author, .. } => {
+        HookEvent::PullRequest(pull) => {
+            let forge::webhook::PullRequest { action, number, title, head_commit, head_branch, base_branch, from_fork, author, .. } = pull;
             let (event, action_name) = match action {
                 PullRequestAction::Opened => ("pull_request", "opened"),
                 PullRequestAction::Reopened => ("pull_request", "reopened"),

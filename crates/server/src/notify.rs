@@ -27,7 +27,7 @@ pub async fn build_changed(state: &AppState, build: &BuildRecord) {
             description: status_description(build),
             target_url: build_url.clone(),
         };
-        let reporter = forge::status::StatusReporter::new(state.http.clone());
+        let reporter = forge::status::StatusReporter::with_client(state.http.clone());
         tokio::spawn(async move {
             retry("commit status", || reporter.send(&target, &status)).await;
         });

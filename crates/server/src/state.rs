@@ -23,6 +23,8 @@ pub struct Inner {
     /// For notifications and commit statuses.
     pub http: reqwest::Client,
     pub metrics: PrometheusHandle,
+    /// One lock per repository mirror: git does not like two fetches into one repository.
+    git_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -40,7 +42,12 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .expect("an HTTP client with static settings builds");
-        Self(Arc::new(Inner { config, store, secrets, hub: Hub::default(), mirrors, http, metrics }))
+        Self(Arc::new(Inner { config, store, secrets, hub: Hub::default(), mirrors, http, metrics, git_locks: Default::default() }))
+    }
+
+    /// The lock of a repository's mirror.
+    pub fn git_lock(&self, repo_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.git_locks.lock().expect("git lock map").entry(repo_id).or_default().clone()
     }
 
     /// The address forges deliver a repository's webhooks to.

@@ -296,7 +296,7 @@ pub(crate) fn stamp_of(state: State) -> Stamp {
     }
 }
 
-async fn insert_workflow(transaction: &mut Transaction<'static, Any>, build_id: i64, workflow: &NewWorkflow, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn insert_workflow(transaction: &mut Transaction<'static, Any>, build_id: i64, workflow: &NewWorkflow, now: i64) -> Result<(), StoreError> {
     let workflow_id: i64 = sqlx::query_scalar(
         "INSERT INTO workflows (build_id, name, state, reason, depends_on, labels, plan, created, finished) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
