@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::scrape))
         .route("/api/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json()) }))
         .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

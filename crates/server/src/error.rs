@@ -69,3 +69,40 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Turns every error answer that is not JSON yet (axum's own rejections of a bad path, query or
+/// body, a body over the limit, a wrong method) into an `ErrorBody`, keeping its status and text.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        status if status.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let message = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => "the request body is too large".to_owned(),
+        (StatusCode::METHOD_NOT_ALLOWED, _) => "this endpoint does not take that method".to_owned(),
+        (_, true) => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        (_, false) => text,
+    };
+    ApiError { status, code, message, field: None }.into_response()
+}

@@ -1,1 +1,8 @@
-//! Tests of the server crate.
+//! Server tests: the HTTP application through `oneshot` on a real, migrated database — every
+//! test on SQLite and on PostgreSQL — with real git repositories for triggers.
+
+mod api;
+mod harness;
+mod hooks;
+mod openapi;
+mod queue;

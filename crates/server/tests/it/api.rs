@@ -1,0 +1,190 @@
+//! The REST API: who may call what (every endpoint × every role), secrets never leave the
+//! server, and bad input answered with a JSON body that says what is wrong.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{ADMIN_TOKEN, Harness, PIPELINE, git_repo};
+
+/// The least a caller needs for an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Needs {
+    Read,
+    Write,
+    Admin,
+    ServerAdmin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Caller {
+    Anonymous,
+    Outsider,
+    Reader,
+    Writer,
+    RepoAdmin,
+    ServerAdmin,
+}
+
+fn allowed(caller: Caller, needs: Needs) -> bool {
+    match caller {
+        Caller::Anonymous | Caller::Outsider => false,
+        Caller::Reader => needs == Needs::Read,
+        Caller::Writer => needs <= Needs::Write,
+        Caller::RepoAdmin => needs <= Needs::Admin,
+        Caller::ServerAdmin => true,
+    }
+}
+
+/// Denied means: 401 for nobody, 403, or the 404 that hides a repository from outsiders.
+fn denied(status: StatusCode, body: &Value) -> bool {
+    status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
+        || (status == StatusCode::NOT_FOUND && body["error"].as_str().is_some_and(|error| error.contains("cannot see it")))
+}
+
+async fn role_matrix(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    let (status, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{build}");
+    let step = build["workflows"][0]["steps"][0]["id"].as_i64().expect("a step");
+    // Finished, so that following its log ends.
+    let (status, _) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds/1/cancel", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut tokens = vec![(Caller::Anonymous, None), (Caller::ServerAdmin, Some(ADMIN_TOKEN.to_owned()))];
+    for (caller, login, role) in
+        [(Caller::Outsider, "outsider", None), (Caller::Reader, "reader", Some("read")), (Caller::Writer, "writer", Some("write")), (Caller::RepoAdmin, "owner", Some("admin"))]
+    {
+        let token = harness.user(login).await;
+        if let Some(role) = role {
+            let (status, body) = harness.admin(Method::PUT, &format!("/api/v1/repos/acme/app/members/{login}"), Some(json!({ "role": role }))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        tokens.push((caller, Some(token)));
+    }
+    harness.user("someone").await;
+
+    let repo = "/api/v1/repos/acme/app";
+    let endpoints: Vec<(Method, String, Option<Value>, Needs)> = vec![
+        (Method::GET, format!("{repo}"), None, Needs::Read),
+        (Method::PATCH, format!("{repo}"), Some(json!({ "timeout_minutes": 30 })), Needs::Admin),
+        (Method::GET, format!("{repo}/members"), None, Needs::Read),
+        (Method::PUT, format!("{repo}/members/someone"), Some(json!({ "role": "read" })), Needs::Admin),
+        (Method::DELETE, format!("{repo}/members/someone"), None, Needs::Admin),
+        (Method::POST, format!("{repo}/poll"), None, Needs::Write),
+        (Method::GET, format!("{repo}/builds"), None, Needs::Read),
+        (Method::POST, format!("{repo}/builds"), Some(json!({})), Needs::Write),
+        (Method::GET, format!("{repo}/builds/1"), None, Needs::Read),
+        (Method::POST, format!("{repo}/builds/1/cancel"), None, Needs::Write),
+        (Method::POST, format!("{repo}/builds/1/restart"), None, Needs::Write),
+        (Method::GET, format!("{repo}/builds/1/steps/{step}/log"), None, Needs::Read),
+        (Method::GET, format!("{repo}/builds/1/steps/{step}/log/stream"), None, Needs::Read),
+        (Method::GET, format!("{repo}/secrets"), None, Needs::Write),
+        (Method::PUT, format!("{repo}/secrets/token"), Some(json!({ "value": "s3cret-value" })), Needs::Admin),
+        (Method::DELETE, format!("{repo}/secrets/token"), None, Needs::Admin),
+        (Method::GET, format!("{repo}/crons"), None, Needs::Read),
+        (Method::PUT, format!("{repo}/crons/nightly"), Some(json!({ "schedule": "0 3 * * *" })), Needs::Admin),
+        (Method::DELETE, format!("{repo}/crons/nightly"), None, Needs::Admin),
+        (Method::GET, format!("{repo}/notifiers"), None, Needs::Admin),
+        (Method::POST, format!("{repo}/notifiers"), Some(json!({ "kind": "webhook", "url": "http://127.0.0.1:9/hook" })), Needs::Admin),
+        (Method::DELETE, format!("{repo}/notifiers/999"), None, Needs::Admin),
+        (Method::GET, "/api/v1/agents".into(), None, Needs::ServerAdmin),
+        (Method::GET, "/api/v1/users".into(), None, Needs::ServerAdmin),
+        (Method::POST, "/api/v1/users".into(), Some(json!({ "login": "made", "password": "password-long" })), Needs::ServerAdmin),
+        (Method::DELETE, format!("{repo}"), None, Needs::Admin),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, needs) in &endpoints {
+        // Deleting the repository is checked last, by the one allowed caller that goes last.
+        let callers: Vec<_> = if *method == Method::DELETE && path == repo {
+            tokens.iter().filter(|(caller, _)| !allowed(*caller, *needs) || *caller == Caller::ServerAdmin).collect()
+        } else {
+            tokens.iter().collect()
+        };
+        for (caller, token) in callers {
+            let (status, answer) = harness.call(method.clone(), path, token.as_deref(), body.clone()).await;
+            let expected_allowed = allowed(*caller, *needs);
+            if expected_allowed == denied(status, &answer) {
+                failures.push(format!("{method} {path} as {caller:?}: {status} {answer}"));
+            }
+            if *caller == Caller::Anonymous && status != StatusCode::UNAUTHORIZED {
+                failures.push(format!("{method} {path} without a token answered {status}, not 401"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization mismatches:\n{}", failures.join("\n"));
+}
+both!(every_endpoint_authorizes_every_role, role_matrix);
+
+async fn secrets_never_leave(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    let value = "hunter2-the-secret-value";
+    let (status, written) =
+        harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": value, "images": ["plugins/ssh"] }))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = harness.admin(Method::GET, "/api/v1/repos/acme/app/secrets", None).await;
+    let (_, repo) = harness.admin(Method::GET, "/api/v1/repos/acme/app", None).await;
+    for answer in [&written, &listed, &repo] {
+        assert!(!answer.to_string().contains(value), "a secret value leaked: {answer}");
+        assert!(!answer.to_string().contains("hook-secret"), "the webhook secret leaked: {answer}");
+    }
+    assert_eq!(listed[0]["name"], "deploy_token");
+    assert_eq!(listed[0]["images"], json!(["plugins/ssh"]));
+    assert!(!listed[0]["events"].as_array().unwrap().contains(&json!("pull_request")), "pull requests get no secrets by default");
+    let repo_id = repo["id"].as_i64().unwrap();
+    let stored = harness.state.store.list_secrets(repo_id).await.unwrap();
+    assert!(!String::from_utf8_lossy(&stored[0].ciphertext).contains(value), "stored in clear");
+    assert_eq!(harness.state.secrets.open(repo_id, "deploy_token", &stored[0].ciphertext).unwrap(), value);
+    assert!(harness.state.secrets.open(repo_id, "other_name", &stored[0].ciphertext).is_err(), "a ciphertext is bound to its name");
+}
+both!(secret_values_are_write_only_and_encrypted, secrets_never_leave);
+
+async fn bad_input(harness: Harness) {
+    let cases: Vec<(Method, &str, Value, StatusCode, Option<&str>, &str)> = vec![
+        (Method::POST, "/api/v1/repos", json!({ "full_name": "no-slash", "clone_url": "file:///x" }), StatusCode::BAD_REQUEST, Some("full_name"), "owner/name"),
+        (Method::POST, "/api/v1/repos", json!({ "full_name": "a/b", "clone_url": "--upload-pack=evil" }), StatusCode::BAD_REQUEST, Some("clone_url"), "not a git remote"),
+        (Method::POST, "/api/v1/repos", json!({ "full_name": "a/b", "clone_url": "file:///x", "poll_interval_seconds": 1 }), StatusCode::BAD_REQUEST, Some("poll_interval_seconds"), "every 10 seconds"),
+        (Method::POST, "/api/v1/repos", json!({ "clone_url": "file:///x" }), StatusCode::UNPROCESSABLE_ENTITY, None, "full_name"),
+        (Method::POST, "/api/v1/users", json!({ "login": "x", "password": "short" }), StatusCode::BAD_REQUEST, Some("password"), "8 characters"),
+        (Method::GET, "/api/v1/nothing-here", Value::Null, StatusCode::NOT_FOUND, None, "no such endpoint"),
+    ];
+    for (method, path, body, status, field, says) in cases {
+        let body = (!body.is_null()).then_some(body);
+        let (got, answer) = harness.admin(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|error| error.contains(says)), "{method} {path}: {answer} should say {says}");
+        assert_eq!(answer["field"].as_str(), field, "{answer}");
+    }
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    let (status, answer) = harness.admin(Method::POST, "/api/v1/repos", Some(json!({ "full_name": "acme/app", "clone_url": url }))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (status, answer) = harness.admin(Method::GET, "/api/v1/repos/acme/app/builds/notanumber", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].is_string(), "axum's own rejections are JSON too: {answer}");
+    let (status, answer) =
+        harness.admin(Method::PUT, "/api/v1/repos/acme/app/crons/nightly", Some(json!({ "schedule": "every day at noon" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["field"], "schedule");
+    let (status, answer) = harness.admin(Method::PATCH, "/api/v1/repos/acme/app", Some(json!({ "trust": { "privileged": true } }))).await;
+    assert_eq!(status, StatusCode::OK, "server admins set trust: {answer}");
+}
+both!(bad_input_is_answered_with_what_is_wrong, bad_input);
+
+async fn pipeline_errors_fail_visibly(harness: Harness) {
+    let broken = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    depends_on: [compile]\n    commands:\n      - echo hi\n";
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", broken)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    let (status, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{build}");
+    assert_eq!(build["state"], "error");
+    assert_eq!(build["reason"], "the pipeline has errors");
+    let diagnostic = &build["diagnostics"][0];
+    assert_eq!(diagnostic["file"], ".woodpecker.yml");
+    assert_eq!(diagnostic["line"], 4);
+    assert!(diagnostic["message"].as_str().unwrap().contains("compile"), "{diagnostic}");
+}
+both!(a_pipeline_with_errors_is_a_failed_build_with_its_diagnostics, pipeline_errors_fail_visibly);

@@ -1,0 +1,189 @@
+//! A server application on a fresh database, and helpers to call it as a client would.
+//!
+//! PostgreSQL variants need `GANTRY_TEST_POSTGRES_URL` (printed by `scripts/postgres-up.sh`);
+//! each test gets its own database. Without the variable they fail, unless
+//! `GANTRY_TEST_SKIP_POSTGRES=1` says to skip them.
+
+use std::path::Path;
+use std::process::Command;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use server::{AppState, ServerConfig};
+use sqlx::Connection as _;
+use tower::ServiceExt as _;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const AGENT_SECRET: &str = "test-agent-secret";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Harness {
+    pub state: AppState,
+    pub app: Router,
+    pub dir: tempfile::TempDir,
+}
+
+/// Runs `check` on a SQLite and a PostgreSQL server: `both!(name, check)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $check:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let harness = $crate::harness::Harness::new($crate::harness::Db::Sqlite).await.expect("sqlite harness");
+                super::$check(harness).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(harness) = $crate::harness::Harness::new($crate::harness::Db::Postgres).await {
+                    super::$check(harness).await;
+                }
+            }
+        }
+    };
+}
+
+async fn fresh_postgres() -> Option<String> {
+    let Ok(url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
+        if std::env::var("GANTRY_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("skipping the PostgreSQL variant: GANTRY_TEST_SKIP_POSTGRES=1");
+            return None;
+        }
+        panic!("GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)` (or GANTRY_TEST_SKIP_POSTGRES=1)");
+    };
+    let name = format!("gantry_server_{}_{}", std::process::id(), unique());
+    let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut connection).await.expect("create a test database");
+    let base = url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&url);
+    Some(format!("{base}/{name}"))
+}
+
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    nanos * 1000 + NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+impl Harness {
+    /// `None` when the PostgreSQL variant is skipped.
+    pub async fn new(db: Db) -> Option<Harness> {
+        Self::with(db, |_| {}).await
+    }
+
+    pub async fn with(db: Db, adjust: impl FnOnce(&mut ServerConfig)) -> Option<Harness> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("data"));
+        config.public_url = "http://gantry.test".into();
+        config.admin_token = Some(ADMIN_TOKEN.into());
+        config.agent_secret = Some(AGENT_SECRET.into());
+        if let Db::Postgres = db {
+            config.database_url = Some(fresh_postgres().await?);
+        }
+        adjust(&mut config);
+        let state = server::open(config).await.expect("open the server");
+        let app = server::app::router(state.clone());
+        Some(Harness { state, app, dir })
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request.header("content-type", "application/json").body(Body::from(body.to_string())).unwrap(),
+            None => request.body(Body::empty()).unwrap(),
+        };
+        let response = self.app.clone().oneshot(request).await.expect("the app answers");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// A raw request (webhooks: exact bytes and headers).
+    pub async fn raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(Method::POST).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.app.clone().oneshot(request.body(Body::from(body)).unwrap()).await.expect("the app answers");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(method, path, Some(ADMIN_TOKEN), body).await
+    }
+
+    /// Creates a user and an API token for it; returns the token.
+    pub async fn user(&self, login: &str) -> String {
+        let (status, _) =
+            self.admin(Method::POST, "/api/v1/users", Some(serde_json::json!({ "login": login, "password": "password-of-test" }))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/login", None, Some(serde_json::json!({ "login": login, "password": "password-of-test" })))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let user = self.state.store.user_by_login(login).await.unwrap().unwrap();
+        let token = format!("gta_test_{login}_{}", unique());
+        let hash = server::crypto::token_hash(&token);
+        self.state.store.create_token(user.id, "test", &hash, store::TokenKind::Api, None, 0).await.unwrap();
+        token
+    }
+
+    /// Registers `full_name` on `clone_url` as the admin token.
+    pub async fn repo(&self, full_name: &str, clone_url: &str, extra: Value) -> Value {
+        let mut body = serde_json::json!({ "full_name": full_name, "clone_url": clone_url, "webhook_secret": "hook-secret" });
+        if let (Some(target), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+        let (status, repo) = self.admin(Method::POST, "/api/v1/repos", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{repo}");
+        repo
+    }
+}
+
+/// A bare repository with one commit holding `files`; returns (file:// URL, commit sha, work tree).
+pub fn git_repo(root: &Path, files: &[(&str, &str)]) -> (String, String, std::path::PathBuf) {
+    let bare = root.join("remote.git");
+    let work = root.join("work");
+    git(root, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    git(root, &["init", "-q", "-b", "main", work.to_str().unwrap()]);
+    let sha = commit(&work, files, "first commit");
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    (format!("file://{}", bare.display()), sha, work)
+}
+
+/// Writes `files`, commits them with `message`, returns the sha.
+pub fn commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (path, text) in files {
+        let path = work.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "-q", "--allow-empty", "-m", message]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git").args(args).current_dir(dir).output().expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+pub const PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo hello\n";

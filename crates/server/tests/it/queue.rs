@@ -1,0 +1,225 @@
+//! The queue through the agent protocol: leasing by labels and dependencies, idempotent log
+//! uploads, completion, cancellation, lost agents, and which secrets a job carries.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{AGENT_SECRET, Db, Harness, PIPELINE, git_repo};
+
+async fn agent_call(harness: &Harness, path: &str, body: Value) -> (StatusCode, Value) {
+    harness.call(Method::POST, &format!("/api/agent/v1{path}"), Some(AGENT_SECRET), Some(body)).await
+}
+
+async fn register(harness: &Harness, name: &str, labels: Value) -> i64 {
+    let (status, answer) = agent_call(harness, "/register", json!({ "name": name, "labels": labels, "capacity": 2, "version": "test" })).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["agent_id"].as_i64().unwrap()
+}
+
+fn line(text: &str) -> Value {
+    json!({ "at_ms": 1, "stream": "stdout", "text": text })
+}
+
+async fn build(harness: &Harness, number: i64) -> Value {
+    harness.admin(Method::GET, &format!("/api/v1/repos/acme/app/builds/{number}"), None).await.1
+}
+
+async fn lease_one(harness: &Harness, agent: i64) -> Value {
+    let (status, job) = agent_call(harness, "/lease", json!({ "agent_id": agent })).await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    job
+}
+
+async fn logs_are_stored_once(harness: Harness) {
+    let (url, sha, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let agent = register(&harness, "agent-1", json!({ "platform": "linux/amd64" })).await;
+    let job = lease_one(&harness, agent).await;
+    assert_eq!(job["commit"], sha);
+    assert_eq!(job["plan"]["workflows"].as_array().unwrap().len(), 1);
+    assert_eq!(build(&harness, 1).await["state"], "running");
+    let id = job["id"].as_i64().unwrap();
+
+    let upload = |first: u64, texts: &[&str]| {
+        json!({ "agent_id": agent, "steps": [{ "step": "build", "state": "running", "started_ms": 1000 }],
+                "logs": [{ "step": "build", "first_seq": first, "lines": texts.iter().map(|text| line(text)).collect::<Vec<_>>() }] })
+    };
+    let (status, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(0, &["a", "b", "c"])).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["next_seq"]["build"], 3);
+    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(0, &["a", "b", "c"])).await;
+    assert_eq!(answer["next_seq"]["build"], 3, "a retried batch is not stored twice");
+    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(5, &["f"])).await;
+    assert_eq!(answer["next_seq"]["build"], 3, "a gap asks for a resend from 3");
+    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(2, &["c", "d", "e"])).await;
+    assert_eq!(answer["next_seq"]["build"], 5, "an overlapping batch stores only the new lines");
+
+    let done = json!({ "agent_id": agent, "state": "success", "steps": [
+        { "step": "clone", "state": "success", "exit_code": 0, "started_ms": 900, "finished_ms": 950 },
+        { "step": "build", "state": "success", "exit_code": 0, "started_ms": 1000, "finished_ms": 2000 } ] });
+    let (status, _) = agent_call(&harness, &format!("/jobs/{id}/done"), done.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = agent_call(&harness, &format!("/jobs/{id}/done"), done).await;
+    assert_eq!(status, StatusCode::OK, "a retried `done` is accepted");
+    let finished = build(&harness, 1).await;
+    assert_eq!(finished["state"], "success", "{finished}");
+    let step = &finished["workflows"][0]["steps"][1];
+    assert_eq!(step["log_lines"], 5);
+
+    let step_id = step["id"].as_i64().unwrap();
+    let (status, text) = harness.admin(Method::GET, &format!("/api/v1/repos/acme/app/builds/1/steps/{step_id}/log"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, Value::String("a\nb\nc\nd\ne\n".into()), "the log reads back from its compressed file");
+    let (_, stream) = harness.admin(Method::GET, &format!("/api/v1/repos/acme/app/builds/1/steps/{step_id}/log/stream?from=3"), None).await;
+    let stream = stream.as_str().unwrap().to_owned();
+    assert!(stream.contains("id: 3\n") && stream.contains("id: 4\n") && !stream.contains("id: 2\n"), "{stream}");
+    assert!(stream.trim_end().ends_with("event: end\ndata: {}"), "{stream}");
+}
+both!(log_lines_are_stored_once_in_order_and_read_back, logs_are_stored_once);
+
+async fn lost_agent(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let agent = register(&harness, "doomed", json!({})).await;
+    let job = lease_one(&harness, agent).await;
+    let id = job["id"].as_i64().unwrap();
+    agent_call(&harness, &format!("/jobs/{id}/updates"), json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": [line("half")] }] })).await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    server::queue::reap_lost_agents(&harness.state).await.unwrap();
+    let after = build(&harness, 1).await;
+    let workflow = &after["workflows"][0];
+    assert_eq!(workflow["state"], "pending", "re-queued by the default policy: {after}");
+    assert!(workflow["reason"].as_str().unwrap().contains("doomed stopped answering"), "{workflow}");
+    assert_eq!(workflow["steps"][1]["log_lines"], 0, "the lost attempt's log is gone");
+
+    // The silent agent comes back: its job is not its own any more.
+    let (status, _) = agent_call(&harness, &format!("/jobs/{id}/updates"), json!({ "agent_id": agent })).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, answer) = agent_call(&harness, "/heartbeat", json!({ "agent_id": agent, "jobs": [id] })).await;
+    assert_eq!(answer["stop"], json!([id]));
+
+    // With the `fail` policy the next loss fails it.
+    harness.admin(Method::PATCH, "/api/v1/repos/acme/app", Some(json!({ "lost_policy": "fail" }))).await;
+    let second = register(&harness, "doomed-too", json!({})).await;
+    lease_one(&harness, second).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    server::queue::reap_lost_agents(&harness.state).await.unwrap();
+    let after = build(&harness, 1).await;
+    assert_eq!(after["workflows"][0]["state"], "error", "{after}");
+    assert_eq!(after["state"], "error");
+}
+
+mod an_agent_that_stops_heartbeating_loses_its_workflows {
+    use super::*;
+    fn quick(config: &mut server::ServerConfig) {
+        config.agent_lost_after = std::time::Duration::from_millis(10);
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        lost_agent(Harness::with(Db::Sqlite, quick).await.unwrap()).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(harness) = Harness::with(Db::Postgres, quick).await {
+            lost_agent(harness).await;
+        }
+    }
+}
+
+async fn cancellation(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let agent = register(&harness, "agent-1", json!({})).await;
+    let id = lease_one(&harness, agent).await["id"].as_i64().unwrap();
+
+    let waiter = {
+        let app = harness.app.clone();
+        tokio::spawn(async move {
+            use tower::ServiceExt as _;
+            let request = axum::http::Request::post(format!("/api/agent/v1/jobs/{id}/cancel-wait"))
+                .header("authorization", format!("Bearer {AGENT_SECRET}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(json!({ "agent_id": agent }).to_string()))
+                .unwrap();
+            let started = std::time::Instant::now();
+            let response = app.oneshot(request).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (started.elapsed(), serde_json::from_slice::<Value>(&body).unwrap())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds/1/cancel", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (waited, answer) = waiter.await.unwrap();
+    assert_eq!(answer["cancelled"], true);
+    assert!(waited < std::time::Duration::from_secs(2), "the agent hears of it at once, not after {waited:?}");
+    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), json!({ "agent_id": agent })).await;
+    assert_eq!(answer["cancel"], true);
+    agent_call(&harness, &format!("/jobs/{id}/done"), json!({ "agent_id": agent, "state": "failure", "steps": [] })).await;
+    let after = build(&harness, 1).await;
+    assert_eq!(after["state"], "killed", "{after}");
+    assert_eq!(after["workflows"][0]["state"], "killed");
+}
+both!(a_cancelled_build_reaches_its_agent_and_ends_killed, cancellation);
+
+async fn labels_and_dependencies(harness: Harness) {
+    let first = "labels:\n  gpu: \"yes\"\nsteps:\n  train:\n    image: gantry-test/busybox:latest\n    commands: [\"true\"]\n";
+    let second = "depends_on: [first]\nsteps:\n  report:\n    image: gantry-test/busybox:latest\n    commands: [\"true\"]\n";
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker/first.yml", first), (".woodpecker/second.yml", second)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let plain = register(&harness, "plain", json!({ "platform": "linux/amd64" })).await;
+    let gpu = register(&harness, "gpu", json!({ "platform": "linux/amd64", "gpu": "yes" })).await;
+    let agent_record = |id| {
+        let store = harness.state.store.clone();
+        async move { store.agent_by_id(id).await.unwrap().unwrap() }
+    };
+    let plain_agent = agent_record(plain).await;
+    assert!(server::queue::lease(&harness.state, &plain_agent).await.unwrap().is_none(), "`first` needs a gpu; `second` waits for it");
+    let gpu_agent = agent_record(gpu).await;
+    let job = server::queue::lease(&harness.state, &gpu_agent).await.unwrap().expect("the gpu agent gets `first`");
+    assert_eq!(job.plan.workflows[0].name, "first");
+    assert!(server::queue::lease(&harness.state, &plain_agent).await.unwrap().is_none(), "`second` still waits");
+    agent_call(&harness, &format!("/jobs/{}/done", job.id), json!({ "agent_id": gpu, "state": "failure", "steps": [] })).await;
+    let after = build(&harness, 1).await;
+    let second = after["workflows"].as_array().unwrap().iter().find(|workflow| workflow["name"] == "second").unwrap().clone();
+    assert_eq!(second["state"], "skipped", "{after}");
+    assert_eq!(second["reason"], "a workflow it depends on failed");
+    assert_eq!(after["state"], "failure");
+}
+both!(workflows_go_to_agents_with_their_labels_after_their_dependencies, labels_and_dependencies);
+
+async fn job_secrets(harness: Harness) {
+    let pipeline = "steps:\n  deploy:\n    image: gantry-test/busybox:latest\n    environment:\n      TOKEN:\n        from_secret: deploy_token\n    commands: [\"true\"]\n";
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    let repo = harness.repo("acme/app", &url, json!({})).await;
+    harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": "v4lue" }))).await;
+    harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/unused", Some(json!({ "value": "not-sent" }))).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let agent = register(&harness, "agent-1", json!({})).await;
+    let job = lease_one(&harness, agent).await;
+    assert_eq!(job["secrets"], json!({ "deploy_token": "v4lue" }), "only what the steps reference");
+
+    let repo_record = harness.state.store.repo_by_id(repo["id"].as_i64().unwrap()).await.unwrap().unwrap();
+    let mut build_record = harness.state.store.build_by_number(repo_record.id, 1).await.unwrap().unwrap();
+    let plan: pipeline::Plan = serde_json::from_value(job["plan"].clone()).unwrap();
+    build_record.event = "pull_request".into();
+    let refused = server::secrets::for_job(&harness.state, &repo_record, &build_record, &plan).await.unwrap_err();
+    assert!(refused.contains("not available to pull_request builds"), "{refused}");
+    build_record.from_fork = true;
+    let refused = server::secrets::for_job(&harness.state, &repo_record, &build_record, &plan).await.unwrap_err();
+    assert!(refused.contains("not given to pull requests from forks"), "{refused}");
+    assert!(!refused.contains("v4lue"));
+
+    harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": "v4lue", "images": ["plugins/ssh"] }))).await;
+    build_record.event = "manual".into();
+    build_record.from_fork = false;
+    let refused = server::secrets::for_job(&harness.state, &repo_record, &build_record, &plan).await.unwrap_err();
+    assert!(refused.contains("only these images"), "{refused}");
+}
+both!(a_job_carries_only_the_secrets_its_steps_may_have, job_secrets);
