@@ -93,7 +93,7 @@ pub const DEFAULT_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/ta
 
 impl Mirror {
     /// Opens the mirror named `key` under `cache_root`, creating it (and the root) if needed.
-    /// `key` is any text (a repository id, a URL); it is reduced to a safe directory name.
+    /// `key` is any text (a repository id, a URL); each key gets its own directory.
     pub async fn open(cache_root: &Path, key: &str) -> Result<Mirror, GitError> {
         let dir = cache_root.join(format!("{}.git", directory_name(key)));
         let mirror = Mirror { dir };
@@ -208,8 +208,11 @@ impl Mirror {
         let mut command = self.git();
         command.args(["diff", "--name-only", "--no-renames", "-z", "--end-of-options", from, to, "--"]);
         let output = self.run_local(&format!("diff {from} {to}"), command, None).await?;
-        let mut paths: Vec<String> =
-            output.split(|byte| *byte == 0).filter(|path| !path.is_empty()).map(|path| String::from_utf8_lossy(path).into_owned()).collect();
+        let mut paths: Vec<String> = output
+            .split(|byte| *byte == 0)
+            .filter(|path| !path.is_empty())
+            .map(|path| String::from_utf8_lossy(path).into_owned())
+            .collect();
         paths.sort();
         paths.dedup();
         Ok(paths)
@@ -285,11 +288,18 @@ fn clean_path(path: &str) -> &str {
     if path == "." { "" } else { path }
 }
 
-/// A directory name that cannot escape the cache root or collide by case of odd characters.
+/// A directory name that cannot leave the cache root: the key's safe characters for people
+/// reading the folder, and a digest of the whole key so that keys differing only in the
+/// replaced characters (`a/b`, `a_b`) never share a mirror.
 fn directory_name(key: &str) -> String {
-    let name: String =
-        key.chars().map(|character| if character.is_ascii_alphanumeric() || matches!(character, '-' | '_') { character } else { '_' }).collect();
-    if name.is_empty() { "_".to_owned() } else { name }
+    use sha2::{Digest, Sha256};
+    let readable: String = key
+        .chars()
+        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '-' | '_') { character } else { '_' })
+        .take(64)
+        .collect();
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    format!("{readable}-{}", &digest[..16])
 }
 
 /// A remote and how to talk to it without leaking its credentials.
@@ -317,9 +327,9 @@ impl<'a> Remote<'a> {
         if url.starts_with('-') {
             return Err(remote.error("a remote URL cannot start with '-'".to_owned()));
         }
-        if credentials.is_some_and(|credentials| {
-            [&credentials.username, &credentials.password].iter().any(|text| text.contains(['\n', '\r', '\0']))
-        }) {
+        if credentials
+            .is_some_and(|credentials| [&credentials.username, &credentials.password].iter().any(|text| text.contains(['\n', '\r', '\0'])))
+        {
             return Err(remote.error("the credentials hold a line break".to_owned()));
         }
         Ok(remote)
@@ -420,7 +430,9 @@ pub fn strip_url_credentials(text: &str) -> String {
     while let Some(start) = rest.find("://") {
         let (head, tail) = rest.split_at(start + 3);
         result.push_str(head);
-        let authority_end = tail.find(|character: char| matches!(character, '/' | '?' | '#' | '\'' | '"') || character.is_whitespace()).unwrap_or(tail.len());
+        let authority_end = tail
+            .find(|character: char| matches!(character, '/' | '?' | '#' | '\'' | '"') || character.is_whitespace())
+            .unwrap_or(tail.len());
         let authority = &tail[..authority_end];
         match authority.rfind('@') {
             Some(at) => result.push_str(&authority[at + 1..]),

@@ -207,9 +207,7 @@ pub fn api_base_from_clone_url(forge: ForgeKind, clone_url: &str) -> Option<Stri
         return None;
     }
     match forge {
-        ForgeKind::Github if matches!(strip_port(&authority), "github.com" | "www.github.com") => {
-            Some("https://api.github.com".to_owned())
-        }
+        ForgeKind::Github if matches!(strip_port(&authority), "github.com" | "www.github.com") => Some("https://api.github.com".to_owned()),
         ForgeKind::Github => Some(format!("{scheme}://{authority}/api/v3")),
         ForgeKind::Gitea => Some(format!("{scheme}://{authority}/api/v1")),
         ForgeKind::Gitlab => Some(format!("{scheme}://{authority}/api/v4")),

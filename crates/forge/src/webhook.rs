@@ -37,7 +37,9 @@ pub enum HookEvent {
     /// A delivery Gantry does not act on: another event (issues, releases…), a pull request
     /// action that changes no code (labels, edits, reviews), a push to another kind of reference.
     /// `event` names it, e.g. `issues` or `pull_request.labeled`.
-    Ignored { event: String },
+    Ignored {
+        event: String,
+    },
 }
 
 /// Commits pushed to a branch.
@@ -252,9 +254,7 @@ impl<'a> Fields<'a> {
     fn number(&self, path: &str) -> Result<u64, WebhookError> {
         match self.value(path) {
             None => Err(WebhookError::malformed(format!("field '{path}' is missing"))),
-            Some(value) => {
-                value.as_u64().ok_or_else(|| WebhookError::malformed(format!("field '{path}' is not a whole number")))
-            }
+            Some(value) => value.as_u64().ok_or_else(|| WebhookError::malformed(format!("field '{path}' is not a whole number"))),
         }
     }
 
@@ -434,10 +434,8 @@ mod gitea {
             after: fields.string("after")?,
             before: fields.optional_string("before").unwrap_or_default(),
         };
-        let author = fields
-            .first_string(&["pusher.login", "pusher.username", "sender.login", "sender.username"])
-            .unwrap_or_default()
-            .to_owned();
+        let author =
+            fields.first_string(&["pusher.login", "pusher.username", "sender.login", "sender.username"]).unwrap_or_default().to_owned();
         let commits = fields.commits();
         // Recent versions send `head_commit`; older ones only list the commits.
         let head = fields.value("head_commit").map(Fields).or_else(|| listed_commit(commits, update.after));

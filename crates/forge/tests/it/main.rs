@@ -1,1 +1,7 @@
-//! Tests of the forge crate.
+//! Tests of the forge crate: webhooks against the forges' documented payloads, commit statuses
+//! against a local double of each forge's API, git against real repositories in temporary
+//! folders. Nothing leaves the machine: URLs are file:// or 127.0.0.1.
+
+mod git;
+mod status;
+mod webhook;
