@@ -14,7 +14,7 @@ apt_install() {
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# Rust: the toolchain from rustup when present (edition 2024 needs Rust 1.85 or later),
+# Rust: the toolchain from rustup when present (Gantry needs Rust 1.94 or later for sqlx 0.9),
 # otherwise Debian's packages, which are new enough only on Debian 13 (trixie) and later.
 if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,8 +24,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   apt_install cargo rustc
 fi
 version=$(rustc --version | awk '{print $2}')
-if [[ "$(printf '%s\n' 1.85.0 "$version" | sort -V | head -n1)" != 1.85.0 ]]; then
-  log "rustc $version is older than 1.85, which Gantry needs (edition 2024)"
+if [[ "$(printf '%s\n' 1.94.0 "$version" | sort -V | head -n1)" != 1.94.0 ]]; then
+  log "rustc $version is older than 1.94, which Gantry needs (sqlx 0.9, edition 2024)"
   exit 1
 fi
 

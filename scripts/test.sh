@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 [[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+# The store and server tests run on SQLite and on this PostgreSQL (a fresh database per test).
+GANTRY_TEST_POSTGRES_URL=$(./scripts/postgres-up.sh | tail -n 1)
+export GANTRY_TEST_POSTGRES_URL
 # Snapshots are assertions here: a missing or different snapshot fails instead of being written.
 export INSTA_UPDATE=no
 export CI=true
