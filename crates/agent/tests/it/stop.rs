@@ -1,0 +1,74 @@
+//! Stopping jobs: a cancel from the server (through cancel-wait, or a heartbeat's `stop`) and
+//! the agent's own shutdown each kill a running step quickly, and the job reports `killed`.
+
+use std::time::{Duration, Instant};
+
+use proto::State;
+
+use crate::server::{FakeServer, Recorded};
+use crate::support::{TestAgent, job, plan};
+
+const SLEEPER: &str = "skip_clone: true\nsteps:\n  sleeper:\n    image: IMAGE\n    commands:\n      - echo sleeping\n      - sleep 60\n  after:\n    image: IMAGE\n    commands:\n      - echo never\n";
+
+/// Waits until the sleeper step has printed, so that it is really inside `sleep`.
+async fn wait_until_sleeping(server: &FakeServer, job: i64) {
+    let sleeping = |recorded: &Recorded| recorded.lines(job, "sleeper").iter().any(|line| line == "sleeping");
+    assert!(server.wait_for(Duration::from_secs(30), sleeping).await, "the step never started");
+}
+
+/// How a stopped sleeper job must end; returns how long after `since` the step was killed.
+async fn assert_killed(server: &FakeServer, job: i64, since: Instant) -> Duration {
+    let done = server.done(job, Duration::from_secs(30)).await;
+    assert_eq!(done.state, State::Killed, "{done:?}");
+    let states: Vec<(String, State)> = done.steps.iter().map(|step| (step.step.clone(), step.state)).collect();
+    assert_eq!(states, [("sleeper".to_owned(), State::Killed), ("after".to_owned(), State::Killed)], "{done:?}");
+    let killed_at = server.lock().first_update(job, "sleeper", State::Killed).expect("a killed update for the step");
+    killed_at.duration_since(since)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_through_cancel_wait_stops_a_sleeping_step_within_two_seconds() {
+    let server = FakeServer::start().await;
+    server.push_job(job(10, plan(SLEEPER)));
+    let agent = TestAgent::start(&server.url);
+    wait_until_sleeping(&server, 10).await;
+
+    let cancelled = Instant::now();
+    server.lock().cancel_by_wait.insert(10);
+    let took = assert_killed(&server, 10, cancelled).await;
+    assert!(took < Duration::from_secs(2), "the step was killed {took:?} after the cancel");
+    assert_eq!(server.lock().done[&10].reason.as_deref(), Some("cancelled on the server"));
+    agent.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_named_in_a_heartbeat_answer_is_stopped() {
+    let server = FakeServer::start().await;
+    server.push_job(job(11, plan(SLEEPER)));
+    let agent = TestAgent::start(&server.url);
+    wait_until_sleeping(&server, 11).await;
+
+    let stopped = Instant::now();
+    server.lock().stop_by_heartbeat.insert(11);
+    // Heartbeats come every second here: the step dies within one beat and a bit.
+    let took = assert_killed(&server, 11, stopped).await;
+    assert!(took < Duration::from_secs(3), "the step was killed {took:?} after the stop");
+    assert!(server.lock().heartbeats.iter().any(|beat| beat.jobs == [11]), "heartbeats name the running job");
+    agent.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_stops_the_running_job_which_reports_killed() {
+    let server = FakeServer::start().await;
+    server.push_job(job(12, plan(SLEEPER)));
+    let agent = TestAgent::start(&server.url);
+    wait_until_sleeping(&server, 12).await;
+
+    let shutdown = Instant::now();
+    agent.shutdown.cancel();
+    let took = assert_killed(&server, 12, shutdown).await;
+    assert!(took < Duration::from_secs(2), "the step was killed {took:?} after shutdown");
+    assert_eq!(server.lock().done[&12].reason.as_deref(), Some("the agent is shutting down"));
+    agent.stop().await.unwrap();
+    assert!(shutdown.elapsed() < Duration::from_secs(10), "shutting down took {:?}", shutdown.elapsed());
+}
