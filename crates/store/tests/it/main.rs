@@ -1,1 +1,20 @@
 //! Store tests: every aggregate on SQLite and on PostgreSQL.
+//!
+//! Each test of a `Store` runs twice, as `<feature>::sqlite` (a temporary folder) and
+//! `<feature>::postgres` (a fresh database made through `GANTRY_TEST_POSTGRES_URL` and dropped
+//! afterwards); see `harness`. `logs` tests `LogFiles` alone, on a temporary folder.
+
+#[macro_use]
+mod harness;
+mod fixtures;
+
+mod agents;
+mod builds;
+mod logs;
+mod notifiers;
+mod open;
+mod queue;
+mod repos;
+mod secrets;
+mod triggers;
+mod users;
