@@ -59,13 +59,10 @@ enum Command {
     /// Run an agent: lease workflows from a server and run them on this machine's Docker engine.
     Agent(agent_cmd::AgentArgs),
     /// Repositories on a server (GANTRY_SERVER, GANTRY_TOKEN).
-    #[command(subcommand)]
     Repo(client::RepoCommand),
     /// Builds on a server: list, show, logs, cancel, restart, run.
-    #[command(subcommand)]
     Build(client::BuildCommand),
     /// Repository secrets on a server (values are write-only).
-    #[command(subcommand)]
     Secret(client::SecretCommand),
 }
 

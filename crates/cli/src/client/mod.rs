@@ -1,25 +1,168 @@
 //! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, talking to a server
 //! at GANTRY_SERVER with GANTRY_TOKEN.
+//!
+//! Exit codes: 0 done; 1 the server said no (its message is printed) or, for a followed log,
+//! the build did not succeed; 2 usage and configuration errors, a server that cannot be reached.
 
-use clap::Subcommand;
+mod build;
+mod http;
+mod logs;
+mod render;
+mod repo;
+mod secret;
+mod sse;
 
-#[derive(Subcommand, Clone, Debug)]
-pub enum RepoCommand {}
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
 
-#[derive(Subcommand, Clone, Debug)]
-pub enum BuildCommand {}
+use anyhow::Context as _;
+use clap::Args;
 
-#[derive(Subcommand, Clone, Debug)]
-pub enum SecretCommand {}
+use http::{Client, ClientError, Connection};
+
+const EXIT_REFUSED: u8 = 1;
+
+/// `gantry repo …`
+#[derive(Args, Clone, Debug)]
+pub struct RepoCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: repo::RepoAction,
+}
+
+/// `gantry build …`
+#[derive(Args, Clone, Debug)]
+pub struct BuildCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text (for logs: one line entry per line).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: build::BuildAction,
+}
+
+/// `gantry secret …`
+#[derive(Args, Clone, Debug)]
+pub struct SecretCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: secret::SecretAction,
+}
 
 pub fn repo(command: RepoCommand) -> anyhow::Result<u8> {
-    match command {}
+    run(&command.connection, |client| repo::execute(client, command.action, command.json))
 }
 
 pub fn build(command: BuildCommand) -> anyhow::Result<u8> {
-    match command {}
+    run(&command.connection, |client| build::execute(client, command.action, command.json))
 }
 
 pub fn secret(command: SecretCommand) -> anyhow::Result<u8> {
-    match command {}
+    run(&command.connection, |client| secret::execute(client, command.action, command.json))
+}
+
+/// Runs one command on a small runtime. A refusal by the server is printed here and exits 1;
+/// every other error goes back to `main`, which prints it and exits 2.
+fn run<F, Fut>(connection: &Connection, command: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = anyhow::Result<u8>>,
+{
+    let client = Client::new(connection)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    match runtime.block_on(command(client)) {
+        Err(error) => match error.downcast_ref::<ClientError>() {
+            Some(ClientError::Refused { status, body }) => {
+                eprintln!("error: {}", body.error);
+                if let Some(field) = &body.field {
+                    eprintln!("  field: {field}");
+                }
+                if *status == reqwest::StatusCode::UNAUTHORIZED {
+                    eprintln!("  hint: set GANTRY_TOKEN (or --token) to a valid API token");
+                }
+                Ok(EXIT_REFUSED)
+            }
+            _ => Err(error),
+        },
+        result => result,
+    }
+}
+
+/// `owner/name`, the address of a repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoName {
+    pub owner: String,
+    pub name: String,
+}
+
+impl FromStr for RepoName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RepoName, String> {
+        match text.split_once('/') {
+            Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(RepoName { owner: owner.to_owned(), name: name.to_owned() })
+            }
+            _ => Err(format!("`{text}` is not OWNER/NAME, e.g. acme/shop")),
+        }
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}/{}", self.owner, self.name)
+    }
+}
+
+impl RepoName {
+    /// `repos/{owner}/{name}/<rest>` as URL segments.
+    pub fn path<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut segments = vec!["repos", self.owner.as_str(), self.name.as_str()];
+        segments.extend_from_slice(rest);
+        segments
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Command {
+        Repo(RepoCommand),
+        Build(BuildCommand),
+        Secret(SecretCommand),
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repository_names_are_owner_slash_name() {
+        assert_eq!("acme/shop".parse::<RepoName>().unwrap().path(&["builds"]), ["repos", "acme", "shop", "builds"]);
+        for bad in ["acme", "acme/", "/shop", "a/b/c", ""] {
+            assert!(bad.parse::<RepoName>().is_err(), "{bad}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The `gantry` binary as users run it: exit codes, output formats, discovery, git defaults.
 
+mod client;
 mod exec;
 
 use std::fs;

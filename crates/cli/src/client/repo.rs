@@ -1,0 +1,203 @@
+//! `gantry repo add|ls|show|rm`: registering repositories and looking at their settings.
+
+use clap::{Args, Subcommand, ValueEnum};
+use proto::api::{Repo, RepoCreate};
+use proto::{ForgeKind, LostPolicy};
+
+use super::RepoName;
+use super::http::Client;
+use super::render::{self, Table};
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum RepoAction {
+    /// Register a repository (any git remote); you become its admin.
+    Add(AddArgs),
+    /// List the repositories you can see, with your role.
+    #[command(alias = "list")]
+    Ls,
+    /// Show a repository's settings and webhook URL.
+    Show {
+        /// The repository, as OWNER/NAME.
+        repo: RepoName,
+    },
+    /// Remove a repository with its builds, logs and secrets.
+    #[command(alias = "remove")]
+    Rm {
+        /// The repository, as OWNER/NAME.
+        repo: RepoName,
+    },
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct AddArgs {
+    /// The repository's address on this server, as OWNER/NAME.
+    repo: RepoName,
+    /// Where to clone from: https://, ssh://, git://, file:// or user@host:path.
+    #[arg(long, value_name = "URL")]
+    clone_url: String,
+    /// Which forge sends its webhooks (default: guessed from the clone URL).
+    #[arg(long, value_enum)]
+    forge: Option<ForgeArg>,
+    /// The default branch, built by `gantry build run` without --branch (default: main).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// A pipeline file or folder (default: .woodpecker/, .woodpecker.yml or .drone.yml).
+    #[arg(long, value_name = "PATH")]
+    config_path: Option<String>,
+    /// The secret the forge signs webhooks with (default: one the server makes and never shows).
+    #[arg(long, value_name = "SECRET")]
+    webhook_secret: Option<String>,
+    /// Poll the remote for new commits and tags every SECONDS (at least 10).
+    #[arg(long, value_name = "SECONDS")]
+    poll: Option<u32>,
+    /// Build timeout in minutes (default: 60).
+    #[arg(long, value_name = "MINUTES")]
+    timeout: Option<u32>,
+    /// Cancel running builds of a branch when a newer one starts.
+    #[arg(long)]
+    cancel_previous: bool,
+    /// What happens to a workflow whose agent stops answering (default: requeue).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    lost_policy: Option<LostPolicyArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ForgeArg {
+    Github,
+    /// Gitea and Forgejo.
+    Gitea,
+    Gitlab,
+    /// Any git remote: polling and manual builds.
+    Generic,
+}
+
+impl From<ForgeArg> for ForgeKind {
+    fn from(forge: ForgeArg) -> ForgeKind {
+        match forge {
+            ForgeArg::Github => ForgeKind::Github,
+            ForgeArg::Gitea => ForgeKind::Gitea,
+            ForgeArg::Gitlab => ForgeKind::Gitlab,
+            ForgeArg::Generic => ForgeKind::Generic,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LostPolicyArg {
+    /// Queue it again for another agent.
+    Requeue,
+    /// Fail it.
+    Fail,
+}
+
+impl From<LostPolicyArg> for LostPolicy {
+    fn from(policy: LostPolicyArg) -> LostPolicy {
+        match policy {
+            LostPolicyArg::Requeue => LostPolicy::Requeue,
+            LostPolicyArg::Fail => LostPolicy::Fail,
+        }
+    }
+}
+
+pub async fn execute(client: Client, action: RepoAction, json: bool) -> anyhow::Result<u8> {
+    match action {
+        RepoAction::Add(args) => add(&client, args, json).await,
+        RepoAction::Ls => {
+            let repos: Vec<Repo> = client.get(&["repos"]).await?;
+            if json {
+                render::emit_json(&repos)?;
+            } else if repos.is_empty() {
+                render::emit("no repositories; add one with `gantry repo add OWNER/NAME --clone-url URL`\n")?;
+            } else {
+                let mut table = Table::new(&["NAME", "FORGE", "BRANCH", "ROLE", "CLONE URL"]);
+                for repo in &repos {
+                    let role = repo.role.map(|role| role.as_str()).unwrap_or("-");
+                    table.row(vec![
+                        repo.full_name.clone(),
+                        repo.forge.as_str().into(),
+                        repo.default_branch.clone(),
+                        role.into(),
+                        repo.clone_url.clone(),
+                    ]);
+                }
+                render::emit(&table.render())?;
+            }
+            Ok(0)
+        }
+        RepoAction::Show { repo } => {
+            let repo: Repo = client.get(&repo.path(&[])).await?;
+            if json { render::emit_json(&repo)? } else { render::emit(&format!("{}\n{}", repo.full_name, describe(&repo)))? }
+            Ok(0)
+        }
+        RepoAction::Rm { repo } => {
+            client.delete(&repo.path(&[])).await?;
+            if json {
+                render::emit_json(&serde_json::json!({ "removed": repo.to_string() }))?;
+            } else {
+                render::emit(&format!("removed {repo} with its builds, logs and secrets\n"))?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn add(client: &Client, args: AddArgs, json: bool) -> anyhow::Result<u8> {
+    let body = RepoCreate {
+        full_name: args.repo.to_string(),
+        clone_url: args.clone_url,
+        forge: args.forge.map(Into::into),
+        default_branch: args.branch,
+        config_path: args.config_path,
+        webhook_secret: args.webhook_secret.clone(),
+        timeout_minutes: args.timeout,
+        cancel_previous: args.cancel_previous.then_some(true),
+        poll_interval_seconds: args.poll,
+        lost_policy: args.lost_policy.map(Into::into),
+        ..RepoCreate::default()
+    };
+    let repo: Repo = client.post(&["repos"], &body).await?;
+    if json {
+        render::emit_json(&repo)?;
+    } else {
+        render::emit(&format!("added {}\n{}", repo.full_name, describe(&repo)))?;
+    }
+    // The server keeps a secret it made up to itself, so a forge could never sign for it.
+    if args.webhook_secret.is_none() && repo.forge != ForgeKind::Generic {
+        eprintln!(
+            "note: no --webhook-secret was given, so the server made one it never shows; to receive {} webhooks, \
+             remove and add the repository again with --webhook-secret (e.g. from `openssl rand -hex 32`) and give the forge the same secret",
+            repo.forge.as_str()
+        );
+    }
+    Ok(0)
+}
+
+/// The settings of a repository as aligned fields.
+fn describe(repo: &Repo) -> String {
+    let config = if repo.config_path.is_empty() { "discovered (.woodpecker/, .woodpecker.yml, .drone.yml)".to_owned() } else { repo.config_path.clone() };
+    let polling = match repo.poll_interval_seconds {
+        Some(seconds) => format!("every {}", render::duration(i64::from(seconds))),
+        None => "off".to_owned(),
+    };
+    let trust: Vec<&str> = [(repo.trust.privileged, "privileged"), (repo.trust.volumes, "volumes"), (repo.trust.network, "network")]
+        .into_iter()
+        .filter_map(|(granted, name)| granted.then_some(name))
+        .collect();
+    let mut pairs = vec![
+        ("clone URL", repo.clone_url.clone()),
+        ("forge", repo.forge.as_str().to_owned()),
+        ("branch", repo.default_branch.clone()),
+        ("pipeline", config),
+        ("timeout", format!("{} minutes", repo.timeout_minutes)),
+        ("polling", polling),
+        ("cancel previous", if repo.cancel_previous { "yes" } else { "no" }.to_owned()),
+        ("lost workflows", repo.lost_policy.as_str().to_owned()),
+        ("trusted for", if trust.is_empty() { "nothing beyond ordinary steps".to_owned() } else { trust.join(", ") }),
+    ];
+    if let Some(role) = repo.role {
+        pairs.push(("your role", role.as_str().to_owned()));
+    }
+    pairs.push(("created", render::timestamp(repo.created)));
+    pairs.push(("webhook URL", repo.webhook_url.clone()));
+    render::fields(&pairs)
+}
