@@ -37,18 +37,16 @@ pub fn execute(args: AgentArgs) -> anyhow::Result<u8> {
         };
         labels.insert(key.trim().to_owned(), value.trim().to_owned());
     }
-    let name = args.name.clone().filter(|name| !name.is_empty()).unwrap_or_else(host_name);
-    let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("gantry-agent"));
-    std::fs::create_dir_all(&work_dir).with_context(|| format!("cannot create the work folder {}", work_dir.display()))?;
-    let config = agent::AgentConfig {
-        server: args.server.trim_end_matches('/').to_owned(),
-        secret: args.secret.clone(),
-        name,
-        labels,
-        capacity: args.capacity,
-        work_dir,
-        ..agent::AgentConfig::default()
-    };
+    let mut config = agent::AgentConfig::new(args.server.trim_end_matches('/'), args.secret.clone());
+    if let Some(name) = args.name.clone().filter(|name| !name.is_empty()) {
+        config.name = name;
+    }
+    config.labels = labels;
+    config.capacity = args.capacity;
+    if let Some(work_dir) = args.work_dir.clone() {
+        config.work_dir = work_dir;
+    }
+    std::fs::create_dir_all(&config.work_dir).with_context(|| format!("cannot create the work folder {}", config.work_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
@@ -56,12 +54,4 @@ pub fn execute(args: AgentArgs) -> anyhow::Result<u8> {
         agent::run(config, shutdown).await.context("the agent stopped")?;
         Ok(0)
     })
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "agent".into())
 }

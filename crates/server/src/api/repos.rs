@@ -35,6 +35,7 @@ pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiR
 pub async fn create(caller: Caller, AxumState(state): AxumState<AppState>, Json(body): Json<RepoCreate>) -> ApiResult<(StatusCode, Json<Repo>)> {
     validate_full_name(&body.full_name)?;
     validate_clone_url(&body.clone_url)?;
+    require_admin_for_local_remote(&caller, &body.clone_url)?;
     if body.trust.is_some_and(|trust| trust.is_any()) {
         caller.require_server_admin()?;
     }
@@ -89,6 +90,9 @@ pub async fn update(
             caller.require_server_admin()?;
         }
         repo.trust = trust;
+    }
+    if let Some(url) = &body.clone_url {
+        require_admin_for_local_remote(&caller, url)?;
     }
     apply_update(&mut repo, &body)?;
     state.store.update_repo(&repo).await?;
@@ -221,6 +225,15 @@ fn validate_clone_url(url: &str) -> ApiResult<()> {
     let scp_like = !url.contains("://") && url.contains('@') && url.contains(':');
     if url.trim().is_empty() || url.starts_with('-') || !(known || scp_like) {
         return Err(ApiError::invalid("clone_url", format!("`{url}` is not a git remote (file://, http(s)://, ssh:// or user@host:path)")));
+    }
+    Ok(())
+}
+
+/// A `file://` remote is a folder on the server's own disk: only server admins may point a
+/// repository at one, or any user could read the server's files through builds.
+fn require_admin_for_local_remote(caller: &Caller, url: &str) -> ApiResult<()> {
+    if url.starts_with("file://") && !caller.server_admin {
+        return Err(ApiError { field: Some("clone_url".into()), ..ApiError::forbidden("only server administrators may register a file:// remote") });
     }
     Ok(())
 }

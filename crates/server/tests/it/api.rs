@@ -171,6 +171,16 @@ async fn bad_input(harness: Harness) {
     assert_eq!(answer["field"], "schedule");
     let (status, answer) = harness.admin(Method::PATCH, "/api/v1/repos/acme/app", Some(json!({ "trust": { "privileged": true } }))).await;
     assert_eq!(status, StatusCode::OK, "server admins set trust: {answer}");
+
+    // A file:// remote would let any user read the server's disk through builds.
+    let user = harness.user("dev").await;
+    let body = json!({ "full_name": "dev/local", "clone_url": "file:///etc" });
+    let (status, answer) = harness.call(Method::POST, "/api/v1/repos", Some(&user), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["field"], "clone_url");
+    let body = json!({ "full_name": "dev/remote", "clone_url": "https://git.example.com/dev/remote.git", "trust": { "volumes": true } });
+    let (status, _) = harness.call(Method::POST, "/api/v1/repos", Some(&user), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only server admins trust a repository");
 }
 both!(bad_input_is_answered_with_what_is_wrong, bad_input);
 
