@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use proto::agent::{
-    CANCEL_WAIT_SECONDS, CancelWaitResponse, Heartbeat, HeartbeatResponse, Job, JobDone, JobUpdates, JobUpdatesResponse, LEASE_WAIT_SECONDS,
-    LeaseRequest, PREFIX, RegisterRequest, RegisterResponse,
+    CANCEL_WAIT_SECONDS, CancelWaitResponse, Heartbeat, HeartbeatResponse, Job, JobDone, JobUpdates, JobUpdatesResponse,
+    LEASE_WAIT_SECONDS, LeaseRequest, PREFIX, RegisterRequest, RegisterResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,7 +60,10 @@ pub(crate) enum Lease {
     Nothing,
     Job(Box<Job>),
     /// A job the agent cannot read, with the id it can still report to.
-    Unreadable { id: i64, message: String },
+    Unreadable {
+        id: i64,
+        message: String,
+    },
 }
 
 /// The body of `cancel-wait`: the protocol has no type for it, so the agent says who asks.

@@ -194,7 +194,10 @@ impl Git<'_> {
             .kill_on_drop(true);
         match (self.askpass, self.credentials) {
             (Some(askpass), Some(credentials)) => {
-                command.env("GIT_ASKPASS", askpass).env(USERNAME_VARIABLE, &credentials.username).env(PASSWORD_VARIABLE, &credentials.password);
+                command
+                    .env("GIT_ASKPASS", askpass)
+                    .env(USERNAME_VARIABLE, &credentials.username)
+                    .env(PASSWORD_VARIABLE, &credentials.password);
             }
             _ => {
                 command.env_remove("GIT_ASKPASS");

@@ -60,7 +60,9 @@ pub async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) 
         let folder = tempfile::Builder::new().prefix(&format!("job-{}-", job.id)).tempdir_in(&context.work_dir);
         let outcome = match &folder {
             Ok(folder) => execute(&context, &job, folder.path(), &sink, &control).await,
-            Err(error) => Outcome::new(State::Error, format!("cannot make a folder for the job in {}: {error}", context.work_dir.display())),
+            Err(error) => {
+                Outcome::new(State::Error, format!("cannot make a folder for the job in {}: {error}", context.work_dir.display()))
+            }
         };
         finish_unreported_steps(&job.plan, &sink, &outcome);
         let flushed = uploads.finish().await;
@@ -201,7 +203,9 @@ fn outcome_of(summary: &RunSummary, control: &JobControl, timeout_seconds: u64) 
     if summary.status == Status::Killed {
         let reason = control
             .reason()
-            .or_else(|| (timeout_seconds > 0 && summary.duration >= Duration::from_secs(timeout_seconds)).then(|| timed_out(timeout_seconds)))
+            .or_else(|| {
+                (timeout_seconds > 0 && summary.duration >= Duration::from_secs(timeout_seconds)).then(|| timed_out(timeout_seconds))
+            })
             .or_else(|| workflow.and_then(|workflow| workflow.reason.clone()));
         return Outcome { state: State::Killed, reason };
     }
@@ -312,10 +316,8 @@ fn trust_refusals(plan: &Plan, trust: Trust) -> Vec<String> {
             } else {
                 "this"
             };
-            refusals.push(format!(
-                "step `{}` needs trust: {}; an admin must allow {kind} for this repository",
-                finding.step, finding.reason
-            ));
+            refusals
+                .push(format!("step `{}` needs trust: {}; an admin must allow {kind} for this repository", finding.step, finding.reason));
         }
     }
     // Joining another network than the workflow's (another container's, a named network) is

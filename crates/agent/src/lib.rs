@@ -104,10 +104,7 @@ pub fn default_labels() -> BTreeMap<String, String> {
         "powerpc64" => "ppc64le",
         other => other,
     };
-    BTreeMap::from([
-        ("platform".to_owned(), format!("{}/{arch}", std::env::consts::OS)),
-        ("backend".to_owned(), "docker".to_owned()),
-    ])
+    BTreeMap::from([("platform".to_owned(), format!("{}/{arch}", std::env::consts::OS)), ("backend".to_owned(), "docker".to_owned())])
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,10 +169,9 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
     });
     let jobs = Arc::new(RunningJobs::default());
     let heartbeat_stop = CancellationToken::new();
-    let heartbeat_interval = Duration::from_secs(if registration.heartbeat_seconds > 0 { registration.heartbeat_seconds } else { HEARTBEAT_SECONDS });
-    let heartbeat = tokio::spawn(
-        heartbeat(context.clone(), jobs.clone(), heartbeat_interval, heartbeat_stop.clone()).in_current_span(),
-    );
+    let heartbeat_interval =
+        Duration::from_secs(if registration.heartbeat_seconds > 0 { registration.heartbeat_seconds } else { HEARTBEAT_SECONDS });
+    let heartbeat = tokio::spawn(heartbeat(context.clone(), jobs.clone(), heartbeat_interval, heartbeat_stop.clone()).in_current_span());
 
     lease_loop(&context, &jobs, config.capacity, &shutdown).await;
 
@@ -194,7 +190,11 @@ fn docker_error(error: runtime::BackendError) -> AgentError {
 }
 
 /// Registers, retrying while the server does not answer. `None` when shut down meanwhile.
-async fn register(client: &ServerClient, config: &AgentConfig, shutdown: &CancellationToken) -> Result<Option<RegisterResponse>, AgentError> {
+async fn register(
+    client: &ServerClient,
+    config: &AgentConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<RegisterResponse>, AgentError> {
     let request = RegisterRequest {
         name: config.name.clone(),
         labels: config.labels.clone(),

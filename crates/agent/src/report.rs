@@ -387,7 +387,11 @@ impl Uploader {
                 Err(error) if error.status() == Some(413) && (self.batch_lines > 1) => {
                     self.batch_lines = (self.batch_lines / 2).max(1);
                     self.batch_bytes = (self.batch_bytes / 2).max(16 * 1024);
-                    tracing::warn!(lines = self.batch_lines, bytes = self.batch_bytes, "the server finds the updates too large; sending fewer");
+                    tracing::warn!(
+                        lines = self.batch_lines,
+                        bytes = self.batch_bytes,
+                        "the server finds the updates too large; sending fewer"
+                    );
                     continue;
                 }
                 Err(error) if !error.is_retryable() => {
@@ -515,5 +519,80 @@ impl Uploader {
         drop(queue);
         self.shared.room.notify_all();
         how
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn unreachable_destination() -> Destination {
+        // Nothing listens on port 1: every request fails, nothing is ever acknowledged.
+        Destination { client: ServerClient::new("http://127.0.0.1:1", "secret").unwrap(), agent_id: 1, job_id: 1 }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn output_waits_when_too_many_lines_wait_for_the_server_and_goes_on_when_the_agent_gives_up() {
+        let abandon = CancellationToken::new();
+        let (sink, uploads) = start(unreachable_destination(), JobControl::new(), abandon.clone());
+        let written = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let (sink, written) = (sink.clone(), written.clone());
+            // As the runtime's output tasks do: emit from a task on a worker thread.
+            tokio::spawn(async move {
+                for number in 0..MAX_PENDING_LINES + 500 {
+                    sink.log("step", LogStream::Stdout, number.to_string());
+                    written.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The writer is blocked at the limit, and the runtime still runs other tasks.
+        assert_eq!(written.load(Ordering::SeqCst), MAX_PENDING_LINES);
+        assert!(!writer.is_finished());
+
+        abandon.cancel();
+        tokio::time::timeout(Duration::from_secs(5), writer).await.expect("the writer goes on").unwrap();
+        assert_eq!(written.load(Ordering::SeqCst), MAX_PENDING_LINES + 500);
+        assert_eq!(uploads.finish().await, Flushed::Abandoned);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_lines_count_against_the_limit_by_their_size() {
+        let abandon = CancellationToken::new();
+        let (sink, uploads) = start(unreachable_destination(), JobControl::new(), abandon.clone());
+        let written = Arc::new(AtomicUsize::new(0));
+        let line = "x".repeat(64 * 1024);
+        let writer = {
+            let (sink, written) = (sink.clone(), written.clone());
+            tokio::spawn(async move {
+                for _ in 0..1_000 {
+                    sink.log("step", LogStream::Stdout, line.clone());
+                    written.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let at_limit = written.load(Ordering::SeqCst);
+        assert!(at_limit * 64 * 1024 <= MAX_PENDING_BYTES + 64 * 1024 && at_limit > 100, "{at_limit} lines of 64 KiB queued");
+        abandon.cancel();
+        tokio::time::timeout(Duration::from_secs(5), writer).await.expect("the writer goes on").unwrap();
+        assert_eq!(uploads.finish().await, Flushed::Abandoned);
+    }
+
+    #[test]
+    fn states_map_one_to_one() {
+        let pairs = [
+            (Status::Success, State::Success),
+            (Status::Failure, State::Failure),
+            (Status::Skipped, State::Skipped),
+            (Status::Killed, State::Killed),
+            (Status::Error, State::Error),
+        ];
+        for (status, state) in pairs {
+            assert_eq!(state_of(status), state);
+        }
     }
 }

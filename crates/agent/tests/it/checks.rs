@@ -20,7 +20,9 @@ struct Case {
 }
 
 fn step(extra: &str) -> String {
-    format!("skip_clone: true\nsteps:\n  build:\n    image: IMAGE\n{extra}    commands:\n      - echo hello\n  later:\n    image: IMAGE\n    commands:\n      - echo later\n")
+    format!(
+        "skip_clone: true\nsteps:\n  build:\n    image: IMAGE\n{extra}    commands:\n      - echo hello\n  later:\n    image: IMAGE\n    commands:\n      - echo later\n"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -66,14 +66,15 @@ async fn the_clone_checks_out_the_jobs_commit_not_the_branchs_later_tip() {
     assert_eq!(done.state, State::Success, "{done:?}");
     let states: Vec<(String, State)> = done.steps.iter().map(|step| (step.step.clone(), step.state)).collect();
     assert_eq!(states, [("clone".to_owned(), State::Success), ("show".to_owned(), State::Success)]);
-    let recorded = server.lock();
-    let show = recorded.lines(30, "show");
-    assert_eq!(show[..2], ["+ cat file.txt".to_owned(), "content of the first commit".to_owned()]);
-    let clone = recorded.lines(30, "clone");
-    assert!(clone.contains(&format!("+ git fetch --no-progress --no-tags --depth=1 origin {first}")), "{clone:#?}");
-    assert!(clone.contains(&format!("+ git checkout --detach {first}")), "{clone:#?}");
-    assert_eq!(recorded.states(30, "clone").first(), Some(&State::Running));
-    drop(recorded);
+    {
+        let recorded = server.lock();
+        let show = recorded.lines(30, "show");
+        assert_eq!(show[..2], ["+ cat file.txt".to_owned(), "content of the first commit".to_owned()]);
+        let clone = recorded.lines(30, "clone");
+        assert!(clone.contains(&format!("+ git fetch --no-progress --no-tags --depth=1 origin {first}")), "{clone:#?}");
+        assert!(clone.contains(&format!("+ git checkout --detach {first}")), "{clone:#?}");
+        assert_eq!(recorded.states(30, "clone").first(), Some(&State::Running));
+    }
     agent.stop().await.unwrap();
 }
 
@@ -121,17 +122,18 @@ async fn credentials_reach_git_through_askpass_and_appear_nowhere() {
     let agent = TestAgent::start(&server.url);
     let done = server.done(31, Duration::from_secs(60)).await;
 
-    let recorded = server.lock();
-    assert_eq!(done.state, State::Success, "{done:?}\n{:#?}", recorded.lines(31, "clone"));
-    assert!(git_server.authorized_requests.load(Ordering::SeqCst) > 0, "git never authenticated");
-    // The dumb protocol cannot fetch a commit by id at a depth: the agent fetched the branch.
-    let clone = recorded.lines(31, "clone");
-    assert!(clone.iter().any(|line| line.starts_with("fetching the commit by its id failed")), "{clone:#?}");
-    assert_eq!(recorded.lines(31, "show")[1], "content of the first commit");
-    let said = everything_said(&recorded, 31, &done);
-    assert!(!said.contains(PASSWORD), "the password leaked:\n{said}");
-    assert!(said.contains("[remote \"origin\"]"), "the step shows .git/config:\n{said}");
-    drop(recorded);
+    {
+        let recorded = server.lock();
+        assert_eq!(done.state, State::Success, "{done:?}\n{:#?}", recorded.lines(31, "clone"));
+        assert!(git_server.authorized_requests.load(Ordering::SeqCst) > 0, "git never authenticated");
+        // The dumb protocol cannot fetch a commit by id at a depth: the agent fetched the branch.
+        let clone = recorded.lines(31, "clone");
+        assert!(clone.iter().any(|line| line.starts_with("fetching the commit by its id failed")), "{clone:#?}");
+        assert_eq!(recorded.lines(31, "show")[1], "content of the first commit");
+        let said = everything_said(&recorded, 31, &done);
+        assert!(!said.contains(PASSWORD), "the password leaked:\n{said}");
+        assert!(said.contains("[remote \"origin\"]"), "the step shows .git/config:\n{said}");
+    }
     agent.stop().await.unwrap();
 }
 
@@ -154,12 +156,13 @@ async fn a_failed_clone_fails_the_job_with_gits_output_and_skips_the_steps() {
     assert!(reason.starts_with("the clone failed: `git fetch"), "{reason}");
     let states: Vec<(String, State)> = done.steps.iter().map(|step| (step.step.clone(), step.state)).collect();
     assert_eq!(states, [("clone".to_owned(), State::Failure), ("show".to_owned(), State::Skipped)]);
-    let recorded = server.lock();
-    let clone = recorded.lines(32, "clone");
-    assert!(clone.iter().any(|line| line.contains("Failed to connect") || line.contains("Could not connect")), "{clone:#?}");
-    assert!(clone.iter().any(|line| line.contains("bot:********@")), "the URL is shown with its password masked: {clone:#?}");
-    let said = everything_said(&recorded, 32, &done);
-    assert!(!said.contains(PASSWORD), "the password leaked:\n{said}");
-    drop(recorded);
+    {
+        let recorded = server.lock();
+        let clone = recorded.lines(32, "clone");
+        assert!(clone.iter().any(|line| line.contains("Failed to connect") || line.contains("Could not connect")), "{clone:#?}");
+        assert!(clone.iter().any(|line| line.contains("bot:********@")), "the URL is shown with its password masked: {clone:#?}");
+        let said = everything_said(&recorded, 32, &done);
+        assert!(!said.contains(PASSWORD), "the password leaked:\n{said}");
+    }
     agent.stop().await.unwrap();
 }

@@ -83,15 +83,16 @@ async fn lines_arrive_exactly_once_when_update_requests_fail_or_their_answers_ar
     let done = server.done(2, Duration::from_secs(90)).await;
 
     assert_eq!(done.state, State::Success, "{done:?}");
-    let recorded = server.lock();
-    let mut expected = vec!["+ seq 1 3000".to_owned()];
-    expected.extend((1..=3000).map(|number| number.to_string()));
-    assert_eq!(recorded.lines(2, "count"), expected);
-    assert_eq!(recorded.gaps, 0, "the agent skipped lines");
-    assert!(recorded.resent_lines > 0, "lost answers should have made the agent send stored lines again");
-    assert_eq!((recorded.reject_updates, recorded.lose_update_answers), (0, 0));
-    assert_eq!(recorded.states(2, "count").last(), Some(&State::Success));
-    drop(recorded);
+    {
+        let recorded = server.lock();
+        let mut expected = vec!["+ seq 1 3000".to_owned()];
+        expected.extend((1..=3000).map(|number| number.to_string()));
+        assert_eq!(recorded.lines(2, "count"), expected);
+        assert_eq!(recorded.gaps, 0, "the agent skipped lines");
+        assert!(recorded.resent_lines > 0, "lost answers should have made the agent send stored lines again");
+        assert_eq!((recorded.reject_updates, recorded.lose_update_answers), (0, 0));
+        assert_eq!(recorded.states(2, "count").last(), Some(&State::Success));
+    }
     agent.stop().await.unwrap();
 }
 
@@ -103,11 +104,12 @@ async fn a_step_printing_200k_lines_arrives_complete() {
     let done = server.done(3, Duration::from_secs(120)).await;
 
     assert_eq!(done.state, State::Success, "{done:?}");
-    let recorded = server.lock();
-    let lines = recorded.lines(3, "flood");
-    assert_eq!(lines.len(), 200_001);
-    assert!(lines[1..].iter().enumerate().all(|(index, line)| *line == (index + 1).to_string()), "lines out of order or changed");
-    assert_eq!((recorded.gaps, recorded.resent_lines), (0, 0));
-    drop(recorded);
+    {
+        let recorded = server.lock();
+        let lines = recorded.lines(3, "flood");
+        assert_eq!(lines.len(), 200_001);
+        assert!(lines[1..].iter().enumerate().all(|(index, line)| *line == (index + 1).to_string()), "lines out of order or changed");
+        assert_eq!((recorded.gaps, recorded.resent_lines), (0, 0));
+    }
     agent.stop().await.unwrap();
 }

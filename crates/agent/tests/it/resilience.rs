@@ -38,12 +38,13 @@ async fn a_server_restart_in_the_middle_of_a_job_loses_and_doubles_no_line() {
     let done = server.done(41, Duration::from_secs(60)).await;
 
     assert_eq!(done.state, State::Success, "{done:?}");
-    let recorded = server.lock();
-    let mut expected = vec!["+ for i in $(seq 1 300); do echo \"tick $i\"; sleep 0.01; done".to_owned()];
-    expected.extend((1..=300).map(|number| format!("tick {number}")));
-    assert_eq!(recorded.lines(41, "ticks"), expected);
-    assert_eq!(recorded.gaps, 0);
-    drop(recorded);
+    {
+        let recorded = server.lock();
+        let mut expected = vec!["+ for i in $(seq 1 300); do echo \"tick $i\"; sleep 0.01; done".to_owned()];
+        expected.extend((1..=300).map(|number| format!("tick {number}")));
+        assert_eq!(recorded.lines(41, "ticks"), expected);
+        assert_eq!(recorded.gaps, 0);
+    }
     agent.stop().await.unwrap();
 }
 

@@ -61,7 +61,10 @@ impl Recorded {
 
     /// Step updates received for one step, as states.
     pub fn states(&self, job: i64, step: &str) -> Vec<proto::State> {
-        self.steps.get(&job).map(|updates| updates.iter().filter(|(_, u)| u.step == step).map(|(_, u)| u.state).collect()).unwrap_or_default()
+        self.steps
+            .get(&job)
+            .map(|updates| updates.iter().filter(|(_, u)| u.step == step).map(|(_, u)| u.state).collect())
+            .unwrap_or_default()
     }
 
     pub fn first_update(&self, job: i64, step: &str, state: proto::State) -> Option<Instant> {
@@ -168,11 +171,12 @@ impl FakeServer {
     }
 }
 
-fn authorized(headers: &HeaderMap) -> Result<(), Response> {
+/// The answer to a request without the agent secret.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let expected = format!("Bearer {SECRET}");
     match headers.get("authorization").and_then(|value| value.to_str().ok()) {
-        Some(value) if value == expected => Ok(()),
-        _ => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "the agent secret is wrong")),
+        Some(value) if value == expected => None,
+        _ => Some(error(StatusCode::UNAUTHORIZED, "unauthorized", "the agent secret is wrong")),
     }
 }
 
@@ -181,7 +185,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 async fn register(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(request): Json<RegisterRequest>) -> Response {
-    if let Err(response) = authorized(&headers) {
+    if let Some(response) = unauthorized(&headers) {
         return response;
     }
     state.lock().registrations.push(request);
@@ -189,7 +193,7 @@ async fn register(State(state): State<Arc<ServerState>>, headers: HeaderMap, Jso
 }
 
 async fn lease(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(request): Json<LeaseRequest>) -> Response {
-    if let Err(response) = authorized(&headers) {
+    if let Some(response) = unauthorized(&headers) {
         return response;
     }
     assert_eq!(request.agent_id, AGENT_ID);
@@ -206,7 +210,7 @@ async fn lease(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(r
 }
 
 async fn heartbeat(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(beat): Json<Heartbeat>) -> Response {
-    if let Err(response) = authorized(&headers) {
+    if let Some(response) = unauthorized(&headers) {
         return response;
     }
     let mut recorded = state.lock();
@@ -215,8 +219,13 @@ async fn heartbeat(State(state): State<Arc<ServerState>>, headers: HeaderMap, Js
     Json(HeartbeatResponse { stop }).into_response()
 }
 
-async fn updates(State(state): State<Arc<ServerState>>, Path(job): Path<i64>, headers: HeaderMap, Json(updates): Json<JobUpdates>) -> Response {
-    if let Err(response) = authorized(&headers) {
+async fn updates(
+    State(state): State<Arc<ServerState>>,
+    Path(job): Path<i64>,
+    headers: HeaderMap,
+    Json(updates): Json<JobUpdates>,
+) -> Response {
+    if let Some(response) = unauthorized(&headers) {
         return response;
     }
     let mut recorded = state.lock();
@@ -250,7 +259,7 @@ async fn updates(State(state): State<Arc<ServerState>>, Path(job): Path<i64>, he
 }
 
 async fn cancel_wait(State(state): State<Arc<ServerState>>, Path(job): Path<i64>, headers: HeaderMap) -> Response {
-    if let Err(response) = authorized(&headers) {
+    if let Some(response) = unauthorized(&headers) {
         return response;
     }
     let deadline = Instant::now() + LONG_POLL;
@@ -266,7 +275,7 @@ async fn cancel_wait(State(state): State<Arc<ServerState>>, Path(job): Path<i64>
 }
 
 async fn done(State(state): State<Arc<ServerState>>, Path(job): Path<i64>, headers: HeaderMap, Json(done): Json<JobDone>) -> Response {
-    if let Err(response) = authorized(&headers) {
+    if let Some(response) = unauthorized(&headers) {
         return response;
     }
     let mut recorded = state.lock();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use proto::State;
 
 use crate::server::{FakeServer, Recorded};
-use crate::support::{TestAgent, job, plan};
+use crate::support::{TestAgent, assert_nothing_left, containers_of, job, plan};
 
 const SLEEPER: &str = "skip_clone: true\nsteps:\n  sleeper:\n    image: IMAGE\n    commands:\n      - echo sleeping\n      - sleep 60\n  after:\n    image: IMAGE\n    commands:\n      - echo never\n";
 
@@ -32,6 +32,8 @@ async fn a_cancel_through_cancel_wait_stops_a_sleeping_step_within_two_seconds()
     server.push_job(job(10, plan(SLEEPER)));
     let agent = TestAgent::start(&server.url);
     wait_until_sleeping(&server, 10).await;
+    // What the leak check at the end looks for is there now.
+    assert!(!containers_of(agent.owner_pid()).is_empty(), "the sleeping step's container carries the owner's pid");
 
     let cancelled = Instant::now();
     server.lock().cancel_by_wait.insert(10);
@@ -71,4 +73,20 @@ async fn shutdown_stops_the_running_job_which_reports_killed() {
     assert_eq!(server.lock().done[&12].reason.as_deref(), Some("the agent is shutting down"));
     agent.stop().await.unwrap();
     assert!(shutdown.elapsed() < Duration::from_secs(10), "shutting down took {:?}", shutdown.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_agent_that_comes_back_removes_what_it_left() {
+    let server = FakeServer::start().await;
+    server.push_job(job(13, plan(SLEEPER)));
+    let killed = TestAgent::start(&server.url);
+    wait_until_sleeping(&server, 13).await;
+    let dead_owner = killed.kill().await;
+    assert!(!containers_of(dead_owner).is_empty(), "a killed agent tears nothing down");
+
+    let back = TestAgent::start(&server.url);
+    // It sweeps once connected to Docker, before it registers.
+    assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.registrations.len() == 2).await, "no second registration");
+    assert_nothing_left(dead_owner);
+    back.stop().await.unwrap();
 }

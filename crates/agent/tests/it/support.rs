@@ -39,7 +39,12 @@ pub fn job(id: i64, plan: Plan) -> Job {
         id,
         build_id: id,
         build_number: id,
-        repo: JobRepository { id: 1, full_name: "test/repository".into(), clone_url: "file:///nonexistent".into(), clone_credentials: None },
+        repo: JobRepository {
+            id: 1,
+            full_name: "test/repository".into(),
+            clone_url: "file:///nonexistent".into(),
+            clone_credentials: None,
+        },
         commit: String::new(),
         reference: "refs/heads/main".into(),
         plan,
@@ -93,6 +98,23 @@ impl TestAgent {
         result
     }
 
+    /// The process the agent's containers name as their owner.
+    pub fn owner_pid(&self) -> u32 {
+        self.owner.id()
+    }
+
+    /// Ends the agent as `kill -9` would: its task is dropped mid-job, nothing is torn down,
+    /// and the owner process dies. Returns the owner's pid.
+    pub async fn kill(mut self) -> u32 {
+        let task = self.task.take().unwrap();
+        task.abort();
+        let _ = task.await;
+        let pid = self.owner.id();
+        self.owner.kill().unwrap();
+        self.owner.wait().unwrap();
+        pid
+    }
+
     /// Waits for `run` to return by itself (it failed).
     pub async fn ended(mut self) -> Result<(), AgentError> {
         let task = self.task.take().unwrap();
@@ -106,6 +128,13 @@ impl Drop for TestAgent {
         let _ = self.owner.kill();
         let _ = self.owner.wait();
     }
+}
+
+/// Containers whose owner is `pid`.
+pub fn containers_of(pid: u32) -> Vec<String> {
+    let filter = format!("label={LABEL_PID}={pid}");
+    let output = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).split_whitespace().map(str::to_owned).collect()
 }
 
 /// Nothing on the engine carries `pid` as its owner.
