@@ -30,7 +30,8 @@ impl Store {
     }
 
     pub async fn agent_by_id(&self, id: i64) -> Result<Option<AgentRecord>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", agent_columns!(), " FROM agents WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(concat!("SELECT ", agent_columns!(), " FROM agents WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(agent_from_row).transpose()
     }
 

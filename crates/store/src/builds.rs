@@ -92,7 +92,8 @@ impl Store {
     }
 
     pub async fn build_by_id(&self, id: i64) -> Result<Option<BuildRecord>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(concat!("SELECT ", build_columns!(), " FROM builds WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(build_from_row).transpose()
     }
 
@@ -164,7 +165,10 @@ impl Store {
     }
 
     pub async fn workflow_by_id(&self, id: i64) -> Result<Option<WorkflowRecord>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", workflow_columns!(), " FROM workflows WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(concat!("SELECT ", workflow_columns!(), " FROM workflows WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(workflow_from_row).transpose()
     }
 
@@ -296,7 +300,12 @@ pub(crate) fn stamp_of(state: State) -> Stamp {
     }
 }
 
-pub(crate) async fn insert_workflow(transaction: &mut Transaction<'static, Any>, build_id: i64, workflow: &NewWorkflow, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn insert_workflow(
+    transaction: &mut Transaction<'static, Any>,
+    build_id: i64,
+    workflow: &NewWorkflow,
+    now: i64,
+) -> Result<(), StoreError> {
     let workflow_id: i64 = sqlx::query_scalar(
         "INSERT INTO workflows (build_id, name, state, reason, depends_on, labels, plan, created, finished) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -320,7 +329,12 @@ pub(crate) async fn insert_workflow(transaction: &mut Transaction<'static, Any>,
     Ok(())
 }
 
-async fn insert_steps(transaction: &mut Transaction<'static, Any>, workflow_id: i64, first_position: i64, steps: &[NewStep]) -> Result<(), StoreError> {
+async fn insert_steps(
+    transaction: &mut Transaction<'static, Any>,
+    workflow_id: i64,
+    first_position: i64,
+    steps: &[NewStep],
+) -> Result<(), StoreError> {
     let rows: Vec<String> = (0..steps.len())
         .map(|index| {
             let first = 1 + index * 5;

@@ -97,7 +97,9 @@ pub(crate) fn states(row: &AnyRow, column: &str) -> Result<Vec<proto::State>, St
     let names: Vec<String> = json(row, column)?;
     names
         .iter()
-        .map(|name| proto::State::parse(name).ok_or_else(|| StoreError::Corrupt(format!("column {column} holds {name:?}, which is not a state"))))
+        .map(|name| {
+            proto::State::parse(name).ok_or_else(|| StoreError::Corrupt(format!("column {column} holds {name:?}, which is not a state")))
+        })
         .collect()
 }
 

@@ -121,8 +121,9 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     // An absolute path keeps the file where it is meant to be once it goes through a URL below.
     let path = std::path::absolute(path).map_err(|error| open_error(sqlx::Error::Io(error)))?;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| open_error(sqlx::Error::Io(error)))?;
+        tokio::fs::create_dir_all(parent).await.map_err(|error| open_error(sqlx::Error::Io(error)))?;
     }
+    let url = sqlite_url(&path).map_err(open_error)?;
     let options = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true)
@@ -134,22 +135,38 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     // and every later connection finds it there.
     let connection = options.connect().await.map_err(open_error)?;
     connection.close().await.map_err(open_error)?;
-    let busy_timeout_pragma = format!(
-        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
-        SQLITE_BUSY_TIMEOUT.as_millis()
-    );
+    let pragmas =
+        format!("PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", SQLITE_BUSY_TIMEOUT.as_millis());
     AnyPoolOptions::new()
         .max_connections(SQLITE_CONNECTIONS)
         .after_connect(move |connection, _metadata| {
-            let pragmas = busy_timeout_pragma.clone();
+            let pragmas = pragmas.clone();
             Box::pin(async move {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(&mut *connection).await?;
                 Ok(())
             })
         })
-        .connect(options.to_url_lossy().as_str())
+        .connect(&url)
         .await
         .map_err(open_error)
+}
+
+/// `sqlite:///…?mode=rwc` with every byte of the path that is not plainly safe percent-encoded
+/// (sqlx decodes the path, so a `%` in a folder name must be encoded too).
+fn sqlite_url(path: &Path) -> Result<String, sqlx::Error> {
+    let Some(text) = path.to_str() else {
+        return Err(sqlx::Error::Configuration(format!("the path {} is not UTF-8", path.display()).into()));
+    };
+    let mut url = String::from("sqlite://");
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            url.push(char::from(byte));
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url.push_str("?mode=rwc");
+    Ok(url)
 }
 
 async fn open_postgres(url: &str) -> Result<AnyPool, StoreError> {
@@ -180,7 +197,15 @@ fn without_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_password;
+    use std::path::Path;
+
+    use super::{sqlite_url, without_password};
+
+    #[test]
+    fn sqlite_paths_are_encoded_in_urls() {
+        assert_eq!(sqlite_url(Path::new("/var/lib/gantry/gantry.db")).unwrap(), "sqlite:///var/lib/gantry/gantry.db?mode=rwc");
+        assert_eq!(sqlite_url(Path::new("/data/a b?#%41/x.db")).unwrap(), "sqlite:///data/a%20b%3F%23%2541/x.db?mode=rwc");
+    }
 
     #[test]
     fn passwords_stay_out_of_messages() {

@@ -118,7 +118,8 @@ impl LogFiles {
         let mut buffer = Vec::with_capacity(new_lines.iter().map(|line| line.text.len() + 64).sum());
         for (seq, line) in (known.lines..).zip(new_lines) {
             let entry = EntryRef { seq, at_ms: line.at_ms, stream: stream_name(line.stream), text: &line.text };
-            serde_json::to_writer(&mut buffer, &entry).map_err(|error| StoreError::Log { path: paths.plain.clone(), source: error.into() })?;
+            serde_json::to_writer(&mut buffer, &entry)
+                .map_err(|error| StoreError::Log { path: paths.plain.clone(), source: error.into() })?;
             buffer.push(b'\n');
         }
         let lines_after = known.lines + new_lines.len() as u64;
@@ -242,9 +243,10 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| StoreError::Log { path: path.to_owned(), source: io::Error::other(format!("the file operation failed: {error}")) })?
+    tokio::task::spawn_blocking(work).await.map_err(|error| StoreError::Log {
+        path: path.to_owned(),
+        source: io::Error::other(format!("the file operation failed: {error}")),
+    })?
 }
 
 fn log_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -371,7 +373,11 @@ fn read_entries(paths: &Paths, from: u64, limit: usize) -> Result<Vec<LogEntry>,
         }
         line.pop();
         let entry: LogEntry = serde_json::from_slice(&line).map_err(|error| {
-            StoreError::Corrupt(format!("line {} of the log of step {} is not a log entry: {error}", from + entries.len() as u64, paths.step_id))
+            StoreError::Corrupt(format!(
+                "line {} of the log of step {} is not a log entry: {error}",
+                from + entries.len() as u64,
+                paths.step_id
+            ))
         })?;
         entries.push(entry);
     }

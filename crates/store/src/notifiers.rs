@@ -9,7 +9,13 @@ use crate::{NotifierRecord, Store, StoreError};
 
 impl Store {
     /// `StoreError::NotFound` when the repository does not exist.
-    pub async fn create_notifier(&self, repo_id: i64, kind: &str, url: &str, states: &[proto::State]) -> Result<NotifierRecord, StoreError> {
+    pub async fn create_notifier(
+        &self,
+        repo_id: i64,
+        kind: &str,
+        url: &str,
+        states: &[proto::State],
+    ) -> Result<NotifierRecord, StoreError> {
         let id: i64 = sqlx::query_scalar("INSERT INTO notifiers (repo_id, kind, url, states) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(repo_id)
             .bind(kind)

@@ -21,7 +21,8 @@ impl Store {
 
     /// Number of workflows in `state` (with `pending`: the queue's depth).
     pub async fn count_workflows(&self, state: State) -> Result<i64, StoreError> {
-        let count = sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE state = $1").bind(state.as_str()).fetch_one(&self.pool).await?;
+        let count =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE state = $1").bind(state.as_str()).fetch_one(&self.pool).await?;
         Ok(count)
     }
 
@@ -52,7 +53,9 @@ impl Store {
                 "UPDATE workflows SET state = $2, reason = $3, agent_id = NULL, cancel_requested = 0, started = NULL, finished = NULL \
                  WHERE id = $1"
             }
-            Stamp::Started => "UPDATE workflows SET state = $2, reason = $3, started = COALESCE(started, $4), finished = NULL WHERE id = $1",
+            Stamp::Started => {
+                "UPDATE workflows SET state = $2, reason = $3, started = COALESCE(started, $4), finished = NULL WHERE id = $1"
+            }
             Stamp::Finished => "UPDATE workflows SET state = $2, reason = $3, finished = $4 WHERE id = $1",
             Stamp::Keep => "UPDATE workflows SET state = $2, reason = $3 WHERE id = $1",
         };

@@ -118,10 +118,8 @@ impl Store {
         // A write first: it takes SQLite's write lock (or PostgreSQL's lock on the row) at once,
         // so no build can be added between listing the steps below and deleting them, and the
         // transaction never has to upgrade a read to a write.
-        let locked = sqlx::query("UPDATE repos SET last_build_number = last_build_number WHERE id = $1")
-            .bind(id)
-            .execute(&mut *transaction)
-            .await?;
+        let locked =
+            sqlx::query("UPDATE repos SET last_build_number = last_build_number WHERE id = $1").bind(id).execute(&mut *transaction).await?;
         if locked.rows_affected() == 0 {
             return Ok(());
         }
@@ -163,7 +161,9 @@ impl Store {
         .bind(role)
         .execute(&self.pool)
         .await
-        .map_err(|error| classify(error, || format!("member {user_id} of repository {repo_id}"), || format!("repository {repo_id} or user {user_id}")))?;
+        .map_err(|error| {
+            classify(error, || format!("member {user_id} of repository {repo_id}"), || format!("repository {repo_id} or user {user_id}"))
+        })?;
         Ok(())
     }
 
@@ -201,7 +201,8 @@ fn repo_from_row(row: &AnyRow) -> Result<RepoRecord, StoreError> {
         id: row.try_get("id")?,
         full_name: row.try_get("full_name")?,
         clone_url: row.try_get("clone_url")?,
-        forge: proto::ForgeKind::parse(&forge).ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
+        forge: proto::ForgeKind::parse(&forge)
+            .ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
         default_branch: row.try_get("default_branch")?,
         config_path: row.try_get("config_path")?,
         webhook_secret: row.try_get("webhook_secret")?,

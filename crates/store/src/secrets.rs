@@ -40,7 +40,8 @@ impl Store {
 
     /// False when there was none.
     pub async fn delete_secret(&self, repo_id: i64, name: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM secrets WHERE repo_id = $1 AND name = $2").bind(repo_id).bind(name).execute(&self.pool).await?;
+        let result =
+            sqlx::query("DELETE FROM secrets WHERE repo_id = $1 AND name = $2").bind(repo_id).bind(name).execute(&self.pool).await?;
         Ok(result.rows_affected() > 0)
     }
 }

@@ -32,7 +32,8 @@ impl Store {
 
     /// The refs (`refs/heads/main` → sha) seen by the last poll of a repository.
     pub async fn polled_refs(&self, repo_id: i64) -> Result<Option<BTreeMap<String, String>>, StoreError> {
-        let text: Option<String> = sqlx::query_scalar("SELECT refs FROM polled_refs WHERE repo_id = $1").bind(repo_id).fetch_optional(&self.pool).await?;
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT refs FROM polled_refs WHERE repo_id = $1").bind(repo_id).fetch_optional(&self.pool).await?;
         text.map(|text| {
             serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(format!("polled refs of repository {repo_id}: {error}")))
         })

@@ -22,10 +22,8 @@ impl Store {
     }
 
     pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE login = $1"))
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE login = $1")).bind(login).fetch_optional(&self.pool).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 

@@ -9,7 +9,12 @@ use crate::fixtures::NOW;
 store_tests!(agents_register_by_name);
 
 async fn agents_register_by_name(store: Store) {
-    let mut new = NewAgent { name: "builder-1".into(), labels: BTreeMap::from([("arch".into(), "amd64".into())]), capacity: 2, version: "1.0.0".into() };
+    let mut new = NewAgent {
+        name: "builder-1".into(),
+        labels: BTreeMap::from([("arch".into(), "amd64".into())]),
+        capacity: 2,
+        version: "1.0.0".into(),
+    };
     let first = store.register_agent(&new, NOW).await.unwrap();
     assert_eq!((first.labels.clone(), first.capacity, first.last_seen, first.created), (new.labels.clone(), 2, NOW, NOW));
 
@@ -19,7 +24,10 @@ async fn agents_register_by_name(store: Store) {
     new.version = "1.1.0".into();
     let again = store.register_agent(&new, NOW + 100).await.unwrap();
     assert_eq!(again.id, first.id);
-    assert_eq!((again.labels.clone(), again.capacity, again.version.as_str(), again.last_seen, again.created), (new.labels.clone(), 8, "1.1.0", NOW + 100, NOW));
+    assert_eq!(
+        (again.labels.clone(), again.capacity, again.version.as_str(), again.last_seen, again.created),
+        (new.labels.clone(), 8, "1.1.0", NOW + 100, NOW)
+    );
     assert_eq!(store.agent_by_id(first.id).await.unwrap(), Some(again.clone()));
 
     store.touch_agent(first.id, NOW + 200).await.unwrap();

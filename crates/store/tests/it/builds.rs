@@ -76,7 +76,10 @@ async fn workflows_and_steps_keep_their_order(store: Store) {
     docs.steps[0] = NewStep { name: "build".into(), state: State::Skipped, reason: None };
     let build = store.create_build(&new, &[lint.clone(), test.clone(), docs.clone()], NOW).await.unwrap();
     assert_eq!(store.build_by_id(build.id).await.unwrap(), Some(build.clone()));
-    assert_eq!((build.from_fork, build.pull_request.as_deref(), &build.variables, &build.diagnostics), (true, Some("42"), &new.variables, &new.diagnostics));
+    assert_eq!(
+        (build.from_fork, build.pull_request.as_deref(), &build.variables, &build.diagnostics),
+        (true, Some("42"), &new.variables, &new.diagnostics)
+    );
 
     let workflows = store.workflows_of_build(build.id).await.unwrap();
     let names: Vec<&str> = workflows.iter().map(|workflow| workflow.name.as_str()).collect();
@@ -84,15 +87,22 @@ async fn workflows_and_steps_keep_their_order(store: Store) {
     for (stored, given) in workflows.iter().zip([&lint, &test, &docs]) {
         assert_eq!((stored.build_id, stored.state, &stored.reason), (build.id, given.state, &given.reason));
         assert_eq!((&stored.depends_on, &stored.labels, &stored.plan), (&given.depends_on, &given.labels, &given.plan));
-        assert_eq!((stored.agent_id, stored.cancel_requested, stored.attempts, stored.created, stored.started), (None, false, 0, NOW, None));
+        assert_eq!(
+            (stored.agent_id, stored.cancel_requested, stored.attempts, stored.created, stored.started),
+            (None, false, 0, NOW, None)
+        );
         assert_eq!(stored.finished, given.state.is_finished().then_some(NOW), "a workflow created skipped is finished");
         assert_eq!(store.workflow_by_id(stored.id).await.unwrap().as_ref(), Some(stored));
 
         let steps = store.steps_of_workflow(stored.id).await.unwrap();
         let found: Vec<(&str, i64, State, Option<&str>)> =
             steps.iter().map(|step| (step.name.as_str(), step.position, step.state, step.reason.as_deref())).collect();
-        let expected: Vec<(&str, i64, State, Option<&str>)> =
-            given.steps.iter().zip(0..).map(|(step, position)| (step.name.as_str(), position, step.state, step.reason.as_deref())).collect();
+        let expected: Vec<(&str, i64, State, Option<&str>)> = given
+            .steps
+            .iter()
+            .zip(0..)
+            .map(|(step, position)| (step.name.as_str(), position, step.state, step.reason.as_deref()))
+            .collect();
         assert_eq!(found, expected);
         for step in &steps {
             assert_eq!((step.workflow_id, step.exit_code, step.started, step.finished, step.log_lines), (stored.id, None, None, None, 0));
@@ -134,7 +144,11 @@ async fn build_states_stamp_times(store: Store) {
     for (state, reason, at, (started, finished)) in steps {
         store.set_build_state(first.id, state, reason, at).await.unwrap();
         let build = store.build_by_id(first.id).await.unwrap().unwrap();
-        assert_eq!((build.state, build.reason.as_deref(), build.started, build.finished), (state, reason, started, finished), "after {state}");
+        assert_eq!(
+            (build.state, build.reason.as_deref(), build.started, build.finished),
+            (state, reason, started, finished),
+            "after {state}"
+        );
     }
 
     store.set_build_state(second.id, State::Running, None, NOW).await.unwrap();
@@ -151,7 +165,8 @@ async fn steps_take_reports_by_name(store: Store) {
     let web = repo(&store, "acme/web").await;
     let build = store.create_build(&new_build(web.id, "main"), &[workflow("ci", &["build", "test"])], NOW).await.unwrap();
     let workflow_id = store.workflows_of_build(build.id).await.unwrap()[0].id;
-    let change = |state, exit_code, started, finished| StepChange { name: "build".into(), state, exit_code, reason: None, started, finished };
+    let change =
+        |state, exit_code, started, finished| StepChange { name: "build".into(), state, exit_code, reason: None, started, finished };
 
     // (report, then: state, exit code, started, finished)
     let reports = [
@@ -178,7 +193,10 @@ async fn steps_take_reports_by_name(store: Store) {
     // A re-queue starts the steps over, logs included: the next agent numbers its lines from 0.
     store.reset_steps(workflow_id).await.unwrap();
     for step in store.steps_of_workflow(workflow_id).await.unwrap() {
-        assert_eq!((step.state, step.exit_code, step.reason, step.started, step.finished, step.log_lines), (State::Pending, None, None, None, None, 0));
+        assert_eq!(
+            (step.state, step.exit_code, step.reason, step.started, step.finished, step.log_lines),
+            (State::Pending, None, None, None, None, 0)
+        );
     }
     assert_eq!(store.logs().next_seq(step_id).await.unwrap(), 0);
     assert_eq!(store.logs().append(step_id, 0, &lines(0, 2)).await.unwrap(), 2);
@@ -191,7 +209,14 @@ async fn retention_lists_finished_steps_once(store: Store) {
     let steps = store.steps_of_workflow(workflow_id).await.unwrap();
     // a finished at NOW+30, b at NOW+10, c at NOW+20, d never ran.
     for (name, finished) in [("a", NOW + 30), ("b", NOW + 10), ("c", NOW + 20)] {
-        let change = StepChange { name: name.into(), state: State::Success, exit_code: Some(0), reason: None, started: Some(NOW), finished: Some(finished) };
+        let change = StepChange {
+            name: name.into(),
+            state: State::Success,
+            exit_code: Some(0),
+            reason: None,
+            started: Some(NOW),
+            finished: Some(finished),
+        };
         store.update_step(workflow_id, &change).await.unwrap();
     }
     for step in &steps {

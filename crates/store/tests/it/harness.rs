@@ -135,10 +135,9 @@ impl TestDatabase {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.subsec_nanos());
         let name = format!("gantry_test_{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let mut admin = connect(admin_url).await;
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .await
-            .unwrap_or_else(|error| panic!("cannot create the test database {name} through {POSTGRES_URL_VARIABLE} (its role needs CREATEDB): {error}"));
+        admin.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).await.unwrap_or_else(|error| {
+            panic!("cannot create the test database {name} through {POSTGRES_URL_VARIABLE} (its role needs CREATEDB): {error}")
+        });
         admin.close().await.ok();
         let url = with_database(admin_url, &name);
         TestDatabase { name, url }

@@ -30,7 +30,7 @@ async fn a_reopened_store_keeps_its_data(location: Location) {
 #[tokio::test]
 async fn sqlite_files_are_created_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("not yet/there ?#%/gantry.db");
+    let path = dir.path().join("not yet/there ?#%41%/gantry.db");
     let store = Store::open(&Database::Sqlite(path.clone()), dir.path()).await.unwrap();
     store.ping().await.unwrap();
     assert!(path.exists());

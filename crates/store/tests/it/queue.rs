@@ -74,7 +74,10 @@ async fn one_claim_wins_a_race(store: Store) {
         }
         assert_eq!(winners.len(), 1, "round {round}: exactly one claim wins, got {winners:?}");
         let claimed = store.workflow_by_id(workflow.id).await.unwrap().unwrap();
-        assert_eq!((claimed.state, claimed.agent_id, claimed.attempts, claimed.started), (State::Running, Some(winners[0]), 1, Some(NOW + round)));
+        assert_eq!(
+            (claimed.state, claimed.agent_id, claimed.attempts, claimed.started),
+            (State::Running, Some(winners[0]), 1, Some(NOW + round))
+        );
     }
 }
 
@@ -98,7 +101,10 @@ async fn a_requeue_clears_the_agent_and_times(store: Store) {
 
     assert!(store.claim_workflow(workflow.id, second.id, NOW + 6).await.unwrap());
     let claimed = store.workflow_by_id(workflow.id).await.unwrap().unwrap();
-    assert_eq!((claimed.agent_id, claimed.attempts, claimed.started, claimed.reason.as_deref()), (Some(second.id), 2, Some(NOW + 6), Some("requeued")));
+    assert_eq!(
+        (claimed.agent_id, claimed.attempts, claimed.started, claimed.reason.as_deref()),
+        (Some(second.id), 2, Some(NOW + 6), Some("requeued"))
+    );
     check(&store, workflow.id, State::Success, None, NOW + 7, (Some(second.id), false, Some(NOW + 6), Some(NOW + 7))).await;
     assert!(matches!(store.set_workflow_state(workflow.id + 100, State::Pending, None, NOW).await, Err(StoreError::NotFound { .. })));
 }

@@ -72,7 +72,10 @@ async fn members_have_one_role(store: Store) {
     store.set_member(web.id, alice.id, "admin").await.unwrap();
     store.set_member(web.id, bob.id, "write").await.unwrap();
     assert_eq!(store.member_role(web.id, bob.id).await.unwrap().as_deref(), Some("write"));
-    assert_eq!(store.list_members(web.id).await.unwrap(), [("alice".to_owned(), "admin".to_owned()), ("bob".to_owned(), "write".to_owned())]);
+    assert_eq!(
+        store.list_members(web.id).await.unwrap(),
+        [("alice".to_owned(), "admin".to_owned()), ("bob".to_owned(), "write".to_owned())]
+    );
 
     store.remove_member(web.id, bob.id).await.unwrap();
     assert_eq!(store.member_role(web.id, bob.id).await.unwrap(), None);

@@ -13,7 +13,9 @@ async fn redeliveries_are_recognised(store: Store) {
     let web = repo(&store, "acme/web").await;
     let api = repo(&store, "acme/api").await;
     // (repository, delivery id, is new)
-    for (repo_id, delivery, new) in [(web.id, "d-1", true), (web.id, "d-1", false), (web.id, "d-2", true), (api.id, "d-1", true), (api.id, "d-1", false)] {
+    for (repo_id, delivery, new) in
+        [(web.id, "d-1", true), (web.id, "d-1", false), (web.id, "d-2", true), (api.id, "d-1", true), (api.id, "d-1", false)]
+    {
         assert_eq!(store.record_delivery(repo_id, delivery, NOW).await.unwrap(), new, "{delivery} to repository {repo_id}");
     }
     assert!(matches!(store.record_delivery(api.id + 100, "d-1", NOW).await, Err(StoreError::NotFound { .. })));
@@ -66,7 +68,10 @@ async fn crons_fire_once_when_due(store: Store) {
     replaced.branch = "develop".into();
     store.put_cron(&replaced, NOW + 1_000).await.unwrap();
     let stored = store.list_crons(web.id).await.unwrap().remove(0);
-    assert_eq!((stored.id, stored.schedule.as_str(), stored.branch.as_str(), stored.next, stored.created), (hourly.id, "@hourly", "develop", NOW + 7, NOW));
+    assert_eq!(
+        (stored.id, stored.schedule.as_str(), stored.branch.as_str(), stored.next, stored.created),
+        (hourly.id, "@hourly", "develop", NOW + 7, NOW)
+    );
 
     assert!(store.delete_cron(web.id, "hourly").await.unwrap());
     assert!(!store.delete_cron(web.id, "hourly").await.unwrap());

@@ -46,11 +46,11 @@ async fn tokens_find_their_user_until_they_expire(store: Store) {
 
     let (_, token) = store.user_by_token_hash("session-hash", NOW).await.unwrap().unwrap();
     assert_eq!((token.name.as_str(), token.kind, token.expires, token.created), ("browser", TokenKind::Session, Some(NOW + 1_000), NOW));
+    assert!(matches!(store.create_token(alice.id, "again", "api-hash", TokenKind::Api, None, NOW).await, Err(StoreError::Conflict { .. })));
     assert!(matches!(
-        store.create_token(alice.id, "again", "api-hash", TokenKind::Api, None, NOW).await,
-        Err(StoreError::Conflict { .. })
+        store.create_token(alice.id + 100, "nobody's", "x", TokenKind::Api, None, NOW).await,
+        Err(StoreError::NotFound { .. })
     ));
-    assert!(matches!(store.create_token(alice.id + 100, "nobody's", "x", TokenKind::Api, None, NOW).await, Err(StoreError::NotFound { .. })));
 
     let names: Vec<String> = store.list_tokens(alice.id).await.unwrap().into_iter().map(|token| token.name).collect();
     assert_eq!(names, ["laptop", "browser"]);
