@@ -66,12 +66,6 @@ pub(crate) enum Lease {
     },
 }
 
-/// The body of `cancel-wait`: the protocol has no type for it, so the agent says who asks.
-#[derive(Serialize)]
-struct CancelWaitRequest {
-    agent_id: i64,
-}
-
 /// The agent's side of the protocol in `proto::agent`. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct ServerClient {
@@ -125,7 +119,8 @@ impl ServerClient {
     pub(crate) async fn cancel_wait(&self, job: i64, agent_id: i64) -> Result<bool, RequestError> {
         let path = format!("/jobs/{job}/cancel-wait");
         let timeout = Duration::from_secs(CANCEL_WAIT_SECONDS) + LONG_POLL_MARGIN;
-        let response = self.post(&path, &CancelWaitRequest { agent_id }, timeout).await?;
+        // The protocol has no type of its own for this body; the server reads a `LeaseRequest`.
+        let response = self.post(&path, &LeaseRequest { agent_id }, timeout).await?;
         Ok(decode::<CancelWaitResponse>(&path, response).await?.cancelled)
     }
 

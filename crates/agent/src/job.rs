@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use backend_docker::DockerBackend;
@@ -23,12 +24,19 @@ use crate::report::{self, Destination, Flushed, JobSink, state_of};
 /// What every job of an agent shares.
 pub struct AgentContext {
     pub client: ServerClient,
-    pub agent_id: i64,
+    /// Changes only when the server forgot the agent and it registered again.
+    pub agent_id: AtomicI64,
     pub backend: Arc<DockerBackend>,
     pub work_dir: PathBuf,
     pub parallel: usize,
     /// Cancelled when the agent stops trying to reach the server (a while after shutdown).
     pub abandon: CancellationToken,
+}
+
+impl AgentContext {
+    pub fn agent_id(&self) -> i64 {
+        self.agent_id.load(Ordering::SeqCst)
+    }
 }
 
 /// How a job ended.
@@ -50,12 +58,13 @@ pub async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) 
     let span = tracing::info_span!("job", job = job.id, build = job.build_number, repo = %job.repo.full_name);
     async move {
         tracing::info!(commit = %job.commit, "job started");
-        let destination = Destination { client: context.client.clone(), agent_id: context.agent_id, job_id: job.id };
+        // The job belongs to the agent as registered when it was leased.
+        let agent_id = context.agent_id();
+        let destination = Destination { client: context.client.clone(), agent_id, job_id: job.id };
         let (sink, uploads) = report::start(destination, control.clone(), context.abandon.clone());
         let watching = CancellationToken::new();
-        let watcher = tokio::spawn(
-            watch_cancel(context.client.clone(), context.agent_id, job.id, control.clone(), watching.clone()).in_current_span(),
-        );
+        let watcher =
+            tokio::spawn(watch_cancel(context.client.clone(), agent_id, job.id, control.clone(), watching.clone()).in_current_span());
 
         let folder = tempfile::Builder::new().prefix(&format!("job-{}-", job.id)).tempdir_in(&context.work_dir);
         let outcome = match &folder {
@@ -70,7 +79,7 @@ pub async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) 
         let _ = watcher.await;
 
         let steps = sink.final_steps(step_names(&job.plan));
-        let done = JobDone { agent_id: context.agent_id, state: outcome.state, reason: outcome.reason.clone(), steps };
+        let done = JobDone { agent_id, state: outcome.state, reason: outcome.reason.clone(), steps };
         match flushed {
             Flushed::Everything | Flushed::Refused(_) => send_done(&context, job.id, &done).await,
             Flushed::JobGone => tracing::info!("not reporting the end of a job the server took away"),
@@ -92,7 +101,7 @@ pub async fn report_unreadable(context: Arc<AgentContext>, job_id: i64, message:
     async move {
         tracing::error!(%message, "the leased job cannot be read");
         let done = JobDone {
-            agent_id: context.agent_id,
+            agent_id: context.agent_id(),
             state: State::Error,
             reason: Some(format!("the agent cannot read this job (is it older than the server?): {message}")),
             steps: Vec::new(),
@@ -404,6 +413,10 @@ async fn send_done(context: &AgentContext, job_id: i64, done: &JobDone) {
                         return;
                     }
                 }
+            }
+            Err(error) if error.job_is_gone() => {
+                tracing::info!(%error, "the server no longer assigns this job to this agent; its end is not reported");
+                return;
             }
             Err(error) => {
                 tracing::error!(%error, "the server refuses the job's end");

@@ -16,6 +16,7 @@ mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -146,7 +147,13 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
         }
     }
     let client = ServerClient::new(&config.server, &config.secret).map_err(AgentError::Http)?;
-    let Some(registration) = register(&client, &config, &shutdown).await? else { return Ok(()) };
+    let registration_request = RegisterRequest {
+        name: config.name.clone(),
+        labels: config.labels.clone(),
+        capacity: config.capacity,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let Some(registration) = register(&client, &registration_request, &config.server, &shutdown).await? else { return Ok(()) };
     span.record("agent_id", registration.agent_id);
     tracing::info!(capacity = config.capacity, labels = ?config.labels, "registered");
 
@@ -161,7 +168,7 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
     };
     let context = Arc::new(AgentContext {
         client,
-        agent_id: registration.agent_id,
+        agent_id: AtomicI64::new(registration.agent_id),
         backend: Arc::new(backend),
         work_dir: config.work_dir.clone(),
         parallel: config.parallel.max(1),
@@ -173,7 +180,8 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
         Duration::from_secs(if registration.heartbeat_seconds > 0 { registration.heartbeat_seconds } else { HEARTBEAT_SECONDS });
     let heartbeat = tokio::spawn(heartbeat(context.clone(), jobs.clone(), heartbeat_interval, heartbeat_stop.clone()).in_current_span());
 
-    lease_loop(&context, &jobs, config.capacity, &shutdown).await;
+    let leasing = Leasing { registration: registration_request, server: config.server.clone(), capacity: config.capacity, span };
+    lease_loop(&context, &jobs, &leasing, &shutdown).await;
 
     grace.abort();
     heartbeat_stop.cancel();
@@ -192,20 +200,15 @@ fn docker_error(error: runtime::BackendError) -> AgentError {
 /// Registers, retrying while the server does not answer. `None` when shut down meanwhile.
 async fn register(
     client: &ServerClient,
-    config: &AgentConfig,
+    request: &RegisterRequest,
+    server: &str,
     shutdown: &CancellationToken,
 ) -> Result<Option<RegisterResponse>, AgentError> {
-    let request = RegisterRequest {
-        name: config.name.clone(),
-        labels: config.labels.clone(),
-        capacity: config.capacity,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    };
     let mut backoff = Backoff::new();
     let mut failures: u32 = 0;
     loop {
         let result = tokio::select! {
-            result = client.register(&request) => result,
+            result = client.register(request) => result,
             _ = shutdown.cancelled() => return Ok(None),
         };
         match result {
@@ -217,9 +220,9 @@ async fn register(
                 }
             }
             Err(RequestError::Status { status, message, .. }) => {
-                return Err(AgentError::Rejected { server: config.server.clone(), status, message });
+                return Err(AgentError::Rejected { server: server.to_owned(), status, message });
             }
-            Err(error) => return Err(AgentError::Protocol { server: config.server.clone(), message: error.to_string() }),
+            Err(error) => return Err(AgentError::Protocol { server: server.to_owned(), message: error.to_string() }),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -279,10 +282,20 @@ impl Drop for Running {
     }
 }
 
+/// What the lease loop needs besides the shared context.
+struct Leasing {
+    /// To register again when the server forgot the agent.
+    registration: RegisterRequest,
+    server: String,
+    capacity: u32,
+    /// The agent's span, whose `agent_id` changes with a new registration.
+    span: tracing::Span,
+}
+
 /// Leases jobs while a slot is free, until shutdown; then stops the running jobs and waits
 /// until each has been reported.
-async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, capacity: u32, shutdown: &CancellationToken) {
-    let slots = Arc::new(Semaphore::new(capacity as usize));
+async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasing: &Leasing, shutdown: &CancellationToken) {
+    let slots = Arc::new(Semaphore::new(leasing.capacity as usize));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Backoff::new();
     let mut failures: u32 = 0;
@@ -300,7 +313,7 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, capaci
         let lease = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            lease = context.client.lease(context.agent_id) => lease,
+            lease = context.client.lease(context.agent_id()) => lease,
         };
         if lease.is_ok() && failures > 0 {
             tracing::info!(failures, "the server answers again");
@@ -336,6 +349,22 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, capaci
                 );
                 continue;
             }
+            // The server lost track of the agent (its record was removed): register again and
+            // go on with the id it gives.
+            Err(error) if error.status() == Some(404) => {
+                tracing::warn!(%error, "the server does not know this agent; registering again");
+                drop(slot);
+                match register(&context.client, &leasing.registration, &leasing.server, shutdown).await {
+                    Ok(Some(registration)) => {
+                        context.agent_id.store(registration.agent_id, Ordering::SeqCst);
+                        leasing.span.record("agent_id", registration.agent_id);
+                        tracing::info!("registered again");
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(error) => tracing::error!(%error, "registering again failed"),
+                }
+            }
             Err(error) => {
                 failures += 1;
                 if failures == 1 || !error.is_retryable() {
@@ -365,7 +394,7 @@ async fn heartbeat(context: Arc<AgentContext>, jobs: Arc<RunningJobs>, interval:
             _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => return,
         }
-        let beat = Heartbeat { agent_id: context.agent_id, jobs: jobs.ids() };
+        let beat = Heartbeat { agent_id: context.agent_id(), jobs: jobs.ids() };
         let result = tokio::select! {
             result = context.client.heartbeat(&beat) => result,
             _ = stop.cancelled() => return,

@@ -49,6 +49,18 @@ async fn a_server_restart_in_the_middle_of_a_job_loses_and_doubles_no_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_the_server_forgot_registers_again_and_goes_on() {
+    let server = FakeServer::start().await;
+    server.lock().forget_agent = true;
+    server.push_job(job(42, plan("skip_clone: true\nsteps:\n  hello:\n    image: IMAGE\n    commands:\n      - echo hello\n")));
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(42, Duration::from_secs(60)).await;
+    assert_eq!(done.state, State::Success, "{done:?}");
+    assert_eq!(server.lock().registrations.len(), 2);
+    agent.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_secret_ends_the_agent_with_the_servers_reason() {
     let server = FakeServer::start().await;
     let agent = TestAgent::start_with(&server.url, |config| config.secret = "wrong".into());

@@ -52,6 +52,8 @@ pub struct Recorded {
     /// Lines that came again after they were stored.
     pub resent_lines: usize,
     pub done_requests: usize,
+    /// Answer the next lease 404, as a server that lost the agent's record does.
+    pub forget_agent: bool,
 }
 
 impl Recorded {
@@ -197,6 +199,9 @@ async fn lease(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(r
         return response;
     }
     assert_eq!(request.agent_id, AGENT_ID);
+    if std::mem::take(&mut state.lock().forget_agent) {
+        return error(StatusCode::NOT_FOUND, "not_found", "agent 7 is not registered; register again");
+    }
     let deadline = Instant::now() + LONG_POLL;
     loop {
         if let Some(job) = state.lock().queue.pop_front() {
