@@ -1,6 +1,7 @@
 //! The `gantry` binary as users run it: exit codes, output formats, discovery, git defaults.
 
 mod client;
+mod e2e;
 mod exec;
 
 use std::fs;

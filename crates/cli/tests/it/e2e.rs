@@ -1,0 +1,467 @@
+//! End to end, as a team runs Gantry: a real `gantry server` and `gantry agent` as processes,
+//! a bare git repository as the remote, the local Docker engine. Builds are started the ways
+//! users start them (a signed webhook, polling, cron) and must survive what happens to machines:
+//! an agent killed mid-build, the server restarted mid-build.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit as _, Mac as _};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "e2e-admin-token";
+const AGENT_SECRET: &str = "e2e-agent-secret";
+const HOOK_SECRET: &str = "e2e-hook-secret";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server and its agents, killed (and their containers checked) when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: Option<Child>,
+    agents: Vec<Child>,
+    agent_pids: Vec<u32>,
+    server_env: Vec<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start(server_env: &[(&str, &str)]) -> Cluster {
+        let mut cluster = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            server: None,
+            agents: Vec::new(),
+            agent_pids: Vec::new(),
+            server_env: server_env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
+            http: reqwest::Client::new(),
+        };
+        cluster.start_server().await;
+        cluster.start_agent();
+        cluster
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn start_server(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
+        command
+            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--data"])
+            .arg(self.dir.path().join("data"))
+            .env("GANTRY_ADMIN_TOKEN", ADMIN)
+            .env("GANTRY_AGENT_SECRET", AGENT_SECRET)
+            .env("GANTRY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (key, value) in &self.server_env {
+            command.env(key, value);
+        }
+        self.server = Some(command.spawn().expect("start gantry server"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.http.get(format!("{}/readyz", self.url())).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not become ready:\n{}", self.log("server.log"));
+    }
+
+    fn start_agent(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["agent", "--server", &self.url(), "--name", "e2e-agent", "--capacity", "2", "--work-dir"])
+            .arg(self.dir.path().join("agent-work"))
+            .env("GANTRY_AGENT_SECRET", AGENT_SECRET)
+            .env("GANTRY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start gantry agent");
+        self.agent_pids.push(child.id());
+        self.agents.push(child);
+    }
+
+    fn kill_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+
+    fn kill_agents(&mut self) {
+        for mut agent in self.agents.drain(..) {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url())).bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn add_repo(&self, clone_url: &str, extra: Value) {
+        let mut body = json!({ "full_name": "acme/app", "clone_url": clone_url, "webhook_secret": HOOK_SECRET });
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let (status, answer) = self.api(reqwest::Method::POST, "/api/v1/repos", Some(body)).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    async fn build(&self, number: i64) -> Value {
+        self.api(reqwest::Method::GET, &format!("/api/v1/repos/acme/app/builds/{number}"), None).await.1
+    }
+
+    /// Waits until build `number` satisfies `done`.
+    async fn wait_build(&self, number: i64, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let build = self.build(number).await;
+            if done(&build) {
+                return build;
+            }
+            if Instant::now() > deadline {
+                panic!("build {number}: {what} did not happen in {limit:?}: {build}\nserver:\n{}\nagent:\n{}", self.log("server.log"), self.log("agent.log"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_finished(&self, number: i64) -> Value {
+        self.wait_build(number, Duration::from_secs(90), "finishing", |build| {
+            matches!(build["state"].as_str(), Some("success" | "failure" | "error" | "killed" | "skipped"))
+        })
+        .await
+    }
+
+    async fn log_text(&self, number: i64, step: &Value) -> String {
+        let path = format!("/api/v1/repos/acme/app/builds/{number}/steps/{}/log", step["id"]);
+        match self.api(reqwest::Method::GET, &path, None).await.1 {
+            Value::String(text) => text,
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_agents();
+        self.kill_server();
+    }
+}
+
+fn step<'a>(build: &'a Value, name: &str) -> &'a Value {
+    build["workflows"]
+        .as_array()
+        .and_then(|workflows| workflows.iter().flat_map(|workflow| workflow["steps"].as_array().unwrap().iter()).find(|step| step["name"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {build}"))
+}
+
+/// Containers, networks and volumes made by an agent process are all gone (removal runs off the
+/// critical path, so give it a moment).
+async fn assert_nothing_left(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut left = Vec::new();
+        for pid in pids {
+            for kind in [vec!["ps", "-aq"], vec!["network", "ls", "-q"], vec!["volume", "ls", "-q"]] {
+                let mut args = kind.clone();
+                let filter = format!("label=io.gantry.pid={pid}");
+                args.extend(["--filter", &filter]);
+                let output = Command::new("docker").args(&args).output().unwrap();
+                let found = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                if !found.is_empty() {
+                    left.push(format!("docker {} (pid {pid}): {found}", kind.join(" ")));
+                }
+            }
+        }
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind:\n{}", left.join("\n"));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A bare remote with a first commit of `files`; returns (file:// URL, work tree).
+fn remote(root: &Path, files: &[(&str, &str)]) -> (String, PathBuf) {
+    let bare = root.join("remote.git");
+    let work = root.join("work");
+    git(root, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    git(root, &["init", "-q", "-b", "main", work.to_str().unwrap()]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    push_commit(&work, files, "first commit");
+    (format!("file://{}", bare.display()), work)
+}
+
+fn push_commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (path, text) in files {
+        std::fs::write(work.join(path), text).unwrap();
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-q", "--allow-empty", "-m", message]);
+    git(work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+/// A GitHub `push` delivery for `sha` on main, signed with the repository's webhook secret.
+async fn deliver_push(cluster: &Cluster, sha: &str, delivery: &str) -> (u16, Value) {
+    let body = json!({
+        "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": sha,
+        "repository": { "full_name": "acme/app", "clone_url": "file:///unused" },
+        "pusher": { "name": "dev", "email": "dev@example.com" }, "sender": { "login": "dev" },
+        "commits": [], "head_commit": { "id": sha, "message": "Change things", "author": { "name": "Dev", "email": "dev@example.com", "username": "dev" } },
+    });
+    deliver(cluster, "push", delivery, body).await
+}
+
+async fn deliver(cluster: &Cluster, event: &str, delivery: &str, body: Value) -> (u16, Value) {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(&bytes);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let response = cluster
+        .http
+        .post(format!("{}/api/hooks/acme/app", cluster.url()))
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature)
+        .header("content-type", "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Follows a step's log over SSE until its `end` event: the texts of its lines.
+async fn follow(cluster: &Cluster, number: i64, step_id: i64) -> Vec<String> {
+    use futures_util::StreamExt as _;
+    let url = format!("{}/api/v1/repos/acme/app/builds/{number}/steps/{step_id}/log/stream", cluster.url());
+    let response = cluster.http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut lines = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("the stream moves") {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if event.contains("event: end") {
+                return lines;
+            }
+            if let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) {
+                let entry: Value = serde_json::from_str(data).unwrap();
+                lines.push(entry["text"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    panic!("the log stream ended without an `end` event");
+}
+
+const SLOW_PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done\n      - cat README\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_builds_the_pushed_commit_on_an_agent_with_logs_followed_live() {
+    let cluster = Cluster::start(&[]).await;
+    let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", SLOW_PIPELINE), ("README", "first readme")]);
+    cluster.add_repo(&url, json!({ "forge": "github" })).await;
+    let sha = push_commit(&work, &[("README", "second readme")], "Change the readme");
+    let (status, answer) = deliver_push(&cluster, &sha, "e2e-1").await;
+    assert_eq!(status, 200, "{answer}");
+    let number = answer["builds"][0].as_i64().unwrap();
+
+    let started = cluster.build(number).await;
+    let live = follow(&cluster, number, step(&started, "build")["id"].as_i64().unwrap()).await;
+    let build = cluster.wait_finished(number).await;
+    assert_eq!(build["state"], "success", "{build}");
+    assert_eq!(build["commit"], sha);
+    assert_eq!(build["workflows"][0]["agent"], "e2e-agent");
+    let expected: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
+    let texts: Vec<&String> = live.iter().filter(|line| line.starts_with("line ")).collect();
+    assert_eq!(texts, expected.iter().collect::<Vec<_>>(), "followed live: {live:?}");
+    assert!(live.contains(&"second readme".to_owned()), "the build saw the pushed commit: {live:?}");
+    let downloaded = cluster.log_text(number, step(&build, "build")).await;
+    assert_eq!(downloaded.lines().collect::<Vec<_>>(), live.iter().map(String::as_str).collect::<Vec<_>>(), "download and follow agree");
+    let pids = cluster.agent_pids.clone();
+    assert_nothing_left(&pids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_builds_new_commits_and_cron_builds_on_schedule() {
+    let cluster = Cluster::start(&[]).await;
+    let pipeline = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo event=$CI_PIPELINE_EVENT\n";
+    let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({ "poll_interval_seconds": 10 })).await;
+    // The first poll (within a second of registering) only remembers the remote's refs.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sha = push_commit(&work, &[("file.txt", "new")], "Add a file");
+    let build = cluster.wait_build(1, Duration::from_secs(30), "a poll build", |build| build["state"] == "success").await;
+    assert_eq!(build["trigger"], "poll");
+    assert_eq!(build["commit"], sha);
+
+    let (status, cron) = cluster.api(reqwest::Method::PUT, "/api/v1/repos/acme/app/crons/often", Some(json!({ "schedule": "*/2 * * * * *" }))).await;
+    assert_eq!(status, 200, "{cron}");
+    let build = cluster.wait_build(2, Duration::from_secs(30), "a cron build", |build| build["state"] == "success").await;
+    assert_eq!(build["event"], "cron");
+    assert_eq!(build["trigger"], "cron:often");
+    assert!(cluster.log_text(2, step(&build, "build")).await.contains("event=cron"));
+    cluster.api(reqwest::Method::DELETE, "/api/v1/repos/acme/app/crons/often", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests() {
+    let cluster = Cluster::start(&[]).await;
+    let pipeline = "steps:\n  deploy:\n    image: gantry-test/busybox:latest\n    environment:\n      TOKEN:\n        from_secret: deploy_token\n    commands:\n      - echo token=$TOKEN\n";
+    let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({ "forge": "github" })).await;
+    let value = "sup3r-s3cret-value";
+    let events = json!(["push", "pull_request"]);
+    let (status, _) =
+        cluster.api(reqwest::Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": value, "events": events }))).await;
+    assert_eq!(status, 200);
+
+    let sha = push_commit(&work, &[], "Deploy");
+    let (_, answer) = deliver_push(&cluster, &sha, "push-1").await;
+    let push = cluster.wait_finished(answer["builds"][0].as_i64().unwrap()).await;
+    assert_eq!(push["state"], "success", "{push}");
+    let log = cluster.log_text(push["number"].as_i64().unwrap(), step(&push, "deploy")).await;
+    assert!(log.contains("token=********") && !log.contains(value), "masked: {log}");
+
+    let head = push_commit(&work, &[("fork.txt", "from a fork")], "A fork's change");
+    git(&work, &["push", "-q", "origin", "HEAD:refs/pull/7/head"]);
+    let pull_request = json!({
+        "action": "opened", "number": 7,
+        "pull_request": {
+            "number": 7, "title": "A fork's change", "user": { "login": "stranger" },
+            "head": { "sha": head, "ref": "feature", "repo": { "full_name": "stranger/app", "clone_url": "file:///unused" } },
+            "base": { "sha": sha, "ref": "main", "repo": { "full_name": "acme/app", "clone_url": url } },
+        },
+        "repository": { "full_name": "acme/app" }, "sender": { "login": "stranger" },
+    });
+    let (status, answer) = deliver(&cluster, "pull_request", "pr-1", pull_request).await;
+    assert_eq!(status, 200, "{answer}");
+    let number = answer["builds"][0].as_i64().unwrap();
+    let build = cluster.wait_finished(number).await;
+    assert_eq!(build["event"], "pull_request");
+    assert_eq!(build["state"], "error", "{build}");
+    let reason = build["workflows"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("not given to pull requests from forks"), "{reason}");
+    assert!(!build.to_string().contains(value));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_build_stops_its_running_step_and_leaves_nothing() {
+    let cluster = Cluster::start(&[]).await;
+    let pipeline = "steps:\n  wait:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo waiting\n      - sleep 120\n";
+    let (url, _) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({})).await;
+    let (status, build) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    assert_eq!(status, 201, "{build}");
+    cluster.wait_build(1, Duration::from_secs(30), "the step running", |build| step(build, "wait")["log_lines"].as_u64() >= Some(2)).await;
+    let asked = Instant::now();
+    let (status, _) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds/1/cancel", None).await;
+    assert_eq!(status, 200);
+    let build = cluster.wait_finished(1).await;
+    assert!(asked.elapsed() < Duration::from_secs(10), "stopped in {:?}", asked.elapsed());
+    assert_eq!(build["state"], "killed", "{build}");
+    assert_eq!(step(&build, "wait")["state"], "killed", "{build}");
+    let pids = cluster.agent_pids.clone();
+    assert_nothing_left(&pids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_build_is_marked_lost_and_its_workflow_runs_again_on_restart() {
+    let mut cluster = Cluster::start(&[("GANTRY_AGENT_LOST_AFTER", "3")]).await;
+    let pipeline = "steps:\n  work:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo started\n      - sleep 4\n      - echo finished\n";
+    let (url, _) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({})).await;
+    cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    cluster.wait_build(1, Duration::from_secs(30), "the step running", |build| step(build, "work")["log_lines"].as_u64() >= Some(2)).await;
+    let killed_pid = cluster.agent_pids[0];
+    unsafe { libc::kill(killed_pid as i32, libc::SIGKILL) };
+    cluster.kill_agents();
+
+    let lost = cluster
+        .wait_build(1, Duration::from_secs(15), "the workflow marked lost", |build| {
+            build["workflows"][0]["reason"].as_str().is_some_and(|reason| reason.contains("stopped answering"))
+        })
+        .await;
+    assert_eq!(lost["workflows"][0]["state"], "pending", "re-queued: {lost}");
+
+    cluster.start_agent();
+    let build = cluster.wait_finished(1).await;
+    assert_eq!(build["state"], "success", "{build}");
+    assert!(cluster.log_text(1, step(&build, "work")).await.contains("finished"));
+    // The new agent swept what the killed one left on the engine.
+    let pids = cluster.agent_pids.clone();
+    assert_nothing_left(&pids).await;
+}
+
+async fn server_restart(cluster_env: &[(&str, &str)]) {
+    let mut cluster = Cluster::start(cluster_env).await;
+    let pipeline = "steps:\n  count:\n    image: gantry-test/busybox:latest\n    commands:\n      - i=0; while [ $i -lt 400 ]; do echo line $i; i=$((i+1)); sleep 0.01; done\n";
+    let (url, _) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({})).await;
+    cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    cluster.wait_build(1, Duration::from_secs(30), "lines arriving", |build| step(build, "count")["log_lines"].as_u64() >= Some(30)).await;
+    cluster.kill_server();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_server().await;
+    let build = cluster.wait_finished(1).await;
+    assert_eq!(build["state"], "success", "{build}");
+    let log = cluster.log_text(1, step(&build, "count")).await;
+    let lines: Vec<&str> = log.lines().filter(|line| line.starts_with("line ")).collect();
+    let expected: Vec<String> = (0..400).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected.iter().map(String::as_str).collect::<Vec<_>>(), "every line once, in order");
+    assert_eq!(step(&build, "count")["log_lines"].as_u64().unwrap() as usize, log.lines().count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_build_loses_no_build_and_no_log_line_on_sqlite() {
+    server_restart(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_build_loses_no_build_and_no_log_line_on_postgres() {
+    let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
+        if std::env::var("GANTRY_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
+            return;
+        }
+        panic!("GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)`");
+    };
+    let name = format!("gantry_e2e_{}_{}", std::process::id(), free_port());
+    let output = Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    server_restart(&[("GANTRY_DATABASE_URL", &url)]).await;
+    let _ = Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("DROP DATABASE {name} WITH (FORCE)")]).output();
+}
