@@ -34,6 +34,5 @@ command -v git >/dev/null 2>&1 || { log "installing git"; apt_install git ca-cer
 
 # A Docker engine and the local test images (`gantry exec` and its tests run on it).
 "$(dirname "$0")/docker-up.sh"
-"$(dirname "$0")/postgres-up.sh" >/dev/null  # PostgreSQL for the store tests; it prints their URL
 
 log "ready: $(cargo --version), $(git --version), $(docker version --format 'Docker {{.Server.Version}}')"

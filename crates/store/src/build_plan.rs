@@ -2,23 +2,34 @@
 //! server stores a build first because the pipeline's variables include the build's number.
 
 use crate::columns::to_json;
+use crate::error::classify;
 use crate::{NewWorkflow, Store, StoreError};
 
 impl Store {
     /// Adds the workflows (with their steps) of a build created without any, in one transaction.
+    /// `StoreError::NotFound` when there is no such build.
     pub async fn add_workflows(&self, build_id: i64, workflows: &[NewWorkflow], now: i64) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await?;
         for workflow in workflows {
-            crate::builds::insert_workflow(&mut transaction, build_id, workflow, now).await?;
+            crate::builds::insert_workflow(&mut transaction, build_id, workflow, now).await.map_err(|error| match error {
+                StoreError::Database(error) => {
+                    classify(error, || format!("workflow {} of build {build_id}", workflow.name), || format!("build {build_id}"))
+                }
+                other => other,
+            })?;
         }
         transaction.commit().await?;
         Ok(())
     }
 
     /// Replaces a build's diagnostics (`Vec<proto::api::BuildDiagnostic>` as JSON).
+    /// `StoreError::NotFound` when there is no such build.
     pub async fn set_build_diagnostics(&self, build_id: i64, diagnostics: &serde_json::Value) -> Result<(), StoreError> {
         let text = to_json(diagnostics, "the diagnostics of a build")?;
-        sqlx::query("UPDATE builds SET diagnostics = $1 WHERE id = $2").bind(text).bind(build_id).execute(&self.pool).await?;
+        let result = sqlx::query("UPDATE builds SET diagnostics = $1 WHERE id = $2").bind(text).bind(build_id).execute(&self.pool).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::not_found(format!("build {build_id}")));
+        }
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ store_tests!(
     numbers_count_per_repository,
     concurrent_builds_get_distinct_numbers,
     workflows_and_steps_keep_their_order,
+    a_numbered_build_gets_its_plan_later,
     build_states_stamp_times,
     steps_take_reports_by_name,
     retention_lists_finished_steps_once,
@@ -121,6 +122,31 @@ async fn workflows_and_steps_keep_their_order(store: Store) {
 
 /// `(started, finished)`.
 type Stamps = (Option<i64>, Option<i64>);
+
+async fn a_numbered_build_gets_its_plan_later(store: Store) {
+    let web = repo(&store, "acme/web").await;
+    let build = store.create_build(&new_build(web.id, "main"), &[], NOW).await.unwrap();
+    assert!(store.workflows_of_build(build.id).await.unwrap().is_empty());
+
+    let diagnostics = serde_json::json!([{ "code": "deprecated-key", "line": 4, "column": 3 }]);
+    store.set_build_diagnostics(build.id, &diagnostics).await.unwrap();
+    store.add_workflows(build.id, &[workflow("lint", &["fmt"]), workflow("test", &["unit", "e2e"])], NOW + 1).await.unwrap();
+
+    let stored = store.build_by_id(build.id).await.unwrap().unwrap();
+    assert_eq!((stored.number, stored.diagnostics), (1, diagnostics.clone()));
+    let workflows = store.workflows_of_build(build.id).await.unwrap();
+    assert_eq!(
+        workflows.iter().map(|workflow| (workflow.name.as_str(), workflow.created)).collect::<Vec<_>>(),
+        [("lint", NOW + 1), ("test", NOW + 1)]
+    );
+    let steps: Vec<String> = store.steps_of_workflow(workflows[1].id).await.unwrap().into_iter().map(|step| step.name).collect();
+    assert_eq!(steps, ["unit", "e2e"]);
+
+    let missing = build.id + 100;
+    assert!(matches!(store.set_build_diagnostics(missing, &diagnostics).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.add_workflows(missing, &[workflow("x", &["y"])], NOW).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.workflows_of_build(build.id).await.unwrap().len(), 2);
+}
 
 async fn build_states_stamp_times(store: Store) {
     let web = repo(&store, "acme/web").await;
