@@ -80,18 +80,27 @@ pub async fn execute(client: Client, action: BuildAction, json: bool) -> anyhow:
         }
         BuildAction::Show(target) => {
             let build = fetch(&client, &target.repo, target.number).await?;
-            if json { render::emit_json(&build)? } else { render::emit(&describe(&build, render::now()))? }
+            if json {
+                render::emit_json(&build)?
+            } else {
+                render::emit(&describe(&build, render::now()))?
+            }
             Ok(0)
         }
         BuildAction::Run(args) => {
-            let body = BuildCreate { branch: args.branch, commit: args.commit, variables: args.variables.into_iter().collect::<BTreeMap<_, _>>() };
+            let body =
+                BuildCreate { branch: args.branch, commit: args.commit, variables: args.variables.into_iter().collect::<BTreeMap<_, _>>() };
             let build: Build = client.post(&args.repo.path(&["builds"]), &body).await?;
             started(&build, json)
         }
         BuildAction::Cancel(target) => {
             let number = target.number.to_string();
             let build: Build = client.post(&target.repo.path(&["builds", &number, "cancel"]), &serde_json::json!({})).await?;
-            if json { render::emit_json(&build)? } else { render::emit(&format!("{}\n", headline(&build)))? }
+            if json {
+                render::emit_json(&build)?
+            } else {
+                render::emit(&format!("{}\n", headline(&build)))?
+            }
             Ok(0)
         }
         BuildAction::Restart(target) => {
@@ -290,9 +299,36 @@ mod tests {
                 started: Some(1_010),
                 finished: Some(1_090),
                 steps: vec![
-                    Step { id: 1, name: "clone".into(), state: State::Success, exit_code: Some(0), reason: None, started: Some(1_010), finished: Some(1_013), log_lines: 2 },
-                    Step { id: 2, name: "test".into(), state: State::Failure, exit_code: Some(1), reason: None, started: Some(1_013), finished: Some(1_090), log_lines: 40 },
-                    Step { id: 3, name: "deploy".into(), state: State::Skipped, exit_code: None, reason: Some("event is push".into()), started: None, finished: None, log_lines: 0 },
+                    Step {
+                        id: 1,
+                        name: "clone".into(),
+                        state: State::Success,
+                        exit_code: Some(0),
+                        reason: None,
+                        started: Some(1_010),
+                        finished: Some(1_013),
+                        log_lines: 2,
+                    },
+                    Step {
+                        id: 2,
+                        name: "test".into(),
+                        state: State::Failure,
+                        exit_code: Some(1),
+                        reason: None,
+                        started: Some(1_013),
+                        finished: Some(1_090),
+                        log_lines: 40,
+                    },
+                    Step {
+                        id: 3,
+                        name: "deploy".into(),
+                        state: State::Skipped,
+                        exit_code: None,
+                        reason: Some("event is push".into()),
+                        started: None,
+                        finished: None,
+                        log_lines: 0,
+                    },
                 ],
             }]),
         }
@@ -304,7 +340,10 @@ mod tests {
         assert!(text.starts_with("build 3 of acme/shop: failure\n"), "{text}");
         assert!(text.contains("  commit    1a2b3c4d  Fix the login form\n"), "{text}");
         assert!(text.contains("  duration  1m 20s\n"), "{text}");
-        assert!(text.contains(".woodpecker.yml:4:5: warning[unknown-key]: unknown key `comands`\n  hint: did you mean `commands`?\n"), "{text}");
+        assert!(
+            text.contains(".woodpecker.yml:4:5: warning[unknown-key]: unknown key `comands`\n  hint: did you mean `commands`?\n"),
+            "{text}"
+        );
         assert!(text.contains("workflow build: failure (on agent-1, 1m 20s)\n"), "{text}");
         assert!(text.contains("  STEP    STATE    EXIT  DURATION  REASON\n"), "{text}");
         assert!(text.contains("  test    failure  1     1m 17s\n"), "{text}");

@@ -22,10 +22,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Args, Clone)]
 pub struct Connection {
     /// The server's base URL, e.g. http://127.0.0.1:8000.
-    #[arg(long, env = "GANTRY_SERVER", global = true, value_name = "URL")]
+    #[arg(long, env = "GANTRY_SERVER", global = true, value_name = "URL", display_order = 100)]
     pub server: Option<String>,
     /// An API token. Prefer the variable: arguments show in process lists.
-    #[arg(long, env = "GANTRY_TOKEN", global = true, hide_env_values = true, value_name = "TOKEN")]
+    #[arg(long, env = "GANTRY_TOKEN", global = true, hide_env_values = true, value_name = "TOKEN", display_order = 101)]
     pub token: Option<String>,
 }
 
@@ -55,7 +55,9 @@ impl fmt::Display for ClientError {
             ClientError::Unreachable { base, detail } => {
                 write!(formatter, "cannot reach the server at {base}: {detail}; check GANTRY_SERVER (or --server)")
             }
-            ClientError::BadAnswer { url, detail } => write!(formatter, "unexpected answer from {url}: {detail}; is GANTRY_SERVER a Gantry server?"),
+            ClientError::BadAnswer { url, detail } => {
+                write!(formatter, "unexpected answer from {url}: {detail}; is GANTRY_SERVER a Gantry server?")
+            }
         }
     }
 }
@@ -154,14 +156,24 @@ impl Client {
         self.send(request).await.map(drop)
     }
 
-    async fn with_body<B: Serialize + ?Sized, T: DeserializeOwned>(&self, method: Method, segments: &[&str], body: &B) -> Result<T, ClientError> {
+    async fn with_body<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, ClientError> {
         let url = self.url(segments);
         let request = self.request(method, url.clone()).json(body).timeout(REQUEST_TIMEOUT);
         decode(&url, self.send(request).await?).await
     }
 
     /// A GET whose body the caller reads as it arrives (logs): no overall time limit.
-    pub async fn open_stream(&self, segments: &[&str], query: &[(&str, String)], headers: &[(&str, String)]) -> Result<Response, ClientError> {
+    pub async fn open_stream(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        headers: &[(&str, String)],
+    ) -> Result<Response, ClientError> {
         let mut request = self.request(Method::GET, self.url(segments)).query(query);
         for (name, value) in headers {
             request = request.header(*name, value);
@@ -193,7 +205,8 @@ impl Client {
 
 async fn decode<T: DeserializeOwned>(url: &Url, response: Response) -> Result<T, ClientError> {
     let bytes = response.bytes().await.map_err(|error| ClientError::BadAnswer { url: url.to_string(), detail: root_cause(&error) })?;
-    serde_json::from_slice(&bytes).map_err(|error| ClientError::BadAnswer { url: url.to_string(), detail: format!("not the JSON expected ({error})") })
+    serde_json::from_slice(&bytes)
+        .map_err(|error| ClientError::BadAnswer { url: url.to_string(), detail: format!("not the JSON expected ({error})") })
 }
 
 /// The innermost cause, which says what actually failed ("Connection refused (os error 111)")

@@ -74,6 +74,10 @@ pub async fn execute(client: &Client, args: LogsArgs, json: bool) -> anyhow::Res
         }
         Err(Selection::Ambiguous(message)) => bail!(message),
     };
+    if targets.is_empty() {
+        let why = build.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
+        eprintln!("note: build {} of {} has no steps{why}", build.number, build.repo);
+    }
     let headers = args.step.is_none() && !json;
     let printer = Printer { json, headers };
     if args.follow {
@@ -102,7 +106,9 @@ fn select(build: &Build, wanted: Option<&str>) -> Result<Vec<Target>, Selection>
         .workflows
         .iter()
         .flatten()
-        .flat_map(|workflow| workflow.steps.iter().map(|step| Target { workflow: workflow.name.clone(), step: step.name.clone(), id: step.id }))
+        .flat_map(|workflow| {
+            workflow.steps.iter().map(|step| Target { workflow: workflow.name.clone(), step: step.name.clone(), id: step.id })
+        })
         .collect();
     let Some(wanted) = wanted else { return Ok(all) };
     let choices = || all.iter().map(Target::label).collect::<Vec<_>>().join(", ");
@@ -164,7 +170,8 @@ async fn download(client: &Client, repo: &RepoName, number: i64, target: &Target
     // JSON lines are decoded to add the step; a line may span chunks.
     let mut partial: Vec<u8> = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| client.unreachable(&error)).with_context(|| format!("the log of {} broke off", target.label()))?;
+        let chunk =
+            chunk.map_err(|error| client.unreachable(&error)).with_context(|| format!("the log of {} broke off", target.label()))?;
         if !printer.json {
             if !render::emit_bytes(&chunk)? {
                 return Ok(false);
@@ -189,11 +196,19 @@ async fn download(client: &Client, repo: &RepoName, number: i64, target: &Target
 
 /// Follows each target in order, waiting for pending steps to start, then for the build to
 /// finish. Exit 0 when what was followed (the build, or the one step) succeeded.
-async fn follow(client: &Client, repo: &RepoName, mut build: Build, targets: &[Target], one_step: bool, printer: Printer) -> anyhow::Result<u8> {
+async fn follow(
+    client: &Client,
+    repo: &RepoName,
+    mut build: Build,
+    targets: &[Target],
+    one_step: bool,
+    printer: Printer,
+) -> anyhow::Result<u8> {
     for target in targets {
         let mut announced = false;
         let state = loop {
-            let state = step_state(&build, target.id).with_context(|| format!("step {} is no longer part of build {}", target.label(), build.number))?;
+            let state = step_state(&build, target.id)
+                .with_context(|| format!("step {} is no longer part of build {}", target.label(), build.number))?;
             if state != State::Pending || build.state.is_finished() {
                 break state;
             }
@@ -210,9 +225,14 @@ async fn follow(client: &Client, repo: &RepoName, mut build: Build, targets: &[T
         build = fetch(client, repo, build.number).await?;
     }
     if one_step {
-        // The stream ends once the step has finished, so its state is final here.
-        let state = targets.first().and_then(|target| step_state(&build, target.id));
-        return Ok(if state.is_some_and(|state| state.is_finished() && !state.is_failure()) { 0 } else { 1 });
+        // The stream ends once the step has finished, so its state is final here. A step skipped
+        // by its conditions is fine; one skipped because the build was cancelled or failed is not.
+        let succeeded = match targets.first().and_then(|target| step_state(&build, target.id)) {
+            Some(State::Success) => true,
+            Some(State::Skipped) => !build.state.is_failure(),
+            _ => false,
+        };
+        return Ok(if succeeded { 0 } else { 1 });
     }
     while !build.state.is_finished() {
         tokio::time::sleep(POLL).await;
@@ -234,8 +254,9 @@ async fn follow_step(client: &Client, repo: &RepoName, number: i64, target: &Tar
     loop {
         let headers: Vec<(&str, String)> = last_seq.map(|seq| ("Last-Event-ID", seq.to_string())).into_iter().collect();
         let problem = match client.open_stream(&segments, &[], &headers).await {
-            Err(refused @ ClientError::Refused { .. }) => return Err(refused.into()),
-            Err(unreachable) => unreachable.to_string(),
+            // A proxy's 502 while the server restarts is worth waiting out; a 404 is not.
+            Err(refused @ ClientError::Refused { status, .. }) if !status.is_server_error() => return Err(refused.into()),
+            Err(other) => other.to_string(),
             Ok(response) => {
                 let mut parser = SseParser::new();
                 let mut body = response.bytes_stream();
@@ -309,7 +330,16 @@ mod tests {
                     .iter()
                     .map(|step| {
                         id += 1;
-                        Step { id, name: (*step).into(), state: State::Pending, exit_code: None, reason: None, started: None, finished: None, log_lines: 0 }
+                        Step {
+                            id,
+                            name: (*step).into(),
+                            state: State::Pending,
+                            exit_code: None,
+                            reason: None,
+                            started: None,
+                            finished: None,
+                            log_lines: 0,
+                        }
                     })
                     .collect(),
             })

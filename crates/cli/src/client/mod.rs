@@ -29,7 +29,7 @@ pub struct RepoCommand {
     #[command(flatten)]
     connection: Connection,
     /// Print JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 99)]
     json: bool,
     #[command(subcommand)]
     action: repo::RepoAction,
@@ -40,8 +40,8 @@ pub struct RepoCommand {
 pub struct BuildCommand {
     #[command(flatten)]
     connection: Connection,
-    /// Print JSON instead of text (for logs: one line entry per line).
-    #[arg(long, global = true)]
+    /// Print JSON instead of text (logs: one JSON object per line).
+    #[arg(long, global = true, display_order = 99)]
     json: bool,
     #[command(subcommand)]
     action: build::BuildAction,
@@ -53,7 +53,7 @@ pub struct SecretCommand {
     #[command(flatten)]
     connection: Connection,
     /// Print JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 99)]
     json: bool,
     #[command(subcommand)]
     action: secret::SecretAction,

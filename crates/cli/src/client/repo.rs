@@ -126,7 +126,11 @@ pub async fn execute(client: Client, action: RepoAction, json: bool) -> anyhow::
         }
         RepoAction::Show { repo } => {
             let repo: Repo = client.get(&repo.path(&[])).await?;
-            if json { render::emit_json(&repo)? } else { render::emit(&format!("{}\n{}", repo.full_name, describe(&repo)))? }
+            if json {
+                render::emit_json(&repo)?
+            } else {
+                render::emit(&format!("{}\n{}", repo.full_name, describe(&repo)))?
+            }
             Ok(0)
         }
         RepoAction::Rm { repo } => {
@@ -174,7 +178,11 @@ async fn add(client: &Client, args: AddArgs, json: bool) -> anyhow::Result<u8> {
 
 /// The settings of a repository as aligned fields.
 fn describe(repo: &Repo) -> String {
-    let config = if repo.config_path.is_empty() { "discovered (.woodpecker/, .woodpecker.yml, .drone.yml)".to_owned() } else { repo.config_path.clone() };
+    let config = if repo.config_path.is_empty() {
+        "discovered (.woodpecker/, .woodpecker.yml, .drone.yml)".to_owned()
+    } else {
+        repo.config_path.clone()
+    };
     let polling = match repo.poll_interval_seconds {
         Some(seconds) => format!("every {}", render::duration(i64::from(seconds))),
         None => "off".to_owned(),

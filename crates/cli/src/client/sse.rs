@@ -150,11 +150,10 @@ mod tests {
 
     #[test]
     fn any_line_ending_even_split_between_cr_and_lf() {
-        check("event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\rdata: 3\n\n", &[
-            event("a", "1", None),
-            event("b", "2", None),
-            event("message", "3", None),
-        ]);
+        check(
+            "event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\rdata: 3\n\n",
+            &[event("a", "1", None), event("b", "2", None), event("message", "3", None)],
+        );
     }
 
     #[test]

@@ -99,7 +99,11 @@ impl Server {
     }
 
     fn assert_token_not_shown(&self, output: &Output) {
-        assert!(!stdout(output).contains(&self.token) && !stderr(output).contains(&self.token), "the token was printed:\n{}", detail(output));
+        assert!(
+            !stdout(output).contains(&self.token) && !stderr(output).contains(&self.token),
+            "the token was printed:\n{}",
+            detail(output)
+        );
     }
 
     /// Registers `acme/shop` cloning from `remote`.
@@ -187,13 +191,15 @@ impl Remote {
     }
 }
 
-const PIPELINE: &str = "steps:\n  greet:\n    image: IMAGE\n    commands: [echo hello]\n  test:\n    image: IMAGE\n    commands: [echo test]\n";
+const PIPELINE: &str =
+    "steps:\n  greet:\n    image: IMAGE\n    commands: [echo hello]\n  test:\n    image: IMAGE\n    commands: [echo test]\n";
 
 #[test]
 fn repositories_are_added_listed_shown_and_removed() {
     let server = Server::start();
     let remote = Remote::with_files(&[(".woodpecker.yml", PIPELINE)]);
-    let added = server.ok(&["repo", "add", "acme/shop", "--clone-url", &remote.url(), "--poll", "60", "--timeout", "15", "--cancel-previous"]);
+    let added =
+        server.ok(&["repo", "add", "acme/shop", "--clone-url", &remote.url(), "--poll", "60", "--timeout", "15", "--cancel-previous"]);
     let webhook_url = format!("{}/api/hooks/acme/shop", server.url);
     assert!(added.starts_with("added acme/shop\n"), "{added}");
     assert!(added.contains(&webhook_url), "{added}");
@@ -216,7 +222,8 @@ fn repositories_are_added_listed_shown_and_removed() {
     assert!(listed.starts_with("NAME "), "{listed}");
     assert!(listed.lines().any(|line| line.starts_with("acme/shop ") && line.contains("generic") && line.contains("admin")), "{listed}");
     assert!(listed.lines().any(|line| line.starts_with("acme/hub ") && line.contains("github")), "{listed}");
-    let names: Vec<String> = server.json(&["repo", "ls"]).as_array().unwrap().iter().map(|repo| repo["full_name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> =
+        server.json(&["repo", "ls"]).as_array().unwrap().iter().map(|repo| repo["full_name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"acme/shop".to_owned()), "{names:?}");
 
@@ -224,7 +231,10 @@ fn repositories_are_added_listed_shown_and_removed() {
     assert_eq!(shown["webhook_url"], webhook_url.as_str());
     assert_eq!(shown["clone_url"], remote.url().as_str());
     assert_eq!((shown["timeout_minutes"].as_u64(), shown["poll_interval_seconds"].as_u64()), (Some(15), Some(60)));
-    assert_eq!((&shown["cancel_previous"], &shown["forge"], &shown["lost_policy"]), (&Value::Bool(true), &Value::from("generic"), &Value::from("requeue")));
+    assert_eq!(
+        (&shown["cancel_previous"], &shown["forge"], &shown["lost_policy"]),
+        (&Value::Bool(true), &Value::from("generic"), &Value::from("requeue"))
+    );
     assert_eq!(server.json(&["repo", "show", "acme/hub"])["lost_policy"], "fail");
     let text = server.ok(&["repo", "show", "acme/shop"]);
     assert!(text.contains("webhook URL") && text.contains(&webhook_url), "{text}");
@@ -258,7 +268,8 @@ fn secrets_are_written_but_never_shown() {
     let output = server.gantry(&["secret", "add", "acme/shop", "deploy_token", "--value", from_flag, "--event", "push", "--event", "tag"]);
     assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
     never_shown(&output);
-    let output = server.command(&["secret", "add", "acme/shop", "registry", "--from-env", "REGISTRY_PASSWORD", "--image", "plugins/docker", "--json"])
+    let output = server
+        .command(&["secret", "add", "acme/shop", "registry", "--from-env", "REGISTRY_PASSWORD", "--image", "plugins/docker", "--json"])
         .env("REGISTRY_PASSWORD", from_env)
         .output()
         .unwrap();
@@ -286,7 +297,11 @@ fn secrets_are_written_but_never_shown() {
     assert!(stderr(&empty).contains("the value of x is empty"), "{}", detail(&empty));
     let bad_event = server.gantry(&["secret", "add", "acme/shop", "x", "--value", from_flag, "--event", "sometimes"]);
     assert_eq!(bad_event.status.code(), Some(1), "{}", detail(&bad_event));
-    assert!(stderr(&bad_event).contains("`sometimes` is not an event") && stderr(&bad_event).contains("field: events"), "{}", detail(&bad_event));
+    assert!(
+        stderr(&bad_event).contains("`sometimes` is not an event") && stderr(&bad_event).contains("field: events"),
+        "{}",
+        detail(&bad_event)
+    );
     never_shown(&bad_event);
 
     assert!(server.ok(&["secret", "rm", "acme/shop", "deploy_token"]).contains("removed secret deploy_token"));
@@ -307,10 +322,13 @@ fn builds_are_run_listed_shown_cancelled_and_restarted() {
     assert!(started.starts_with("build 1 of acme/shop: pending (manual on main, "), "{started}");
     let listed = server.ok(&["build", "ls", "acme/shop"]);
     assert!(listed.starts_with("BUILD "), "{listed}");
-    assert!(listed.lines().nth(1).is_some_and(|line| line.starts_with("1 ") && line.contains("pending") && line.contains("First pipeline")), "{listed}");
+    assert!(
+        listed.lines().nth(1).is_some_and(|line| line.starts_with("1 ") && line.contains("pending") && line.contains("First pipeline")),
+        "{listed}"
+    );
     let shown = server.ok(&["build", "show", "acme/shop", "1"]);
     assert!(shown.starts_with("build 1 of acme/shop: pending\n"), "{shown}");
-    assert!(shown.contains("trigger   user:admin-token"), "{shown}");
+    assert!(shown.lines().any(|line| line.trim_start().starts_with("trigger ") && line.ends_with(" user:admin-token")), "{shown}");
     for step in ["greet", "test"] {
         assert!(shown.lines().any(|line| line.trim_start().starts_with(step) && line.contains("pending")), "{step}: {shown}");
     }
@@ -322,7 +340,8 @@ fn builds_are_run_listed_shown_cancelled_and_restarted() {
     assert!(cancelled.starts_with("build 1 of acme/shop: killed"), "{cancelled}");
     let build = server.json(&["build", "show", "acme/shop", "1"]);
     assert_eq!(build["state"], "killed");
-    let steps: Vec<&Value> = build["workflows"].as_array().unwrap().iter().flat_map(|workflow| workflow["steps"].as_array().unwrap()).collect();
+    let steps: Vec<&Value> =
+        build["workflows"].as_array().unwrap().iter().flat_map(|workflow| workflow["steps"].as_array().unwrap()).collect();
     assert!(steps.iter().all(|step| step["state"] == "killed" || step["state"] == "skipped"), "{build}");
     let again = server.gantry(&["build", "cancel", "acme/shop", "1"]);
     assert_eq!(again.status.code(), Some(1), "{}", detail(&again));
@@ -332,7 +351,13 @@ fn builds_are_run_listed_shown_cancelled_and_restarted() {
     assert!(restarted.starts_with("build 2 of acme/shop: pending") && restarted.contains("restart of 1"), "{restarted}");
     let third = server.json(&["build", "run", "acme/shop", "--branch", "main"]);
     assert_eq!((third["number"].as_i64(), third["state"].as_str()), (Some(3), Some("pending")));
-    let numbers: Vec<i64> = server.json(&["build", "ls", "acme/shop", "--limit", "2"]).as_array().unwrap().iter().map(|build| build["number"].as_i64().unwrap()).collect();
+    let numbers: Vec<i64> = server
+        .json(&["build", "ls", "acme/shop", "--limit", "2"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|build| build["number"].as_i64().unwrap())
+        .collect();
     assert_eq!(numbers, [3, 2]);
 
     let missing_branch = server.gantry(&["build", "run", "acme/shop", "--branch", "nope"]);
@@ -364,6 +389,9 @@ fn logs_of_a_finished_build_print_and_follow_to_its_end() {
     assert_eq!(followed.status.code(), Some(1), "{}", detail(&followed));
     assert!(stdout(&followed).lines().any(|line| line.ends_with("/test (skipped)")), "{}", detail(&followed));
 
+    let one_step = server.gantry(&["build", "logs", "acme/shop", "1", "greet", "--follow"]);
+    assert_eq!(one_step.status.code(), Some(1), "skipped because the build was cancelled: {}", detail(&one_step));
+
     let unknown = server.gantry(&["build", "logs", "acme/shop", "1", "deploy"]);
     assert_eq!(unknown.status.code(), Some(1), "{}", detail(&unknown));
     assert!(stderr(&unknown).contains("has no step `deploy`; its steps: ") && stderr(&unknown).contains("/greet"), "{}", detail(&unknown));
@@ -375,7 +403,8 @@ fn following_a_pending_build_waits_until_it_ends() {
     let remote = Remote::with_files(&[(".woodpecker.yml", PIPELINE)]);
     server.add_repo(&remote);
     server.ok(&["build", "run", "acme/shop"]);
-    let mut follower = server.command(&["build", "logs", "acme/shop", "1", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut follower =
+        server.command(&["build", "logs", "acme/shop", "1", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr_lines = BufReader::new(follower.stderr.take().unwrap()).lines();
     let waiting = stderr_lines.next().unwrap().unwrap();
     assert!(waiting.starts_with("waiting for ") && waiting.ends_with(" to start"), "{waiting}");
@@ -411,7 +440,9 @@ fn a_pipeline_with_errors_shows_its_diagnostics_with_positions() {
     assert!(stdout(&run).contains("build 1 of acme/shop: error"), "{}", detail(&run));
     assert!(stdout(&run).contains("reason: the pipeline has errors"), "{}", detail(&run));
     let shown = server.ok(&["build", "show", "acme/shop", "1"]);
-    assert!(shown.contains(".woodpecker.yml:4:18: error[unknown-dependency]: step `build` depends on `tset`\n  hint: did you mean `test`?\n"), "{shown}");
+    let diagnostic = shown.lines().skip_while(|line| !line.starts_with(".woodpecker.yml:")).take(2).collect::<Vec<_>>();
+    assert!(diagnostic[0].starts_with(".woodpecker.yml:4:18: error[unknown-dependency]: step `build` depends on `tset`"), "{shown}");
+    assert_eq!(diagnostic[1], "  hint: did you mean `test`?", "{shown}");
 
     // A YAML mistake gets its position too.
     let yaml_error = Remote::with_files(&[(".woodpecker.yml", "steps:\n  build:\n    image: IMAGE\n    commands: [echo\n")]);
@@ -439,7 +470,8 @@ fn errors_say_what_is_wrong_and_exit_1_or_2() {
     assert!(stderr(&no_server).contains("no server given: set GANTRY_SERVER"), "{}", detail(&no_server));
     assert!(!stderr(&no_server).contains(&server.token));
 
-    let bad_token = client_command(&["repo", "ls"]).env("GANTRY_SERVER", &server.url).env("GANTRY_TOKEN", "not-the-token").output().unwrap();
+    let bad_token =
+        client_command(&["repo", "ls"]).env("GANTRY_SERVER", &server.url).env("GANTRY_TOKEN", "not-the-token").output().unwrap();
     assert_eq!(bad_token.status.code(), Some(1), "{}", detail(&bad_token));
     assert!(stderr(&bad_token).contains("error: the token is not valid"), "{}", detail(&bad_token));
     assert!(stderr(&bad_token).contains("GANTRY_TOKEN"), "{}", detail(&bad_token));
@@ -481,13 +513,22 @@ fn following_resumes_after_a_dropped_connection_without_losing_or_repeating_line
                 build_reads += 1;
                 let state = if stream_requests.len() < 2 { "running" } else { "success" };
                 let body = stand_in_build(state).to_string();
-                let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 connection.write_all(answer.as_bytes()).unwrap();
             } else if path == "/api/v1/repos/acme/shop/builds/1/steps/7/log/stream" {
                 let last_event_id = headers.iter().find(|(name, _)| name == "last-event-id").map(|(_, value)| value.clone());
                 stream_requests.push(last_event_id.clone());
-                connection.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").unwrap();
-                let line = |seq: u64, text: &str| format!("event: line\nid: {seq}\ndata: {{\"seq\":{seq},\"at_ms\":0,\"stream\":\"stdout\",\"text\":\"{text}\"}}\n\n");
+                connection
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+                let line = |seq: u64, text: &str| {
+                    format!("event: line\nid: {seq}\ndata: {{\"seq\":{seq},\"at_ms\":0,\"stream\":\"stdout\",\"text\":\"{text}\"}}\n\n")
+                };
                 if last_event_id.is_none() {
                     // Two lines, the second split across chunks, then a chunk cut short.
                     let events = format!(": keep-alive\n\n{}{}", line(0, "one"), line(1, "two"));
@@ -509,7 +550,8 @@ fn following_resumes_after_a_dropped_connection_without_losing_or_repeating_line
         (stream_requests, build_reads)
     });
 
-    let output = client_command(&["build", "logs", "acme/shop", "1", "-f"]).env("GANTRY_SERVER", &url).env("GANTRY_TOKEN", "t").output().unwrap();
+    let output =
+        client_command(&["build", "logs", "acme/shop", "1", "-f"]).env("GANTRY_SERVER", &url).env("GANTRY_TOKEN", "t").output().unwrap();
     let _ = http_get(url.rsplit(':').next().unwrap().parse().unwrap(), "/stop");
     let (stream_requests, build_reads) = stand_in.join().unwrap();
     assert_eq!(output.status.code(), Some(0), "the build succeeded: {}", detail(&output));
