@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use backend_docker::DockerBackend;
@@ -31,6 +31,9 @@ pub struct AgentContext {
     pub parallel: usize,
     /// Cancelled when the agent stops trying to reach the server (a while after shutdown).
     pub abandon: CancellationToken,
+    /// A job found the Docker engine gone: lease nothing until it answers again, rather than
+    /// fail every job of the queue.
+    pub engine_down: AtomicBool,
 }
 
 impl AgentContext {
@@ -187,7 +190,12 @@ async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<Jo
             record_summary(&summary, sink);
             outcome_of(&summary, control, job.timeout_seconds)
         }
-        Err(RunError::Backend(error)) => Outcome::new(State::Error, format!("the docker engine cannot run steps: {error}")),
+        Err(RunError::Backend(error)) => {
+            if matches!(error, runtime::BackendError::Unavailable { .. }) {
+                context.engine_down.store(true, Ordering::SeqCst);
+            }
+            Outcome::new(State::Error, format!("the docker engine cannot run steps: {error}"))
+        }
         Err(error) => Outcome::new(State::Error, error.to_string()),
     }
 }

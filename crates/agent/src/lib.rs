@@ -16,7 +16,7 @@ mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -173,6 +173,7 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
         work_dir: config.work_dir.clone(),
         parallel: config.parallel.max(1),
         abandon,
+        engine_down: AtomicBool::new(false),
     });
     let jobs = Arc::new(RunningJobs::default());
     let heartbeat_stop = CancellationToken::new();
@@ -305,6 +306,9 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasin
                 tracing::error!(%error, "a job task failed");
             }
         }
+        if context.engine_down.load(Ordering::SeqCst) && !wait_for_engine(context, shutdown).await {
+            break;
+        }
         let slot = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -382,6 +386,23 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasin
     while let Some(ended) = tasks.join_next().await {
         if let Err(error) = ended {
             tracing::error!(%error, "a job task failed");
+        }
+    }
+}
+
+/// Waits until the Docker engine answers again; false when shut down first.
+async fn wait_for_engine(context: &AgentContext, shutdown: &CancellationToken) -> bool {
+    tracing::warn!("the docker engine does not answer; leasing nothing until it does");
+    let mut backoff = Backoff::new();
+    loop {
+        if context.backend.engine().ping().await.is_ok() {
+            context.engine_down.store(false, Ordering::SeqCst);
+            tracing::info!("the docker engine answers again");
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = shutdown.cancelled() => return false,
         }
     }
 }

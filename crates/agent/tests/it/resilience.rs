@@ -69,3 +69,15 @@ async fn a_wrong_secret_ends_the_agent_with_the_servers_reason() {
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_the_agent_cannot_read_is_reported_as_an_error() {
+    let server = FakeServer::start().await;
+    server.lock().raw_jobs.push_back(serde_json::json!({ "id": 43, "plan": "a plan of a newer server" }));
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(43, Duration::from_secs(30)).await;
+    assert_eq!(done.state, State::Error);
+    let reason = done.reason.unwrap_or_default();
+    assert!(reason.starts_with("the agent cannot read this job"), "{reason}");
+    agent.stop().await.unwrap();
+}

@@ -30,6 +30,8 @@ const LONG_POLL: Duration = Duration::from_secs(2);
 pub struct Recorded {
     pub registrations: Vec<RegisterRequest>,
     pub queue: VecDeque<Job>,
+    /// Jobs handed out as they are, before `queue`: what a newer server might send.
+    pub raw_jobs: VecDeque<serde_json::Value>,
     /// Stored lines per job and step.
     pub logs: BTreeMap<(i64, String), Vec<LogLine>>,
     /// Every step update per job, in arrival order.
@@ -204,6 +206,9 @@ async fn lease(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(r
     }
     let deadline = Instant::now() + LONG_POLL;
     loop {
+        if let Some(raw) = state.lock().raw_jobs.pop_front() {
+            return Json(raw).into_response();
+        }
         if let Some(job) = state.lock().queue.pop_front() {
             return Json(job).into_response();
         }

@@ -90,3 +90,17 @@ async fn a_killed_agent_that_comes_back_removes_what_it_left() {
     assert_nothing_left(dead_owner);
     back.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_over_its_time_limit_is_killed() {
+    let server = FakeServer::start().await;
+    let mut job = job(14, plan(SLEEPER));
+    job.timeout_seconds = 2;
+    server.push_job(job);
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(14, Duration::from_secs(30)).await;
+    assert_eq!(done.state, State::Killed, "{done:?}");
+    assert_eq!(done.reason.as_deref(), Some("the workflow timed out after 2 s"));
+    assert_eq!(done.steps.iter().map(|step| step.state).collect::<Vec<_>>(), [State::Killed, State::Killed]);
+    agent.stop().await.unwrap();
+}
