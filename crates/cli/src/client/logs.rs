@@ -251,6 +251,8 @@ async fn follow_step(client: &Client, repo: &RepoName, number: i64, target: &Tar
     let mut last_seq: Option<u64> = None;
     let mut last_heard = Instant::now();
     let mut delay = Duration::from_millis(500);
+    // One note per outage, not one per attempt.
+    let mut outage_told = false;
     loop {
         let headers: Vec<(&str, String)> = last_seq.map(|seq| ("Last-Event-ID", seq.to_string())).into_iter().collect();
         let problem = match client.open_stream(&segments, &[], &headers).await {
@@ -269,6 +271,7 @@ async fn follow_step(client: &Client, repo: &RepoName, number: i64, target: &Tar
                     };
                     last_heard = Instant::now();
                     delay = Duration::from_millis(500);
+                    outage_told = false;
                     let mut entries = Vec::new();
                     let mut ended = false;
                     for event in parser.push(&chunk) {
@@ -301,8 +304,11 @@ async fn follow_step(client: &Client, repo: &RepoName, number: i64, target: &Tar
         if last_heard.elapsed() > GIVE_UP_AFTER {
             bail!("gave up following {} after {}s without an answer: {problem}", target.label(), GIVE_UP_AFTER.as_secs());
         }
-        let resume = last_seq.map(|seq| format!(" after line {}", seq + 1)).unwrap_or_default();
-        eprintln!("note: the log of {} was cut off ({problem}); resuming{resume}", target.label());
+        if !outage_told {
+            let resume = last_seq.map(|seq| format!(" after line {}", seq + 1)).unwrap_or_default();
+            eprintln!("note: the log of {} was cut off ({problem}); reconnecting to resume{resume}", target.label());
+            outage_told = true;
+        }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }

@@ -556,7 +556,7 @@ fn following_resumes_after_a_dropped_connection_without_losing_or_repeating_line
     let (stream_requests, build_reads) = stand_in.join().unwrap();
     assert_eq!(output.status.code(), Some(0), "the build succeeded: {}", detail(&output));
     assert_eq!(stdout(&output), "==> build/test (running)\none\ntwo\nthree\n", "{}", detail(&output));
-    assert!(stderr(&output).contains("resuming after line 2"), "{}", detail(&output));
+    assert!(stderr(&output).contains("reconnecting to resume after line 2"), "{}", detail(&output));
     assert_eq!(stream_requests, [None, Some("1".to_owned())]);
     assert!(build_reads >= 2, "the build is read again to see it finish");
 }
