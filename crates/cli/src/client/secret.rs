@@ -73,9 +73,18 @@ impl std::fmt::Debug for AddArgs {
     }
 }
 
+/// `.` and `..` cannot be a URL path segment (they would address another resource).
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name == "." || name == ".." {
+        bail!("`{name}` is not a secret name (letters, digits, `_`, `-`, `.`)");
+    }
+    Ok(())
+}
+
 pub async fn execute(client: Client, action: SecretAction, json: bool) -> anyhow::Result<u8> {
     match action {
         SecretAction::Add(args) => {
+            check_name(&args.name)?;
             let value = read_value(&args)?;
             let body = SecretWrite {
                 value,
@@ -114,6 +123,7 @@ pub async fn execute(client: Client, action: SecretAction, json: bool) -> anyhow
             Ok(0)
         }
         SecretAction::Rm { repo, name } => {
+            check_name(&name)?;
             client.delete(&repo.path(&["secrets", &name])).await?;
             if json {
                 render::emit_json(&serde_json::json!({ "removed": name, "repo": repo.to_string() }))?;

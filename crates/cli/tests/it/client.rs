@@ -292,6 +292,8 @@ fn secrets_are_written_but_never_shown() {
 
     let both = server.gantry(&["secret", "add", "acme/shop", "x", "--value", "a", "--from-env", "HOME"]);
     assert_eq!(both.status.code(), Some(2), "one source of a value: {}", detail(&both));
+    let dots = server.gantry(&["secret", "add", "acme/shop", "..", "--value", "a"]);
+    assert_eq!(dots.status.code(), Some(2), "`..` would address another URL: {}", detail(&dots));
     let empty = server.gantry_with_stdin(&["secret", "add", "acme/shop", "x"], "");
     assert_eq!(empty.status.code(), Some(2), "{}", detail(&empty));
     assert!(stderr(&empty).contains("the value of x is empty"), "{}", detail(&empty));
