@@ -15,7 +15,8 @@ pub const PREFIX: &str = "/api/v1";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `internal`.
+    /// `conflict`, `payload_too_large`, `method_not_allowed`, `unsupported_media_type`,
+    /// `unavailable`, `internal`.
     pub code: String,
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +122,10 @@ pub struct Repo {
     /// Your role on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// The webhook secret, shown once: in the answer to registering the repository when the
+    /// server generated it (configure it at the forge). Never returned again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
     pub created: i64,
 }
 

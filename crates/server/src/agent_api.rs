@@ -38,6 +38,8 @@ async fn register(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Js
     let new_agent = store::NewAgent { name: request.name, labels: request.labels, capacity: request.capacity, version: request.version };
     let agent = state.store.register_agent(&new_agent, now_ms()).await?;
     tracing::info!(agent = %agent.name, id = agent.id, "agent registered");
+    // An agent registers when it starts: whatever it ran before is gone with its old process.
+    crate::queue::lose_workflows_of(&state, &agent, &format!("agent {} restarted", agent.name)).await?;
     Ok(Json(RegisterResponse { agent_id: agent.id, heartbeat_seconds: HEARTBEAT_SECONDS }))
 }
 
@@ -60,7 +62,10 @@ async fn lease(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         // Other servers on the same database do not wake us: look again every few seconds.
-        queue_changed.wait(left.min(Duration::from_secs(3))).await;
+        tokio::select! {
+            _ = queue_changed.wait(left.min(Duration::from_secs(3))) => {}
+            _ = state.shutdown.cancelled() => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
     }
 }
 
@@ -146,7 +151,10 @@ async fn cancel_wait(
         if left.is_zero() {
             return Ok(Json(CancelWaitResponse { cancelled: false }));
         }
-        cancelled.wait(left.min(Duration::from_secs(1))).await;
+        tokio::select! {
+            _ = cancelled.wait(left.min(Duration::from_secs(1))) => {}
+            _ = state.shutdown.cancelled() => return Ok(Json(CancelWaitResponse { cancelled: false })),
+        }
     }
 }
 

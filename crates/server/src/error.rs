@@ -56,6 +56,7 @@ impl From<store::StoreError> for ApiError {
     fn from(error: store::StoreError) -> Self {
         match error {
             store::StoreError::Conflict { what } => ApiError::conflict(format!("{what} already exists")),
+            store::StoreError::NotFound { what } => ApiError::not_found(format!("{what} does not exist")),
             other => ApiError::internal(other),
         }
     }

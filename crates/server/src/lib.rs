@@ -67,6 +67,12 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
 pub async fn serve_on(state: AppState, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
     let address = listener.local_addr().map(|address| address.to_string()).unwrap_or_default();
     let loops = background::spawn_all(&state, &shutdown);
+    let state_shutdown = state.shutdown.clone();
+    let on_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        on_shutdown.cancelled().await;
+        state_shutdown.cancel();
+    });
     tracing::info!(%address, database = state.store.kind(), "gantry server listening");
     let app = app::router(state);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;

@@ -99,7 +99,7 @@ pub async fn finish_unrun(state: &AppState, workflow: &WorkflowRecord, final_sta
                 name: step.name.clone(),
                 state: State::Skipped,
                 exit_code: None,
-                reason: None,
+                reason: Some(format!("not run: {reason}")),
                 started: None,
                 finished: Some(now),
             };
@@ -129,7 +129,7 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
             let runs = if failed { runs_on.contains(&RunOn::Failure) } else { runs_on.contains(&RunOn::Success) };
             if !runs {
                 let reason = if failed { "a workflow it depends on failed" } else { "it runs only when a workflow it depends on fails" };
-                finish_unrun_steps(state, workflow).await?;
+                finish_unrun_steps(state, workflow, "not run: its workflow was skipped").await?;
                 state.store.set_workflow_state(workflow.id, State::Skipped, Some(reason), now_ms()).await?;
                 changed = true;
             }
@@ -168,11 +168,17 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-async fn finish_unrun_steps(state: &AppState, workflow: &WorkflowRecord) -> Result<(), StoreError> {
+async fn finish_unrun_steps(state: &AppState, workflow: &WorkflowRecord, reason: &str) -> Result<(), StoreError> {
     for step in state.store.steps_of_workflow(workflow.id).await? {
         if !step.state.is_finished() {
-            let change =
-                store::StepChange { name: step.name, state: State::Skipped, exit_code: None, reason: None, started: None, finished: None };
+            let change = store::StepChange {
+                name: step.name,
+                state: State::Skipped,
+                exit_code: None,
+                reason: Some(reason.to_owned()),
+                started: None,
+                finished: None,
+            };
             state.store.update_step(workflow.id, &change).await?;
         }
     }
@@ -203,7 +209,7 @@ pub async fn cancel_build(state: &AppState, build: &BuildRecord, reason: &str) -
     for workflow in workflows {
         match workflow.state {
             State::Pending | State::Lost => {
-                finish_unrun_steps(state, &workflow).await?;
+                finish_unrun_steps(state, &workflow, &format!("not run: {reason}")).await?;
                 state.store.set_workflow_state(workflow.id, State::Killed, Some(reason), now_ms()).await?;
             }
             State::Running => state.hub.notify(Topic::Cancel(workflow.id)),
@@ -222,42 +228,50 @@ pub async fn reap_lost_agents(state: &AppState) -> Result<(), StoreError> {
         if now - agent.last_seen < limit {
             continue;
         }
-        for workflow in state.store.workflows_of_agent(agent.id, &[State::Running]).await? {
-            let silent = (now - agent.last_seen) / 1000;
-            let reason = format!("agent {} stopped answering {silent}s ago", agent.name);
-            tracing::warn!(agent = %agent.name, workflow = workflow.id, "workflow lost");
-            state.store.set_workflow_state(workflow.id, State::Lost, Some(&reason), now).await?;
-            let Some(build) = state.store.build_by_id(workflow.build_id).await? else { continue };
-            let Some(repo) = state.store.repo_by_id(build.repo_id).await? else { continue };
-            let requeue = repo.lost_policy == proto::LostPolicy::Requeue && workflow.attempts < MAX_ATTEMPTS && !workflow.cancel_requested;
-            if requeue {
-                for step in state.store.steps_of_workflow(workflow.id).await? {
-                    state.store.logs().remove(step.id).await?;
-                    state.hub.notify(Topic::Step(step.id));
-                }
-                state.store.reset_steps(workflow.id).await?;
-                state.store.set_workflow_state(workflow.id, State::Pending, Some(&format!("re-queued: {reason}")), now).await?;
-                state.hub.notify(Topic::Queue);
-            } else {
-                let reason = if workflow.cancel_requested { reason } else { format!("{reason}; not re-queued (policy or attempts)") };
-                for step in state.store.steps_of_workflow(workflow.id).await? {
-                    if !step.state.is_finished() {
-                        let change = store::StepChange {
-                            name: step.name.clone(),
-                            state: if step.state == State::Running { State::Error } else { State::Skipped },
-                            exit_code: None,
-                            reason: None,
-                            started: None,
-                            finished: Some(now),
-                        };
-                        state.store.update_step(workflow.id, &change).await?;
-                    }
-                    state.hub.notify(Topic::Step(step.id));
-                }
-                let final_state = if workflow.cancel_requested { State::Killed } else { State::Error };
-                state.store.set_workflow_state(workflow.id, final_state, Some(&reason), now).await?;
-                settle_build(state, workflow.build_id).await?;
+        let silent = (now - agent.last_seen) / 1000;
+        lose_workflows_of(state, &agent, &format!("agent {} stopped answering {silent}s ago", agent.name)).await?;
+    }
+    Ok(())
+}
+
+/// Marks the running workflows of `agent` lost for `reason`, then re-queues each (its steps and
+/// logs reset) or fails it, by its repository's policy and how often it was tried.
+pub async fn lose_workflows_of(state: &AppState, agent: &AgentRecord, reason: &str) -> Result<(), StoreError> {
+    let now = now_ms();
+    for workflow in state.store.workflows_of_agent(agent.id, &[State::Running]).await? {
+        tracing::warn!(agent = %agent.name, workflow = workflow.id, %reason, "workflow lost");
+        state.store.set_workflow_state(workflow.id, State::Lost, Some(reason), now).await?;
+        let Some(build) = state.store.build_by_id(workflow.build_id).await? else { continue };
+        let Some(repo) = state.store.repo_by_id(build.repo_id).await? else { continue };
+        let requeue = repo.lost_policy == proto::LostPolicy::Requeue && workflow.attempts < MAX_ATTEMPTS && !workflow.cancel_requested;
+        if requeue {
+            let steps = state.store.steps_of_workflow(workflow.id).await?;
+            // Resetting the steps removes their logs: the next attempt numbers its lines from 0.
+            state.store.reset_steps(workflow.id).await?;
+            for step in steps {
+                state.hub.notify(Topic::Step(step.id));
             }
+            state.store.set_workflow_state(workflow.id, State::Pending, Some(&format!("re-queued: {reason}")), now).await?;
+            state.hub.notify(Topic::Queue);
+        } else {
+            let reason = if workflow.cancel_requested { reason.to_owned() } else { format!("{reason}; not re-queued (policy or attempts)") };
+            for step in state.store.steps_of_workflow(workflow.id).await? {
+                if !step.state.is_finished() {
+                    let change = store::StepChange {
+                        name: step.name.clone(),
+                        state: if step.state == State::Running { State::Error } else { State::Skipped },
+                        exit_code: None,
+                        reason: Some("the agent was lost".into()),
+                        started: None,
+                        finished: Some(now),
+                    };
+                    state.store.update_step(workflow.id, &change).await?;
+                }
+                state.hub.notify(Topic::Step(step.id));
+            }
+            let final_state = if workflow.cancel_requested { State::Killed } else { State::Error };
+            state.store.set_workflow_state(workflow.id, final_state, Some(&reason), now).await?;
+            settle_build(state, workflow.build_id).await?;
         }
     }
     Ok(())

@@ -25,6 +25,9 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// One lock per repository mirror: git does not like two fetches into one repository.
     git_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Cancelled when the server shuts down: long-polls and log streams end at once, so the
+    /// graceful shutdown does not wait for them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::ops::Deref for AppState {
@@ -42,7 +45,7 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .expect("an HTTP client with static settings builds");
-        Self(Arc::new(Inner { config, store, secrets, hub: Hub::default(), mirrors, http, metrics, git_locks: Default::default() }))
+        Self(Arc::new(Inner { config, store, secrets, hub: Hub::default(), mirrors, http, metrics, git_locks: Default::default(), shutdown: Default::default() }))
     }
 
     /// The lock of a repository's mirror.

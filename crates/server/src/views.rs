@@ -25,6 +25,7 @@ pub fn repo(state: &AppState, record: &RepoRecord, role: Option<Role>) -> api::R
         lost_policy: record.lost_policy,
         webhook_url: state.webhook_url(&record.full_name),
         role,
+        webhook_secret: None,
         created: seconds(record.created),
     }
 }

@@ -426,6 +426,36 @@ async fn an_agent_killed_mid_build_is_marked_lost_and_its_workflow_runs_again_on
     assert_nothing_left(&pids).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stops_promptly_on_sigterm_while_agents_poll_and_logs_are_followed() {
+    let mut cluster = Cluster::start(&[]).await;
+    let pipeline = "steps:\n  wait:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo waiting\n      - sleep 30\n";
+    let (url, _) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({})).await;
+    cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let build = cluster.wait_build(1, Duration::from_secs(30), "the step running", |build| step(build, "wait")["log_lines"].as_u64() >= Some(2)).await;
+    let stream = cluster
+        .http
+        .get(format!("{}/api/v1/repos/acme/app/builds/1/steps/{}/log/stream", cluster.url(), step(&build, "wait")["id"]))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let server = cluster.server.as_mut().unwrap();
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let asked = Instant::now();
+    loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(5), "still running 5 s after SIGTERM:\n{}", cluster.log("server.log"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stream);
+    cluster.server = None;
+}
+
 async fn server_restart(cluster_env: &[(&str, &str)]) {
     let mut cluster = Cluster::start(cluster_env).await;
     let pipeline = "steps:\n  count:\n    image: gantry-test/busybox:latest\n    commands:\n      - i=0; while [ $i -lt 400 ]; do echo line $i; i=$((i+1)); sleep 0.01; done\n";

@@ -153,7 +153,11 @@ fn follow_stream(state: AppState, step_id: i64, from: u64) -> impl Stream<Item =
                     let end = vec![Ok(Event::default().event("end").data("{}"))];
                     return Some((futures_util::stream::iter(end), Phase::Done));
                 }
-                changed.wait(Duration::from_secs(2)).await;
+                tokio::select! {
+                    _ = changed.wait(Duration::from_secs(2)) => {}
+                    // The client reconnects with Last-Event-ID to another (or the restarted) server.
+                    _ = state.shutdown.cancelled() => return None,
+                }
             }
         }
     })

@@ -63,7 +63,11 @@ pub async fn create(caller: Caller, AxumState(state): AxumState<AppState>, Json(
         state.store.set_member(repo.id, user.id, Role::Admin.as_str()).await?;
     }
     tracing::info!(repo = %repo.full_name, by = caller.login(), "repository registered");
-    Ok((StatusCode::CREATED, Json(views::repo(&state, &repo, Some(Role::Admin)))))
+    let mut view = views::repo(&state, &repo, Some(Role::Admin));
+    if body.webhook_secret.as_deref().is_none_or(str::is_empty) {
+        view.webhook_secret = Some(repo.webhook_secret.clone());
+    }
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// One repository.

@@ -40,7 +40,7 @@ pub async fn put(
     Json(body): Json<SecretWrite>,
 ) -> ApiResult<Json<Secret>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+    if secret.is_empty() || secret == "." || secret == ".." || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
         return Err(ApiError::invalid("name", format!("`{secret}` is not a secret name (letters, digits, `_`, `-`, `.`)")));
     }
     if body.value.is_empty() {

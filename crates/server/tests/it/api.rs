@@ -139,6 +139,14 @@ async fn secrets_never_leave(harness: Harness) {
     assert!(!String::from_utf8_lossy(&stored[0].ciphertext).contains(value), "stored in clear");
     assert_eq!(harness.state.secrets.open(repo_id, "deploy_token", &stored[0].ciphertext).unwrap(), value);
     assert!(harness.state.secrets.open(repo_id, "other_name", &stored[0].ciphertext).is_err(), "a ciphertext is bound to its name");
+
+    // A generated webhook secret is shown once, when the repository is registered.
+    let (status, created) = harness.admin(Method::POST, "/api/v1/repos", Some(json!({ "full_name": "acme/other", "clone_url": "https://git.example.com/acme/other.git" }))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let generated = created["webhook_secret"].as_str().expect("shown once").to_owned();
+    assert!(generated.len() >= 32);
+    let (_, shown) = harness.admin(Method::GET, "/api/v1/repos/acme/other", None).await;
+    assert!(shown.get("webhook_secret").is_none() && !shown.to_string().contains(&generated), "{shown}");
 }
 both!(secret_values_are_write_only_and_encrypted, secrets_never_leave);
 

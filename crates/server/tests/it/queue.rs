@@ -130,6 +130,23 @@ mod an_agent_that_stops_heartbeating_loses_its_workflows {
     }
 }
 
+async fn restarted_agent(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let agent = register(&harness, "flaky", json!({})).await;
+    lease_one(&harness, agent).await;
+    // Back before anyone noticed it was gone: registering again says it lost what it ran.
+    let again = register(&harness, "flaky", json!({})).await;
+    assert_eq!(again, agent, "the same agent, by name");
+    let after = build(&harness, 1).await;
+    assert_eq!(after["workflows"][0]["state"], "pending", "{after}");
+    assert!(after["workflows"][0]["reason"].as_str().unwrap().contains("agent flaky restarted"), "{after}");
+    let job = lease_one(&harness, again).await;
+    assert_eq!(job["build_number"], 1, "and runs it again");
+}
+both!(an_agent_that_registers_again_loses_what_it_was_running, restarted_agent);
+
 async fn cancellation(harness: Harness) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
     harness.repo("acme/app", &url, json!({})).await;
