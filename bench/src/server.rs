@@ -10,7 +10,7 @@
 //!
 //! Needs Docker and the test image (`scripts/docker-up.sh`), `wrk` (`apt-get install wrk`), and
 //! `cargo build --release -p cli`. Settings: BENCH_LATENCY_ROUNDS (20), BENCH_BUILDS (100; the
-//! issue's figure is 500), BENCH_EXEC_BUILDS (20), BENCH_LOG_MB (256).
+//! issue's figure is 500), BENCH_EXEC_BUILDS (20), BENCH_LOG_MB (256), BENCH_ONLY (one part).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -72,7 +72,6 @@ fn memory_kb(pid: u32) -> (u64, u64) {
 }
 
 struct Cluster {
-    dir: PathBuf,
     port: u16,
     server: Child,
     agents: Vec<Child>,
@@ -91,7 +90,7 @@ impl Cluster {
             .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
             .spawn()
             .unwrap();
-        let mut cluster = Cluster { dir: dir.to_owned(), port, server, agents: Vec::new(), http: reqwest::Client::new() };
+        let mut cluster = Cluster { port, server, agents: Vec::new(), http: reqwest::Client::new() };
         for _ in 0..100 {
             if cluster.http.get(format!("{}/readyz", cluster.url())).send().await.is_ok_and(|r| r.status().is_success()) {
                 break;
@@ -323,10 +322,19 @@ async fn main() {
     for part in ["latency", "throughput", "logs"] {
         std::fs::create_dir_all(root.join(part)).unwrap();
     }
-    latency(&root.join("latency"), setting("BENCH_LATENCY_ROUNDS", 20)).await;
-    let (cluster, pid) = throughput(&root.join("throughput"), setting("BENCH_BUILDS", 100), setting("BENCH_EXEC_BUILDS", 20)).await;
-    load(&cluster, pid).await;
-    drop(cluster);
-    logs(&root.join("logs"), setting("BENCH_LOG_MB", 256)).await;
+    // BENCH_ONLY=latency|throughput|logs runs one part (throughput includes the API load).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |part: &str| only.is_empty() || only == part;
+    if wanted("latency") {
+        latency(&root.join("latency"), setting("BENCH_LATENCY_ROUNDS", 20)).await;
+    }
+    if wanted("throughput") {
+        let (cluster, pid) = throughput(&root.join("throughput"), setting("BENCH_BUILDS", 100), setting("BENCH_EXEC_BUILDS", 20)).await;
+        load(&cluster, pid).await;
+        drop(cluster);
+    }
+    if wanted("logs") {
+        logs(&root.join("logs"), setting("BENCH_LOG_MB", 256)).await;
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

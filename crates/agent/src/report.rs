@@ -31,18 +31,18 @@ use crate::client::{Backoff, ServerClient};
 use crate::control::JobControl;
 
 /// Lines waiting that make the uploader send at once rather than at the next interval.
-pub const SEND_AT_LINES: usize = 500;
+pub const SEND_AT_LINES: usize = 2_000;
 /// Shortest time between two requests while fewer than `SEND_AT_LINES` lines wait.
 pub const SEND_INTERVAL: Duration = Duration::from_millis(200);
 /// Lines waiting for the server beyond which a step's output waits.
-pub const MAX_PENDING_LINES: usize = 10_000;
+pub const MAX_PENDING_LINES: usize = 40_000;
 /// Text waiting for the server beyond which a step's output waits (lines may be 64 KiB long).
-pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// Most lines in one request.
-const BATCH_LINES: usize = 1_000;
-/// Most text in one request, well below the 2 MiB body limit common to HTTP servers (axum's
-/// default) even when JSON escaping doubles it.
-const BATCH_BYTES: usize = 512 * 1024;
+const BATCH_LINES: usize = 10_000;
+/// Most text in one request, well below the 32 MiB the server accepts on agent routes
+/// even when JSON escaping doubles it.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// What a queued line costs beyond its text (its step name, number, stream and time).
 const LINE_OVERHEAD: usize = 64;
 
