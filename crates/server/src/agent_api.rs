@@ -31,7 +31,11 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/{job}/done", post(done))
 }
 
-async fn register(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(request): Json<RegisterRequest>) -> ApiResult<Json<RegisterResponse>> {
+async fn register(
+    _agent: AgentCaller,
+    AxumState(state): AxumState<AppState>,
+    Json(request): Json<RegisterRequest>,
+) -> ApiResult<Json<RegisterResponse>> {
     if request.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "an agent needs a name"));
     }
@@ -44,7 +48,11 @@ async fn register(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Js
 }
 
 async fn known_agent(state: &AppState, agent_id: i64) -> ApiResult<AgentRecord> {
-    state.store.agent_by_id(agent_id).await?.ok_or_else(|| ApiError::not_found(format!("agent {agent_id} is not registered; register again")))
+    state
+        .store
+        .agent_by_id(agent_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("agent {agent_id} is not registered; register again")))
 }
 
 /// Holds the request until a workflow this agent may run is pending, or the wait is over (204).
@@ -120,10 +128,11 @@ async fn apply_steps(state: &AppState, workflow: &WorkflowRecord, updates: &[Ste
             finished: update.finished_ms,
         };
         state.store.update_step(workflow.id, &change).await?;
-        if update.state.is_finished() && !step.state.is_finished() {
-            if let (Some(started), Some(finished)) = (update.started_ms, update.finished_ms) {
-                metrics::histogram!("gantry_step_duration_seconds").record((finished - started).max(0) as f64 / 1000.0);
-            }
+        if update.state.is_finished()
+            && !step.state.is_finished()
+            && let (Some(started), Some(finished)) = (update.started_ms, update.finished_ms)
+        {
+            metrics::histogram!("gantry_step_duration_seconds").record((finished - started).max(0) as f64 / 1000.0);
         }
         state.hub.notify(Topic::Step(step.id));
     }
@@ -158,7 +167,12 @@ async fn cancel_wait(
     }
 }
 
-async fn done(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Path(job): Path<i64>, Json(request): Json<JobDone>) -> ApiResult<StatusCode> {
+async fn done(
+    _agent: AgentCaller,
+    AxumState(state): AxumState<AppState>,
+    Path(job): Path<i64>,
+    Json(request): Json<JobDone>,
+) -> ApiResult<StatusCode> {
     let workflow = state.store.workflow_by_id(job).await?.ok_or_else(|| ApiError::not_found(format!("job {job} does not exist")))?;
     if workflow.agent_id == Some(request.agent_id) && workflow.state.is_finished() {
         // A retried `done` whose answer was lost.
@@ -192,7 +206,11 @@ async fn done(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Path(j
     Ok(StatusCode::OK)
 }
 
-async fn heartbeat(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(request): Json<Heartbeat>) -> ApiResult<Json<HeartbeatResponse>> {
+async fn heartbeat(
+    _agent: AgentCaller,
+    AxumState(state): AxumState<AppState>,
+    Json(request): Json<Heartbeat>,
+) -> ApiResult<Json<HeartbeatResponse>> {
     let agent = known_agent(&state, request.agent_id).await?;
     state.store.touch_agent(agent.id, now_ms()).await?;
     let mut stop = Vec::new();

@@ -2,11 +2,11 @@
 //! handlers' annotations.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State as AxumState};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
-use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;

@@ -57,9 +57,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts.headers.get_all(axum::http::header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|cookies| {
-        cookies.split(';').map(str::trim).find_map(|pair| pair.strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
-    })
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookies| cookies.split(';').map(str::trim).find_map(|pair| pair.strip_prefix(SESSION_COOKIE)?.strip_prefix('=')))
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -48,7 +48,12 @@ impl ApiError {
     /// Logs `error` and answers 500 without its details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: "internal error; the server log has the details".into(), field: None }
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error; the server log has the details".into(),
+            field: None,
+        }
     }
 }
 

@@ -60,7 +60,10 @@ pub async fn receive(
         && !state.store.record_delivery(repo.id, id, now_ms()).await?
     {
         count("duplicate");
-        return Ok((StatusCode::OK, Json(TriggerResult { builds: Vec::new(), ignored: Some(format!("delivery {id} was already received")) }))
+        return Ok((
+            StatusCode::OK,
+            Json(TriggerResult { builds: Vec::new(), ignored: Some(format!("delivery {id} was already received")) }),
+        )
             .into_response());
     }
     let request = match delivery.event {

@@ -31,8 +31,8 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             continue;
         }
         if !workflow.depends_on.is_empty() {
-            if !siblings.contains_key(&workflow.build_id) {
-                siblings.insert(workflow.build_id, state.store.workflows_of_build(workflow.build_id).await?);
+            if let std::collections::hash_map::Entry::Vacant(entry) = siblings.entry(workflow.build_id) {
+                entry.insert(state.store.workflows_of_build(workflow.build_id).await?);
             }
             if !dependencies_done(&workflow, &siblings[&workflow.build_id]) {
                 continue;
@@ -87,7 +87,10 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
 }
 
 fn dependencies_done(workflow: &WorkflowRecord, siblings: &[WorkflowRecord]) -> bool {
-    workflow.depends_on.iter().all(|name| siblings.iter().filter(|sibling| &sibling.name == name).all(|sibling| sibling.state.is_finished()))
+    workflow
+        .depends_on
+        .iter()
+        .all(|name| siblings.iter().filter(|sibling| &sibling.name == name).all(|sibling| sibling.state.is_finished()))
 }
 
 /// Ends a workflow that will not reach an agent, its unfinished steps skipped.
@@ -254,7 +257,8 @@ pub async fn lose_workflows_of(state: &AppState, agent: &AgentRecord, reason: &s
             state.store.set_workflow_state(workflow.id, State::Pending, Some(&format!("re-queued: {reason}")), now).await?;
             state.hub.notify(Topic::Queue);
         } else {
-            let reason = if workflow.cancel_requested { reason.to_owned() } else { format!("{reason}; not re-queued (policy or attempts)") };
+            let reason =
+                if workflow.cancel_requested { reason.to_owned() } else { format!("{reason}; not re-queued (policy or attempts)") };
             for step in state.store.steps_of_workflow(workflow.id).await? {
                 if !step.state.is_finished() {
                     let change = store::StepChange {

@@ -29,7 +29,9 @@ pub async fn for_job(state: &AppState, repo: &RepoRecord, build: &BuildRecord, p
     let mut values = BTreeMap::new();
     for (step, image, name) in wanted {
         let Some(secret) = stored.iter().find(|secret| secret.name == name) else {
-            return Err(format!("step `{step}` needs secret `{name}`, which the repository does not have; add it with `gantry secret add`"));
+            return Err(format!(
+                "step `{step}` needs secret `{name}`, which the repository does not have; add it with `gantry secret add`"
+            ));
         };
         if build.from_fork {
             return Err(format!("step `{step}` needs secret `{name}`; secrets are not given to pull requests from forks"));

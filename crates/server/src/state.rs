@@ -45,7 +45,17 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .expect("an HTTP client with static settings builds");
-        Self(Arc::new(Inner { config, store, secrets, hub: Hub::default(), mirrors, http, metrics, git_locks: Default::default(), shutdown: Default::default() }))
+        Self(Arc::new(Inner {
+            config,
+            store,
+            secrets,
+            hub: Hub::default(),
+            mirrors,
+            http,
+            metrics,
+            git_locks: Default::default(),
+            shutdown: Default::default(),
+        }))
     }
 
     /// The lock of a repository's mirror.

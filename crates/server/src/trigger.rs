@@ -46,7 +46,7 @@ pub struct BuildRequest {
 
 #[derive(Debug)]
 pub enum Outcome {
-    Started(BuildRecord),
+    Started(Box<BuildRecord>),
     /// Nothing to build, and why.
     Ignored(String),
 }
@@ -74,10 +74,9 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     let refspec_refs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
     mirror.fetch(&repo.clone_url, credentials.as_ref(), &refspec_refs).await?;
     let commit = match &request.commit {
-        Some(commit) => mirror
-            .resolve(commit)
-            .await
-            .map_err(|_| TriggerError::NotFound(format!("commit {commit} is not in {}", repo.clone_url)))?,
+        Some(commit) => {
+            mirror.resolve(commit).await.map_err(|_| TriggerError::NotFound(format!("commit {commit} is not in {}", repo.clone_url)))?
+        }
         None => mirror
             .resolve(&request.reference)
             .await
@@ -122,7 +121,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
         new_build.reason = Some(no_pipeline_reason(&repo.config_path));
         let build = state.store.create_build(&new_build, &[], now_ms()).await?;
         crate::queue::build_changed(state, &build).await;
-        return Ok(Outcome::Started(build));
+        return Ok(Outcome::Started(Box::new(build)));
     }
 
     // The build's number is part of the pipeline's variables, so the build is stored first and
@@ -161,7 +160,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
         state.store.set_build_state(build.id, State::Error, Some("the pipeline has errors"), now_ms()).await?;
         let build = state.store.build_by_id(build.id).await?.unwrap_or(build);
         crate::queue::build_changed(state, &build).await;
-        return Ok(Outcome::Started(build));
+        return Ok(Outcome::Started(Box::new(build)));
     }
     if repo.cancel_previous && request.event != "tag" {
         cancel_older_builds(state, repo, &build).await?;
@@ -173,7 +172,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     state.hub.notify(crate::hub::Topic::Queue);
     let build = state.store.build_by_id(build.id).await?.unwrap_or(build);
     tracing::info!(repo = %repo.full_name, build = build.number, event = %build.event, commit = %short(&build.commit), "build queued");
-    Ok(Outcome::Started(build))
+    Ok(Outcome::Started(Box::new(build)))
 }
 
 /// The credentials agents and the server's mirror use to clone.

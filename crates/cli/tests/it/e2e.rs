@@ -142,7 +142,11 @@ impl Cluster {
                 return build;
             }
             if Instant::now() > deadline {
-                panic!("build {number}: {what} did not happen in {limit:?}: {build}\nserver:\n{}\nagent:\n{}", self.log("server.log"), self.log("agent.log"));
+                panic!(
+                    "build {number}: {what} did not happen in {limit:?}: {build}\nserver:\n{}\nagent:\n{}",
+                    self.log("server.log"),
+                    self.log("agent.log")
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -174,7 +178,9 @@ impl Drop for Cluster {
 fn step<'a>(build: &'a Value, name: &str) -> &'a Value {
     build["workflows"]
         .as_array()
-        .and_then(|workflows| workflows.iter().flat_map(|workflow| workflow["steps"].as_array().unwrap().iter()).find(|step| step["name"] == name))
+        .and_then(|workflows| {
+            workflows.iter().flat_map(|workflow| workflow["steps"].as_array().unwrap().iter()).find(|step| step["name"] == name)
+        })
         .unwrap_or_else(|| panic!("no step {name} in {build}"))
 }
 
@@ -328,7 +334,8 @@ async fn polling_builds_new_commits_and_cron_builds_on_schedule() {
     assert_eq!(build["trigger"], "poll");
     assert_eq!(build["commit"], sha);
 
-    let (status, cron) = cluster.api(reqwest::Method::PUT, "/api/v1/repos/acme/app/crons/often", Some(json!({ "schedule": "*/2 * * * * *" }))).await;
+    let (status, cron) =
+        cluster.api(reqwest::Method::PUT, "/api/v1/repos/acme/app/crons/often", Some(json!({ "schedule": "*/2 * * * * *" }))).await;
     assert_eq!(status, 200, "{cron}");
     let build = cluster.wait_build(2, Duration::from_secs(30), "a cron build", |build| build["state"] == "success").await;
     assert_eq!(build["event"], "cron");
@@ -345,8 +352,9 @@ async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests() {
     cluster.add_repo(&url, json!({ "forge": "github" })).await;
     let value = "sup3r-s3cret-value";
     let events = json!(["push", "pull_request"]);
-    let (status, _) =
-        cluster.api(reqwest::Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": value, "events": events }))).await;
+    let (status, _) = cluster
+        .api(reqwest::Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": value, "events": events })))
+        .await;
     assert_eq!(status, 200);
 
     let sha = push_commit(&work, &[], "Deploy");
@@ -433,7 +441,9 @@ async fn the_server_stops_promptly_on_sigterm_while_agents_poll_and_logs_are_fol
     let (url, _) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
     cluster.add_repo(&url, json!({})).await;
     cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let build = cluster.wait_build(1, Duration::from_secs(30), "the step running", |build| step(build, "wait")["log_lines"].as_u64() >= Some(2)).await;
+    let build = cluster
+        .wait_build(1, Duration::from_secs(30), "the step running", |build| step(build, "wait")["log_lines"].as_u64() >= Some(2))
+        .await;
     let stream = cluster
         .http
         .get(format!("{}/api/v1/repos/acme/app/builds/1/steps/{}/log/stream", cluster.url(), step(&build, "wait")["id"]))
@@ -489,7 +499,8 @@ async fn a_server_killed_mid_build_loses_no_build_and_no_log_line_on_postgres() 
         panic!("GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)`");
     };
     let name = format!("gantry_e2e_{}_{}", std::process::id(), free_port());
-    let output = Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
+    let output =
+        Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
     server_restart(&[("GANTRY_DATABASE_URL", &url)]).await;

@@ -86,7 +86,7 @@ pub async fn create(
 /// The outcome of a trigger a person asked for, as an answer.
 pub fn started(outcome: Result<Outcome, TriggerError>) -> ApiResult<store::BuildRecord> {
     match outcome {
-        Ok(Outcome::Started(build)) => Ok(build),
+        Ok(Outcome::Started(build)) => Ok(*build),
         Ok(Outcome::Ignored(reason)) => Err(ApiError::bad_request(reason)),
         Err(TriggerError::NotFound(message)) => Err(ApiError::bad_request(message)),
         Err(TriggerError::Git(error)) => Err(ApiError::bad_request(error.to_string())),

@@ -32,7 +32,11 @@ pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiR
 /// Registers a repository; the caller becomes its admin.
 #[utoipa::path(post, path = "/api/v1/repos", tag = "repos", request_body = RepoCreate,
     responses((status = 201, body = Repo), (status = 400, body = proto::api::ErrorBody), (status = 409, body = proto::api::ErrorBody)))]
-pub async fn create(caller: Caller, AxumState(state): AxumState<AppState>, Json(body): Json<RepoCreate>) -> ApiResult<(StatusCode, Json<Repo>)> {
+pub async fn create(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Json(body): Json<RepoCreate>,
+) -> ApiResult<(StatusCode, Json<Repo>)> {
     validate_full_name(&body.full_name)?;
     validate_clone_url(&body.clone_url)?;
     require_admin_for_local_remote(&caller, &body.clone_url)?;
@@ -73,7 +77,11 @@ pub async fn create(caller: Caller, AxumState(state): AxumState<AppState>, Json(
 /// One repository.
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}", tag = "repos",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = Repo), (status = 404, body = proto::api::ErrorBody)))]
-pub async fn show(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Repo>> {
+pub async fn show(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<Repo>> {
     let (repo, role) = caller.repo(&state, &owner, &name, Role::Read).await?;
     Ok(Json(views::repo(&state, &repo, Some(role))))
 }
@@ -153,7 +161,11 @@ fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate) -> ApiResult<()> {
 /// Removes the repository with its builds, logs and secrets.
 #[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}", tag = "repos",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 204), (status = 403, body = proto::api::ErrorBody)))]
-pub async fn delete(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     state.store.delete_repo(repo.id).await?;
     let _ = tokio::fs::remove_dir_all(state.mirrors.join(repo.id.to_string())).await;
@@ -164,7 +176,11 @@ pub async fn delete(caller: Caller, AxumState(state): AxumState<AppState>, Path(
 /// Members and their roles.
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/members", tag = "repos",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = [Member])))]
-pub async fn members(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<Member>>> {
+pub async fn members(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Member>>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Read).await?;
     let members = state
         .store
@@ -209,7 +225,11 @@ pub async fn remove_member(
 /// Polls the remote now: new commits on branches and new tags start builds.
 #[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/poll", tag = "repos",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = TriggerResult)))]
-pub async fn poll(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<TriggerResult>> {
+pub async fn poll(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<TriggerResult>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
     let builds = crate::background::poll_repo(&state, &repo).await.map_err(|error| ApiError::bad_request(error.to_string()))?;
     let ignored = builds.is_empty().then(|| "no new commits or tags".to_owned());
@@ -217,7 +237,9 @@ pub async fn poll(caller: Caller, AxumState(state): AxumState<AppState>, Path((o
 }
 
 fn validate_full_name(full_name: &str) -> ApiResult<()> {
-    let valid_part = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && part != "." && part != "..";
+    let valid_part = |part: &str| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && part != "." && part != ".."
+    };
     match full_name.split_once('/') {
         Some((owner, name)) if valid_part(owner) && valid_part(name) => Ok(()),
         _ => Err(ApiError::invalid("full_name", format!("`{full_name}` is not `owner/name` (letters, digits, `-`, `_`, `.`)"))),
@@ -237,7 +259,10 @@ fn validate_clone_url(url: &str) -> ApiResult<()> {
 /// repository at one, or any user could read the server's files through builds.
 fn require_admin_for_local_remote(caller: &Caller, url: &str) -> ApiResult<()> {
     if url.starts_with("file://") && !caller.server_admin {
-        return Err(ApiError { field: Some("clone_url".into()), ..ApiError::forbidden("only server administrators may register a file:// remote") });
+        return Err(ApiError {
+            field: Some("clone_url".into()),
+            ..ApiError::forbidden("only server administrators may register a file:// remote")
+        });
     }
     Ok(())
 }

@@ -36,7 +36,11 @@ fn chrono_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
 /// Cron schedules of a repository.
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/crons", tag = "crons",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = [Cron])))]
-pub async fn list_crons(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<Cron>>> {
+pub async fn list_crons(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Cron>>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Read).await?;
     Ok(Json(state.store.list_crons(repo.id).await?.iter().map(cron_view).collect()))
 }
@@ -57,7 +61,10 @@ pub async fn put_cron(
     }
     let next = next_fire(&body.schedule, now_ms()).map_err(|message| ApiError::invalid("schedule", message))?;
     let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
-    state.store.put_cron(&NewCron { repo_id: repo.id, name: cron.clone(), schedule: body.schedule.clone(), branch, next }, now_ms()).await?;
+    state
+        .store
+        .put_cron(&NewCron { repo_id: repo.id, name: cron.clone(), schedule: body.schedule.clone(), branch, next }, now_ms())
+        .await?;
     let record = state
         .store
         .list_crons(repo.id)
@@ -77,16 +84,29 @@ pub async fn delete_cron(
     Path((owner, name, cron)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    if state.store.delete_cron(repo.id, &cron).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("{} has no schedule {cron}", repo.full_name))) }
+    if state.store.delete_cron(repo.id, &cron).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("{} has no schedule {cron}", repo.full_name)))
+    }
 }
 
 /// Notifiers of a repository.
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/notifiers", tag = "notifiers",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = [Notifier])))]
-pub async fn list_notifiers(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<Notifier>>> {
+pub async fn list_notifiers(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Notifier>>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     let notifiers = state.store.list_notifiers(repo.id).await?;
-    Ok(Json(notifiers.into_iter().map(|record| Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states }).collect()))
+    Ok(Json(
+        notifiers
+            .into_iter()
+            .map(|record| Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states })
+            .collect(),
+    ))
 }
 
 /// Adds a notifier: `webhook` (Gantry's JSON) or `slack`, sent when a build finishes.
@@ -106,7 +126,10 @@ pub async fn create_notifier(
         return Err(ApiError::invalid("url", "a notifier's url starts with http:// or https://"));
     }
     let record = state.store.create_notifier(repo.id, &body.kind, &body.url, &body.states).await?;
-    Ok((StatusCode::CREATED, Json(Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states }),
+    ))
 }
 
 /// Removes a notifier.
@@ -118,7 +141,11 @@ pub async fn delete_notifier(
     Path((owner, name, id)): Path<(String, String, i64)>,
 ) -> ApiResult<StatusCode> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    if state.store.delete_notifier(repo.id, id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("{} has no notifier {id}", repo.full_name))) }
+    if state.store.delete_notifier(repo.id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("{} has no notifier {id}", repo.full_name)))
+    }
 }
 
 /// Agents known to the server (server admins only).

@@ -24,7 +24,11 @@ fn view(record: &SecretRecord) -> Secret {
 /// Secrets of a repository: names and limits, never values.
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/secrets", tag = "secrets",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = [Secret])))]
-pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<Secret>>> {
+pub async fn list(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Secret>>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
     Ok(Json(state.store.list_secrets(repo.id).await?.iter().map(view).collect()))
 }
@@ -40,7 +44,11 @@ pub async fn put(
     Json(body): Json<SecretWrite>,
 ) -> ApiResult<Json<Secret>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    if secret.is_empty() || secret == "." || secret == ".." || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+    if secret.is_empty()
+        || secret == "."
+        || secret == ".."
+        || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
         return Err(ApiError::invalid("name", format!("`{secret}` is not a secret name (letters, digits, `_`, `-`, `.`)")));
     }
     if body.value.is_empty() {
@@ -58,7 +66,8 @@ pub async fn put(
     };
     state.store.put_secret(repo.id, &new_secret, now_ms()).await?;
     let stored = state.store.list_secrets(repo.id).await?;
-    let record = stored.iter().find(|record| record.name == secret).ok_or_else(|| ApiError::internal("a secret vanished after writing it"))?;
+    let record =
+        stored.iter().find(|record| record.name == secret).ok_or_else(|| ApiError::internal("a secret vanished after writing it"))?;
     tracing::info!(repo = %repo.full_name, secret = %secret, by = caller.login(), "secret written");
     Ok(Json(view(record)))
 }

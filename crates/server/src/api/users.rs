@@ -27,7 +27,11 @@ pub async fn current(caller: Caller) -> ApiResult<Json<User>> {
 /// Creates a local user (server admins only).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserCreate,
     responses((status = 201, body = User), (status = 400, body = proto::api::ErrorBody), (status = 403, body = proto::api::ErrorBody), (status = 409, body = proto::api::ErrorBody)))]
-pub async fn create(caller: Caller, AxumState(state): AxumState<AppState>, Json(body): Json<UserCreate>) -> ApiResult<(StatusCode, Json<User>)> {
+pub async fn create(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Json(body): Json<UserCreate>,
+) -> ApiResult<(StatusCode, Json<User>)> {
     caller.require_server_admin()?;
     let login = body.login.trim();
     if login.is_empty() || !login.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -79,7 +83,11 @@ fn dummy_hash() -> &'static str {
 /// Creates an API token for the caller. The token is shown once, in this answer.
 #[utoipa::path(post, path = "/api/v1/user/tokens", tag = "users", request_body = TokenCreate,
     responses((status = 201, body = TokenCreated), (status = 400, body = proto::api::ErrorBody)))]
-pub async fn create_token(caller: Caller, AxumState(state): AxumState<AppState>, Json(body): Json<TokenCreate>) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+pub async fn create_token(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Json(body): Json<TokenCreate>,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let Some(user) = &caller.user else {
         return Err(ApiError::bad_request("the admin token is not a user; create a user and sign in as it"));
     };

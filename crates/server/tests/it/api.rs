@@ -54,12 +54,16 @@ async fn role_matrix(harness: Harness) {
     assert_eq!(status, StatusCode::OK);
 
     let mut tokens = vec![(Caller::Anonymous, None), (Caller::ServerAdmin, Some(ADMIN_TOKEN.to_owned()))];
-    for (caller, login, role) in
-        [(Caller::Outsider, "outsider", None), (Caller::Reader, "reader", Some("read")), (Caller::Writer, "writer", Some("write")), (Caller::RepoAdmin, "owner", Some("admin"))]
-    {
+    for (caller, login, role) in [
+        (Caller::Outsider, "outsider", None),
+        (Caller::Reader, "reader", Some("read")),
+        (Caller::Writer, "writer", Some("write")),
+        (Caller::RepoAdmin, "owner", Some("admin")),
+    ] {
         let token = harness.user(login).await;
         if let Some(role) = role {
-            let (status, body) = harness.admin(Method::PUT, &format!("/api/v1/repos/acme/app/members/{login}"), Some(json!({ "role": role }))).await;
+            let (status, body) =
+                harness.admin(Method::PUT, &format!("/api/v1/repos/acme/app/members/{login}"), Some(json!({ "role": role }))).await;
             assert_eq!(status, StatusCode::OK, "{body}");
         }
         tokens.push((caller, Some(token)));
@@ -68,8 +72,8 @@ async fn role_matrix(harness: Harness) {
 
     let repo = "/api/v1/repos/acme/app";
     let endpoints: Vec<(Method, String, Option<Value>, Needs)> = vec![
-        (Method::GET, format!("{repo}"), None, Needs::Read),
-        (Method::PATCH, format!("{repo}"), Some(json!({ "timeout_minutes": 30 })), Needs::Admin),
+        (Method::GET, repo.to_owned(), None, Needs::Read),
+        (Method::PATCH, repo.to_owned(), Some(json!({ "timeout_minutes": 30 })), Needs::Admin),
         (Method::GET, format!("{repo}/members"), None, Needs::Read),
         (Method::PUT, format!("{repo}/members/someone"), Some(json!({ "role": "read" })), Needs::Admin),
         (Method::DELETE, format!("{repo}/members/someone"), None, Needs::Admin),
@@ -93,7 +97,7 @@ async fn role_matrix(harness: Harness) {
         (Method::GET, "/api/v1/agents".into(), None, Needs::ServerAdmin),
         (Method::GET, "/api/v1/users".into(), None, Needs::ServerAdmin),
         (Method::POST, "/api/v1/users".into(), Some(json!({ "login": "made", "password": "password-long" })), Needs::ServerAdmin),
-        (Method::DELETE, format!("{repo}"), None, Needs::Admin),
+        (Method::DELETE, repo.to_owned(), None, Needs::Admin),
     ];
     let mut failures = Vec::new();
     for (method, path, body, needs) in &endpoints {
@@ -122,8 +126,9 @@ async fn secrets_never_leave(harness: Harness) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
     harness.repo("acme/app", &url, json!({})).await;
     let value = "hunter2-the-secret-value";
-    let (status, written) =
-        harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": value, "images": ["plugins/ssh"] }))).await;
+    let (status, written) = harness
+        .admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": value, "images": ["plugins/ssh"] })))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (_, listed) = harness.admin(Method::GET, "/api/v1/repos/acme/app/secrets", None).await;
     let (_, repo) = harness.admin(Method::GET, "/api/v1/repos/acme/app", None).await;
@@ -141,7 +146,13 @@ async fn secrets_never_leave(harness: Harness) {
     assert!(harness.state.secrets.open(repo_id, "other_name", &stored[0].ciphertext).is_err(), "a ciphertext is bound to its name");
 
     // A generated webhook secret is shown once, when the repository is registered.
-    let (status, created) = harness.admin(Method::POST, "/api/v1/repos", Some(json!({ "full_name": "acme/other", "clone_url": "https://git.example.com/acme/other.git" }))).await;
+    let (status, created) = harness
+        .admin(
+            Method::POST,
+            "/api/v1/repos",
+            Some(json!({ "full_name": "acme/other", "clone_url": "https://git.example.com/acme/other.git" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let generated = created["webhook_secret"].as_str().expect("shown once").to_owned();
     assert!(generated.len() >= 32);
@@ -151,12 +162,42 @@ async fn secrets_never_leave(harness: Harness) {
 both!(secret_values_are_write_only_and_encrypted, secrets_never_leave);
 
 async fn bad_input(harness: Harness) {
-    let cases: Vec<(Method, &str, Value, StatusCode, Option<&str>, &str)> = vec![
-        (Method::POST, "/api/v1/repos", json!({ "full_name": "no-slash", "clone_url": "file:///x" }), StatusCode::BAD_REQUEST, Some("full_name"), "owner/name"),
-        (Method::POST, "/api/v1/repos", json!({ "full_name": "a/b", "clone_url": "--upload-pack=evil" }), StatusCode::BAD_REQUEST, Some("clone_url"), "not a git remote"),
-        (Method::POST, "/api/v1/repos", json!({ "full_name": "a/b", "clone_url": "file:///x", "poll_interval_seconds": 1 }), StatusCode::BAD_REQUEST, Some("poll_interval_seconds"), "every 10 seconds"),
+    // method, path, body, status, field named, what the error says
+    type Case<'a> = (Method, &'a str, Value, StatusCode, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/api/v1/repos",
+            json!({ "full_name": "no-slash", "clone_url": "file:///x" }),
+            StatusCode::BAD_REQUEST,
+            Some("full_name"),
+            "owner/name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/repos",
+            json!({ "full_name": "a/b", "clone_url": "--upload-pack=evil" }),
+            StatusCode::BAD_REQUEST,
+            Some("clone_url"),
+            "not a git remote",
+        ),
+        (
+            Method::POST,
+            "/api/v1/repos",
+            json!({ "full_name": "a/b", "clone_url": "file:///x", "poll_interval_seconds": 1 }),
+            StatusCode::BAD_REQUEST,
+            Some("poll_interval_seconds"),
+            "every 10 seconds",
+        ),
         (Method::POST, "/api/v1/repos", json!({ "clone_url": "file:///x" }), StatusCode::UNPROCESSABLE_ENTITY, None, "full_name"),
-        (Method::POST, "/api/v1/users", json!({ "login": "x", "password": "short" }), StatusCode::BAD_REQUEST, Some("password"), "8 characters"),
+        (
+            Method::POST,
+            "/api/v1/users",
+            json!({ "login": "x", "password": "short" }),
+            StatusCode::BAD_REQUEST,
+            Some("password"),
+            "8 characters",
+        ),
         (Method::GET, "/api/v1/nothing-here", Value::Null, StatusCode::NOT_FOUND, None, "no such endpoint"),
     ];
     for (method, path, body, status, field, says) in cases {

@@ -56,7 +56,9 @@ async fn fresh_postgres() -> Option<String> {
             eprintln!("skipping the PostgreSQL variant: GANTRY_TEST_SKIP_POSTGRES=1");
             return None;
         }
-        panic!("GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)` (or GANTRY_TEST_SKIP_POSTGRES=1)");
+        panic!(
+            "GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)` (or GANTRY_TEST_SKIP_POSTGRES=1)"
+        );
     };
     let name = format!("gantry_server_{}_{}", std::process::id(), unique());
     let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect to the test PostgreSQL");

@@ -40,7 +40,12 @@ fn github_push(sha: &str, message: &str) -> Vec<u8> {
 
 async fn deliver_github(harness: &Harness, event: &str, delivery: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let signature = github_signature(&body);
-    let headers = [("x-github-event", event), ("x-github-delivery", delivery), ("x-hub-signature-256", signature.as_str()), ("content-type", "application/json")];
+    let headers = [
+        ("x-github-event", event),
+        ("x-github-delivery", delivery),
+        ("x-hub-signature-256", signature.as_str()),
+        ("content-type", "application/json"),
+    ];
     harness.raw("/api/hooks/acme/app", &headers, body).await
 }
 
@@ -127,7 +132,8 @@ async fn gitea_and_gitlab_pushes(harness: Harness) {
     payload["after"] = json!(sha);
     payload["checkout_sha"] = json!(sha);
     let body = serde_json::to_vec(&payload).unwrap();
-    let (status, _) = harness.raw("/api/hooks/acme/app", &[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "wrong")], body.clone()).await;
+    let (status, _) =
+        harness.raw("/api/hooks/acme/app", &[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "wrong")], body.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let headers = [("x-gitlab-event", "Push Hook"), ("x-gitlab-token", SECRET), ("x-gitlab-event-uuid", "l-1")];
     let (status, answer) = harness.raw("/api/hooks/acme/app", &headers, body).await;

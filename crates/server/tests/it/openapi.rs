@@ -9,5 +9,8 @@ fn the_committed_openapi_document_is_current() {
         std::fs::write(&path, &generated).expect("write openapi.json");
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == generated, "crates/server/openapi.json is stale: run `GANTRY_UPDATE_OPENAPI=1 cargo test -p server openapi` and commit it");
+    assert!(
+        committed == generated,
+        "crates/server/openapi.json is stale: run `GANTRY_UPDATE_OPENAPI=1 cargo test -p server openapi` and commit it"
+    );
 }

@@ -12,7 +12,8 @@ async fn agent_call(harness: &Harness, path: &str, body: Value) -> (StatusCode, 
 }
 
 async fn register(harness: &Harness, name: &str, labels: Value) -> i64 {
-    let (status, answer) = agent_call(harness, "/register", json!({ "name": name, "labels": labels, "capacity": 2, "version": "test" })).await;
+    let (status, answer) =
+        agent_call(harness, "/register", json!({ "name": name, "labels": labels, "capacity": 2, "version": "test" })).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     answer["agent_id"].as_i64().unwrap()
 }
@@ -86,7 +87,12 @@ async fn lost_agent(harness: Harness) {
     let agent = register(&harness, "doomed", json!({})).await;
     let job = lease_one(&harness, agent).await;
     let id = job["id"].as_i64().unwrap();
-    agent_call(&harness, &format!("/jobs/{id}/updates"), json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": [line("half")] }] })).await;
+    agent_call(
+        &harness,
+        &format!("/jobs/{id}/updates"),
+        json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": [line("half")] }] }),
+    )
+    .await;
 
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     server::queue::reap_lost_agents(&harness.state).await.unwrap();
@@ -233,7 +239,9 @@ async fn job_secrets(harness: Harness) {
     assert!(refused.contains("not given to pull requests from forks"), "{refused}");
     assert!(!refused.contains("v4lue"));
 
-    harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": "v4lue", "images": ["plugins/ssh"] }))).await;
+    harness
+        .admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": "v4lue", "images": ["plugins/ssh"] })))
+        .await;
     build_record.event = "manual".into();
     build_record.from_fork = false;
     let refused = server::secrets::for_job(&harness.state, &repo_record, &build_record, &plan).await.unwrap_err();
