@@ -117,6 +117,9 @@ pub struct Repo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval_seconds: Option<u32>,
     pub lost_policy: LostPolicy,
+    /// The forge's API base for commit statuses, when set; otherwise derived from the clone URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_api_url: Option<String>,
     /// Where the forge delivers webhooks for this repository.
     pub webhook_url: String,
     /// Your role on it.
@@ -156,6 +159,10 @@ pub struct RepoCreate {
     /// A token for the forge's status API (sent commit statuses); never returned.
     #[serde(default)]
     pub forge_token: Option<String>,
+    /// The forge's API base (`https://git.example.com/api/v1`), when the clone URL does not
+    /// tell it (self-hosted forges behind another address).
+    #[serde(default)]
+    pub forge_api_url: Option<String>,
     /// Credentials for cloning over HTTP(S); never returned.
     #[serde(default)]
     pub clone_username: Option<String>,
@@ -189,6 +196,9 @@ pub struct RepoUpdate {
     pub trust: Option<Trust>,
     #[serde(default)]
     pub forge_token: Option<String>,
+    /// Empty clears it.
+    #[serde(default)]
+    pub forge_api_url: Option<String>,
     #[serde(default)]
     pub clone_username: Option<String>,
     #[serde(default)]

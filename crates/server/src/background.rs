@@ -173,24 +173,29 @@ async fn reaper_loop(state: AppState, shutdown: CancellationToken) {
 async fn retention_loop(state: AppState, shutdown: CancellationToken) {
     let Some(retention) = state.config.log_retention else { return };
     loop {
-        let before = now_ms() - retention.as_millis() as i64;
-        match state.store.steps_finished_before(before, 1000).await {
-            Ok(steps) => {
-                for step in steps {
-                    let removed = async {
-                        state.store.logs().remove(step).await?;
-                        state.store.set_step_log_lines(step, 0).await
-                    };
-                    if let Err(error) = removed.await {
-                        tracing::warn!(%error, step, "cannot remove an old log");
-                    }
-                }
-            }
-            Err(error) => tracing::error!(%error, "log retention"),
+        if let Err(error) = remove_old_logs(&state, retention).await {
+            tracing::error!(%error, "log retention");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
+
+/// Deletes the logs of steps that finished longer than `retention` ago; returns how many.
+pub async fn remove_old_logs(state: &AppState, retention: Duration) -> Result<usize, store::StoreError> {
+    let before = now_ms() - retention.as_millis() as i64;
+    let mut removed = 0;
+    loop {
+        let steps = state.store.steps_finished_before(before, 1000).await?;
+        if steps.is_empty() {
+            return Ok(removed);
+        }
+        for step in steps {
+            // Marks the step too, so the next query does not return it again.
+            state.store.remove_step_logs(step).await?;
+            removed += 1;
         }
     }
 }

@@ -172,6 +172,10 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     state.hub.notify(crate::hub::Topic::Queue);
     let build = state.store.build_by_id(build.id).await?.unwrap_or(build);
     tracing::info!(repo = %repo.full_name, build = build.number, event = %build.event, commit = %short(&build.commit), "build queued");
+    if !build.state.is_finished() {
+        // Finished builds (every workflow skipped) were reported by `settle_build`.
+        crate::queue::build_changed(state, &build).await;
+    }
     Ok(Outcome::Started(Box::new(build)))
 }
 

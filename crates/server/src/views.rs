@@ -23,6 +23,7 @@ pub fn repo(state: &AppState, record: &RepoRecord, role: Option<Role>) -> api::R
         cancel_previous: record.cancel_previous,
         poll_interval_seconds: record.poll_interval_seconds,
         lost_policy: record.lost_policy,
+        forge_api_url: record.forge_api_url.clone(),
         webhook_url: state.webhook_url(&record.full_name),
         role,
         webhook_secret: None,

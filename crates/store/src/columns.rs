@@ -18,7 +18,7 @@ macro_rules! repo_columns {
     () => {
         "id, full_name, clone_url, forge, default_branch, config_path, webhook_secret, trust_privileged, \
          trust_volumes, trust_network, timeout_minutes, cancel_previous, poll_interval_seconds, lost_policy, \
-         forge_token, clone_username, clone_password, created"
+         forge_token, clone_username, clone_password, created, forge_api_url"
     };
 }
 

@@ -50,6 +50,8 @@ pub struct NewRepo {
     pub forge_token: Option<String>,
     pub clone_username: Option<String>,
     pub clone_password: Option<String>,
+    /// The forge's API base (`https://git.example.com/api/v1`); derived from the clone URL when absent.
+    pub forge_api_url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +71,7 @@ pub struct RepoRecord {
     pub forge_token: Option<String>,
     pub clone_username: Option<String>,
     pub clone_password: Option<String>,
+    pub forge_api_url: Option<String>,
     pub created: i64,
 }
 

@@ -13,8 +13,8 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO repos (full_name, clone_url, forge, default_branch, config_path, webhook_secret, \
                  trust_privileged, trust_volumes, trust_network, timeout_minutes, cancel_previous, \
-                 poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+                 poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, created, forge_api_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
         )
         .bind(&repo.full_name)
         .bind(&repo.clone_url)
@@ -33,6 +33,7 @@ impl Store {
         .bind(repo.clone_username.as_deref())
         .bind(repo.clone_password.as_deref())
         .bind(now)
+        .bind(repo.forge_api_url.as_deref())
         .fetch_one(&self.pool)
         .await
         .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.full_name)))?;
@@ -52,6 +53,7 @@ impl Store {
             forge_token: repo.forge_token.clone(),
             clone_username: repo.clone_username.clone(),
             clone_password: repo.clone_password.clone(),
+            forge_api_url: repo.forge_api_url.clone(),
             created: now,
         })
     }
@@ -82,7 +84,7 @@ impl Store {
             "UPDATE repos SET full_name = $2, clone_url = $3, forge = $4, default_branch = $5, config_path = $6, \
                  webhook_secret = $7, trust_privileged = $8, trust_volumes = $9, trust_network = $10, \
                  timeout_minutes = $11, cancel_previous = $12, poll_interval_seconds = $13, lost_policy = $14, \
-                 forge_token = $15, clone_username = $16, clone_password = $17 \
+                 forge_token = $15, clone_username = $16, clone_password = $17, forge_api_url = $18 \
              WHERE id = $1",
         )
         .bind(repo.id)
@@ -102,6 +104,7 @@ impl Store {
         .bind(repo.forge_token.as_deref())
         .bind(repo.clone_username.as_deref())
         .bind(repo.clone_password.as_deref())
+        .bind(repo.forge_api_url.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.id)))?;
@@ -219,6 +222,7 @@ fn repo_from_row(row: &AnyRow) -> Result<RepoRecord, StoreError> {
         forge_token: row.try_get("forge_token")?,
         clone_username: row.try_get("clone_username")?,
         clone_password: row.try_get("clone_password")?,
+        forge_api_url: row.try_get("forge_api_url")?,
         created: row.try_get("created")?,
     })
 }

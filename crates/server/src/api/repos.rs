@@ -59,6 +59,7 @@ pub async fn create(
         poll_interval_seconds: poll.filter(|seconds| *seconds > 0),
         lost_policy: body.lost_policy.unwrap_or(LostPolicy::Requeue),
         forge_token: body.forge_token.clone().filter(|token| !token.is_empty()),
+        forge_api_url: check_api_url(body.forge_api_url.as_deref())?.filter(|url| !url.is_empty()),
         clone_username: body.clone_username.clone().filter(|name| !name.is_empty()),
         clone_password: body.clone_password.clone().filter(|password| !password.is_empty()),
     };
@@ -148,6 +149,9 @@ fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate) -> ApiResult<()> {
     }
     if let Some(token) = &body.forge_token {
         repo.forge_token = (!token.is_empty()).then(|| token.clone());
+    }
+    if let Some(url) = check_api_url(body.forge_api_url.as_deref())? {
+        repo.forge_api_url = (!url.is_empty()).then_some(url);
     }
     if let Some(username) = &body.clone_username {
         repo.clone_username = (!username.is_empty()).then(|| username.clone());
@@ -265,6 +269,15 @@ fn require_admin_for_local_remote(caller: &Caller, url: &str) -> ApiResult<()> {
         });
     }
     Ok(())
+}
+
+fn check_api_url(url: Option<&str>) -> ApiResult<Option<String>> {
+    match url {
+        Some(url) if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") => {
+            Err(ApiError::invalid("forge_api_url", format!("`{url}` is not an http(s) address")))
+        }
+        other => Ok(other.map(|url| url.trim_end_matches('/').to_owned())),
+    }
 }
 
 fn check_poll(seconds: Option<u32>) -> ApiResult<Option<u32>> {

@@ -6,3 +6,4 @@ mod harness;
 mod hooks;
 mod openapi;
 mod queue;
+mod reporting;

@@ -24,6 +24,7 @@ pub fn new_repo(full_name: &str) -> NewRepo {
         forge_token: None,
         clone_username: None,
         clone_password: None,
+        forge_api_url: Some("https://git.example.com/api/v1".to_owned()),
     }
 }
 
