@@ -66,7 +66,12 @@ fn percentile(samples: &[f64], fraction: f64) -> f64 {
 fn memory_kb(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
-        status.lines().find_map(|line| line.strip_prefix(name)).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
@@ -205,7 +210,13 @@ fn repo_dir(root: &Path) -> (String, PathBuf) {
 async fn latency(root: &Path, rounds: usize) {
     let (url, work) = repo_dir(root);
     let cluster = Cluster::start(root, 1).await;
-    cluster.api(reqwest::Method::POST, "/api/v1/repos", Some(json!({ "full_name": "acme/app", "clone_url": url, "forge": "github", "webhook_secret": HOOK_SECRET }))).await;
+    cluster
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/repos",
+            Some(json!({ "full_name": "acme/app", "clone_url": url, "forge": "github", "webhook_secret": HOOK_SECRET })),
+        )
+        .await;
     let (mut gantry_events, gantry_starts) = start_events("io.gantry.step");
     let (mut floor_events, floor_starts) = start_events("bench.floor");
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
@@ -217,7 +228,11 @@ async fn latency(root: &Path, rounds: usize) {
         let started = gantry_starts.recv_timeout(Duration::from_secs(30)).expect("a step container started");
         cluster.wait_finished(number).await;
         let sent_floor = now_nanos();
-        let status = Command::new("docker").args(["run", "-d", "--rm", "--label", "bench.floor=1", IMAGE, "true"]).stdout(Stdio::null()).status().unwrap();
+        let status = Command::new("docker")
+            .args(["run", "-d", "--rm", "--label", "bench.floor=1", IMAGE, "true"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         assert!(status.success());
         let started_floor = floor_starts.recv_timeout(Duration::from_secs(30)).expect("the floor container started");
         if round > 0 {
@@ -251,7 +266,14 @@ async fn throughput(root: &Path, builds: usize, exec_builds: usize) -> (Cluster,
     let server_time = started.elapsed();
     let exec_started = Instant::now();
     for _ in 0..exec_builds {
-        let status = Command::new(gantry_binary()).args(["exec", "--clone"]).current_dir(&work).env("CI", "true").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        let status = Command::new(gantry_binary())
+            .args(["exec", "--clone"])
+            .current_dir(&work)
+            .env("CI", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
     let exec_time = exec_started.elapsed();
@@ -260,7 +282,11 @@ async fn throughput(root: &Path, builds: usize, exec_builds: usize) -> (Cluster,
     println!("{builds} queued trivial builds through 2 agents (capacity 1 each; queued in {:.1} s)", queued.as_secs_f64());
     println!("  server + 2 agents:      {server_rate:7.1} builds/min ({:.1} s)", server_time.as_secs_f64());
     println!("  gantry exec, serially:  {exec_rate:7.1} builds/min ({exec_builds} runs, {:.1} s)", exec_time.as_secs_f64());
-    println!("  ratio: {:.2}x overall; {:.2}x per agent slot (the server's overhead)", server_rate / exec_rate, server_rate / 2.0 / exec_rate);
+    println!(
+        "  ratio: {:.2}x overall; {:.2}x per agent slot (the server's overhead)",
+        server_rate / exec_rate,
+        server_rate / 2.0 / exec_rate
+    );
     let pid = cluster.server.id();
     (cluster, pid)
 }
@@ -304,13 +330,24 @@ async fn logs(root: &Path, megabytes: usize) {
     let server_time = started.elapsed();
     let (_, peak) = memory_kb(cluster.server.id());
     let exec_started = Instant::now();
-    let status = Command::new(gantry_binary()).args(["exec"]).current_dir(&work).env("CI", "true").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    let status = Command::new(gantry_binary())
+        .args(["exec"])
+        .current_dir(&work)
+        .env("CI", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
     let exec_time = exec_started.elapsed();
     let server_rate = megabytes as f64 / server_time.as_secs_f64();
     let exec_rate = megabytes as f64 / exec_time.as_secs_f64();
     println!("log ingestion: one step printing {megabytes} MiB");
-    println!("  through agent and server: {server_rate:6.1} MiB/s ({:.1} s, server peak RSS {:.1} MiB)", server_time.as_secs_f64(), peak as f64 / 1024.0);
+    println!(
+        "  through agent and server: {server_rate:6.1} MiB/s ({:.1} s, server peak RSS {:.1} MiB)",
+        server_time.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
     println!("  gantry exec (floor):      {exec_rate:6.1} MiB/s ({:.1} s)", exec_time.as_secs_f64());
     println!("  ratio: {:.2}x", server_rate / exec_rate);
 }
