@@ -165,3 +165,52 @@ async fn fork_pull_request(harness: Harness) {
     assert!(stored.from_fork, "the head repository differs from the base");
 }
 both!(a_pull_request_from_a_fork_builds_its_head_and_is_marked_as_a_fork, fork_pull_request);
+
+async fn tag_push(harness: Harness) {
+    let (url, _, work) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    git(&work, &["tag", "-a", "v1.0.0", "-m", "First release"]);
+    git(&work, &["push", "-q", "origin", "v1.0.0"]);
+    let sha = git(&work, &["rev-parse", "HEAD"]);
+    harness.repo("acme/app", &url, json!({ "forge": "github" })).await;
+    let mut payload = fixture("github/push_tag.json");
+    payload["ref"] = json!("refs/tags/v1.0.0");
+    payload["after"] = json!(sha);
+    if payload["head_commit"].is_object() {
+        payload["head_commit"]["id"] = json!(sha);
+    }
+    let (status, answer) = deliver_github(&harness, "push", "tag-1", serde_json::to_vec(&payload).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, build) = harness.admin(Method::GET, "/api/v1/repos/acme/app/builds/1", None).await;
+    assert_eq!(build["event"], "tag");
+    assert_eq!(build["reference"], "refs/tags/v1.0.0");
+    assert_eq!(build["commit"], sha);
+}
+both!(a_tag_push_starts_a_tag_build, tag_push);
+
+async fn polling(harness: Harness) {
+    let (url, _, work) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({ "poll_interval_seconds": 60 })).await;
+    let repo = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
+    assert!(server::background::poll_repo(&harness.state, &repo).await.unwrap().is_empty(), "the first poll only remembers");
+    let sha = commit(&work, &[("a.txt", "a")], "Change a");
+    git(&work, &["tag", "v2"]);
+    git(&work, &["push", "-q", "origin", "main", "v2"]);
+    git(&work, &["push", "-q", "origin", "HEAD:refs/heads/feature"]);
+    let started = server::background::poll_repo(&harness.state, &repo).await.unwrap();
+    assert_eq!(started.len(), 3, "main moved, feature appeared, v2 appeared: {started:?}");
+    let (_, list) = harness.admin(Method::GET, "/api/v1/repos/acme/app/builds", None).await;
+    let mut seen: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|build| (build["event"].as_str().unwrap().to_owned(), build["reference"].as_str().unwrap().to_owned()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("push".into(), "refs/heads/feature".into()), ("push".into(), "refs/heads/main".into()), ("tag".into(), "refs/tags/v2".into())]
+    );
+    assert!(list.as_array().unwrap().iter().all(|build| build["commit"] == sha.as_str() && build["trigger"] == "poll"));
+    assert!(server::background::poll_repo(&harness.state, &repo).await.unwrap().is_empty(), "nothing new, nothing built");
+}
+both!(polling_builds_moved_branches_and_new_tags_once, polling);

@@ -248,3 +248,30 @@ async fn job_secrets(harness: Harness) {
     assert!(refused.contains("only these images"), "{refused}");
 }
 both!(a_job_carries_only_the_secrets_its_steps_may_have, job_secrets);
+
+async fn manual_variables(harness: Harness) {
+    let pipeline = "steps:\n  greet:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo hello ${WHO}\n";
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    let (status, build) = harness
+        .admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main", "variables": { "WHO": "world" } })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{build}");
+    let agent = register(&harness, "agent-1", json!({})).await;
+    let job = lease_one(&harness, agent).await;
+    let step = &job["plan"]["workflows"][0]["steps"].as_array().unwrap().iter().find(|step| step["name"] == "greet").unwrap().clone();
+    assert_eq!(step["commands"][0], "echo hello world", "substituted: {step}");
+    assert_eq!(job["plan"]["workflows"][0]["environment"]["WHO"], "world", "and in every step's environment");
+    let (status, _) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds/1/restart", None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let restarted = harness
+        .state
+        .store
+        .build_by_number(harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap().id, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(restarted.variables.get("WHO").map(String::as_str), Some("world"), "a restart keeps the variables");
+    assert_eq!(restarted.trigger, "restart:1");
+}
+both!(a_manual_build_takes_variables_and_a_restart_keeps_them, manual_variables);
