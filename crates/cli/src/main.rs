@@ -175,10 +175,6 @@ impl TriggerArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -187,6 +183,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Long-running services say what they do; commands a person runs stay quiet but for warnings.
+    let default_level = if matches!(cli.command, Command::Server(_) | Command::Agent(_)) { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| default_level.into()))
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -221,6 +221,31 @@ async fn bad_input(harness: Harness) {
     let (status, answer) = harness.admin(Method::PATCH, "/api/v1/repos/acme/app", Some(json!({ "trust": { "privileged": true } }))).await;
     assert_eq!(status, StatusCode::OK, "server admins set trust: {answer}");
 
+    // A browser session: the cookie from signing in stands for the user.
+    let (status, _) =
+        harness.admin(Method::POST, "/api/v1/users", Some(json!({ "login": "browser", "password": "password-of-test" }))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::post("/api/v1/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(json!({ "login": "browser", "password": "password-of-test" }).to_string()))
+            .unwrap();
+        harness.app.clone().oneshot(request).await.unwrap()
+    };
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("gantry_session="));
+    let me = {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::get("/api/v1/user").header("cookie", &cookie).body(axum::body::Body::empty()).unwrap();
+        let response = harness.app.clone().oneshot(request).await.unwrap();
+        serde_json::from_slice::<Value>(&axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap()
+    };
+    assert_eq!(me["login"], "browser");
+    let (status, answer) =
+        harness.call(Method::POST, "/api/v1/login", None, Some(json!({ "login": "browser", "password": "wrong-password" }))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+
     // A file:// remote would let any user read the server's disk through builds.
     let user = harness.user("dev").await;
     let body = json!({ "full_name": "dev/local", "clone_url": "file:///etc" });
