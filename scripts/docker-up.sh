@@ -15,18 +15,8 @@ log() { printf 'docker-up: %s\n' "$*" >&2; }
 dockerd_log=/var/log/gantry-dockerd.log
 busybox_image=gantry-test/busybox:latest
 
-apt_update_once() {
-  if [[ -z "${GANTRY_APT_UPDATED:-}" ]]; then
-    apt-get update -qq
-    export GANTRY_APT_UPDATED=1
-  fi
-}
-
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  apt_update_once
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
 
 # The engine and its client.
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then

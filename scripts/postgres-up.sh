@@ -16,18 +16,8 @@ password=gantry
 database=gantry_test
 cluster=main
 
-apt_update_once() {
-  if [[ -z "${GANTRY_APT_UPDATED:-}" ]]; then
-    apt-get update -qq
-    export GANTRY_APT_UPDATED=1
-  fi
-}
-
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  apt_update_once
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
 
 newest_version() {
   local dir

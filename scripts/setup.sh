@@ -5,14 +5,8 @@ set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  if [[ -z "${GANTRY_APT_UPDATED:-}" ]]; then
-    apt-get update -qq
-    export GANTRY_APT_UPDATED=1
-  fi
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
 
 # Rust: the toolchain from rustup when present (Gantry needs Rust 1.94 or later for sqlx 0.9),
 # otherwise Debian's packages, which are new enough only on Debian 13 (trixie) and later.

@@ -297,6 +297,44 @@ struct RefUpdate<'a> {
     after: &'a str,
 }
 
+impl<'a> RefUpdate<'a> {
+    /// The event of a push in GitHub's shape (Gitea and Forgejo send the same): `head` is the
+    /// pushed head commit, `compare_field` where the payload keeps its compare link.
+    fn event(
+        &self,
+        fields: &Fields<'a>,
+        head: Option<Fields<'a>>,
+        author: String,
+        changed: impl FnOnce() -> Option<Vec<String>>,
+        compare_field: &str,
+    ) -> HookEvent {
+        let head_string = |path: &str| head.as_ref().and_then(|head| head.optional_string(path));
+        match self.kind() {
+            RefKind::Deleted => HookEvent::Deleted { reference: self.reference.to_owned() },
+            RefKind::Other => HookEvent::Ignored { event: "push".to_owned() },
+            RefKind::Tag(tag) => HookEvent::Tag(Tag {
+                reference: self.reference.to_owned(),
+                tag: tag.to_owned(),
+                commit: head_string("id").unwrap_or(self.after).to_owned(),
+                message: head_string("message").unwrap_or_default().to_owned(),
+                author,
+            }),
+            RefKind::Branch(branch) => HookEvent::Push(Push {
+                reference: self.reference.to_owned(),
+                branch: branch.to_owned(),
+                commit: self.after.to_owned(),
+                before: self.before(),
+                message: head_string("message").unwrap_or_default().to_owned(),
+                author,
+                author_email: head_string("author.email").or(fields.optional_string("pusher.email")).unwrap_or_default().to_owned(),
+                changed_files: changed(),
+                commit_url: head_string("url").map(str::to_owned),
+                compare_url: fields.optional_string(compare_field).map(str::to_owned),
+            }),
+        }
+    }
+}
+
 enum RefKind<'a> {
     Branch(&'a str),
     Tag(&'a str),
@@ -346,30 +384,7 @@ mod github {
         let author = fields.first_string(&["sender.login", "pusher.name"]).unwrap_or_default().to_owned();
         // `head_commit` is the commit `after` points at, peeled when `after` is an annotated tag.
         let head = fields.value("head_commit").map(Fields);
-        let head_string = |path: &str| head.as_ref().and_then(|head| head.optional_string(path));
-        Ok(match update.kind() {
-            RefKind::Deleted => HookEvent::Deleted { reference: update.reference.to_owned() },
-            RefKind::Other => HookEvent::Ignored { event: "push".to_owned() },
-            RefKind::Tag(tag) => HookEvent::Tag(Tag {
-                reference: update.reference.to_owned(),
-                tag: tag.to_owned(),
-                commit: head_string("id").unwrap_or(update.after).to_owned(),
-                message: head_string("message").unwrap_or_default().to_owned(),
-                author,
-            }),
-            RefKind::Branch(branch) => HookEvent::Push(Push {
-                reference: update.reference.to_owned(),
-                branch: branch.to_owned(),
-                commit: update.after.to_owned(),
-                before: update.before(),
-                message: head_string("message").unwrap_or_default().to_owned(),
-                author,
-                author_email: head_string("author.email").or(fields.optional_string("pusher.email")).unwrap_or_default().to_owned(),
-                changed_files: changed_files(fields.commits(), None),
-                commit_url: head_string("url").map(str::to_owned),
-                compare_url: fields.optional_string("compare").map(str::to_owned),
-            }),
-        })
+        Ok(update.event(fields, head, author, || changed_files(fields.commits(), None), "compare"))
     }
 
     fn pull_request(fields: &Fields) -> Result<HookEvent, WebhookError> {
@@ -439,31 +454,8 @@ mod gitea {
         let commits = fields.commits();
         // Recent versions send `head_commit`; older ones only list the commits.
         let head = fields.value("head_commit").map(Fields).or_else(|| listed_commit(commits, update.after));
-        let head_string = |path: &str| head.as_ref().and_then(|head| head.optional_string(path));
         let total = fields.value("total_commits").and_then(Value::as_u64);
-        Ok(match update.kind() {
-            RefKind::Deleted => HookEvent::Deleted { reference: update.reference.to_owned() },
-            RefKind::Other => HookEvent::Ignored { event: "push".to_owned() },
-            RefKind::Tag(tag) => HookEvent::Tag(Tag {
-                reference: update.reference.to_owned(),
-                tag: tag.to_owned(),
-                commit: head_string("id").unwrap_or(update.after).to_owned(),
-                message: head_string("message").unwrap_or_default().to_owned(),
-                author,
-            }),
-            RefKind::Branch(branch) => HookEvent::Push(Push {
-                reference: update.reference.to_owned(),
-                branch: branch.to_owned(),
-                commit: update.after.to_owned(),
-                before: update.before(),
-                message: head_string("message").unwrap_or_default().to_owned(),
-                author,
-                author_email: head_string("author.email").or(fields.optional_string("pusher.email")).unwrap_or_default().to_owned(),
-                changed_files: changed_files(commits, total),
-                commit_url: head_string("url").map(str::to_owned),
-                compare_url: fields.optional_string("compare_url").map(str::to_owned),
-            }),
-        })
+        Ok(update.event(fields, head, author, || changed_files(commits, total), "compare_url"))
     }
 
     fn pull_request(fields: &Fields) -> Result<HookEvent, WebhookError> {
