@@ -167,6 +167,9 @@ async fn reaper_loop(state: AppState, shutdown: CancellationToken) {
         if let Err(error) = crate::queue::reap_lost_agents(&state).await {
             tracing::error!(%error, "checking for lost agents");
         }
+        if let Err(error) = crate::queue::fail_interrupted_builds(&state).await {
+            tracing::error!(%error, "checking for interrupted builds");
+        }
     }
 }
 

@@ -281,6 +281,23 @@ pub async fn lose_workflows_of(state: &AppState, agent: &AgentRecord, reason: &s
     Ok(())
 }
 
+/// How long the trigger flow may take between numbering a build and storing its workflows.
+const TRIGGER_GRACE_MS: i64 = 60_000;
+
+/// Builds left without workflows by a server that stopped while reading their pipeline are
+/// failed with that reason instead of waiting forever.
+pub async fn fail_interrupted_builds(state: &AppState) -> Result<(), StoreError> {
+    for build in state.store.builds_without_workflows(now_ms() - TRIGGER_GRACE_MS).await? {
+        let reason = "the server stopped while reading the pipeline; restart the build";
+        tracing::warn!(build = build.id, "{reason}");
+        state.store.set_build_state(build.id, State::Error, Some(reason), now_ms()).await?;
+        if let Some(build) = state.store.build_by_id(build.id).await? {
+            build_changed(state, &build).await;
+        }
+    }
+    Ok(())
+}
+
 /// A build changed state: wake its watchers, report the commit status, notify when finished.
 pub async fn build_changed(state: &AppState, build: &BuildRecord) {
     state.hub.notify(Topic::Build(build.id));

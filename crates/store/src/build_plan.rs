@@ -3,7 +3,7 @@
 
 use crate::columns::to_json;
 use crate::error::classify;
-use crate::{NewWorkflow, Store, StoreError};
+use crate::{BuildRecord, NewWorkflow, Store, StoreError};
 
 impl Store {
     /// Adds the workflows (with their steps) of a build created without any, in one transaction.
@@ -31,5 +31,20 @@ impl Store {
             return Err(StoreError::not_found(format!("build {build_id}")));
         }
         Ok(())
+    }
+
+    /// Unfinished builds created before `before` that have no workflows: their server stopped
+    /// between numbering them and storing their compiled pipeline.
+    pub async fn builds_without_workflows(&self, before: i64) -> Result<Vec<BuildRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            build_columns!(),
+            " FROM builds WHERE state IN ('pending', 'running') AND created < $1 \
+              AND NOT EXISTS (SELECT 1 FROM workflows WHERE workflows.build_id = builds.id) ORDER BY id"
+        ))
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(crate::builds::build_from_row).collect()
     }
 }

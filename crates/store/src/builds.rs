@@ -351,7 +351,7 @@ async fn insert_steps(
     Ok(())
 }
 
-fn build_from_row(row: &AnyRow) -> Result<BuildRecord, StoreError> {
+pub(crate) fn build_from_row(row: &AnyRow) -> Result<BuildRecord, StoreError> {
     Ok(BuildRecord {
         id: row.try_get("id")?,
         repo_id: row.try_get("repo_id")?,

@@ -275,3 +275,33 @@ async fn manual_variables(harness: Harness) {
     assert_eq!(restarted.trigger, "restart:1");
 }
 both!(a_manual_build_takes_variables_and_a_restart_keeps_them, manual_variables);
+
+async fn interrupted_trigger(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    let repo = harness.repo("acme/app", &url, json!({})).await;
+    // What a server that died mid-trigger leaves: a numbered build, no workflows.
+    let half = store::NewBuild {
+        repo_id: repo["id"].as_i64().unwrap(),
+        event: "push".into(),
+        state: proto::State::Pending,
+        reference: "refs/heads/main".into(),
+        branch: "main".into(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        message: String::new(),
+        author: String::new(),
+        trigger: "webhook".into(),
+        pull_request: None,
+        reason: None,
+        diagnostics: json!([]),
+        variables: Default::default(),
+        from_fork: false,
+    };
+    harness.state.store.create_build(&half, &[], 1_000).await.unwrap();
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    server::queue::fail_interrupted_builds(&harness.state).await.unwrap();
+    let interrupted = build(&harness, 1).await;
+    assert_eq!(interrupted["state"], "error", "{interrupted}");
+    assert!(interrupted["reason"].as_str().unwrap().contains("restart the build"));
+    assert_eq!(build(&harness, 2).await["state"], "pending", "a build that is whole is left alone");
+}
+both!(a_build_left_without_workflows_by_a_dying_server_fails_with_the_reason, interrupted_trigger);
