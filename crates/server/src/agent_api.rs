@@ -90,8 +90,12 @@ async fn updates(
     _agent: AgentCaller,
     AxumState(state): AxumState<AppState>,
     Path(job): Path<i64>,
-    Json(request): Json<JobUpdates>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<JobUpdatesResponse>> {
+    // Read directly rather than through `Json`, whose error paths cost a tenth of ingesting a
+    // large log: these bodies are written by agents, not people.
+    let request: JobUpdates =
+        serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("the updates body is not valid: {error}")))?;
     let workflow = leased(&state, job, request.agent_id).await?;
     let steps = state.store.steps_of_workflow(workflow.id).await?;
     let step_id = |name: &str| steps.iter().find(|step| step.name == name).map(|step| step.id);

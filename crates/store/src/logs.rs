@@ -325,7 +325,7 @@ fn compress(paths: &Paths) -> Result<(), StoreError> {
         Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
     };
     let partial = File::create(&paths.partial).map_err(log_error(&paths.partial))?;
-    let mut encoder = GzEncoder::new(BufWriter::new(partial), Compression::default());
+    let mut encoder = GzEncoder::new(BufWriter::new(partial), Compression::fast());
     if let Some(mut source) = source {
         io::copy(&mut source, &mut encoder).map_err(log_error(&paths.plain))?;
     }
