@@ -172,7 +172,10 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     state.store.delete_repo(repo.id).await?;
-    let _ = tokio::fs::remove_dir_all(state.mirrors.join(repo.id.to_string())).await;
+    // The mirror's folder is named by `forge` (the key and a digest of it).
+    if let Ok(mirror) = forge::git::Mirror::open(&state.mirrors, &repo.id.to_string()).await {
+        let _ = tokio::fs::remove_dir_all(mirror.dir()).await;
+    }
     tracing::info!(repo = %repo.full_name, by = caller.login(), "repository removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,6 +74,13 @@ async fn github_push_starts_one_build(harness: Harness) {
     assert_eq!(status, StatusCode::OK);
     assert!(answer["ignored"].as_str().unwrap().contains("already received"), "{answer}");
     assert_eq!(builds(&harness).await.len(), 1);
+
+    // Removing the repository removes its mirror too.
+    let mirrors = harness.dir.path().join("data/git");
+    assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 1);
+    let (status, _) = harness.admin(Method::DELETE, "/api/v1/repos/acme/app", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 0, "the mirror is gone");
 }
 both!(a_signed_github_push_starts_one_build_even_when_redelivered, github_push_starts_one_build);
 
