@@ -44,7 +44,7 @@ pub struct AddArgs {
     /// A pipeline file or folder (default: .woodpecker/, .woodpecker.yml or .drone.yml).
     #[arg(long, value_name = "PATH")]
     config_path: Option<String>,
-    /// The secret the forge signs webhooks with (default: one the server makes and never shows).
+    /// The secret the forge signs webhooks with (default: one the server makes and shows once).
     #[arg(long, value_name = "SECRET")]
     webhook_secret: Option<String>,
     /// Poll the remote for new commits and tags every SECONDS (at least 10).
@@ -165,13 +165,11 @@ async fn add(client: &Client, args: AddArgs, json: bool) -> anyhow::Result<u8> {
     } else {
         render::emit(&format!("added {}\n{}", repo.full_name, describe(&repo)))?;
     }
-    // The server keeps a secret it made up to itself, so a forge could never sign for it.
-    if args.webhook_secret.is_none() && repo.forge != ForgeKind::Generic {
-        eprintln!(
-            "note: no --webhook-secret was given, so the server made one it never shows; to receive {} webhooks, \
-             remove and add the repository again with --webhook-secret (e.g. from `openssl rand -hex 32`) and give the forge the same secret",
-            repo.forge.as_str()
-        );
+    // A secret the server generated is shown this once; the forge needs it to sign deliveries.
+    if let Some(secret) = &repo.webhook_secret
+        && !json
+    {
+        eprintln!("webhook secret (shown once; give it to the forge with the webhook URL): {secret}");
     }
     Ok(0)
 }

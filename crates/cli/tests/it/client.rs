@@ -216,7 +216,9 @@ fn repositories_are_added_listed_shown_and_removed() {
     assert!(stderr(&bad_name).contains("is not OWNER/NAME"), "{}", detail(&bad_name));
     let github = server.gantry(&["repo", "add", "acme/hub", "--clone-url", "https://github.com/acme/hub.git", "--lost-policy", "fail"]);
     assert_eq!(github.status.code(), Some(0), "{}", detail(&github));
-    assert!(stderr(&github).contains("--webhook-secret"), "a forge's webhooks need a secret the user knows: {}", detail(&github));
+    assert!(stderr(&github).contains("webhook secret (shown once"), "a forge's webhooks need a secret the user knows: {}", detail(&github));
+    let shown = server.ok(&["repo", "show", "acme/hub", "--json"]);
+    assert!(!shown.contains("webhook_secret"), "shown once, not again: {shown}");
 
     let listed = server.ok(&["repo", "ls"]);
     assert!(listed.starts_with("NAME "), "{listed}");
