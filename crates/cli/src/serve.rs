@@ -48,6 +48,12 @@ pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
     config.database_url = args.database_url.filter(|url| !url.is_empty());
     if let Some(url) = args.public_url.filter(|url| !url.is_empty()) {
         config.public_url = url;
+    } else if args.listen.ip().is_unspecified() {
+        // 0.0.0.0 is no address to give a forge: name this machine instead.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default();
+        let host = if host.is_empty() { "localhost".to_owned() } else { host };
+        config.public_url = format!("http://{host}:{}", args.listen.port());
+        eprintln!("note: webhook URLs and links use {}; set GANTRY_PUBLIC_URL to how forges reach this server", config.public_url);
     }
     config.admin_token = args.admin_token.filter(|token| !token.is_empty());
     config.agent_secret = args.agent_secret.filter(|secret| !secret.is_empty());

@@ -296,8 +296,18 @@ async fn follow(cluster: &Cluster, number: i64, step_id: i64) -> Vec<String> {
 const SLOW_PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done\n      - cat README\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_webhook_builds_the_pushed_commit_on_an_agent_with_logs_followed_live() {
-    let cluster = Cluster::start(&[]).await;
+async fn a_signed_webhook_builds_the_pushed_commit_on_an_agent_with_logs_followed_live_on_sqlite() {
+    webhook_to_live_log(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_builds_the_pushed_commit_on_an_agent_with_logs_followed_live_on_postgres() {
+    let Some(database) = PostgresDatabase::create() else { return };
+    webhook_to_live_log(&[("GANTRY_DATABASE_URL", &database.url)]).await;
+}
+
+async fn webhook_to_live_log(server_env: &[(&str, &str)]) {
+    let cluster = Cluster::start(server_env).await;
     let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", SLOW_PIPELINE), ("README", "first readme")]);
     cluster.add_repo(&url, json!({ "forge": "github" })).await;
     let sha = push_commit(&work, &[("README", "second readme")], "Change the readme");
@@ -492,17 +502,39 @@ async fn a_server_killed_mid_build_loses_no_build_and_no_log_line_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_build_loses_no_build_and_no_log_line_on_postgres() {
-    let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
-        if std::env::var("GANTRY_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
-            return;
-        }
-        panic!("GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)`");
-    };
-    let name = format!("gantry_e2e_{}_{}", std::process::id(), free_port());
-    let output =
-        Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
-    server_restart(&[("GANTRY_DATABASE_URL", &url)]).await;
-    let _ = Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("DROP DATABASE {name} WITH (FORCE)")]).output();
+    let Some(database) = PostgresDatabase::create() else { return };
+    server_restart(&[("GANTRY_DATABASE_URL", &database.url)]).await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards. `None` when the PostgreSQL
+/// variants are skipped (`GANTRY_TEST_SKIP_POSTGRES=1`); without `GANTRY_TEST_POSTGRES_URL`
+/// they fail, saying how to start one.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    fn create() -> Option<PostgresDatabase> {
+        let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
+            if std::env::var("GANTRY_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
+                return None;
+            }
+            panic!("GANTRY_TEST_POSTGRES_URL is not set: run `export GANTRY_TEST_POSTGRES_URL=$(scripts/postgres-up.sh | tail -n 1)`");
+        };
+        let name = format!("gantry_e2e_{}_{}", std::process::id(), free_port());
+        let output =
+            Command::new("psql").args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        Some(PostgresDatabase { admin_url, name, url })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ =
+            Command::new("psql").args([self.admin_url.as_str(), "-q", "-c", &format!("DROP DATABASE {} WITH (FORCE)", self.name)]).output();
+    }
 }
