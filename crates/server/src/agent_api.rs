@@ -39,6 +39,17 @@ async fn register(
     if request.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "an agent needs a name"));
     }
+    let previous = state.store.list_agents().await?.into_iter().find(|agent| agent.name == request.name);
+    if let Some(previous) = previous
+        && now_ms() - previous.last_seen < state.config.agent_lost_after.as_millis() as i64
+    {
+        // Either a quick restart, or two processes sharing one name: they would take each
+        // other's work for lost.
+        tracing::warn!(
+            agent = %previous.name,
+            "an agent registered under a name that was active moments ago; if two agents share it, give each its own --name"
+        );
+    }
     let new_agent = store::NewAgent { name: request.name, labels: request.labels, capacity: request.capacity, version: request.version };
     let agent = state.store.register_agent(&new_agent, now_ms()).await?;
     tracing::info!(agent = %agent.name, id = agent.id, "agent registered");
