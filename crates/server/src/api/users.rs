@@ -40,7 +40,10 @@ pub async fn create(
     if body.password.chars().count() < 8 {
         return Err(ApiError::invalid("password", "a password has at least 8 characters"));
     }
-    let user = state.store.create_user(login, &hash_password(&body.password), body.admin, now_ms()).await?;
+    let password = body.password.clone();
+    // Argon2 takes tens of milliseconds of CPU on purpose: keep it off the async workers.
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)?;
+    let user = state.store.create_user(login, &hash, body.admin, now_ms()).await?;
     Ok((StatusCode::CREATED, Json(views::user(&user))))
 }
 
@@ -56,14 +59,19 @@ pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiR
     responses((status = 200, body = User), (status = 401, body = proto::api::ErrorBody)))]
 pub async fn login(AxumState(state): AxumState<AppState>, Json(body): Json<Login>) -> ApiResult<Response> {
     let user = state.store.user_by_login(&body.login).await?;
-    // Verify against a fixed hash when the user does not exist, so timing does not tell.
-    let valid = match &user {
-        Some(user) => verify_password(&body.password, &user.password_hash),
+    // Verify against a fixed hash when the user does not exist, so timing does not tell; off the
+    // async workers, as argon2 is slow on purpose.
+    let stored = user.as_ref().map(|user| user.password_hash.clone());
+    let password = body.password.clone();
+    let valid = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => verify_password(&password, &hash),
         None => {
-            verify_password(&body.password, dummy_hash());
+            verify_password(&password, dummy_hash());
             false
         }
-    };
+    })
+    .await
+    .map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| valid) else {
         return Err(ApiError::unauthorized("wrong login or password"));
     };
