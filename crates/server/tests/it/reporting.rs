@@ -13,9 +13,12 @@ use crate::harness::{AGENT_SECRET, Db, Harness, PIPELINE, commit, git, git_repo}
 
 /// A local stand-in for a forge's API and for notification receivers: records every request;
 /// the first request to `/flaky` fails.
+/// A request as received: path, JSON body, `Authorization` header.
+type Received = (String, Value, Option<String>);
+
 #[derive(Clone, Default)]
 struct Recorder {
-    requests: Arc<Mutex<Vec<(String, Value, Option<String>)>>>,
+    requests: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Recorder {
