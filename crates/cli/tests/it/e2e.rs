@@ -409,7 +409,9 @@ async fn a_cancelled_build_stops_its_running_step_and_leaves_nothing() {
     let (status, _) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds/1/cancel", None).await;
     assert_eq!(status, 200);
     let build = cluster.wait_finished(1).await;
-    assert!(asked.elapsed() < Duration::from_secs(10), "stopped in {:?}", asked.elapsed());
+    // The step is killed, its container removed and the build reported within this (about a
+    // second here; the margin is for a loaded CI machine running the other tests beside it).
+    assert!(asked.elapsed() < Duration::from_secs(5), "stopped in {:?}", asked.elapsed());
     assert_eq!(build["state"], "killed", "{build}");
     assert_eq!(step(&build, "wait")["state"], "killed", "{build}");
     let pids = cluster.agent_pids.clone();
