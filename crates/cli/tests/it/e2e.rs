@@ -337,8 +337,13 @@ async fn polling_builds_new_commits_and_cron_builds_on_schedule() {
     let pipeline = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo event=$CI_PIPELINE_EVENT\n";
     let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
     cluster.add_repo(&url, json!({ "poll_interval_seconds": 10 })).await;
-    // The first poll (within a second of registering) only remembers the remote's refs.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The first poll (within a second of registering) only remembers the remote's refs: wait
+    // for it, so that the commit below is news to the second.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.log("server.log").contains("first poll") {
+        assert!(Instant::now() < deadline, "no first poll:\n{}", cluster.log("server.log"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let sha = push_commit(&work, &[("file.txt", "new")], "Add a file");
     let build = cluster.wait_build(1, Duration::from_secs(30), "a poll build", |build| build["state"] == "success").await;
     assert_eq!(build["trigger"], "poll");
