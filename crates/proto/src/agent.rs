@@ -9,11 +9,15 @@
 //!    per step from 0 by the agent; the server appends a line only when its number is the next
 //!    one it expects and answers with that next number, so a retried batch is never doubled and
 //!    a gap is resent. A batch is kept by the agent until acknowledged.
-//! 4. `POST /jobs/{job}/cancel-wait` (long-poll) returns as soon as the job is cancelled.
+//! 4. `POST /jobs/{job}/cancel-wait` with `{"agent_id": …}` (a [`LeaseRequest`]; long-poll)
+//!    returns as soon as the job is cancelled or is no longer the agent's.
 //! 5. `POST /jobs/{job}/done` with the workflow's final state.
 //! 6. `POST /heartbeat` every [`HEARTBEAT_SECONDS`] with the jobs it runs. The server marks the
 //!    jobs of an agent silent for [`LOST_AFTER_SECONDS`] lost, and answers a heartbeat with the
-//!    jobs the agent must stop (cancelled, or no longer its own).
+//!    jobs the agent must stop (cancelled, or no longer its own). Registering again under the
+//!    same name (a restarted agent) marks whatever that name was running lost.
+//!
+//! A request for a job that is no longer leased to the agent answers `409`: the agent stops it.
 
 use std::collections::BTreeMap;
 
