@@ -50,9 +50,7 @@ pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
         config.public_url = url;
     } else if args.listen.ip().is_unspecified() {
         // 0.0.0.0 is no address to give a forge: name this machine instead.
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default();
-        let host = if host.is_empty() { "localhost".to_owned() } else { host };
-        config.public_url = format!("http://{host}:{}", args.listen.port());
+        config.public_url = format!("http://{}:{}", backend_docker::host_name(), args.listen.port());
         eprintln!("note: webhook URLs and links use {}; set GANTRY_PUBLIC_URL to how forges reach this server", config.public_url);
     }
     config.admin_token = args.admin_token.filter(|token| !token.is_empty());

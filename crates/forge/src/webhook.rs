@@ -298,6 +298,15 @@ struct RefUpdate<'a> {
 }
 
 impl<'a> RefUpdate<'a> {
+    /// `ref`, `after` and `before`, which every forge's push payload carries under these names.
+    fn read(fields: &Fields<'a>) -> Result<RefUpdate<'a>, WebhookError> {
+        Ok(RefUpdate {
+            reference: fields.string("ref")?,
+            after: fields.string("after")?,
+            before: fields.optional_string("before").unwrap_or_default(),
+        })
+    }
+
     /// The event of a push in GitHub's shape (Gitea and Forgejo send the same): `head` is the
     /// pushed head commit, `compare_field` where the payload keeps its compare link.
     fn event(
@@ -376,11 +385,7 @@ mod github {
     }
 
     fn push(fields: &Fields) -> Result<HookEvent, WebhookError> {
-        let update = RefUpdate {
-            reference: fields.string("ref")?,
-            after: fields.string("after")?,
-            before: fields.optional_string("before").unwrap_or_default(),
-        };
+        let update = RefUpdate::read(fields)?;
         let author = fields.first_string(&["sender.login", "pusher.name"]).unwrap_or_default().to_owned();
         // `head_commit` is the commit `after` points at, peeled when `after` is an annotated tag.
         let head = fields.value("head_commit").map(Fields);
@@ -444,11 +449,7 @@ mod gitea {
     }
 
     fn push(fields: &Fields) -> Result<HookEvent, WebhookError> {
-        let update = RefUpdate {
-            reference: fields.string("ref")?,
-            after: fields.string("after")?,
-            before: fields.optional_string("before").unwrap_or_default(),
-        };
+        let update = RefUpdate::read(fields)?;
         let author =
             fields.first_string(&["pusher.login", "pusher.username", "sender.login", "sender.username"]).unwrap_or_default().to_owned();
         let commits = fields.commits();
@@ -501,11 +502,7 @@ mod gitlab {
     }
 
     fn push(fields: &Fields) -> Result<HookEvent, WebhookError> {
-        let update = RefUpdate {
-            reference: fields.string("ref")?,
-            after: fields.string("after")?,
-            before: fields.optional_string("before").unwrap_or_default(),
-        };
+        let update = RefUpdate::read(fields)?;
         let author = fields.first_string(&["user_username", "user_name"]).unwrap_or_default().to_owned();
         let commits = fields.commits();
         let head = listed_commit(commits, update.after);

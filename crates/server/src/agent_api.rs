@@ -197,18 +197,8 @@ async fn done(
     let steps = state.store.steps_of_workflow(workflow.id).await?;
     apply_steps(&state, &workflow, &request.steps, &steps).await?;
     // Steps the agent never reported (it failed before them) are skipped, not left pending.
-    for step in state.store.steps_of_workflow(workflow.id).await? {
-        if !step.state.is_finished() {
-            let change = StepChange {
-                name: step.name.clone(),
-                state: if step.state == State::Running { request.state } else { State::Skipped },
-                exit_code: None,
-                reason: None,
-                started: None,
-                finished: Some(now_ms()),
-            };
-            state.store.update_step(workflow.id, &change).await?;
-        }
+    let steps = crate::queue::end_unfinished_steps(&state, workflow.id, request.state, None, Some(now_ms())).await?;
+    for step in &steps {
         if let Err(error) = state.store.logs().finish(step.id).await {
             tracing::warn!(%error, step = step.id, "cannot compress a finished step's log");
         }

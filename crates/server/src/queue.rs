@@ -96,21 +96,35 @@ fn dependencies_done(workflow: &WorkflowRecord, siblings: &[WorkflowRecord]) -> 
 /// Ends a workflow that will not reach an agent, its unfinished steps skipped.
 pub async fn finish_unrun(state: &AppState, workflow: &WorkflowRecord, final_state: State, reason: &str) -> Result<(), StoreError> {
     let now = now_ms();
-    for step in state.store.steps_of_workflow(workflow.id).await? {
-        if !step.state.is_finished() {
-            let change = store::StepChange {
-                name: step.name.clone(),
-                state: State::Skipped,
-                exit_code: None,
-                reason: Some(format!("not run: {reason}")),
-                started: None,
-                finished: Some(now),
-            };
-            state.store.update_step(workflow.id, &change).await?;
-        }
-    }
+    end_unfinished_steps(state, workflow.id, State::Skipped, Some(&format!("not run: {reason}")), Some(now)).await?;
     state.store.set_workflow_state(workflow.id, final_state, Some(reason), now).await?;
     settle_build(state, workflow.build_id).await
+}
+
+/// Ends every unfinished step of a workflow: a running one becomes `running_becomes`, the others
+/// `skipped`, with `reason` and `finished`; their followers are woken. Returns the workflow's
+/// steps as they were before.
+pub async fn end_unfinished_steps(
+    state: &AppState,
+    workflow_id: i64,
+    running_becomes: State,
+    reason: Option<&str>,
+    finished: Option<i64>,
+) -> Result<Vec<store::StepRecord>, StoreError> {
+    let steps = state.store.steps_of_workflow(workflow_id).await?;
+    for step in steps.iter().filter(|step| !step.state.is_finished()) {
+        let change = store::StepChange {
+            name: step.name.clone(),
+            state: if step.state == State::Running { running_becomes } else { State::Skipped },
+            exit_code: None,
+            reason: reason.map(str::to_owned),
+            started: None,
+            finished,
+        };
+        state.store.update_step(workflow_id, &change).await?;
+        state.hub.notify(Topic::Step(step.id));
+    }
+    Ok(steps)
 }
 
 /// Moves a build on after its workflows changed: dependents whose dependencies are done are
@@ -132,7 +146,7 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
             let runs = if failed { runs_on.contains(&RunOn::Failure) } else { runs_on.contains(&RunOn::Success) };
             if !runs {
                 let reason = if failed { "a workflow it depends on failed" } else { "it runs only when a workflow it depends on fails" };
-                finish_unrun_steps(state, workflow, "not run: its workflow was skipped").await?;
+                end_unfinished_steps(state, workflow.id, State::Skipped, Some("not run: its workflow was skipped"), None).await?;
                 state.store.set_workflow_state(workflow.id, State::Skipped, Some(reason), now_ms()).await?;
                 changed = true;
             }
@@ -171,23 +185,6 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-async fn finish_unrun_steps(state: &AppState, workflow: &WorkflowRecord, reason: &str) -> Result<(), StoreError> {
-    for step in state.store.steps_of_workflow(workflow.id).await? {
-        if !step.state.is_finished() {
-            let change = store::StepChange {
-                name: step.name,
-                state: State::Skipped,
-                exit_code: None,
-                reason: Some(reason.to_owned()),
-                started: None,
-                finished: None,
-            };
-            state.store.update_step(workflow.id, &change).await?;
-        }
-    }
-    Ok(())
-}
-
 fn runs_on(workflow: &WorkflowRecord) -> Vec<RunOn> {
     serde_json::from_value::<Plan>(workflow.plan.clone())
         .ok()
@@ -212,7 +209,7 @@ pub async fn cancel_build(state: &AppState, build: &BuildRecord, reason: &str) -
     for workflow in workflows {
         match workflow.state {
             State::Pending | State::Lost => {
-                finish_unrun_steps(state, &workflow, &format!("not run: {reason}")).await?;
+                end_unfinished_steps(state, workflow.id, State::Skipped, Some(&format!("not run: {reason}")), None).await?;
                 state.store.set_workflow_state(workflow.id, State::Killed, Some(reason), now_ms()).await?;
             }
             State::Running => state.hub.notify(Topic::Cancel(workflow.id)),
@@ -259,20 +256,7 @@ pub async fn lose_workflows_of(state: &AppState, agent: &AgentRecord, reason: &s
         } else {
             let reason =
                 if workflow.cancel_requested { reason.to_owned() } else { format!("{reason}; not re-queued (policy or attempts)") };
-            for step in state.store.steps_of_workflow(workflow.id).await? {
-                if !step.state.is_finished() {
-                    let change = store::StepChange {
-                        name: step.name.clone(),
-                        state: if step.state == State::Running { State::Error } else { State::Skipped },
-                        exit_code: None,
-                        reason: Some("the agent was lost".into()),
-                        started: None,
-                        finished: Some(now),
-                    };
-                    state.store.update_step(workflow.id, &change).await?;
-                }
-                state.hub.notify(Topic::Step(step.id));
-            }
+            end_unfinished_steps(state, workflow.id, State::Error, Some("the agent was lost"), Some(now)).await?;
             let final_state = if workflow.cancel_requested { State::Killed } else { State::Error };
             state.store.set_workflow_state(workflow.id, final_state, Some(&reason), now).await?;
             settle_build(state, workflow.build_id).await?;

@@ -97,14 +97,10 @@ pub async fn full_build(state: &AppState, record: &BuildRecord, full_name: &str)
 
 /// `https://user:password@host/x` → `https://host/x`: credentials never appear in answers.
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((authority, path)) = rest.split_once('/').map(|(a, p)| (a, Some(p))).or(Some((rest, None)))
-        && let Some((_, host)) = authority.rsplit_once('@')
-    {
-        return match path {
-            Some(path) => format!("{scheme}://{host}/{path}"),
-            None => format!("{scheme}://{host}"),
-        };
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
     }
-    url.to_owned()
 }

@@ -7,33 +7,44 @@ use crate::columns::{flag, flag_value, narrow, narrow_optional};
 use crate::error::classify;
 use crate::{NewRepo, RepoRecord, Store, StoreError};
 
+/// Binds the settings of a repository (a `NewRepo` or a `RepoRecord`: the fields are the same) as
+/// parameters `$1` to `$17`, in the column order both the insert and the update name them.
+macro_rules! bind_settings_of {
+    ($query:expr, $repo:expr) => {
+        $query
+            .bind(&$repo.full_name)
+            .bind(&$repo.clone_url)
+            .bind($repo.forge.as_str())
+            .bind(&$repo.default_branch)
+            .bind(&$repo.config_path)
+            .bind(&$repo.webhook_secret)
+            .bind(flag_value($repo.trust.privileged))
+            .bind(flag_value($repo.trust.volumes))
+            .bind(flag_value($repo.trust.network))
+            .bind(i64::from($repo.timeout_minutes))
+            .bind(flag_value($repo.cancel_previous))
+            .bind($repo.poll_interval_seconds.map(i64::from))
+            .bind($repo.lost_policy.as_str())
+            .bind($repo.forge_token.as_deref())
+            .bind($repo.clone_username.as_deref())
+            .bind($repo.clone_password.as_deref())
+            .bind($repo.forge_api_url.as_deref())
+    };
+}
+
 impl Store {
     /// `StoreError::Conflict` when `full_name` exists.
     pub async fn create_repo(&self, repo: &NewRepo, now: i64) -> Result<RepoRecord, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO repos (full_name, clone_url, forge, default_branch, config_path, webhook_secret, \
-                 trust_privileged, trust_volumes, trust_network, timeout_minutes, cancel_previous, \
-                 poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, created, forge_api_url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+        let id: i64 = bind_settings_of!(
+            sqlx::query_scalar(
+                "INSERT INTO repos (full_name, clone_url, forge, default_branch, config_path, webhook_secret, \
+                     trust_privileged, trust_volumes, trust_network, timeout_minutes, cancel_previous, \
+                     poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, forge_api_url, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+            ),
+            repo
         )
-        .bind(&repo.full_name)
-        .bind(&repo.clone_url)
-        .bind(repo.forge.as_str())
-        .bind(&repo.default_branch)
-        .bind(&repo.config_path)
-        .bind(&repo.webhook_secret)
-        .bind(flag_value(repo.trust.privileged))
-        .bind(flag_value(repo.trust.volumes))
-        .bind(flag_value(repo.trust.network))
-        .bind(i64::from(repo.timeout_minutes))
-        .bind(flag_value(repo.cancel_previous))
-        .bind(repo.poll_interval_seconds.map(i64::from))
-        .bind(repo.lost_policy.as_str())
-        .bind(repo.forge_token.as_deref())
-        .bind(repo.clone_username.as_deref())
-        .bind(repo.clone_password.as_deref())
         .bind(now)
-        .bind(repo.forge_api_url.as_deref())
         .fetch_one(&self.pool)
         .await
         .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.full_name)))?;
@@ -80,31 +91,17 @@ impl Store {
     /// Writes every field of `repo` except `id` and `created`. `StoreError::Conflict` when the new
     /// `full_name` belongs to another repository, `StoreError::NotFound` when there is no such id.
     pub async fn update_repo(&self, repo: &RepoRecord) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "UPDATE repos SET full_name = $2, clone_url = $3, forge = $4, default_branch = $5, config_path = $6, \
-                 webhook_secret = $7, trust_privileged = $8, trust_volumes = $9, trust_network = $10, \
-                 timeout_minutes = $11, cancel_previous = $12, poll_interval_seconds = $13, lost_policy = $14, \
-                 forge_token = $15, clone_username = $16, clone_password = $17, forge_api_url = $18 \
-             WHERE id = $1",
+        let result = bind_settings_of!(
+            sqlx::query(
+                "UPDATE repos SET full_name = $1, clone_url = $2, forge = $3, default_branch = $4, config_path = $5, \
+                     webhook_secret = $6, trust_privileged = $7, trust_volumes = $8, trust_network = $9, \
+                     timeout_minutes = $10, cancel_previous = $11, poll_interval_seconds = $12, lost_policy = $13, \
+                     forge_token = $14, clone_username = $15, clone_password = $16, forge_api_url = $17 \
+                 WHERE id = $18",
+            ),
+            repo
         )
         .bind(repo.id)
-        .bind(&repo.full_name)
-        .bind(&repo.clone_url)
-        .bind(repo.forge.as_str())
-        .bind(&repo.default_branch)
-        .bind(&repo.config_path)
-        .bind(&repo.webhook_secret)
-        .bind(flag_value(repo.trust.privileged))
-        .bind(flag_value(repo.trust.volumes))
-        .bind(flag_value(repo.trust.network))
-        .bind(i64::from(repo.timeout_minutes))
-        .bind(flag_value(repo.cancel_previous))
-        .bind(repo.poll_interval_seconds.map(i64::from))
-        .bind(repo.lost_policy.as_str())
-        .bind(repo.forge_token.as_deref())
-        .bind(repo.clone_username.as_deref())
-        .bind(repo.clone_password.as_deref())
-        .bind(repo.forge_api_url.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.id)))?;

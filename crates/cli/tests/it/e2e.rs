@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit as _, Mac as _};
+
+use crate::git_in as git;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "e2e-admin-token";
@@ -210,12 +212,6 @@ async fn assert_nothing_left(pids: &[u32]) {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// A bare remote with a first commit of `files`; returns (file:// URL, work tree).
 fn remote(root: &Path, files: &[(&str, &str)]) -> (String, PathBuf) {
     let bare = root.join("remote.git");
@@ -232,7 +228,7 @@ fn push_commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
         std::fs::write(work.join(path), text).unwrap();
     }
     git(work, &["add", "-A"]);
-    git(work, &["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-q", "--allow-empty", "-m", message]);
+    git(work, &["commit", "-q", "--allow-empty", "-m", message]);
     git(work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
     git(work, &["rev-parse", "HEAD"])
 }

@@ -195,16 +195,17 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert!(stdout(&help).contains("lint"));
 }
 
-/// Runs git in `dir` as a fixed author, and insists it succeeds.
-pub fn git_in(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
+/// Runs git in `dir` as a fixed author, insists it succeeds, and returns what it printed.
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
         .args(args)
         .current_dir(dir)
         .env("GIT_AUTHOR_NAME", "Ada")
         .env("GIT_AUTHOR_EMAIL", "ada@example.com")
         .env("GIT_COMMITTER_NAME", "Ada")
         .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "git {args:?} failed");
+    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }

@@ -144,6 +144,25 @@ impl Harness {
         token
     }
 
+    /// A request of the agent protocol, with the agent secret.
+    pub async fn agent(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, &format!("/api/agent/v1{path}"), Some(AGENT_SECRET), Some(body)).await
+    }
+
+    /// As `agent`, insisting on 200; the answer.
+    pub async fn agent_ok(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = self.agent(path, body).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+        answer
+    }
+
+    /// Registers an agent; its id.
+    pub async fn register_agent(&self, name: &str, labels: Value) -> i64 {
+        let answer =
+            self.agent_ok("/register", serde_json::json!({ "name": name, "labels": labels, "capacity": 2, "version": "test" })).await;
+        answer["agent_id"].as_i64().unwrap()
+    }
+
     /// Registers `full_name` on `clone_url` as the admin token.
     pub async fn repo(&self, full_name: &str, clone_url: &str, extra: Value) -> Value {
         let mut body = serde_json::json!({ "full_name": full_name, "clone_url": clone_url, "webhook_secret": "hook-secret" });

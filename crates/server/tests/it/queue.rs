@@ -7,17 +7,6 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::harness::{AGENT_SECRET, Db, Harness, PIPELINE, git_repo};
 
-async fn agent_call(harness: &Harness, path: &str, body: Value) -> (StatusCode, Value) {
-    harness.call(Method::POST, &format!("/api/agent/v1{path}"), Some(AGENT_SECRET), Some(body)).await
-}
-
-async fn register(harness: &Harness, name: &str, labels: Value) -> i64 {
-    let (status, answer) =
-        agent_call(harness, "/register", json!({ "name": name, "labels": labels, "capacity": 2, "version": "test" })).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    answer["agent_id"].as_i64().unwrap()
-}
-
 fn line(text: &str) -> Value {
     json!({ "at_ms": 1, "stream": "stdout", "text": text })
 }
@@ -27,7 +16,7 @@ async fn build(harness: &Harness, number: i64) -> Value {
 }
 
 async fn lease_one(harness: &Harness, agent: i64) -> Value {
-    let (status, job) = agent_call(harness, "/lease", json!({ "agent_id": agent })).await;
+    let (status, job) = harness.agent("/lease", json!({ "agent_id": agent })).await;
     assert_eq!(status, StatusCode::OK, "{job}");
     job
 }
@@ -36,7 +25,7 @@ async fn logs_are_stored_once(harness: Harness) {
     let (url, sha, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
     harness.repo("acme/app", &url, json!({})).await;
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let agent = register(&harness, "agent-1", json!({ "platform": "linux/amd64" })).await;
+    let agent = harness.register_agent("agent-1", json!({ "platform": "linux/amd64" })).await;
     let job = lease_one(&harness, agent).await;
     assert_eq!(job["commit"], sha);
     assert_eq!(job["plan"]["workflows"].as_array().unwrap().len(), 1);
@@ -47,22 +36,22 @@ async fn logs_are_stored_once(harness: Harness) {
         json!({ "agent_id": agent, "steps": [{ "step": "build", "state": "running", "started_ms": 1000 }],
                 "logs": [{ "step": "build", "first_seq": first, "lines": texts.iter().map(|text| line(text)).collect::<Vec<_>>() }] })
     };
-    let (status, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(0, &["a", "b", "c"])).await;
+    let (status, answer) = harness.agent(&format!("/jobs/{id}/updates"), upload(0, &["a", "b", "c"])).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["next_seq"]["build"], 3);
-    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(0, &["a", "b", "c"])).await;
+    let (_, answer) = harness.agent(&format!("/jobs/{id}/updates"), upload(0, &["a", "b", "c"])).await;
     assert_eq!(answer["next_seq"]["build"], 3, "a retried batch is not stored twice");
-    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(5, &["f"])).await;
+    let (_, answer) = harness.agent(&format!("/jobs/{id}/updates"), upload(5, &["f"])).await;
     assert_eq!(answer["next_seq"]["build"], 3, "a gap asks for a resend from 3");
-    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), upload(2, &["c", "d", "e"])).await;
+    let (_, answer) = harness.agent(&format!("/jobs/{id}/updates"), upload(2, &["c", "d", "e"])).await;
     assert_eq!(answer["next_seq"]["build"], 5, "an overlapping batch stores only the new lines");
 
     let done = json!({ "agent_id": agent, "state": "success", "steps": [
         { "step": "clone", "state": "success", "exit_code": 0, "started_ms": 900, "finished_ms": 950 },
         { "step": "build", "state": "success", "exit_code": 0, "started_ms": 1000, "finished_ms": 2000 } ] });
-    let (status, _) = agent_call(&harness, &format!("/jobs/{id}/done"), done.clone()).await;
+    let (status, _) = harness.agent(&format!("/jobs/{id}/done"), done.clone()).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = agent_call(&harness, &format!("/jobs/{id}/done"), done).await;
+    let (status, _) = harness.agent(&format!("/jobs/{id}/done"), done).await;
     assert_eq!(status, StatusCode::OK, "a retried `done` is accepted");
     let finished = build(&harness, 1).await;
     assert_eq!(finished["state"], "success", "{finished}");
@@ -84,15 +73,15 @@ async fn lost_agent(harness: Harness) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
     harness.repo("acme/app", &url, json!({})).await;
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let agent = register(&harness, "doomed", json!({})).await;
+    let agent = harness.register_agent("doomed", json!({})).await;
     let job = lease_one(&harness, agent).await;
     let id = job["id"].as_i64().unwrap();
-    agent_call(
-        &harness,
-        &format!("/jobs/{id}/updates"),
-        json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": [line("half")] }] }),
-    )
-    .await;
+    harness
+        .agent(
+            &format!("/jobs/{id}/updates"),
+            json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": [line("half")] }] }),
+        )
+        .await;
 
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     server::queue::reap_lost_agents(&harness.state).await.unwrap();
@@ -103,14 +92,14 @@ async fn lost_agent(harness: Harness) {
     assert_eq!(workflow["steps"][1]["log_lines"], 0, "the lost attempt's log is gone");
 
     // The silent agent comes back: its job is not its own any more.
-    let (status, _) = agent_call(&harness, &format!("/jobs/{id}/updates"), json!({ "agent_id": agent })).await;
+    let (status, _) = harness.agent(&format!("/jobs/{id}/updates"), json!({ "agent_id": agent })).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (_, answer) = agent_call(&harness, "/heartbeat", json!({ "agent_id": agent, "jobs": [id] })).await;
+    let (_, answer) = harness.agent("/heartbeat", json!({ "agent_id": agent, "jobs": [id] })).await;
     assert_eq!(answer["stop"], json!([id]));
 
     // With the `fail` policy the next loss fails it.
     harness.admin(Method::PATCH, "/api/v1/repos/acme/app", Some(json!({ "lost_policy": "fail" }))).await;
-    let second = register(&harness, "doomed-too", json!({})).await;
+    let second = harness.register_agent("doomed-too", json!({})).await;
     lease_one(&harness, second).await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     server::queue::reap_lost_agents(&harness.state).await.unwrap();
@@ -140,10 +129,10 @@ async fn restarted_agent(harness: Harness) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
     harness.repo("acme/app", &url, json!({})).await;
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let agent = register(&harness, "flaky", json!({})).await;
+    let agent = harness.register_agent("flaky", json!({})).await;
     lease_one(&harness, agent).await;
     // Back before anyone noticed it was gone: registering again says it lost what it ran.
-    let again = register(&harness, "flaky", json!({})).await;
+    let again = harness.register_agent("flaky", json!({})).await;
     assert_eq!(again, agent, "the same agent, by name");
     let after = build(&harness, 1).await;
     assert_eq!(after["workflows"][0]["state"], "pending", "{after}");
@@ -157,7 +146,7 @@ async fn cancellation(harness: Harness) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
     harness.repo("acme/app", &url, json!({})).await;
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let agent = register(&harness, "agent-1", json!({})).await;
+    let agent = harness.register_agent("agent-1", json!({})).await;
     let id = lease_one(&harness, agent).await["id"].as_i64().unwrap();
 
     let waiter = {
@@ -181,9 +170,9 @@ async fn cancellation(harness: Harness) {
     let (waited, answer) = waiter.await.unwrap();
     assert_eq!(answer["cancelled"], true);
     assert!(waited < std::time::Duration::from_secs(2), "the agent hears of it at once, not after {waited:?}");
-    let (_, answer) = agent_call(&harness, &format!("/jobs/{id}/updates"), json!({ "agent_id": agent })).await;
+    let (_, answer) = harness.agent(&format!("/jobs/{id}/updates"), json!({ "agent_id": agent })).await;
     assert_eq!(answer["cancel"], true);
-    agent_call(&harness, &format!("/jobs/{id}/done"), json!({ "agent_id": agent, "state": "failure", "steps": [] })).await;
+    harness.agent(&format!("/jobs/{id}/done"), json!({ "agent_id": agent, "state": "failure", "steps": [] })).await;
     let after = build(&harness, 1).await;
     assert_eq!(after["state"], "killed", "{after}");
     assert_eq!(after["workflows"][0]["state"], "killed");
@@ -196,8 +185,8 @@ async fn labels_and_dependencies(harness: Harness) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker/first.yml", first), (".woodpecker/second.yml", second)]);
     harness.repo("acme/app", &url, json!({})).await;
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let plain = register(&harness, "plain", json!({ "platform": "linux/amd64" })).await;
-    let gpu = register(&harness, "gpu", json!({ "platform": "linux/amd64", "gpu": "yes" })).await;
+    let plain = harness.register_agent("plain", json!({ "platform": "linux/amd64" })).await;
+    let gpu = harness.register_agent("gpu", json!({ "platform": "linux/amd64", "gpu": "yes" })).await;
     let agent_record = |id| {
         let store = harness.state.store.clone();
         async move { store.agent_by_id(id).await.unwrap().unwrap() }
@@ -208,7 +197,7 @@ async fn labels_and_dependencies(harness: Harness) {
     let job = server::queue::lease(&harness.state, &gpu_agent).await.unwrap().expect("the gpu agent gets `first`");
     assert_eq!(job.plan.workflows[0].name, "first");
     assert!(server::queue::lease(&harness.state, &plain_agent).await.unwrap().is_none(), "`second` still waits");
-    agent_call(&harness, &format!("/jobs/{}/done", job.id), json!({ "agent_id": gpu, "state": "failure", "steps": [] })).await;
+    harness.agent(&format!("/jobs/{}/done", job.id), json!({ "agent_id": gpu, "state": "failure", "steps": [] })).await;
     let after = build(&harness, 1).await;
     let second = after["workflows"].as_array().unwrap().iter().find(|workflow| workflow["name"] == "second").unwrap().clone();
     assert_eq!(second["state"], "skipped", "{after}");
@@ -224,7 +213,7 @@ async fn job_secrets(harness: Harness) {
     harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/deploy_token", Some(json!({ "value": "v4lue" }))).await;
     harness.admin(Method::PUT, "/api/v1/repos/acme/app/secrets/unused", Some(json!({ "value": "not-sent" }))).await;
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
-    let agent = register(&harness, "agent-1", json!({})).await;
+    let agent = harness.register_agent("agent-1", json!({})).await;
     let job = lease_one(&harness, agent).await;
     assert_eq!(job["secrets"], json!({ "deploy_token": "v4lue" }), "only what the steps reference");
 
@@ -257,7 +246,7 @@ async fn manual_variables(harness: Harness) {
         .admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main", "variables": { "WHO": "world" } })))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{build}");
-    let agent = register(&harness, "agent-1", json!({})).await;
+    let agent = harness.register_agent("agent-1", json!({})).await;
     let job = lease_one(&harness, agent).await;
     let step = &job["plan"]["workflows"][0]["steps"].as_array().unwrap().iter().find(|step| step["name"] == "greet").unwrap().clone();
     assert_eq!(step["commands"][0], "echo hello world", "substituted: {step}");

@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{AGENT_SECRET, Db, Harness, PIPELINE, commit, git, git_repo};
+use crate::harness::{Db, Harness, PIPELINE, commit, git, git_repo};
 
 /// A local stand-in for a forge's API and for notification receivers: records every request;
 /// the first request to `/flaky` fails.
@@ -64,19 +64,11 @@ impl Recorder {
     }
 }
 
-async fn agent_call(harness: &Harness, path: &str, body: Value) -> Value {
-    let (status, answer) = harness.call(Method::POST, &format!("/api/agent/v1{path}"), Some(AGENT_SECRET), Some(body)).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {answer}");
-    answer
-}
-
 /// Runs build 1 to `state` as an agent would.
 async fn finish_build(harness: &Harness, state: &str) {
-    let agent =
-        agent_call(harness, "/register", json!({ "name": "agent", "labels": {}, "capacity": 1, "version": "test" })).await["agent_id"]
-            .clone();
-    let job = agent_call(harness, "/lease", json!({ "agent_id": agent })).await;
-    agent_call(harness, &format!("/jobs/{}/done", job["id"]), json!({ "agent_id": agent, "state": state, "steps": [] })).await;
+    let agent = harness.register_agent("agent", json!({})).await;
+    let job = harness.agent_ok("/lease", json!({ "agent_id": agent })).await;
+    harness.agent_ok(&format!("/jobs/{}/done", job["id"]), json!({ "agent_id": agent, "state": state, "steps": [] })).await;
 }
 
 async fn statuses_and_notifications(harness: Harness) {
@@ -133,18 +125,16 @@ async fn resume_and_retention(harness: Harness) {
     harness.repo("acme/app", &url, json!({})).await;
     let (_, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
     let step = build["workflows"][0]["steps"][1]["id"].as_i64().unwrap();
-    let agent =
-        agent_call(&harness, "/register", json!({ "name": "agent", "labels": {}, "capacity": 1, "version": "test" })).await["agent_id"]
-            .clone();
-    let job = agent_call(&harness, "/lease", json!({ "agent_id": agent })).await;
+    let agent = harness.register_agent("agent", json!({})).await;
+    let job = harness.agent_ok("/lease", json!({ "agent_id": agent })).await;
     let lines: Vec<Value> = (0..6).map(|n| json!({ "at_ms": n, "stream": "stdout", "text": format!("line {n}") })).collect();
-    agent_call(
-        &harness,
-        &format!("/jobs/{}/updates", job["id"]),
-        json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": lines }] }),
-    )
-    .await;
-    agent_call(&harness, &format!("/jobs/{}/done", job["id"]), json!({ "agent_id": agent, "state": "success", "steps": [] })).await;
+    harness
+        .agent_ok(
+            &format!("/jobs/{}/updates", job["id"]),
+            json!({ "agent_id": agent, "logs": [{ "step": "build", "first_seq": 0, "lines": lines }] }),
+        )
+        .await;
+    harness.agent_ok(&format!("/jobs/{}/done", job["id"]), json!({ "agent_id": agent, "state": "success", "steps": [] })).await;
 
     use tower::ServiceExt as _;
     let request = axum::http::Request::get(format!("/api/v1/repos/acme/app/builds/1/steps/{step}/log/stream"))
