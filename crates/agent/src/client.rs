@@ -1,6 +1,7 @@
 //! The server's agent API as typed calls, and how their failures are told apart: worth a retry
 //! (the server is down or overloaded) or final (the server refuses).
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use proto::agent::{
@@ -9,6 +10,7 @@ use proto::agent::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 /// Longest wait for an answer to an ordinary request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,13 +68,20 @@ pub(crate) enum Lease {
     },
 }
 
-/// The agent's side of the protocol in `proto::agent`. Cheap to clone.
+/// The agent's side of the protocol in `proto::agent`. Cheap to clone; clones share the
+/// agent's token.
 #[derive(Clone)]
 pub(crate) struct ServerClient {
     http: reqwest::Client,
     /// The server's address with the protocol's prefix, without a trailing slash.
     base: String,
+    /// The shared agent secret: registration only.
     secret: String,
+    /// The agent's own token, from its registration: every other request.
+    token: Arc<RwLock<Option<String>>>,
+    /// Cancelled when the server refuses the agent's token (an administrator removed the agent):
+    /// the agent stops.
+    refused: CancellationToken,
 }
 
 impl ServerClient {
@@ -81,12 +90,26 @@ impl ServerClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("gantry-agent/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(ServerClient { http, base: format!("{}{PREFIX}", server.trim_end_matches('/')), secret: secret.to_owned() })
+        Ok(ServerClient {
+            http,
+            base: format!("{}{PREFIX}", server.trim_end_matches('/')),
+            secret: secret.to_owned(),
+            token: Arc::default(),
+            refused: CancellationToken::new(),
+        })
     }
 
+    /// Registers with the shared secret; later requests carry the token it returns.
     pub(crate) async fn register(&self, request: &RegisterRequest) -> Result<RegisterResponse, RequestError> {
-        let response = self.post("/register", request, REQUEST_TIMEOUT).await?;
-        decode("/register", response).await
+        let response = self.send("/register", request, REQUEST_TIMEOUT, &self.secret).await?;
+        let registration: RegisterResponse = decode("/register", response).await?;
+        *self.token.write().unwrap_or_else(PoisonError::into_inner) = Some(registration.token.clone());
+        Ok(registration)
+    }
+
+    /// Cancelled once the server has refused the agent's token.
+    pub(crate) fn refused(&self) -> &CancellationToken {
+        &self.refused
     }
 
     pub(crate) async fn lease(&self, agent_id: i64) -> Result<Lease, RequestError> {
@@ -133,12 +156,32 @@ impl ServerClient {
         decode("/heartbeat", response).await
     }
 
-    /// Sends `body`; a status other than 2xx is an error carrying what the server said.
+    /// Sends `body` with the agent's token. A 401 means the server no longer knows the token.
     async fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B, timeout: Duration) -> Result<reqwest::Response, RequestError> {
+        let token = self.token.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default();
+        let result = self.send(path, body, timeout, &token).await;
+        if let Err(RequestError::Status { status: 401, message, .. }) = &result {
+            if !self.refused.is_cancelled() {
+                tracing::error!(%message, "the server refuses this agent's token");
+            }
+            self.refused.cancel();
+        }
+        result
+    }
+
+    /// Sends `body` with `bearer`; a status other than 2xx is an error carrying what the server
+    /// said.
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+        bearer: &str,
+    ) -> Result<reqwest::Response, RequestError> {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.secret)
+            .bearer_auth(bearer)
             .timeout(timeout)
             .json(body)
             .send()

@@ -24,7 +24,7 @@ use crate::report::{self, Destination, Flushed, JobSink, state_of};
 /// What every job of an agent shares.
 pub struct AgentContext {
     pub client: ServerClient,
-    /// Changes only when the server forgot the agent and it registered again.
+    /// The id the registration gave; fixed for the life of the process.
     pub agent_id: AtomicI64,
     pub backend: Arc<DockerBackend>,
     pub work_dir: PathBuf,

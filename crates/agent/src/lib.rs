@@ -7,6 +7,11 @@
 //!
 //! Every request to the server is retried with backoff while the server does not answer or
 //! answers 5xx, so the agent rides out a server restart; nothing it reports is lost meanwhile.
+//!
+//! The agent registers with the shared agent secret and then speaks with the token the server
+//! gave it. The token is kept in the work folder (0600), so that an agent restarting under its
+//! name proves it is the same agent and takes its name back at once; a server that refuses the
+//! token (an administrator removed the agent) stops the agent.
 
 mod client;
 mod clone;
@@ -124,6 +129,10 @@ pub enum AgentError {
     NoCapacity,
     #[error("cannot make an HTTP client: {0}")]
     Http(#[source] reqwest::Error),
+    #[error(
+        "the server at {server} no longer accepts this agent's token (an administrator removed the agent, or another agent registered under its name); start it again to register"
+    )]
+    Refused { server: String },
 }
 
 /// Runs the agent until `shutdown` is cancelled: then it leases nothing more, stops its
@@ -147,13 +156,16 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
         }
     }
     let client = ServerClient::new(&config.server, &config.secret).map_err(AgentError::Http)?;
+    let identity = IdentityFile::new(&config);
     let registration_request = RegisterRequest {
         name: config.name.clone(),
         labels: config.labels.clone(),
         capacity: config.capacity,
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        token: identity.read(),
     };
     let Some(registration) = register(&client, &registration_request, &config.server, &shutdown).await? else { return Ok(()) };
+    identity.write(&registration.token);
     span.record("agent_id", registration.agent_id);
     tracing::info!(capacity = config.capacity, labels = ?config.labels, "registered");
 
@@ -181,14 +193,61 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
         Duration::from_secs(if registration.heartbeat_seconds > 0 { registration.heartbeat_seconds } else { HEARTBEAT_SECONDS });
     let heartbeat = tokio::spawn(heartbeat(context.clone(), jobs.clone(), heartbeat_interval, heartbeat_stop.clone()).in_current_span());
 
-    let leasing = Leasing { registration: registration_request, server: config.server.clone(), capacity: config.capacity, span };
-    lease_loop(&context, &jobs, &leasing, &shutdown).await;
+    lease_loop(&context, &jobs, config.capacity, &shutdown).await;
 
     grace.abort();
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
+    if context.client.refused().is_cancelled() {
+        identity.forget();
+        return Err(AgentError::Refused { server: config.server.clone() });
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the agent keeps the token of its registration with one server under one name.
+struct IdentityFile {
+    path: PathBuf,
+    server: String,
+}
+
+impl IdentityFile {
+    fn new(config: &AgentConfig) -> IdentityFile {
+        let name: String = config
+            .name
+            .chars()
+            .map(|character| if character.is_ascii_alphanumeric() || "-_.".contains(character) { character } else { '_' })
+            .collect();
+        IdentityFile { path: config.work_dir.join(format!("agent-{name}.token")), server: config.server.trim_end_matches('/').to_owned() }
+    }
+
+    /// The token kept for this server, if any.
+    fn read(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let (server, token) = text.split_once('\n')?;
+        (server == self.server && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    }
+
+    fn write(&self, token: &str) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.path)
+            .and_then(|mut file| file.write_all(format!("{}\n{token}\n", self.server).as_bytes()));
+        if let Err(error) = written {
+            // Not fatal: a restart then waits until the server takes the old process for lost.
+            tracing::warn!(path = %self.path.display(), %error, "cannot keep the agent's token");
+        }
+    }
+
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 fn docker_error(error: runtime::BackendError) -> AgentError {
@@ -218,6 +277,14 @@ async fn register(
                 failures += 1;
                 if failures == 1 {
                     tracing::warn!(%error, "cannot register yet; retrying until the server answers");
+                }
+            }
+            // Another process holds the name (or this one's earlier process, not yet taken for
+            // lost): wait for the server to let it go.
+            Err(error) if error.status() == Some(409) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(%error, "the name is held by a connected agent; retrying until the server lets it go");
                 }
             }
             Err(RequestError::Status { status, message, .. }) => {
@@ -283,20 +350,11 @@ impl Drop for Running {
     }
 }
 
-/// What the lease loop needs besides the shared context.
-struct Leasing {
-    /// To register again when the server forgot the agent.
-    registration: RegisterRequest,
-    server: String,
-    capacity: u32,
-    /// The agent's span, whose `agent_id` changes with a new registration.
-    span: tracing::Span,
-}
-
 /// Leases jobs while a slot is free, until shutdown; then stops the running jobs and waits
 /// until each has been reported.
-async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasing: &Leasing, shutdown: &CancellationToken) {
-    let slots = Arc::new(Semaphore::new(leasing.capacity as usize));
+async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, capacity: u32, shutdown: &CancellationToken) {
+    let slots = Arc::new(Semaphore::new(capacity as usize));
+    let refused = context.client.refused().clone();
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Backoff::new();
     let mut failures: u32 = 0;
@@ -312,11 +370,13 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasin
         let slot = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = refused.cancelled() => break,
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
         let lease = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = refused.cancelled() => break,
             lease = context.client.lease(context.agent_id()) => lease,
         };
         if lease.is_ok() && failures > 0 {
@@ -353,22 +413,6 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasin
                 );
                 continue;
             }
-            // The server lost track of the agent (its record was removed): register again and
-            // go on with the id it gives.
-            Err(error) if error.status() == Some(404) => {
-                tracing::warn!(%error, "the server does not know this agent; registering again");
-                drop(slot);
-                match register(&context.client, &leasing.registration, &leasing.server, shutdown).await {
-                    Ok(Some(registration)) => {
-                        context.agent_id.store(registration.agent_id, Ordering::SeqCst);
-                        leasing.span.record("agent_id", registration.agent_id);
-                        tracing::info!("registered again");
-                        continue;
-                    }
-                    Ok(None) => break,
-                    Err(error) => tracing::error!(%error, "registering again failed"),
-                }
-            }
             Err(error) => {
                 failures += 1;
                 if failures == 1 || !error.is_retryable() {
@@ -379,10 +423,12 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, leasin
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = shutdown.cancelled() => break,
+            _ = refused.cancelled() => break,
         }
     }
-    tracing::info!(jobs = ?jobs.ids(), "shutting down: stopping the running jobs");
-    jobs.stop_all("the agent is shutting down");
+    let reason = if refused.is_cancelled() { "the server no longer accepts this agent" } else { "the agent is shutting down" };
+    tracing::info!(jobs = ?jobs.ids(), "{reason}: stopping the running jobs");
+    jobs.stop_all(reason);
     while let Some(ended) = tasks.join_next().await {
         if let Err(error) = ended {
             tracing::error!(%error, "a job task failed");

@@ -57,10 +57,11 @@ enum Command {
     /// Run the Gantry server: API, webhooks, polling, cron, the queue agents lease from, live logs.
     Server(serve::ServerArgs),
     /// Run an agent: lease workflows from a server and run them on this machine's Docker engine.
-    Agent(agent_cmd::AgentArgs),
+    /// `gantry agent ls|rm` list and remove a server's agents.
+    Agent(agent_cmd::AgentCommand),
     /// Repositories on a server (GANTRY_SERVER, GANTRY_TOKEN).
     Repo(client::RepoCommand),
-    /// Builds on a server: list, show, logs, cancel, restart, run.
+    /// Builds on a server: list, show, logs, cancel, restart, run, approve, decline.
     Build(client::BuildCommand),
     /// Repository secrets on a server (values are write-only).
     Secret(client::SecretCommand),

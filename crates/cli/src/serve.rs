@@ -41,6 +41,13 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat after which an agent's workflows are marked lost.
     #[arg(long, env = "GANTRY_AGENT_LOST_AFTER", default_value_t = proto::agent::LOST_AFTER_SECONDS)]
     pub agent_lost_after: u64,
+    /// A bearer token `/metrics` asks for (default: metrics are open).
+    #[arg(long, env = "GANTRY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Behind a reverse proxy: take each client's address from the last X-Forwarded-For entry
+    /// (failed sign-ins are throttled per address).
+    #[arg(long, env = "GANTRY_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 }
 
 pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
@@ -59,6 +66,8 @@ pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
     config.log_retention = args.log_retention_days.map(|days| Duration::from_secs(u64::from(days) * 24 * 3600));
     config.max_webhook_bytes = args.max_webhook_bytes;
     config.agent_lost_after = Duration::from_secs(args.agent_lost_after.max(1));
+    config.metrics_token = args.metrics_token.filter(|token| !token.is_empty());
+    config.trust_forwarded_for = args.trust_forwarded_for;
     if config.agent_secret.is_none() {
         eprintln!("note: GANTRY_AGENT_SECRET is not set, so no agent can connect");
     }

@@ -162,18 +162,18 @@ impl StatusReporter {
 
 /// The word each forge uses for a Gantry state. None of them has Gantry's `skipped`: a skipped
 /// build reports success so that it does not block merging; `lost` reports an error (a new
-/// status follows if the build is queued again).
+/// status follows if the build is queued again); `blocked` (waiting for approval) is pending.
 pub fn forge_state(forge: ForgeKind, state: State) -> &'static str {
     match forge {
         ForgeKind::Gitlab => match state {
-            State::Pending => "pending",
+            State::Pending | State::Blocked => "pending",
             State::Running => "running",
             State::Success | State::Skipped => "success",
             State::Failure | State::Error | State::Lost => "failed",
             State::Killed => "canceled",
         },
         ForgeKind::Github | ForgeKind::Gitea | ForgeKind::Generic => match state {
-            State::Pending | State::Running => "pending",
+            State::Pending | State::Running | State::Blocked => "pending",
             State::Success | State::Skipped => "success",
             State::Failure => "failure",
             State::Killed | State::Error | State::Lost => "error",

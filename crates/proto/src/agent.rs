@@ -1,8 +1,16 @@
-//! The server↔agent protocol: HTTP/JSON on the server's port under [`PREFIX`], every request
-//! carrying `Authorization: Bearer <GANTRY_AGENT_SECRET>`.
+//! The server↔agent protocol: HTTP/JSON on the server's port under [`PREFIX`].
+//!
+//! An agent has an identity of its own: the shared `GANTRY_AGENT_SECRET` only registers, and
+//! every later request carries the token the registration returned
+//! (`Authorization: Bearer <token>`). A job's updates are accepted only from the agent that
+//! leased it; a request for another agent's job answers `409`. A token the server does not know
+//! (an administrator removed the agent) answers `401`: the agent stops.
 //!
 //! The flow of one agent:
-//! 1. `POST /register` once at start with its name, labels and capacity → its `agent_id`.
+//! 1. `POST /register` once at start, with the agent secret, its name, labels and capacity, and
+//!    the token of its previous registration if it kept one → its `agent_id` and a new token.
+//!    A name that another connected agent holds is refused (`409`) unless the request proves,
+//!    with that agent's token, that it is the same agent restarting.
 //! 2. `POST /lease` (long-poll, up to [`LEASE_WAIT_SECONDS`]) while it has a free slot → `200`
 //!    with a [`Job`] (one workflow), or `204` when nothing matched in time.
 //! 3. For each job, `POST /jobs/{job}/updates` with step states and log lines. Lines are numbered
@@ -16,6 +24,8 @@
 //!    jobs of an agent silent for [`LOST_AFTER_SECONDS`] lost, and answers a heartbeat with the
 //!    jobs the agent must stop (cancelled, or no longer its own). Registering again under the
 //!    same name (a restarted agent) marks whatever that name was running lost.
+//!
+//! The `agent_id` the bodies carry must be the token's agent.
 //!
 //! A request for a job that is no longer leased to the agent answers `409`: the agent stops it.
 
@@ -35,7 +45,7 @@ pub const HEARTBEAT_SECONDS: u64 = 5;
 /// Silence after which an agent's jobs are lost.
 pub const LOST_AFTER_SECONDS: u64 = 30;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {
     /// Shown in the UI and logs; by default the host name.
     pub name: String,
@@ -45,12 +55,40 @@ pub struct RegisterRequest {
     /// Most workflows at once.
     pub capacity: u32,
     pub version: String,
+    /// The token an earlier registration under this name returned: proof that this is the same
+    /// agent starting again, so it may take its name back at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RegisterRequest")
+            .field("name", &self.name)
+            .field("labels", &self.labels)
+            .field("capacity", &self.capacity)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterResponse {
     pub agent_id: i64,
     pub heartbeat_seconds: u64,
+    /// This agent's token for every later request. The server keeps only its hash.
+    pub token: String,
+}
+
+impl std::fmt::Debug for RegisterResponse {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RegisterResponse")
+            .field("agent_id", &self.agent_id)
+            .field("heartbeat_seconds", &self.heartbeat_seconds)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

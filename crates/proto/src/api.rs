@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::state::{ForgeKind, LostPolicy, State, Trust};
+use crate::state::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
 pub const PREFIX: &str = "/api/v1";
 
@@ -16,7 +16,7 @@ pub const PREFIX: &str = "/api/v1";
 pub struct ErrorBody {
     /// A stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `conflict`, `payload_too_large`, `method_not_allowed`, `unsupported_media_type`,
-    /// `unavailable`, `internal`.
+    /// `too_many_requests`, `unavailable`, `internal`.
     pub code: String,
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +78,9 @@ pub struct Login {
 pub struct TokenCreate {
     /// What the token is for, shown in lists.
     pub name: String,
+    /// The token stops working this many days from now; absent: it works until deleted.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
 }
 
 /// A new API token. `token` is shown once, here; the server keeps only its hash.
@@ -86,6 +89,21 @@ pub struct TokenCreated {
     pub id: i64,
     pub name: String,
     pub token: String,
+    /// Unix seconds when it stops working, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+}
+
+/// One of the caller's tokens: API tokens and sign-in sessions. Never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    pub id: i64,
+    pub name: String,
+    /// `api` or `session`.
+    pub kind: String,
+    pub created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -117,6 +135,8 @@ pub struct Repo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval_seconds: Option<u32>,
     pub lost_policy: LostPolicy,
+    /// Which builds wait for a maintainer's approval before they are queued.
+    pub approval: ApprovalPolicy,
     /// The forge's API base for commit statuses, when set; otherwise derived from the clone URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forge_api_url: Option<String>,
@@ -153,6 +173,9 @@ pub struct RepoCreate {
     pub poll_interval_seconds: Option<u32>,
     #[serde(default)]
     pub lost_policy: Option<LostPolicy>,
+    /// Default: `forks` (pull requests from forks wait for a maintainer's approval).
+    #[serde(default)]
+    pub approval: Option<ApprovalPolicy>,
     /// Admins of the server only.
     #[serde(default)]
     pub trust: Option<Trust>,
@@ -192,6 +215,8 @@ pub struct RepoUpdate {
     pub poll_interval_seconds: Option<u32>,
     #[serde(default)]
     pub lost_policy: Option<LostPolicy>,
+    #[serde(default)]
+    pub approval: Option<ApprovalPolicy>,
     #[serde(default)]
     pub trust: Option<Trust>,
     #[serde(default)]
@@ -237,9 +262,18 @@ pub struct Build {
     pub trigger: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<String>,
-    /// Why it failed before running (pipeline errors, a missing commit).
+    /// Why it failed before running (pipeline errors, a missing commit), or why it waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether it came from a fork (pull requests): it gets no secrets and no trust.
+    #[serde(default)]
+    pub from_fork: bool,
+    /// Who approved it, when it had to wait for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// Unix seconds of the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<i64>,
     pub created: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<i64>,
@@ -393,6 +427,8 @@ pub struct Agent {
     pub last_seen: i64,
     pub connected: bool,
     pub running: u32,
+    /// Unix seconds of its first registration.
+    pub created: i64,
 }
 
 /// The answer to a webhook delivery or a poll: what it started, if anything.

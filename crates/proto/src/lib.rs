@@ -6,4 +6,4 @@ pub mod agent;
 pub mod api;
 pub mod state;
 
-pub use state::{ForgeKind, LostPolicy, State, Trust};
+pub use state::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};

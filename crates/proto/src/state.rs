@@ -5,7 +5,9 @@ use utoipa::ToSchema;
 
 /// The state of a build, a workflow or a step. Builds and workflows go
 /// pending → running → one of the finished states; a workflow whose agent vanished is `lost`
-/// until it is re-queued (back to `pending`) or failed by the repository's policy.
+/// until it is re-queued (back to `pending`) or failed by the repository's policy. A build that
+/// needs a maintainer's approval (a fork's pull request, by the repository's policy) and its
+/// workflows are `blocked` until approved (then `pending`) or declined (then `killed`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -22,11 +24,22 @@ pub enum State {
     Error,
     /// The agent running it stopped answering.
     Lost,
+    /// Waiting for a maintainer's approval before it is queued.
+    Blocked,
 }
 
 impl State {
-    pub const ALL: [State; 8] =
-        [State::Pending, State::Running, State::Success, State::Failure, State::Skipped, State::Killed, State::Error, State::Lost];
+    pub const ALL: [State; 9] = [
+        State::Pending,
+        State::Running,
+        State::Success,
+        State::Failure,
+        State::Skipped,
+        State::Killed,
+        State::Error,
+        State::Lost,
+        State::Blocked,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +51,7 @@ impl State {
             State::Killed => "killed",
             State::Error => "error",
             State::Lost => "lost",
+            State::Blocked => "blocked",
         }
     }
 
@@ -110,6 +124,56 @@ pub struct Trust {
 impl Trust {
     pub fn is_any(self) -> bool {
         self.privileged || self.volumes || self.network
+    }
+}
+
+/// Which builds wait for a maintainer's approval (someone with the write role) before they are
+/// queued, as Woodpecker's setting of the same name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// Nothing waits.
+    None,
+    /// Pull requests from forks wait: their code was written by someone without access.
+    #[default]
+    Forks,
+    /// Every pull request waits.
+    PullRequests,
+    /// Every build started by a webhook, a poll or a cron waits.
+    AllEvents,
+}
+
+impl ApprovalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalPolicy::None => "none",
+            ApprovalPolicy::Forks => "forks",
+            ApprovalPolicy::PullRequests => "pull_requests",
+            ApprovalPolicy::AllEvents => "all_events",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ApprovalPolicy> {
+        match text {
+            "none" => Some(ApprovalPolicy::None),
+            "forks" => Some(ApprovalPolicy::Forks),
+            "pull_requests" => Some(ApprovalPolicy::PullRequests),
+            "all_events" => Some(ApprovalPolicy::AllEvents),
+            _ => None,
+        }
+    }
+
+    /// Whether a build of `event` (from a fork or not) waits for approval. Builds people start
+    /// (manual, restart) never wait: starting one needs the write role already.
+    pub fn requires_approval(self, event: &str, from_fork: bool) -> bool {
+        // A closed pull request's build runs its head too.
+        let pull_request = event == "pull_request" || event == "pull_request_closed";
+        match self {
+            ApprovalPolicy::None => false,
+            ApprovalPolicy::Forks => pull_request && from_fork,
+            ApprovalPolicy::PullRequests => pull_request,
+            ApprovalPolicy::AllEvents => event != "manual",
+        }
     }
 }
 

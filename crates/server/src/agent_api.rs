@@ -1,5 +1,9 @@
 //! The server side of the agent protocol (`proto::agent`): registration, long-poll leases,
 //! state and log updates (idempotent by sequence number), cancellation, completion, heartbeats.
+//!
+//! The shared agent secret only registers; registration hands the agent a token of its own, and
+//! every other request is that agent's (`AgentCaller`): it leases for itself and may report
+//! only on jobs leased to it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,7 +20,8 @@ use proto::agent::{
 };
 use store::{AgentRecord, StepChange, StoreError, WorkflowRecord};
 
-use crate::auth::AgentCaller;
+use crate::auth::{AgentCaller, AgentSecret};
+use crate::crypto::{new_token, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::hub::Topic;
 use crate::state::{AppState, now_ms};
@@ -31,44 +36,76 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/{job}/done", post(done))
 }
 
+/// Longest agent name, label key or value accepted.
+const MAX_AGENT_TEXT: usize = 128;
+/// Most labels an agent may declare.
+const MAX_AGENT_LABELS: usize = 64;
+
 async fn register(
-    _agent: AgentCaller,
+    _secret: AgentSecret,
     AxumState(state): AxumState<AppState>,
     Json(request): Json<RegisterRequest>,
 ) -> ApiResult<Json<RegisterResponse>> {
-    if request.name.trim().is_empty() {
-        return Err(ApiError::invalid("name", "an agent needs a name"));
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_AGENT_TEXT || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name", format!("an agent needs a name of 1 to {MAX_AGENT_TEXT} characters")));
     }
-    let previous = state.store.list_agents().await?.into_iter().find(|agent| agent.name == request.name);
-    if let Some(previous) = previous
-        && now_ms() - previous.last_seen < state.config.agent_lost_after.as_millis() as i64
+    if request.labels.len() > MAX_AGENT_LABELS
+        || request
+            .labels
+            .iter()
+            .any(|(key, value)| key.is_empty() || key.chars().count() > MAX_AGENT_TEXT || value.chars().count() > MAX_AGENT_TEXT)
     {
-        // Either a quick restart, or two processes sharing one name: they would take each
-        // other's work for lost.
-        tracing::warn!(
-            agent = %previous.name,
-            "an agent registered under a name that was active moments ago; if two agents share it, give each its own --name"
-        );
+        return Err(ApiError::invalid(
+            "labels",
+            format!("at most {MAX_AGENT_LABELS} labels, each key and value at most {MAX_AGENT_TEXT} characters"),
+        ));
     }
-    let new_agent = store::NewAgent { name: request.name, labels: request.labels, capacity: request.capacity, version: request.version };
-    let agent = state.store.register_agent(&new_agent, now_ms()).await?;
-    tracing::info!(agent = %agent.name, id = agent.id, "agent registered");
-    // An agent registers when it starts: whatever it ran before is gone with its old process.
+    let previous = state.store.agent_by_name(name).await?;
+    let same_agent = match (&previous, &request.token) {
+        (Some(_), Some(token)) => state.store.agent_token_matches(name, &token_hash(token)).await?,
+        _ => false,
+    };
+    if let Some(previous) = &previous
+        && !same_agent
+    {
+        let silent = now_ms() - previous.last_seen;
+        if silent < state.config.agent_lost_after.as_millis() as i64 {
+            // Another process under this name is alive: taking the name would take its work.
+            tracing::warn!(agent = %previous.name, "refused a registration under the name of a connected agent");
+            return Err(ApiError::conflict(format!(
+                "agent {name} is connected (seen {}s ago): give this agent its own --name, or wait until the other has been silent for {}s",
+                silent / 1000,
+                state.config.agent_lost_after.as_secs()
+            )));
+        }
+    }
+    let token = new_token("gtg_");
+    let new_agent = store::NewAgent { name: name.to_owned(), labels: request.labels, capacity: request.capacity, version: request.version };
+    let agent = state.store.register_agent(&new_agent, &token_hash(&token), now_ms()).await?;
+    tracing::info!(agent = %agent.name, id = agent.id, restart = same_agent, "agent registered");
+    // An agent registers when it starts: whatever ran under its name before is gone with the old
+    // process.
     crate::queue::lose_workflows_of(&state, &agent, &format!("agent {} restarted", agent.name)).await?;
-    Ok(Json(RegisterResponse { agent_id: agent.id, heartbeat_seconds: HEARTBEAT_SECONDS }))
+    Ok(Json(RegisterResponse { agent_id: agent.id, heartbeat_seconds: HEARTBEAT_SECONDS, token }))
 }
 
-async fn known_agent(state: &AppState, agent_id: i64) -> ApiResult<AgentRecord> {
-    state
-        .store
-        .agent_by_id(agent_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("agent {agent_id} is not registered; register again")))
+/// The `agent_id` a body names must be the token's agent.
+fn same_agent(agent: &AgentRecord, claimed: i64) -> ApiResult<()> {
+    if agent.id == claimed {
+        return Ok(());
+    }
+    tracing::warn!(agent = %agent.name, claimed, "an agent's request named another agent");
+    Err(ApiError::forbidden(format!("this token belongs to agent {}, not agent {claimed}", agent.name)))
 }
 
 /// Holds the request until a workflow this agent may run is pending, or the wait is over (204).
-async fn lease(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(request): Json<LeaseRequest>) -> ApiResult<Response> {
-    let agent = known_agent(&state, request.agent_id).await?;
+async fn lease(
+    AgentCaller(agent): AgentCaller,
+    AxumState(state): AxumState<AppState>,
+    Json(request): Json<LeaseRequest>,
+) -> ApiResult<Response> {
+    same_agent(&agent, request.agent_id)?;
     let deadline = Instant::now() + Duration::from_secs(LEASE_WAIT_SECONDS);
     loop {
         let mut queue_changed = state.hub.subscribe(Topic::Queue);
@@ -88,17 +125,21 @@ async fn lease(_agent: AgentCaller, AxumState(state): AxumState<AppState>, Json(
     }
 }
 
-/// The workflow `job` if `agent_id` holds it and it is running.
-async fn leased(state: &AppState, job: i64, agent_id: i64) -> ApiResult<WorkflowRecord> {
+/// The workflow `job` if `agent` holds it and it is running. A request about a job another
+/// agent holds is refused and logged: an agent may report only on its own jobs.
+async fn leased(state: &AppState, job: i64, agent: &AgentRecord) -> ApiResult<WorkflowRecord> {
     let workflow = state.store.workflow_by_id(job).await?.ok_or_else(|| ApiError::not_found(format!("job {job} does not exist")))?;
-    if workflow.agent_id != Some(agent_id) || workflow.state != State::Running {
+    if workflow.agent_id != Some(agent.id) || workflow.state != State::Running {
+        if workflow.agent_id.is_some_and(|holder| holder != agent.id) {
+            tracing::warn!(agent = %agent.name, job, holder = workflow.agent_id, "an agent reported on a job leased to another agent");
+        }
         return Err(ApiError::conflict(format!("job {job} is no longer leased to this agent (it is {})", workflow.state)));
     }
     Ok(workflow)
 }
 
 async fn updates(
-    _agent: AgentCaller,
+    AgentCaller(agent): AgentCaller,
     AxumState(state): AxumState<AppState>,
     Path(job): Path<i64>,
     body: axum::body::Bytes,
@@ -107,7 +148,8 @@ async fn updates(
     // large log: these bodies are written by agents, not people.
     let request: JobUpdates =
         serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("the updates body is not valid: {error}")))?;
-    let workflow = leased(&state, job, request.agent_id).await?;
+    same_agent(&agent, request.agent_id)?;
+    let workflow = leased(&state, job, &agent).await?;
     let steps = state.store.steps_of_workflow(workflow.id).await?;
     let step_id = |name: &str| steps.iter().find(|step| step.name == name).map(|step| step.id);
     let mut next_seq = BTreeMap::new();
@@ -155,15 +197,16 @@ async fn apply_steps(state: &AppState, workflow: &WorkflowRecord, updates: &[Ste
 }
 
 async fn cancel_wait(
-    _agent: AgentCaller,
+    AgentCaller(agent): AgentCaller,
     AxumState(state): AxumState<AppState>,
     Path(job): Path<i64>,
     Json(request): Json<LeaseRequest>,
 ) -> ApiResult<Json<CancelWaitResponse>> {
+    same_agent(&agent, request.agent_id)?;
     let deadline = Instant::now() + Duration::from_secs(CANCEL_WAIT_SECONDS);
     loop {
         let mut cancelled = state.hub.subscribe(Topic::Cancel(job));
-        let workflow = match leased(&state, job, request.agent_id).await {
+        let workflow = match leased(&state, job, &agent).await {
             Ok(workflow) => workflow,
             Err(error) if error.status == StatusCode::CONFLICT => return Ok(Json(CancelWaitResponse { cancelled: true })),
             Err(error) => return Err(error),
@@ -183,17 +226,18 @@ async fn cancel_wait(
 }
 
 async fn done(
-    _agent: AgentCaller,
+    AgentCaller(agent): AgentCaller,
     AxumState(state): AxumState<AppState>,
     Path(job): Path<i64>,
     Json(request): Json<JobDone>,
 ) -> ApiResult<StatusCode> {
+    same_agent(&agent, request.agent_id)?;
     let workflow = state.store.workflow_by_id(job).await?.ok_or_else(|| ApiError::not_found(format!("job {job} does not exist")))?;
-    if workflow.agent_id == Some(request.agent_id) && workflow.state.is_finished() {
+    if workflow.agent_id == Some(agent.id) && workflow.state.is_finished() {
         // A retried `done` whose answer was lost.
         return Ok(StatusCode::OK);
     }
-    let workflow = leased(&state, job, request.agent_id).await?;
+    let workflow = leased(&state, job, &agent).await?;
     let steps = state.store.steps_of_workflow(workflow.id).await?;
     apply_steps(&state, &workflow, &request.steps, &steps).await?;
     // Steps the agent never reported (it failed before them) are skipped, not left pending.
@@ -205,18 +249,21 @@ async fn done(
         state.hub.notify(Topic::Step(step.id));
     }
     let final_state = if workflow.cancel_requested && request.state.is_failure() { State::Killed } else { request.state };
-    state.store.set_workflow_state(workflow.id, final_state, request.reason.as_deref(), now_ms()).await?;
-    tracing::info!(workflow = workflow.id, state = %final_state, "workflow finished");
-    crate::queue::settle_build(&state, workflow.build_id).await?;
+    // Of two `done` for one job (a retry racing its original), one finishes the workflow and
+    // settles the build; the other changes nothing.
+    if state.store.set_workflow_state(workflow.id, final_state, request.reason.as_deref(), now_ms()).await? {
+        tracing::info!(workflow = workflow.id, state = %final_state, "workflow finished");
+        crate::queue::settle_build(&state, workflow.build_id).await?;
+    }
     Ok(StatusCode::OK)
 }
 
 async fn heartbeat(
-    _agent: AgentCaller,
+    AgentCaller(agent): AgentCaller,
     AxumState(state): AxumState<AppState>,
     Json(request): Json<Heartbeat>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
-    let agent = known_agent(&state, request.agent_id).await?;
+    same_agent(&agent, request.agent_id)?;
     state.store.touch_agent(agent.id, now_ms()).await?;
     let mut stop = Vec::new();
     for job in request.jobs {

@@ -18,15 +18,17 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Gantry", description = "The Gantry CI server's REST API. Authenticate with `Authorization: Bearer <token>`."),
     paths(
-        api::users::current, api::users::create, api::users::list, api::users::login, api::users::create_token,
+        api::users::current, api::users::create, api::users::list, api::users::login, api::users::logout,
+        api::users::create_token, api::users::list_tokens, api::users::delete_token,
         api::repos::list, api::repos::create, api::repos::show, api::repos::update, api::repos::delete,
         api::repos::members, api::repos::set_member, api::repos::remove_member, api::repos::poll,
         api::builds::list, api::builds::show, api::builds::create, api::builds::cancel, api::builds::restart,
+        api::builds::approve, api::builds::decline,
         api::logs::download, api::logs::follow,
         api::secrets::list, api::secrets::put, api::secrets::delete,
         api::schedules::list_crons, api::schedules::put_cron, api::schedules::delete_cron,
         api::schedules::list_notifiers, api::schedules::create_notifier, api::schedules::delete_notifier,
-        api::schedules::agents,
+        api::agents::list, api::agents::remove,
         crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
     ),
     tags(
@@ -45,7 +47,9 @@ pub fn router(state: AppState) -> Router {
     let repo = "/api/v1/repos/{owner}/{name}";
     let api = Router::new()
         .route("/api/v1/user", get(api::users::current))
-        .route("/api/v1/user/tokens", post(api::users::create_token))
+        .route("/api/v1/user/tokens", post(api::users::create_token).get(api::users::list_tokens))
+        .route("/api/v1/user/tokens/{id}", axum::routing::delete(api::users::delete_token))
+        .route("/api/v1/logout", post(api::users::logout))
         .route("/api/v1/users", get(api::users::list).post(api::users::create))
         .route("/api/v1/login", post(api::users::login))
         .route("/api/v1/repos", get(api::repos::list).post(api::repos::create))
@@ -57,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{repo}/builds/{{number}}"), get(api::builds::show))
         .route(&format!("{repo}/builds/{{number}}/cancel"), post(api::builds::cancel))
         .route(&format!("{repo}/builds/{{number}}/restart"), post(api::builds::restart))
+        .route(&format!("{repo}/builds/{{number}}/approve"), post(api::builds::approve))
+        .route(&format!("{repo}/builds/{{number}}/decline"), post(api::builds::decline))
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log"), get(api::logs::download))
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log/stream"), get(api::logs::follow))
         .route(&format!("{repo}/secrets"), get(api::secrets::list))
@@ -65,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{repo}/crons/{{cron}}"), put(api::schedules::put_cron).delete(api::schedules::delete_cron))
         .route(&format!("{repo}/notifiers"), get(api::schedules::list_notifiers).post(api::schedules::create_notifier))
         .route(&format!("{repo}/notifiers/{{id}}"), axum::routing::delete(api::schedules::delete_notifier))
-        .route("/api/v1/agents", get(api::schedules::agents))
+        .route("/api/v1/agents", get(api::agents::list))
+        .route("/api/v1/agents/{name}", axum::routing::delete(api::agents::remove))
         .layer(DefaultBodyLimit::max(1024 * 1024));
     let hooks = Router::new()
         .route("/api/hooks/{owner}/{name}", post(crate::hooks::receive))

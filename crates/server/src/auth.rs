@@ -5,7 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use proto::api::Role;
-use store::{RepoRecord, UserRecord};
+use store::{AgentRecord, RepoRecord, TokenRecord, UserRecord};
 
 use crate::crypto::{same_secret, token_hash};
 use crate::error::{ApiError, ApiResult};
@@ -18,6 +18,9 @@ pub struct Caller {
     /// `None` for the admin token.
     pub user: Option<UserRecord>,
     pub server_admin: bool,
+    /// The user's token (API token or session) this request came with; `None` for the admin
+    /// token.
+    pub token: Option<TokenRecord>,
 }
 
 impl Caller {
@@ -76,19 +79,19 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(admin_token) = &state.config.admin_token
             && same_secret(token, admin_token)
         {
-            return Ok(Caller { user: None, server_admin: true });
+            return Ok(Caller { user: None, server_admin: true, token: None });
         }
         match state.store.user_by_token_hash(&token_hash(token), now_ms()).await? {
-            Some((user, _token)) => Ok(Caller { server_admin: user.admin, user: Some(user) }),
+            Some((user, token)) => Ok(Caller { server_admin: user.admin, user: Some(user), token: Some(token) }),
             None => Err(ApiError::unauthorized("the token is not valid or has expired")),
         }
     }
 }
 
-/// The agent secret, for the agent protocol.
-pub struct AgentCaller;
+/// The shared agent secret: what registers an agent, and nothing else.
+pub struct AgentSecret;
 
-impl FromRequestParts<AppState> for AgentCaller {
+impl FromRequestParts<AppState> for AgentSecret {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -96,8 +99,51 @@ impl FromRequestParts<AppState> for AgentCaller {
             return Err(ApiError::unauthorized("this server accepts no agents: start it with GANTRY_AGENT_SECRET"));
         };
         match bearer(parts) {
-            Some(given) if same_secret(given, expected) => Ok(AgentCaller),
-            _ => Err(ApiError::unauthorized("agents must send `Authorization: Bearer <GANTRY_AGENT_SECRET>`")),
+            Some(given) if same_secret(given, expected) => Ok(AgentSecret),
+            _ => Err(ApiError::unauthorized("agents register with `Authorization: Bearer <GANTRY_AGENT_SECRET>`")),
         }
+    }
+}
+
+/// A registered agent, by the token its registration returned. Every request of the protocol
+/// after registration is bound to it.
+pub struct AgentCaller(pub AgentRecord);
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.agent_secret.is_none() {
+            return Err(ApiError::unauthorized("this server accepts no agents: start it with GANTRY_AGENT_SECRET"));
+        }
+        let Some(token) = bearer(parts) else {
+            return Err(ApiError::unauthorized("agents send `Authorization: Bearer <the token their registration returned>`"));
+        };
+        match state.store.agent_by_token_hash(&token_hash(token)).await? {
+            Some(agent) => Ok(AgentCaller(agent)),
+            None => Err(ApiError::unauthorized(
+                "this agent's token is not valid: an administrator removed the agent, or another registered under its name; start the agent again to register",
+            )),
+        }
+    }
+}
+
+/// Where a request comes from: the peer's address, or with `--trust-forwarded-for` (behind a
+/// reverse proxy) the last address the proxy added to `X-Forwarded-For`. `None` when neither is
+/// known (in-process tests).
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+        if !state.config.trust_forwarded_for {
+            return Ok(ClientAddress(peer));
+        }
+        // The proxy appends the address it saw: the last entry of the last header.
+        let last_header = parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).next_back();
+        let forwarded = last_header.and_then(|value| value.rsplit(',').next()).and_then(|address| address.trim().parse().ok());
+        Ok(ClientAddress(forwarded.or(peer)))
     }
 }

@@ -17,6 +17,7 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> Vec<tokio::t
         tokio::spawn(cron_loop(state.clone(), shutdown.clone())),
         tokio::spawn(reaper_loop(state.clone(), shutdown.clone())),
         tokio::spawn(retention_loop(state.clone(), shutdown.clone())),
+        tokio::spawn(expired_tokens_loop(state.clone(), shutdown.clone())),
     ]
 }
 
@@ -199,6 +200,22 @@ pub async fn remove_old_logs(state: &AppState, retention: Duration) -> Result<us
             // Marks the step too, so the next query does not return it again.
             state.store.remove_step_logs(step).await?;
             removed += 1;
+        }
+    }
+}
+
+/// Removes sessions and API tokens past their expiry every few minutes: they stopped working
+/// when they expired; this only keeps the table small.
+async fn expired_tokens_loop(state: AppState, shutdown: CancellationToken) {
+    loop {
+        match state.store.delete_expired_tokens(now_ms()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired tokens removed"),
+            Err(error) => tracing::error!(%error, "removing expired tokens"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct ServerConfig {
     pub agent_lost_after: Duration,
     /// How often background loops (poll, cron, lost agents) look for work.
     pub tick: Duration,
+    /// `/metrics` asks for `Authorization: Bearer <this>` when set; open otherwise.
+    pub metrics_token: Option<String>,
+    /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For` entry
+    /// (for throttling failed sign-ins) instead of the connection's.
+    pub trust_forwarded_for: bool,
 }
 
 impl ServerConfig {
@@ -45,6 +50,8 @@ impl ServerConfig {
             max_webhook_bytes: 5 * 1024 * 1024,
             agent_lost_after: Duration::from_secs(proto::agent::LOST_AFTER_SECONDS),
             tick: Duration::from_secs(1),
+            metrics_token: None,
+            trust_forwarded_for: false,
         }
     }
 }

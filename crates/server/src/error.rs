@@ -3,7 +3,7 @@
 //! message: database errors and paths never reach the client.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::api::ErrorBody;
 
@@ -13,11 +13,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds to wait before trying again (`Retry-After`), for 429 and 503 answers.
+    pub retry_after: Option<HeaderValue>,
 }
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into(), field: None }
+        Self::with(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
     /// Bad input in one named field.
@@ -26,34 +28,38 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into(), field: None }
+        Self::with(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into(), field: None }
+        Self::with(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), field: None }
+        Self::with(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::CONFLICT, code: "conflict", message: message.into(), field: None }
+        Self::with(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// Too many requests of a kind (sign-ins); say when to come back in `retry_after`.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::with(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: message.into(), field: None }
+        Self::with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
     /// Logs `error` and answers 500 without its details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error; the server log has the details".into(),
-            field: None,
-        }
+        Self::with(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has the details")
+    }
+
+    fn with(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, retry_after: None }
     }
 }
 
@@ -70,7 +76,11 @@ impl From<store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { code: self.code.to_owned(), error: self.message, field: self.field };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(retry_after) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+        }
+        response
     }
 }
 
@@ -101,6 +111,7 @@ pub async fn json_errors(response: Response) -> Response {
         StatusCode::CONFLICT => "conflict",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
         status if status.is_client_error() => "bad_request",
         _ => "internal",
     };
@@ -110,5 +121,5 @@ pub async fn json_errors(response: Response) -> Response {
         (_, true) => status.canonical_reason().unwrap_or("error").to_lowercase(),
         (_, false) => text,
     };
-    ApiError { status, code, message, field: None }.into_response()
+    ApiError { status, code, message, field: None, retry_after: None }.into_response()
 }

@@ -13,6 +13,8 @@ pub mod crypto;
 pub mod error;
 pub mod hooks;
 pub mod hub;
+pub mod limits;
+pub mod login;
 pub mod metrics;
 pub mod notify;
 pub mod queue;
@@ -28,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot create the data folder {path}: {source}")]
+    #[error("cannot create the data folder {path} (or make it private): {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -42,15 +44,22 @@ pub enum ServerError {
 
 /// Opens the store (migrating it) and the secret key: everything the app needs.
 pub async fn open(config: ServerConfig) -> Result<AppState, ServerError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    private_data_dir(&config.data_dir).map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let database = match &config.database_url {
         Some(url) => store::Database::Postgres(url.clone()),
         None => store::Database::Sqlite(config.data_dir.join("gantry.db")),
     };
-    let store = store::Store::open(&database, &config.data_dir).await?;
     let secrets = crypto::SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
+    let store = store::Store::open(&database, &config.data_dir, secrets.clone()).await?;
     Ok(AppState::new(config, store, secrets, metrics::handle()))
+}
+
+/// Creates the data folder when missing, and makes it private to the server's user: it holds
+/// the database, the secret key, git mirrors and logs.
+fn private_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Runs the server until `shutdown`: HTTP, then the background loops. Open requests finish
@@ -74,7 +83,7 @@ pub async fn serve_on(state: AppState, listener: tokio::net::TcpListener, shutdo
         state_shutdown.cancel();
     });
     tracing::info!(%address, database = state.store.kind(), "gantry server listening");
-    let app = app::router(state);
+    let app = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     for task in loops {

@@ -6,11 +6,11 @@
 use std::sync::OnceLock;
 
 use axum::extract::State as AxumState;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now_ms};
 
 const STEP_BUCKETS: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
@@ -32,8 +32,17 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn scrape(AxumState(state): AxumState<AppState>) -> ApiResult<Response> {
+/// Prometheus metrics; with `--metrics-token` set, only for `Authorization: Bearer <token>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain"), (status = 401, body = proto::api::ErrorBody)))]
+pub async fn scrape(AxumState(state): AxumState<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(expected) = &state.config.metrics_token {
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+        if !given.is_some_and(|given| crate::crypto::same_secret(given.trim(), expected)) {
+            return Err(ApiError::unauthorized("metrics need `Authorization: Bearer <the metrics token>`"));
+        }
+    }
     let pending = state.store.count_workflows(proto::State::Pending).await?;
     metrics::gauge!("gantry_queue_depth").set(pending as f64);
     let running = state.store.count_workflows(proto::State::Running).await?;

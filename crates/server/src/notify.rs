@@ -93,6 +93,7 @@ fn status_description(build: &BuildRecord) -> String {
         State::Error => build.reason.clone().unwrap_or_else(|| "the build could not run".into()),
         State::Skipped => "nothing to run".into(),
         State::Lost => "the agent stopped answering".into(),
+        State::Blocked => "waiting for a maintainer's approval".into(),
     }
 }
 

@@ -79,7 +79,8 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             reference: build.reference.clone(),
             plan,
             secrets,
-            trust: repo.trust,
+            // A fork's code runs with no trust at all, whatever the repository is allowed.
+            trust: if build.from_fork { proto::Trust::default() } else { repo.trust },
             timeout_seconds: u64::from(repo.timeout_minutes.max(1)) * 60,
         }));
     }
@@ -97,8 +98,10 @@ fn dependencies_done(workflow: &WorkflowRecord, siblings: &[WorkflowRecord]) -> 
 pub async fn finish_unrun(state: &AppState, workflow: &WorkflowRecord, final_state: State, reason: &str) -> Result<(), StoreError> {
     let now = now_ms();
     end_unfinished_steps(state, workflow.id, State::Skipped, Some(&format!("not run: {reason}")), Some(now)).await?;
-    state.store.set_workflow_state(workflow.id, final_state, Some(reason), now).await?;
-    settle_build(state, workflow.build_id).await
+    if state.store.set_workflow_state(workflow.id, final_state, Some(reason), now).await? {
+        settle_build(state, workflow.build_id).await?;
+    }
+    Ok(())
 }
 
 /// Ends every unfinished step of a workflow: a running one becomes `running_becomes`, the others
@@ -142,13 +145,20 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
                 .iter()
                 .filter(|sibling| workflow.depends_on.contains(&sibling.name))
                 .any(|sibling| sibling.state.is_failure() && sibling.state != State::Skipped);
-            let runs_on = runs_on(workflow);
+            let runs_on = match runs_on(workflow) {
+                Ok(runs_on) => runs_on,
+                Err(reason) => {
+                    tracing::error!(workflow = workflow.id, %reason, "a stored workflow cannot be read");
+                    end_unfinished_steps(state, workflow.id, State::Skipped, Some(&format!("not run: {reason}")), None).await?;
+                    changed |= state.store.set_workflow_state(workflow.id, State::Error, Some(&reason), now_ms()).await?;
+                    continue;
+                }
+            };
             let runs = if failed { runs_on.contains(&RunOn::Failure) } else { runs_on.contains(&RunOn::Success) };
             if !runs {
                 let reason = if failed { "a workflow it depends on failed" } else { "it runs only when a workflow it depends on fails" };
                 end_unfinished_steps(state, workflow.id, State::Skipped, Some("not run: its workflow was skipped"), None).await?;
-                state.store.set_workflow_state(workflow.id, State::Skipped, Some(reason), now_ms()).await?;
-                changed = true;
+                changed |= state.store.set_workflow_state(workflow.id, State::Skipped, Some(reason), now_ms()).await?;
             }
         }
         if !changed {
@@ -173,8 +183,11 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
         } else {
             State::Skipped
         };
-        state.store.set_build_state(build_id, final_state, None, now_ms()).await?;
-        if let Some(build) = state.store.build_by_id(build_id).await? {
+        // Of two callers settling the same build (two agents' last `done`, two servers), the
+        // one that finishes it reports it; the other finds it finished and says nothing.
+        if state.store.set_build_state(build_id, final_state, None, now_ms()).await?
+            && let Some(build) = state.store.build_by_id(build_id).await?
+        {
             tracing::info!(build = build.number, state = %build.state, "build finished");
             build_changed(state, &build).await;
         }
@@ -185,30 +198,30 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-fn runs_on(workflow: &WorkflowRecord) -> Vec<RunOn> {
-    serde_json::from_value::<Plan>(workflow.plan.clone())
-        .ok()
-        .and_then(|plan| plan.workflows.into_iter().next())
-        .map(|plan| plan.runs_on)
-        .filter(|runs_on| !runs_on.is_empty())
-        .unwrap_or_else(|| vec![RunOn::Success])
+/// When a dependent workflow runs, from its stored plan. A plan that cannot be read is an
+/// error the workflow ends with, never a guess ("runs on success").
+fn runs_on(workflow: &WorkflowRecord) -> Result<Vec<RunOn>, String> {
+    let plan: Plan = serde_json::from_value(workflow.plan.clone()).map_err(|error| format!("its stored plan cannot be read: {error}"))?;
+    let workflow_plan = plan.workflows.into_iter().next().ok_or_else(|| "its stored plan holds no workflow".to_owned())?;
+    Ok(if workflow_plan.runs_on.is_empty() { vec![RunOn::Success] } else { workflow_plan.runs_on })
 }
 
-/// Cancels a build: pending workflows are killed at once, running ones are asked to stop (their
-/// agents hear it within a second or two and report them killed).
+/// Cancels a build: pending (and blocked) workflows are killed at once, running ones are asked
+/// to stop (their agents hear it within a second or two and report them killed).
 pub async fn cancel_build(state: &AppState, build: &BuildRecord, reason: &str) -> Result<(), StoreError> {
     state.store.request_cancel(build.id).await?;
     let workflows = state.store.workflows_of_build(build.id).await?;
     if workflows.is_empty() && !build.state.is_finished() {
-        state.store.set_build_state(build.id, State::Killed, Some(reason), now_ms()).await?;
-        if let Some(build) = state.store.build_by_id(build.id).await? {
+        if state.store.set_build_state(build.id, State::Killed, Some(reason), now_ms()).await?
+            && let Some(build) = state.store.build_by_id(build.id).await?
+        {
             build_changed(state, &build).await;
         }
         return Ok(());
     }
     for workflow in workflows {
         match workflow.state {
-            State::Pending | State::Lost => {
+            State::Pending | State::Lost | State::Blocked => {
                 end_unfinished_steps(state, workflow.id, State::Skipped, Some(&format!("not run: {reason}")), None).await?;
                 state.store.set_workflow_state(workflow.id, State::Killed, Some(reason), now_ms()).await?;
             }
@@ -234,31 +247,36 @@ pub async fn reap_lost_agents(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Marks the running workflows of `agent` lost for `reason`, then re-queues each (its steps and
-/// logs reset) or fails it, by its repository's policy and how often it was tried.
+/// Takes the running workflows of `agent` away for `reason`: each is re-queued in one
+/// transition (its steps and logs reset), or failed, by its repository's policy and how often it
+/// was tried.
 pub async fn lose_workflows_of(state: &AppState, agent: &AgentRecord, reason: &str) -> Result<(), StoreError> {
     let now = now_ms();
     for workflow in state.store.workflows_of_agent(agent.id, &[State::Running]).await? {
         tracing::warn!(agent = %agent.name, workflow = workflow.id, %reason, "workflow lost");
-        state.store.set_workflow_state(workflow.id, State::Lost, Some(reason), now).await?;
         let Some(build) = state.store.build_by_id(workflow.build_id).await? else { continue };
         let Some(repo) = state.store.repo_by_id(build.repo_id).await? else { continue };
         let requeue = repo.lost_policy == proto::LostPolicy::Requeue && workflow.attempts < MAX_ATTEMPTS && !workflow.cancel_requested;
-        if requeue {
-            let steps = state.store.steps_of_workflow(workflow.id).await?;
-            // Resetting the steps removes their logs: the next attempt numbers its lines from 0.
-            state.store.reset_steps(workflow.id).await?;
-            for step in steps {
+        if requeue && state.store.requeue_workflow_of_lost_agent(workflow.id, agent.id, &format!("re-queued: {reason}")).await? {
+            for step in state.store.steps_of_workflow(workflow.id).await? {
                 state.hub.notify(Topic::Step(step.id));
             }
-            state.store.set_workflow_state(workflow.id, State::Pending, Some(&format!("re-queued: {reason}")), now).await?;
             state.hub.notify(Topic::Queue);
+            continue;
+        }
+        // Not re-queued: by policy or attempts, because it was cancelled, or because it changed
+        // meanwhile (it finished, or another server took it away first: nothing to do then).
+        let Some(current) = state.store.workflow_by_id(workflow.id).await? else { continue };
+        if current.state != State::Running || current.agent_id != Some(agent.id) {
+            continue;
+        }
+        let (final_state, reason) = if current.cancel_requested {
+            (State::Killed, reason.to_owned())
         } else {
-            let reason =
-                if workflow.cancel_requested { reason.to_owned() } else { format!("{reason}; not re-queued (policy or attempts)") };
-            end_unfinished_steps(state, workflow.id, State::Error, Some("the agent was lost"), Some(now)).await?;
-            let final_state = if workflow.cancel_requested { State::Killed } else { State::Error };
-            state.store.set_workflow_state(workflow.id, final_state, Some(&reason), now).await?;
+            (State::Error, format!("{reason}; not re-queued (policy or attempts)"))
+        };
+        end_unfinished_steps(state, workflow.id, State::Error, Some("the agent was lost"), Some(now)).await?;
+        if state.store.set_workflow_state(workflow.id, final_state, Some(&reason), now).await? {
             settle_build(state, workflow.build_id).await?;
         }
     }
@@ -274,8 +292,9 @@ pub async fn fail_interrupted_builds(state: &AppState) -> Result<(), StoreError>
     for build in state.store.builds_without_workflows(now_ms() - TRIGGER_GRACE_MS).await? {
         let reason = "the server stopped while reading the pipeline; restart the build";
         tracing::warn!(build = build.id, "{reason}");
-        state.store.set_build_state(build.id, State::Error, Some(reason), now_ms()).await?;
-        if let Some(build) = state.store.build_by_id(build.id).await? {
+        if state.store.set_build_state(build.id, State::Error, Some(reason), now_ms()).await?
+            && let Some(build) = state.store.build_by_id(build.id).await?
+        {
             build_changed(state, &build).await;
         }
     }

@@ -23,6 +23,8 @@ pub struct Inner {
     /// For notifications and commit statuses.
     pub http: reqwest::Client,
     pub metrics: PrometheusHandle,
+    /// Bounds password hashing and throttles failed sign-ins.
+    pub login: crate::login::LoginGuard,
     /// One lock per repository mirror: git does not like two fetches into one repository.
     git_locks: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Cancelled when the server shuts down: long-polls and log streams end at once, so the
@@ -53,6 +55,7 @@ impl AppState {
             mirrors,
             http,
             metrics,
+            login: Default::default(),
             git_locks: Default::default(),
             shutdown: Default::default(),
         }))

@@ -42,6 +42,9 @@ pub struct BuildRequest {
     pub variables: BTreeMap<String, String>,
     /// Builds asked for by a person run even with `[skip ci]` in the message.
     pub honour_skip_ci: bool,
+    /// Who vouches for this build (`user:<login>`): a person restarting one runs it without
+    /// waiting for approval, and is recorded as its approver.
+    pub approved_by: Option<String>,
 }
 
 #[derive(Debug)]
@@ -100,6 +103,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
 
     let author = request.author.clone().unwrap_or_else(|| info.author.clone());
     let author_email = request.author_email.clone().unwrap_or_else(|| info.author_email.clone());
+    let needs_approval = repo.approval.requires_approval(&request.event, request.from_fork);
     let mut new_build = NewBuild {
         repo_id: repo.id,
         event: request.event.clone(),
@@ -112,9 +116,10 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
         trigger: request.trigger.clone(),
         pull_request: request.pull_request.clone(),
         reason: None,
-        diagnostics: serde_json::Value::Array(Vec::new()),
+        diagnostics: Vec::new(),
         variables: request.variables.clone(),
         from_fork: request.from_fork,
+        approved_by: request.approved_by.clone().filter(|_| needs_approval),
     };
     if files.is_empty() {
         new_build.state = State::Error;
@@ -154,7 +159,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     }
     .normalized();
     let plan = pipeline::plan_files(&files, &context, CompileOptions::default());
-    let diagnostics = diagnostics_json(&plan);
+    let diagnostics = build_diagnostics(&plan);
     if plan.has_errors() {
         state.store.set_build_diagnostics(build.id, &diagnostics).await?;
         state.store.set_build_state(build.id, State::Error, Some("the pipeline has errors"), now_ms()).await?;
@@ -165,9 +170,21 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     if repo.cancel_previous && request.event != "tag" {
         cancel_older_builds(state, repo, &build).await?;
     }
-    let workflows: Vec<NewWorkflow> = plan.workflows.iter().map(new_workflow).collect();
+    let mut workflows: Vec<NewWorkflow> = plan.workflows.iter().map(new_workflow).collect();
+    // Code nobody with access has looked at waits for someone who has: nothing of it reaches an
+    // agent until a maintainer approves.
+    let blocked = needs_approval && build.approved_by.is_none();
+    if blocked {
+        for workflow in workflows.iter_mut().filter(|workflow| workflow.state == State::Pending) {
+            workflow.state = State::Blocked;
+            workflow.reason = Some(WAITING_FOR_APPROVAL.to_owned());
+        }
+    }
     state.store.set_build_diagnostics(build.id, &diagnostics).await?;
     state.store.add_workflows(build.id, &workflows, now_ms()).await?;
+    if workflows.iter().any(|workflow| workflow.state == State::Blocked) {
+        state.store.set_build_state(build.id, State::Blocked, Some(WAITING_FOR_APPROVAL), now_ms()).await?;
+    }
     crate::queue::settle_build(state, build.id).await?;
     state.hub.notify(crate::hub::Topic::Queue);
     let build = state.store.build_by_id(build.id).await?.unwrap_or(build);
@@ -178,6 +195,9 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     }
     Ok(Outcome::Started(Box::new(build)))
 }
+
+/// The reason a build and its workflows give while they wait.
+pub const WAITING_FOR_APPROVAL: &str = "waiting for a maintainer's approval: `gantry build approve`";
 
 /// The credentials agents and the server's mirror use to clone.
 pub fn clone_credentials(repo: &RepoRecord) -> Option<forge::git::Credentials> {
@@ -235,9 +255,8 @@ fn new_workflow(workflow: &WorkflowPlan) -> NewWorkflow {
     }
 }
 
-fn diagnostics_json(plan: &Plan) -> serde_json::Value {
-    let diagnostics: Vec<BuildDiagnostic> = plan
-        .diagnostics
+fn build_diagnostics(plan: &Plan) -> Vec<BuildDiagnostic> {
+    plan.diagnostics
         .iter()
         .map(|diagnostic| BuildDiagnostic {
             severity: if diagnostic.is_error() { "error".into() } else { "warning".into() },
@@ -248,8 +267,7 @@ fn diagnostics_json(plan: &Plan) -> serde_json::Value {
             message: diagnostic.message.clone(),
             hint: diagnostic.hint.clone(),
         })
-        .collect();
-    serde_json::to_value(diagnostics).unwrap_or(serde_json::Value::Null)
+        .collect()
 }
 
 /// The pipeline files at `commit`: the configured file or folder, or discovery as in `gantry plan`.

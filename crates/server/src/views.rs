@@ -1,7 +1,7 @@
 //! Store records → API bodies. What must never leave the server (hashes, webhook secrets,
 //! tokens, ciphertexts) is dropped here, in one place.
 
-use proto::api::{self, BuildDiagnostic, Role};
+use proto::api::{self, Role};
 use store::{BuildRecord, RepoRecord, StepRecord, UserRecord, WorkflowRecord};
 
 use crate::state::{AppState, seconds};
@@ -23,6 +23,7 @@ pub fn repo(state: &AppState, record: &RepoRecord, role: Option<Role>) -> api::R
         cancel_previous: record.cancel_previous,
         poll_interval_seconds: record.poll_interval_seconds,
         lost_policy: record.lost_policy,
+        approval: record.approval,
         forge_api_url: record.forge_api_url.clone(),
         webhook_url: state.webhook_url(&record.full_name),
         role,
@@ -32,7 +33,6 @@ pub fn repo(state: &AppState, record: &RepoRecord, role: Option<Role>) -> api::R
 }
 
 pub fn build(record: &BuildRecord, full_name: &str, workflows: Option<Vec<api::Workflow>>) -> api::Build {
-    let diagnostics: Vec<BuildDiagnostic> = serde_json::from_value(record.diagnostics.clone()).unwrap_or_default();
     api::Build {
         id: record.id,
         repo: full_name.to_owned(),
@@ -47,10 +47,13 @@ pub fn build(record: &BuildRecord, full_name: &str, workflows: Option<Vec<api::W
         trigger: record.trigger.clone(),
         pull_request: record.pull_request.clone(),
         reason: record.reason.clone(),
+        from_fork: record.from_fork,
+        approved_by: record.approved_by.clone(),
+        approved: record.approved_at.map(seconds),
         created: seconds(record.created),
         started: record.started.map(seconds),
         finished: record.finished.map(seconds),
-        diagnostics,
+        diagnostics: record.diagnostics.clone(),
         workflows,
     }
 }

@@ -3,6 +3,8 @@
 
 use crate::columns::to_json;
 use crate::error::classify;
+use proto::api::BuildDiagnostic;
+
 use crate::{BuildRecord, NewWorkflow, Store, StoreError};
 
 impl Store {
@@ -22,15 +24,38 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a build's diagnostics (`Vec<proto::api::BuildDiagnostic>` as JSON).
-    /// `StoreError::NotFound` when there is no such build.
-    pub async fn set_build_diagnostics(&self, build_id: i64, diagnostics: &serde_json::Value) -> Result<(), StoreError> {
+    /// Replaces a build's diagnostics. `StoreError::NotFound` when there is no such build.
+    pub async fn set_build_diagnostics(&self, build_id: i64, diagnostics: &[BuildDiagnostic]) -> Result<(), StoreError> {
         let text = to_json(diagnostics, "the diagnostics of a build")?;
         let result = sqlx::query("UPDATE builds SET diagnostics = $1 WHERE id = $2").bind(text).bind(build_id).execute(&self.pool).await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::not_found(format!("build {build_id}")));
         }
         Ok(())
+    }
+
+    /// A blocked build and its blocked workflows become `pending` (queued), recording who
+    /// approved it and when, in one transaction. False when the build was not blocked (approved
+    /// or declined already, or never waiting): nothing changes then.
+    pub async fn approve_build(&self, build_id: i64, approved_by: &str, now: i64) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let approved = sqlx::query(
+            "UPDATE builds SET state = 'pending', reason = NULL, approved_by = $2, approved_at = $3 WHERE id = $1 AND state = 'blocked'",
+        )
+        .bind(build_id)
+        .bind(approved_by)
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
+        if approved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE workflows SET state = 'pending', reason = NULL WHERE build_id = $1 AND state = 'blocked'")
+            .bind(build_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 
     /// Unfinished builds created before `before` that have no workflows: their server stopped

@@ -37,8 +37,8 @@ impl Store {
         let number = number.ok_or_else(|| StoreError::not_found(format!("repository {}", build.repo_id)))?;
         let build_id: i64 = sqlx::query_scalar(
             "INSERT INTO builds (repo_id, number, event, state, reference, branch, commit_sha, message, author, \
-                 trigger_kind, pull_request, reason, diagnostics, variables, from_fork, created, finished) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+                 trigger_kind, pull_request, reason, diagnostics, variables, from_fork, created, finished, approved_by, approved_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
         )
         .bind(build.repo_id)
         .bind(number)
@@ -57,6 +57,8 @@ impl Store {
         .bind(flag_value(build.from_fork))
         .bind(now)
         .bind(finished)
+        .bind(build.approved_by.as_deref())
+        .bind(build.approved_by.is_some().then_some(now))
         .fetch_one(&mut *transaction)
         .await
         .map_err(|error| {
@@ -85,6 +87,8 @@ impl Store {
             diagnostics: build.diagnostics.clone(),
             variables: build.variables.clone(),
             from_fork: build.from_fork,
+            approved_by: build.approved_by.clone(),
+            approved_at: build.approved_by.is_some().then_some(now),
             created: now,
             started: None,
             finished,
@@ -136,23 +140,30 @@ impl Store {
     }
 
     /// Sets the state and reason; `started` is set on the first `running`, `finished` on a
-    /// finished state; `pending` clears both. `StoreError::NotFound` when there is no such build.
-    pub async fn set_build_state(&self, build_id: i64, state: State, reason: Option<&str>, now: i64) -> Result<(), StoreError> {
+    /// finished state; `pending` clears both. A finished build is final: the change applies only
+    /// to a build that has not finished, so of two callers finishing one build (two agents'
+    /// `done`, two servers) one wins. True when this call changed the build;
+    /// `StoreError::NotFound` when there is no such build.
+    pub async fn set_build_state(&self, build_id: i64, state: State, reason: Option<&str>, now: i64) -> Result<bool, StoreError> {
         let sql = match stamp_of(state) {
             Stamp::Clear => "UPDATE builds SET state = $2, reason = $3, started = NULL, finished = NULL WHERE id = $1",
             Stamp::Started => "UPDATE builds SET state = $2, reason = $3, started = COALESCE(started, $4), finished = NULL WHERE id = $1",
             Stamp::Finished => "UPDATE builds SET state = $2, reason = $3, finished = $4 WHERE id = $1",
             Stamp::Keep => "UPDATE builds SET state = $2, reason = $3 WHERE id = $1",
         };
-        let mut query = sqlx::query(sql).bind(build_id).bind(state.as_str()).bind(reason);
+        let sql = format!("{sql} AND state NOT IN ({FINISHED_STATES})");
+        // Only a constant is spliced into the text; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(build_id).bind(state.as_str()).bind(reason);
         if stamp_of(state).needs_now() {
             query = query.bind(now);
         }
-        let result = query.execute(&self.pool).await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::not_found(format!("build {build_id}")));
+        if query.execute(&self.pool).await?.rows_affected() == 1 {
+            return Ok(true);
         }
-        Ok(())
+        match self.build_by_id(build_id).await? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::not_found(format!("build {build_id}"))),
+        }
     }
 
     /// In creation order.
@@ -211,22 +222,6 @@ impl Store {
         Ok(())
     }
 
-    /// Every step of the workflow back to `pending` with no times, exit code or logs count (a
-    /// re-queue), and their log files removed: the next agent numbers its lines from 0 again.
-    pub async fn reset_steps(&self, workflow_id: i64) -> Result<(), StoreError> {
-        let step_ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, started = NULL, finished = NULL, log_lines = 0 \
-             WHERE workflow_id = $1 RETURNING id",
-        )
-        .bind(workflow_id)
-        .fetch_all(&self.pool)
-        .await?;
-        for step_id in step_ids {
-            self.logs.remove(step_id).await?;
-        }
-        Ok(())
-    }
-
     /// Records how many log lines a step has (kept beside the files for listing).
     /// `StoreError::NotFound` when there is no such step.
     pub async fn set_step_log_lines(&self, step_id: i64, lines: u64) -> Result<(), StoreError> {
@@ -271,6 +266,9 @@ impl Store {
     }
 }
 
+/// The states nothing changes any more, as an SQL list (`State::is_finished`).
+pub(crate) const FINISHED_STATES: &str = "'success', 'failure', 'skipped', 'killed', 'error'";
+
 /// What a new state does to the `started` and `finished` times.
 #[derive(Clone, Copy)]
 pub(crate) enum Stamp {
@@ -294,7 +292,7 @@ pub(crate) fn stamp_of(state: State) -> Stamp {
     match state {
         State::Pending => Stamp::Clear,
         State::Running => Stamp::Started,
-        State::Lost => Stamp::Keep,
+        State::Lost | State::Blocked => Stamp::Keep,
         _ if state.is_finished() => Stamp::Finished,
         _ => Stamp::Keep,
     }
@@ -369,6 +367,8 @@ pub(crate) fn build_from_row(row: &AnyRow) -> Result<BuildRecord, StoreError> {
         diagnostics: json(row, "diagnostics")?,
         variables: json(row, "variables")?,
         from_fork: flag(row, "from_fork")?,
+        approved_by: row.try_get("approved_by")?,
+        approved_at: row.try_get("approved_at")?,
         created: row.try_get("created")?,
         started: row.try_get("started")?,
         finished: row.try_get("finished")?,

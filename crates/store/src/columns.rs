@@ -18,7 +18,7 @@ macro_rules! repo_columns {
     () => {
         "id, full_name, clone_url, forge, default_branch, config_path, webhook_secret, trust_privileged, \
          trust_volumes, trust_network, timeout_minutes, cancel_previous, poll_interval_seconds, lost_policy, \
-         forge_token, clone_username, clone_password, created, forge_api_url"
+         forge_token, clone_username, clone_password, created, forge_api_url, approval"
     };
 }
 
@@ -31,7 +31,7 @@ macro_rules! secret_columns {
 macro_rules! build_columns {
     () => {
         "id, repo_id, number, event, state, reference, branch, commit_sha, message, author, trigger_kind, \
-         pull_request, reason, diagnostics, variables, from_fork, created, started, finished"
+         pull_request, reason, diagnostics, variables, from_fork, approved_by, approved_at, created, started, finished"
     };
 }
 

@@ -20,6 +20,7 @@ mod notifiers;
 mod queue;
 mod records;
 mod repos;
+mod seal;
 mod secrets;
 mod triggers;
 mod users;
@@ -27,6 +28,7 @@ mod users;
 pub use error::StoreError;
 pub use logs::LogFiles;
 pub use records::*;
+pub use seal::{DecryptError, KeyError, SecretBox};
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,6 +55,8 @@ pub struct Store {
     pool: AnyPool,
     kind: Kind,
     logs: LogFiles,
+    /// Seals repository credentials on write and opens them on read.
+    sealer: SecretBox,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +77,9 @@ const POSTGRES_CONNECTIONS: u32 = 10;
 
 impl Store {
     /// Opens (creating when missing) and migrates the database; logs go to `data_dir/logs`.
-    pub async fn open(database: &Database, data_dir: &Path) -> Result<Store, StoreError> {
+    /// Repository credentials are sealed with `sealer`; any stored before they were sealed are
+    /// sealed now.
+    pub async fn open(database: &Database, data_dir: &Path, sealer: SecretBox) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let logs = LogFiles::new(&data_dir.join("logs"))?;
         let (pool, kind) = match database {
@@ -85,7 +91,8 @@ impl Store {
             Kind::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        let store = Store { pool, kind, logs };
+        let store = Store { pool, kind, logs, sealer };
+        store.seal_plain_credentials().await?;
         tracing::info!(database = store.kind(), "store opened");
         Ok(store)
     }
@@ -123,6 +130,7 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await.map_err(|error| open_error(sqlx::Error::Io(error)))?;
     }
+    make_private(&path).map_err(|error| open_error(sqlx::Error::Io(error)))?;
     let url = sqlite_url(&path).map_err(open_error)?;
     let options = SqliteConnectOptions::new()
         .filename(&path)
@@ -149,6 +157,22 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
         .connect(&url)
         .await
         .map_err(open_error)
+}
+
+/// Creates the database file readable by its owner alone when it is missing, and takes any
+/// other access away from an existing one and its WAL files: it holds hashes and ciphertexts.
+/// SQLite gives the WAL files it creates the permissions of the database file.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `sqlite:///…?mode=rwc` with every byte of the path that is not plainly safe percent-encoded

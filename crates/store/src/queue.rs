@@ -5,7 +5,7 @@
 use proto::State;
 use sqlx::AssertSqlSafe;
 
-use crate::builds::{Stamp, stamp_of, workflow_from_row};
+use crate::builds::{FINISHED_STATES, Stamp, stamp_of, workflow_from_row};
 use crate::columns::placeholders;
 use crate::{Store, StoreError, WorkflowRecord};
 
@@ -45,8 +45,10 @@ impl Store {
 
     /// Sets the state and reason; stamps `started`/`finished` as for builds. `running`, `lost` and
     /// the finished states keep the agent; `pending` is a re-queue: no agent, no cancel request,
-    /// no times. `StoreError::NotFound` when there is no such workflow.
-    pub async fn set_workflow_state(&self, workflow_id: i64, state: State, reason: Option<&str>, now: i64) -> Result<(), StoreError> {
+    /// no times. A finished workflow is final: of two callers finishing one (a retried `done`,
+    /// two servers) one wins. True when this call changed it; `StoreError::NotFound` when there
+    /// is no such workflow.
+    pub async fn set_workflow_state(&self, workflow_id: i64, state: State, reason: Option<&str>, now: i64) -> Result<bool, StoreError> {
         let stamp = stamp_of(state);
         let sql = match stamp {
             Stamp::Clear => {
@@ -59,15 +61,53 @@ impl Store {
             Stamp::Finished => "UPDATE workflows SET state = $2, reason = $3, finished = $4 WHERE id = $1",
             Stamp::Keep => "UPDATE workflows SET state = $2, reason = $3 WHERE id = $1",
         };
-        let mut query = sqlx::query(sql).bind(workflow_id).bind(state.as_str()).bind(reason);
+        let sql = format!("{sql} AND state NOT IN ({FINISHED_STATES})");
+        // Only a constant is spliced into the text; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(state.as_str()).bind(reason);
         if stamp.needs_now() {
             query = query.bind(now);
         }
-        let result = query.execute(&self.pool).await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::not_found(format!("workflow {workflow_id}")));
+        if query.execute(&self.pool).await?.rows_affected() == 1 {
+            return Ok(true);
         }
-        Ok(())
+        match self.workflow_by_id(workflow_id).await? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::not_found(format!("workflow {workflow_id}"))),
+        }
+    }
+
+    /// A workflow whose agent was lost back in the queue, in one transition: `running` on
+    /// `agent_id` → `pending` with no agent and no times, `reason` kept, its steps back to
+    /// `pending` and their logs removed (the next agent numbers its lines from 0), only if it is
+    /// still that and not cancelled. Nobody (an API client, another server, the next agent)
+    /// sees it half-way. True when this call re-queued it.
+    pub async fn requeue_workflow_of_lost_agent(&self, workflow_id: i64, agent_id: i64, reason: &str) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let result = sqlx::query(
+            "UPDATE workflows SET state = 'pending', reason = $3, agent_id = NULL, started = NULL, finished = NULL \
+             WHERE id = $1 AND agent_id = $2 AND state = 'running' AND cancel_requested = 0",
+        )
+        .bind(workflow_id)
+        .bind(agent_id)
+        .bind(reason)
+        .execute(&mut *transaction)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let step_ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, started = NULL, finished = NULL, log_lines = 0 \
+             WHERE workflow_id = $1 RETURNING id",
+        )
+        .bind(workflow_id)
+        .fetch_all(&mut *transaction)
+        .await?;
+        // Before the commit: once it is pending, the next agent may write new lines at once.
+        for step_id in step_ids {
+            self.logs.remove(step_id).await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
     }
 
     /// Workflows held by an agent in one of `states`, oldest first.
@@ -89,9 +129,9 @@ impl Store {
     }
 
     /// Sets the cancel flag of every unfinished workflow of the build (`pending`, `running`,
-    /// `lost`). The agent running one learns it from its next report.
+    /// `lost`, `blocked`). The agent running one learns it from its next report.
     pub async fn request_cancel(&self, build_id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE workflows SET cancel_requested = 1 WHERE build_id = $1 AND state IN ('pending', 'running', 'lost')")
+        sqlx::query("UPDATE workflows SET cancel_requested = 1 WHERE build_id = $1 AND state IN ('pending', 'running', 'lost', 'blocked')")
             .bind(build_id)
             .execute(&self.pool)
             .await?;

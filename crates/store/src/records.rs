@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use proto::{ForgeKind, LostPolicy, State, Trust};
+use proto::api::BuildDiagnostic;
+use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
@@ -47,6 +48,7 @@ pub struct NewRepo {
     pub cancel_previous: bool,
     pub poll_interval_seconds: Option<u32>,
     pub lost_policy: LostPolicy,
+    pub approval: ApprovalPolicy,
     pub forge_token: Option<String>,
     pub clone_username: Option<String>,
     pub clone_password: Option<String>,
@@ -68,6 +70,7 @@ pub struct RepoRecord {
     pub cancel_previous: bool,
     pub poll_interval_seconds: Option<u32>,
     pub lost_policy: LostPolicy,
+    pub approval: ApprovalPolicy,
     pub forge_token: Option<String>,
     pub clone_username: Option<String>,
     pub clone_password: Option<String>,
@@ -109,12 +112,14 @@ pub struct NewBuild {
     pub trigger: String,
     pub pull_request: Option<String>,
     pub reason: Option<String>,
-    /// The plan's diagnostics as JSON (`Vec<proto::api::BuildDiagnostic>`).
-    pub diagnostics: serde_json::Value,
+    /// The plan's diagnostics.
+    pub diagnostics: Vec<BuildDiagnostic>,
     /// Manual variables, kept so a restart runs with the same ones.
     pub variables: BTreeMap<String, String>,
     /// Whether the commit comes from a fork (pull requests): decides secrets.
     pub from_fork: bool,
+    /// Who approved it at creation (a person restarting a build that would wait for approval).
+    pub approved_by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,9 +137,12 @@ pub struct BuildRecord {
     pub trigger: String,
     pub pull_request: Option<String>,
     pub reason: Option<String>,
-    pub diagnostics: serde_json::Value,
+    pub diagnostics: Vec<BuildDiagnostic>,
     pub variables: BTreeMap<String, String>,
     pub from_fork: bool,
+    /// Who approved it, when it waited for approval (`user:<login>` or `admin-token`).
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
     pub created: i64,
     pub started: Option<i64>,
     pub finished: Option<i64>,

@@ -7,17 +7,18 @@ use crate::columns::{flag, flag_value, narrow, narrow_optional};
 use crate::error::classify;
 use crate::{NewRepo, RepoRecord, Store, StoreError};
 
-/// Binds the settings of a repository (a `NewRepo` or a `RepoRecord`: the fields are the same) as
-/// parameters `$1` to `$17`, in the column order both the insert and the update name them.
+/// Binds the settings of a repository (a `NewRepo` or a `RepoRecord`: the fields are the same),
+/// with its credentials as sealed in `$sealed`, as parameters `$1` to `$18`, in the column order
+/// both the insert and the update name them.
 macro_rules! bind_settings_of {
-    ($query:expr, $repo:expr) => {
+    ($query:expr, $repo:expr, $sealed:expr) => {
         $query
             .bind(&$repo.full_name)
             .bind(&$repo.clone_url)
             .bind($repo.forge.as_str())
             .bind(&$repo.default_branch)
             .bind(&$repo.config_path)
-            .bind(&$repo.webhook_secret)
+            .bind(&$sealed.webhook_secret)
             .bind(flag_value($repo.trust.privileged))
             .bind(flag_value($repo.trust.volumes))
             .bind(flag_value($repo.trust.network))
@@ -25,29 +26,100 @@ macro_rules! bind_settings_of {
             .bind(flag_value($repo.cancel_previous))
             .bind($repo.poll_interval_seconds.map(i64::from))
             .bind($repo.lost_policy.as_str())
-            .bind($repo.forge_token.as_deref())
+            .bind($sealed.forge_token.as_deref())
             .bind($repo.clone_username.as_deref())
-            .bind($repo.clone_password.as_deref())
+            .bind($sealed.clone_password.as_deref())
             .bind($repo.forge_api_url.as_deref())
+            .bind($repo.approval.as_str())
     };
 }
 
+/// The credential columns of a repository as they are stored: sealed, bound to the repository's
+/// id and the column.
+struct SealedCredentials {
+    webhook_secret: String,
+    forge_token: Option<String>,
+    clone_password: Option<String>,
+}
+
+const CREDENTIAL_COLUMNS: [&str; 3] = ["webhook_secret", "forge_token", "clone_password"];
+
 impl Store {
+    fn seal_credentials(
+        &self,
+        id: i64,
+        webhook_secret: &str,
+        forge_token: Option<&str>,
+        clone_password: Option<&str>,
+    ) -> SealedCredentials {
+        SealedCredentials {
+            webhook_secret: self.sealer.seal_credential(id, "webhook_secret", webhook_secret),
+            forge_token: forge_token.map(|token| self.sealer.seal_credential(id, "forge_token", token)),
+            clone_password: clone_password.map(|password| self.sealer.seal_credential(id, "clone_password", password)),
+        }
+    }
+
+    fn open_credential(&self, id: i64, column: &str, stored: &str) -> Result<String, StoreError> {
+        self.sealer.open_credential(id, column, stored).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "the {column} of repository {id} cannot be decrypted with this key (was GANTRY_SECRET_KEY changed?)"
+            ))
+        })
+    }
+
+    /// Seals the credentials written before they were sealed (by an older Gantry). Runs at
+    /// every open; it finds nothing to do once they are sealed.
+    pub(crate) async fn seal_plain_credentials(&self) -> Result<(), StoreError> {
+        for column in CREDENTIAL_COLUMNS {
+            // The column names come from the constant above; values are bound.
+            let select = format!("SELECT id, {column} AS value FROM repos WHERE {column} IS NOT NULL AND {column} NOT LIKE 'sealed:v1:%'");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(select)).fetch_all(&self.pool).await?;
+            for row in rows {
+                let id: i64 = row.try_get("id")?;
+                let value: String = row.try_get("value")?;
+                let update = format!("UPDATE repos SET {column} = $2 WHERE id = $1 AND {column} = $3");
+                sqlx::query(sqlx::AssertSqlSafe(update))
+                    .bind(id)
+                    .bind(self.sealer.seal_credential(id, column, &value))
+                    .bind(&value)
+                    .execute(&self.pool)
+                    .await?;
+                tracing::info!(repo = id, column, "sealed a credential stored in plain text");
+            }
+        }
+        Ok(())
+    }
+
     /// `StoreError::Conflict` when `full_name` exists.
     pub async fn create_repo(&self, repo: &NewRepo, now: i64) -> Result<RepoRecord, StoreError> {
+        // Credentials are sealed bound to the id, which only the insert gives: they go in empty
+        // and are set, sealed, in the same transaction.
+        let empty = SealedCredentials { webhook_secret: String::new(), forge_token: None, clone_password: None };
+        let mut transaction = self.pool.begin().await?;
         let id: i64 = bind_settings_of!(
             sqlx::query_scalar(
                 "INSERT INTO repos (full_name, clone_url, forge, default_branch, config_path, webhook_secret, \
                      trust_privileged, trust_volumes, trust_network, timeout_minutes, cancel_previous, \
-                     poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, forge_api_url, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+                     poll_interval_seconds, lost_policy, forge_token, clone_username, clone_password, forge_api_url, approval, \
+                     created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
             ),
-            repo
+            repo,
+            empty
         )
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *transaction)
         .await
         .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.full_name)))?;
+        let sealed = self.seal_credentials(id, &repo.webhook_secret, repo.forge_token.as_deref(), repo.clone_password.as_deref());
+        sqlx::query("UPDATE repos SET webhook_secret = $2, forge_token = $3, clone_password = $4 WHERE id = $1")
+            .bind(id)
+            .bind(&sealed.webhook_secret)
+            .bind(sealed.forge_token.as_deref())
+            .bind(sealed.clone_password.as_deref())
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
         Ok(RepoRecord {
             id,
             full_name: repo.full_name.clone(),
@@ -61,6 +133,7 @@ impl Store {
             cancel_previous: repo.cancel_previous,
             poll_interval_seconds: repo.poll_interval_seconds,
             lost_policy: repo.lost_policy,
+            approval: repo.approval,
             forge_token: repo.forge_token.clone(),
             clone_username: repo.clone_username.clone(),
             clone_password: repo.clone_password.clone(),
@@ -74,32 +147,34 @@ impl Store {
             .bind(full_name)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(repo_from_row).transpose()
+        row.as_ref().map(|row| self.repo_from_row(row)).transpose()
     }
 
     pub async fn repo_by_id(&self, id: i64) -> Result<Option<RepoRecord>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", repo_columns!(), " FROM repos WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(repo_from_row).transpose()
+        row.as_ref().map(|row| self.repo_from_row(row)).transpose()
     }
 
     /// By full name.
     pub async fn list_repos(&self) -> Result<Vec<RepoRecord>, StoreError> {
         let rows = sqlx::query(concat!("SELECT ", repo_columns!(), " FROM repos ORDER BY full_name")).fetch_all(&self.pool).await?;
-        rows.iter().map(repo_from_row).collect()
+        rows.iter().map(|row| self.repo_from_row(row)).collect()
     }
 
     /// Writes every field of `repo` except `id` and `created`. `StoreError::Conflict` when the new
     /// `full_name` belongs to another repository, `StoreError::NotFound` when there is no such id.
     pub async fn update_repo(&self, repo: &RepoRecord) -> Result<(), StoreError> {
+        let sealed = self.seal_credentials(repo.id, &repo.webhook_secret, repo.forge_token.as_deref(), repo.clone_password.as_deref());
         let result = bind_settings_of!(
             sqlx::query(
                 "UPDATE repos SET full_name = $1, clone_url = $2, forge = $3, default_branch = $4, config_path = $5, \
                      webhook_secret = $6, trust_privileged = $7, trust_volumes = $8, trust_network = $9, \
                      timeout_minutes = $10, cancel_previous = $11, poll_interval_seconds = $12, lost_policy = $13, \
-                     forge_token = $14, clone_username = $15, clone_password = $16, forge_api_url = $17 \
-                 WHERE id = $18",
+                     forge_token = $14, clone_username = $15, clone_password = $16, forge_api_url = $17, approval = $18 \
+                 WHERE id = $19",
             ),
-            repo
+            repo,
+            sealed
         )
         .bind(repo.id)
         .execute(&self.pool)
@@ -194,32 +269,42 @@ impl Store {
     }
 }
 
-fn repo_from_row(row: &AnyRow) -> Result<RepoRecord, StoreError> {
-    let forge: String = row.try_get("forge")?;
-    let lost_policy: String = row.try_get("lost_policy")?;
-    Ok(RepoRecord {
-        id: row.try_get("id")?,
-        full_name: row.try_get("full_name")?,
-        clone_url: row.try_get("clone_url")?,
-        forge: proto::ForgeKind::parse(&forge)
-            .ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
-        default_branch: row.try_get("default_branch")?,
-        config_path: row.try_get("config_path")?,
-        webhook_secret: row.try_get("webhook_secret")?,
-        trust: proto::Trust {
-            privileged: flag(row, "trust_privileged")?,
-            volumes: flag(row, "trust_volumes")?,
-            network: flag(row, "trust_network")?,
-        },
-        timeout_minutes: narrow(row, "timeout_minutes")?,
-        cancel_previous: flag(row, "cancel_previous")?,
-        poll_interval_seconds: narrow_optional(row, "poll_interval_seconds")?,
-        lost_policy: proto::LostPolicy::parse(&lost_policy)
-            .ok_or_else(|| StoreError::Corrupt(format!("column lost_policy holds {lost_policy:?}, which is not a policy")))?,
-        forge_token: row.try_get("forge_token")?,
-        clone_username: row.try_get("clone_username")?,
-        clone_password: row.try_get("clone_password")?,
-        forge_api_url: row.try_get("forge_api_url")?,
-        created: row.try_get("created")?,
-    })
+impl Store {
+    fn repo_from_row(&self, row: &AnyRow) -> Result<RepoRecord, StoreError> {
+        let id: i64 = row.try_get("id")?;
+        let open = |column: &str| -> Result<Option<String>, StoreError> {
+            let stored: Option<String> = row.try_get(column)?;
+            stored.map(|stored| self.open_credential(id, column, &stored)).transpose()
+        };
+        let forge: String = row.try_get("forge")?;
+        let lost_policy: String = row.try_get("lost_policy")?;
+        let approval: String = row.try_get("approval")?;
+        Ok(RepoRecord {
+            id,
+            full_name: row.try_get("full_name")?,
+            clone_url: row.try_get("clone_url")?,
+            forge: proto::ForgeKind::parse(&forge)
+                .ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
+            default_branch: row.try_get("default_branch")?,
+            config_path: row.try_get("config_path")?,
+            webhook_secret: open("webhook_secret")?.unwrap_or_default(),
+            trust: proto::Trust {
+                privileged: flag(row, "trust_privileged")?,
+                volumes: flag(row, "trust_volumes")?,
+                network: flag(row, "trust_network")?,
+            },
+            timeout_minutes: narrow(row, "timeout_minutes")?,
+            cancel_previous: flag(row, "cancel_previous")?,
+            poll_interval_seconds: narrow_optional(row, "poll_interval_seconds")?,
+            lost_policy: proto::LostPolicy::parse(&lost_policy)
+                .ok_or_else(|| StoreError::Corrupt(format!("column lost_policy holds {lost_policy:?}, which is not a policy")))?,
+            approval: proto::ApprovalPolicy::parse(&approval)
+                .ok_or_else(|| StoreError::Corrupt(format!("column approval holds {approval:?}, which is not a policy")))?,
+            forge_token: open("forge_token")?,
+            clone_username: row.try_get("clone_username")?,
+            clone_password: open("clone_password")?,
+            forge_api_url: row.try_get("forge_api_url")?,
+            created: row.try_get("created")?,
+        })
+    }
 }

@@ -116,6 +116,18 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes token `id` if it is `user_id`'s; returns whether it was.
+    pub async fn delete_token_of(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2").bind(id).bind(user_id).execute(&self.pool).await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Deletes the token whose SHA-256 is `token_hash` (signing out); returns whether there was one.
+    pub async fn delete_token_by_hash(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM tokens WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Removes the tokens that expired at or before `now` (old sessions); returns how many.
     pub async fn delete_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= $1").bind(now).execute(&self.pool).await?;

@@ -1,12 +1,13 @@
 //! The server may be down: at the agent's start (it waits and registers when the server comes),
-//! or in the middle of a job (no line is lost or doubled). A wrong secret is not retried.
+//! or in the middle of a job (no line is lost or doubled). A wrong secret is not retried, a
+//! refused token stops the agent, and a restarted agent shows the token it kept.
 
 use std::time::Duration;
 
 use agent::AgentError;
 use proto::State;
 
-use crate::server::{FakeServer, ServerState};
+use crate::server::{AGENT_TOKEN, FakeServer, ServerState};
 use crate::support::{TestAgent, job, plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,15 +50,15 @@ async fn a_server_restart_in_the_middle_of_a_job_loses_and_doubles_no_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_agent_the_server_forgot_registers_again_and_goes_on() {
+async fn an_agent_whose_token_the_server_refuses_stops_and_says_why() {
     let server = FakeServer::start().await;
     server.lock().forget_agent = true;
-    server.push_job(job(42, plan("skip_clone: true\nsteps:\n  hello:\n    image: IMAGE\n    commands:\n      - echo hello\n")));
     let agent = TestAgent::start(&server.url);
-    let done = server.done(42, Duration::from_secs(60)).await;
-    assert_eq!(done.state, State::Success, "{done:?}");
-    assert_eq!(server.lock().registrations.len(), 2);
-    agent.stop().await.unwrap();
+    match agent.ended().await {
+        Err(error @ AgentError::Refused { .. }) => assert!(error.to_string().contains("start it again to register"), "{error}"),
+        other => panic!("expected the agent to stop, got {other:?}"),
+    }
+    assert_eq!(server.lock().registrations.len(), 1, "an agent whose token was revoked does not register again by itself");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -80,4 +81,23 @@ async fn a_job_the_agent_cannot_read_is_reported_as_an_error() {
     let reason = done.reason.unwrap_or_default();
     assert!(reason.starts_with("the agent cannot read this job"), "{reason}");
     agent.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_agent_proves_with_its_kept_token_that_it_is_the_same_agent() {
+    let server = FakeServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let work_dir = work.path().join("work");
+    let first = TestAgent::start_with(&server.url, |config| config.work_dir = work_dir.clone());
+    assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.registrations.len() == 1).await, "no registration");
+    first.stop().await.unwrap();
+    assert_eq!(server.lock().registrations[0].token, None, "a new agent has no token to show");
+
+    let kept = work_dir.join("agent-test-agent.token");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
+    let second = TestAgent::start_with(&server.url, |config| config.work_dir = work_dir.clone());
+    assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.registrations.len() == 2).await, "no second registration");
+    assert_eq!(server.lock().registrations[1].token.as_deref(), Some(AGENT_TOKEN));
+    second.stop().await.unwrap();
 }

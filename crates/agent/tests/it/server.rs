@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "agent-secret-for-tests";
+/// The token the fake server hands out at registration; every later request must carry it.
+pub const AGENT_TOKEN: &str = "gtg_agent-token-for-tests";
 pub const AGENT_ID: i64 = 7;
 /// How long the fake holds a long-poll (the real server holds them 25 s).
 const LONG_POLL: Duration = Duration::from_secs(2);
@@ -175,13 +177,26 @@ impl FakeServer {
     }
 }
 
-/// The answer to a request without the agent secret.
+/// The answer to a registration without the agent secret.
 fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let expected = format!("Bearer {SECRET}");
     match headers.get("authorization").and_then(|value| value.to_str().ok()) {
         Some(value) if value == expected => None,
         _ => Some(error(StatusCode::UNAUTHORIZED, "unauthorized", "the agent secret is wrong")),
     }
+}
+
+/// The answer to a request without the agent's own token (or after the server forgot it).
+fn not_the_agent(state: &ServerState, headers: &HeaderMap) -> Option<Response> {
+    let expected = format!("Bearer {AGENT_TOKEN}");
+    let given = headers.get("authorization").and_then(|value| value.to_str().ok());
+    if given != Some(expected.as_str()) {
+        return Some(error(StatusCode::UNAUTHORIZED, "unauthorized", "agents send their own token after registering"));
+    }
+    if state.lock().forget_agent {
+        return Some(error(StatusCode::UNAUTHORIZED, "unauthorized", "this agent's token is not valid"));
+    }
+    None
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -193,17 +208,14 @@ async fn register(State(state): State<Arc<ServerState>>, headers: HeaderMap, Jso
         return response;
     }
     state.lock().registrations.push(request);
-    Json(RegisterResponse { agent_id: AGENT_ID, heartbeat_seconds: state.heartbeat_seconds }).into_response()
+    Json(RegisterResponse { agent_id: AGENT_ID, heartbeat_seconds: state.heartbeat_seconds, token: AGENT_TOKEN.to_owned() }).into_response()
 }
 
 async fn lease(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(request): Json<LeaseRequest>) -> Response {
-    if let Some(response) = unauthorized(&headers) {
+    if let Some(response) = not_the_agent(&state, &headers) {
         return response;
     }
     assert_eq!(request.agent_id, AGENT_ID);
-    if std::mem::take(&mut state.lock().forget_agent) {
-        return error(StatusCode::NOT_FOUND, "not_found", "agent 7 is not registered; register again");
-    }
     let deadline = Instant::now() + LONG_POLL;
     loop {
         if let Some(raw) = state.lock().raw_jobs.pop_front() {
@@ -220,7 +232,7 @@ async fn lease(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(r
 }
 
 async fn heartbeat(State(state): State<Arc<ServerState>>, headers: HeaderMap, Json(beat): Json<Heartbeat>) -> Response {
-    if let Some(response) = unauthorized(&headers) {
+    if let Some(response) = not_the_agent(&state, &headers) {
         return response;
     }
     let mut recorded = state.lock();
@@ -235,7 +247,7 @@ async fn updates(
     headers: HeaderMap,
     Json(updates): Json<JobUpdates>,
 ) -> Response {
-    if let Some(response) = unauthorized(&headers) {
+    if let Some(response) = not_the_agent(&state, &headers) {
         return response;
     }
     let mut recorded = state.lock();
@@ -269,7 +281,7 @@ async fn updates(
 }
 
 async fn cancel_wait(State(state): State<Arc<ServerState>>, Path(job): Path<i64>, headers: HeaderMap) -> Response {
-    if let Some(response) = unauthorized(&headers) {
+    if let Some(response) = not_the_agent(&state, &headers) {
         return response;
     }
     let deadline = Instant::now() + LONG_POLL;
@@ -285,7 +297,7 @@ async fn cancel_wait(State(state): State<Arc<ServerState>>, Path(job): Path<i64>
 }
 
 async fn done(State(state): State<Arc<ServerState>>, Path(job): Path<i64>, headers: HeaderMap, Json(done): Json<JobDone>) -> Response {
-    if let Some(response) = unauthorized(&headers) {
+    if let Some(response) = not_the_agent(&state, &headers) {
         return response;
     }
     let mut recorded = state.lock();

@@ -1,9 +1,11 @@
-//! `gantry build ls|show|run|cancel|restart|logs`: a repository's builds, their workflows and
-//! steps, and the pipeline's diagnostics when it could not run.
+//! `gantry build ls|show|run|cancel|restart|approve|decline|logs`: a repository's builds, their
+//! workflows and steps, the pipeline's diagnostics when it could not run, and the decision on a
+//! build that waits for a maintainer's approval.
 
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
+use proto::State;
 use proto::api::{Build, BuildCreate, BuildDiagnostic, Workflow};
 
 use super::RepoName;
@@ -30,6 +32,10 @@ pub enum BuildAction {
     Cancel(BuildRef),
     /// Start a new build of the same commit, event and variables.
     Restart(BuildRef),
+    /// Let a build that waits for approval (a fork's pull request) run.
+    Approve(BuildRef),
+    /// Refuse a build that waits for approval: it ends as killed.
+    Decline(BuildRef),
     /// Print step logs, or follow them live with -f.
     Logs(LogsArgs),
 }
@@ -93,16 +99,9 @@ pub async fn execute(client: Client, action: BuildAction, json: bool) -> anyhow:
             let build: Build = client.post(&args.repo.path(&["builds"]), &body).await?;
             started(&build, json)
         }
-        BuildAction::Cancel(target) => {
-            let number = target.number.to_string();
-            let build: Build = client.post(&target.repo.path(&["builds", &number, "cancel"]), &serde_json::json!({})).await?;
-            if json {
-                render::emit_json(&build)?
-            } else {
-                render::emit(&format!("{}\n", headline(&build)))?
-            }
-            Ok(0)
-        }
+        BuildAction::Cancel(target) => decide(&client, &target, "cancel", json).await,
+        BuildAction::Approve(target) => decide(&client, &target, "approve", json).await,
+        BuildAction::Decline(target) => decide(&client, &target, "decline", json).await,
         BuildAction::Restart(target) => {
             let number = target.number.to_string();
             let build: Build = client.post(&target.repo.path(&["builds", &number, "restart"]), &serde_json::json!({})).await?;
@@ -110,6 +109,18 @@ pub async fn execute(client: Client, action: BuildAction, json: bool) -> anyhow:
         }
         BuildAction::Logs(args) => logs::execute(&client, args, json).await,
     }
+}
+
+/// Cancels, approves or declines a build, and says what it is now.
+async fn decide(client: &Client, target: &BuildRef, action: &str, json: bool) -> anyhow::Result<u8> {
+    let number = target.number.to_string();
+    let build: Build = client.post(&target.repo.path(&["builds", &number, action]), &serde_json::json!({})).await?;
+    if json {
+        render::emit_json(&build)?
+    } else {
+        render::emit(&format!("{}\n", headline(&build)))?
+    }
+    Ok(0)
 }
 
 pub async fn fetch(client: &Client, repo: &RepoName, number: i64) -> anyhow::Result<Build> {
@@ -129,6 +140,11 @@ fn started(build: &Build, json: bool) -> anyhow::Result<u8> {
                 text.push_str(&format!("  reason: {reason}\n"));
             }
             text.push_str(&diagnostics(&build.diagnostics));
+        } else if build.state == State::Blocked {
+            text.push_str(&format!(
+                "  it waits for a maintainer: `gantry build approve {0} {1}` (or `decline`)\n",
+                build.repo, build.number
+            ));
         } else {
             text.push_str(&format!("  follow it with `gantry build logs {} {} -f`\n", build.repo, build.number));
         }
@@ -192,6 +208,13 @@ fn describe(build: &Build, now: i64) -> String {
         ("trigger", build.trigger.clone()),
         ("created", format!("{} ({})", render::timestamp(build.created), render::ago(build.created, now))),
     ];
+    if build.from_fork {
+        pairs.push(("fork", "yes: no secrets, no trust".into()));
+    }
+    if let Some(approved_by) = &build.approved_by {
+        let when = build.approved.map(|approved| format!(" at {}", render::timestamp(approved))).unwrap_or_default();
+        pairs.push(("approved", format!("by {approved_by}{when}")));
+    }
     if let Some(started) = build.started {
         pairs.push(("started", render::timestamp(started)));
     }
@@ -278,6 +301,9 @@ mod tests {
             trigger: "webhook".into(),
             pull_request: None,
             reason: None,
+            from_fork: false,
+            approved_by: None,
+            approved: None,
             created: 1_000,
             started: Some(1_010),
             finished: Some(1_090),

@@ -4,6 +4,7 @@
 //! Exit codes: 0 done; 1 the server said no (its message is printed) or, for a followed log,
 //! the build did not succeed; 2 usage and configuration errors, a server that cannot be reached.
 
+mod agents;
 mod build;
 mod http;
 mod logs;
@@ -19,7 +20,8 @@ use std::str::FromStr;
 use anyhow::Context as _;
 use clap::Args;
 
-use http::{Client, ClientError, Connection};
+pub use http::Connection;
+use http::{Client, ClientError};
 
 const EXIT_REFUSED: u8 = 1;
 
@@ -58,6 +60,14 @@ pub struct SecretCommand {
     #[command(subcommand)]
     action: secret::SecretAction,
 }
+
+/// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.
+pub fn agents(server: Option<String>, token: Option<String>, action: agents::AgentAction, json: bool) -> anyhow::Result<u8> {
+    let connection = Connection { server, token };
+    run(&connection, |client| agents::execute(client, action, json))
+}
+
+pub use agents::AgentAction;
 
 pub fn repo(command: RepoCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| repo::execute(client, command.action, command.json))

@@ -1,14 +1,18 @@
-//! Builds: list, show with workflows and steps, start by hand, cancel, restart.
+//! Builds: list, show with workflows and steps, start by hand, cancel, restart, and approve or
+//! decline a build that waits for a maintainer (a fork's pull request, by the repository's
+//! approval policy).
 
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
+use proto::State;
 use proto::api::{Build, BuildCreate, Role};
 use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::limits::{MAX_VARIABLE_NAME, MAX_VARIABLE_VALUE, check_length};
+use crate::state::{AppState, now_ms};
 use crate::trigger::{BuildRequest, Outcome, TriggerError};
 use crate::views;
 
@@ -64,10 +68,14 @@ pub async fn create(
     Json(body): Json<BuildCreate>,
 ) -> ApiResult<(StatusCode, Json<Build>)> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
-    for key in body.variables.keys() {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ApiError::invalid("variables", format!("`{key}` is not a variable name (letters, digits, `_`)")));
+    for (key, value) in &body.variables {
+        if key.is_empty() || key.len() > MAX_VARIABLE_NAME || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ApiError::invalid(
+                "variables",
+                format!("`{key}` is not a variable name (letters, digits, `_`; at most {MAX_VARIABLE_NAME})"),
+            ));
         }
+        check_length("variables", value, MAX_VARIABLE_VALUE)?;
     }
     let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
     let request = BuildRequest {
@@ -137,8 +145,62 @@ pub async fn restart(
         from_fork: old.from_fork,
         trigger: format!("restart:{number}"),
         variables: old.variables.clone(),
+        // Restarting needs the write role, as approving does: a restart of a build that would
+        // wait runs at once, recorded as approved by whoever restarted it.
+        approved_by: Some(approver(&caller)),
         ..BuildRequest::default()
     };
     let build = started(crate::trigger::start_build(&state, &repo, request).await)?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
+}
+
+/// How an approval records who gave it.
+fn approver(caller: &Caller) -> String {
+    match &caller.user {
+        Some(user) => format!("user:{}", user.login),
+        None => "admin-token".to_owned(),
+    }
+}
+
+/// Approves a build that waits for a maintainer: its workflows are queued. Needs the write role.
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/builds/{number}/approve", tag = "builds",
+    params(("owner" = String, Path), ("name" = String, Path), ("number" = i64, Path)),
+    responses((status = 200, body = Build), (status = 404, body = proto::api::ErrorBody), (status = 409, body = proto::api::ErrorBody)))]
+pub async fn approve(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> ApiResult<Json<Build>> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
+    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    if !state.store.approve_build(build.id, &approver(&caller), now_ms()).await? {
+        return Err(ApiError::conflict(format!("build {number} is not waiting for approval (it is {})", build.state)));
+    }
+    tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build approved");
+    crate::queue::settle_build(&state, build.id).await?;
+    state.hub.notify(crate::hub::Topic::Queue);
+    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    crate::queue::build_changed(&state, &build).await;
+    Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+}
+
+/// Declines a build that waits for a maintainer: it ends as killed, saying who declined it.
+/// Needs the write role.
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/builds/{number}/decline", tag = "builds",
+    params(("owner" = String, Path), ("name" = String, Path), ("number" = i64, Path)),
+    responses((status = 200, body = Build), (status = 404, body = proto::api::ErrorBody), (status = 409, body = proto::api::ErrorBody)))]
+pub async fn decline(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> ApiResult<Json<Build>> {
+    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
+    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    if build.state != State::Blocked {
+        return Err(ApiError::conflict(format!("build {number} is not waiting for approval (it is {})", build.state)));
+    }
+    crate::queue::cancel_build(&state, &build, &format!("declined by {}", caller.login())).await?;
+    tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build declined");
+    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
 }

@@ -1,5 +1,6 @@
 //! REST handlers under `/api/v1`, one module per resource.
 
+pub mod agents;
 pub mod builds;
 pub mod logs;
 pub mod repos;

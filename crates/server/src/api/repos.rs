@@ -58,6 +58,7 @@ pub async fn create(
         cancel_previous: body.cancel_previous.unwrap_or(false),
         poll_interval_seconds: poll.filter(|seconds| *seconds > 0),
         lost_policy: body.lost_policy.unwrap_or(LostPolicy::Requeue),
+        approval: body.approval.unwrap_or_default(),
         forge_token: body.forge_token.clone().filter(|token| !token.is_empty()),
         forge_api_url: check_api_url(body.forge_api_url.as_deref())?.filter(|url| !url.is_empty()),
         clone_username: body.clone_username.clone().filter(|name| !name.is_empty()),
@@ -146,6 +147,9 @@ fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate) -> ApiResult<()> {
     }
     if let Some(policy) = body.lost_policy {
         repo.lost_policy = policy;
+    }
+    if let Some(approval) = body.approval {
+        repo.approval = approval;
     }
     if let Some(token) = &body.forge_token {
         repo.forge_token = (!token.is_empty()).then(|| token.clone());
@@ -245,11 +249,22 @@ pub async fn poll(
 
 fn validate_full_name(full_name: &str) -> ApiResult<()> {
     let valid_part = |part: &str| {
-        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && part != "." && part != ".."
+        !part.is_empty()
+            && part.len() <= crate::limits::MAX_REPO_PART
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && part != "."
+            && part != ".."
     };
     match full_name.split_once('/') {
         Some((owner, name)) if valid_part(owner) && valid_part(name) => Ok(()),
-        _ => Err(ApiError::invalid("full_name", format!("`{full_name}` is not `owner/name` (letters, digits, `-`, `_`, `.`)"))),
+        _ => Err(ApiError::invalid(
+            "full_name",
+            format!(
+                "`{}` is not `owner/name` (letters, digits, `-`, `_`, `.`; at most {} each)",
+                full_name.chars().take(120).collect::<String>(),
+                crate::limits::MAX_REPO_PART
+            ),
+        )),
     }
 }
 

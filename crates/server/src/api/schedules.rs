@@ -1,9 +1,9 @@
-//! Cron schedules and notifiers of a repository, and the agents of the server.
+//! Cron schedules and notifiers of a repository.
 
 use axum::Json;
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
-use proto::api::{Agent, Cron, CronWrite, Notifier, NotifierCreate, Role};
+use proto::api::{Cron, CronWrite, Notifier, NotifierCreate, Role};
 use store::{CronRecord, NewCron};
 
 use crate::auth::Caller;
@@ -146,27 +146,4 @@ pub async fn delete_notifier(
     } else {
         Err(ApiError::not_found(format!("{} has no notifier {id}", repo.full_name)))
     }
-}
-
-/// Agents known to the server (server admins only).
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = [Agent]), (status = 403, body = proto::api::ErrorBody)))]
-pub async fn agents(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiResult<Json<Vec<Agent>>> {
-    caller.require_server_admin()?;
-    let now = now_ms();
-    let limit = state.config.agent_lost_after.as_millis() as i64;
-    let mut agents = Vec::new();
-    for record in state.store.list_agents().await? {
-        let running = state.store.workflows_of_agent(record.id, &[proto::State::Running]).await?.len() as u32;
-        agents.push(Agent {
-            id: record.id,
-            name: record.name,
-            labels: record.labels,
-            capacity: record.capacity,
-            version: record.version,
-            last_seen: seconds(record.last_seen),
-            connected: now - record.last_seen < limit,
-            running,
-        });
-    }
-    Ok(Json(agents))
 }

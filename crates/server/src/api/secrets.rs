@@ -9,6 +9,7 @@ use store::{NewSecret, SecretRecord};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{MAX_NAME, MAX_SECRET_VALUE, check_length};
 use crate::state::{AppState, now_ms, seconds};
 
 fn view(record: &SecretRecord) -> Secret {
@@ -51,8 +52,12 @@ pub async fn put(
     {
         return Err(ApiError::invalid("name", format!("`{secret}` is not a secret name (letters, digits, `_`, `-`, `.`)")));
     }
+    check_length("name", &secret, MAX_NAME)?;
     if body.value.is_empty() {
         return Err(ApiError::invalid("value", "a secret's value cannot be empty"));
+    }
+    if body.value.len() > MAX_SECRET_VALUE {
+        return Err(ApiError::invalid("value", format!("a secret's value is at most {MAX_SECRET_VALUE} bytes")));
     }
     let events = body.events.clone().unwrap_or_else(|| DEFAULT_SECRET_EVENTS.iter().map(|event| (*event).to_owned()).collect());
     if let Some(unknown) = events.iter().find(|event| !pipeline::context::EVENTS.contains(&event.as_str())) {

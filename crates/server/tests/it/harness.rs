@@ -28,6 +28,8 @@ pub struct Harness {
     pub state: AppState,
     pub app: Router,
     pub dir: tempfile::TempDir,
+    /// The token each registered agent got, by agent id: `agent` sends it for that agent.
+    agent_tokens: std::sync::Mutex<std::collections::HashMap<i64, String>>,
 }
 
 /// Runs `check` on a SQLite and a PostgreSQL server: `both!(name, check)`.
@@ -92,7 +94,7 @@ impl Harness {
         adjust(&mut config);
         let state = server::open(config).await.expect("open the server");
         let app = server::app::router(state.clone());
-        Some(Harness { state, app, dir })
+        Some(Harness { state, app, dir, agent_tokens: Default::default() })
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
@@ -109,6 +111,37 @@ impl Harness {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
         let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value)
+    }
+
+    /// The whole answer, headers included.
+    pub async fn response(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> axum::response::Response {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request.header("content-type", "application/json").body(Body::from(body.to_string())).unwrap(),
+            None => request.body(Body::empty()).unwrap(),
+        };
+        self.app.clone().oneshot(request).await.expect("the app answers")
+    }
+
+    /// Runs `statement` on the server's database around the store (to plant what a bug or a
+    /// disk error would leave).
+    pub async fn sql(&self, statement: &str) -> Result<(), sqlx::Error> {
+        let statement = sqlx::AssertSqlSafe(statement.to_owned());
+        match &self.state.config.database_url {
+            Some(url) => {
+                let mut connection = sqlx::PgConnection::connect(url).await?;
+                sqlx::query(statement).execute(&mut connection).await?;
+            }
+            None => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.state.config.data_dir.join("gantry.db"));
+                let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+                sqlx::query(statement).execute(&mut connection).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A raw request (webhooks: exact bytes and headers).
@@ -144,9 +177,23 @@ impl Harness {
         token
     }
 
-    /// A request of the agent protocol, with the agent secret.
+    /// A request of the agent protocol: `/register` with the agent secret (remembering the
+    /// token it returns), anything else with the token of the agent the body names.
     pub async fn agent(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, &format!("/api/agent/v1{path}"), Some(AGENT_SECRET), Some(body)).await
+        if path == "/register" {
+            let (status, answer) = self.call(Method::POST, "/api/agent/v1/register", Some(AGENT_SECRET), Some(body)).await;
+            if let (Some(id), Some(token)) = (answer["agent_id"].as_i64(), answer["token"].as_str()) {
+                self.agent_tokens.lock().unwrap().insert(id, token.to_owned());
+            }
+            return (status, answer);
+        }
+        let token = body["agent_id"].as_i64().map(|id| self.agent_token(id)).unwrap_or_default();
+        self.call(Method::POST, &format!("/api/agent/v1{path}"), Some(&token), Some(body)).await
+    }
+
+    /// The token agent `id` registered with.
+    pub fn agent_token(&self, id: i64) -> String {
+        self.agent_tokens.lock().unwrap().get(&id).cloned().unwrap_or_else(|| panic!("agent {id} never registered through the harness"))
     }
 
     /// As `agent`, insisting on 200; the answer.
@@ -208,3 +255,56 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 pub const PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo hello\n";
+
+/// A request as received: path, JSON body, `Authorization` header.
+pub type Received = (String, Value, Option<String>);
+
+/// A local stand-in for a forge's API and for notification receivers: records every request;
+/// the first request to `/flaky` fails.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Recorder {
+    pub async fn start(&self) -> String {
+        let recorder = self.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let recorder = recorder.clone();
+            async move {
+                let path = request.uri().path().to_owned();
+                let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok()).map(str::to_owned);
+                let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+                let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let mut requests = recorder.requests.lock().unwrap();
+                let first_flaky = path == "/flaky" && !requests.iter().any(|(seen, _, _)| seen == "/flaky");
+                requests.push((path, json, authorization));
+                if first_flaky { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::CREATED }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    pub fn to(&self, path: &str) -> Vec<(Value, Option<String>)> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(seen, _, _)| seen == path)
+            .map(|(_, body, auth)| (body.clone(), auth.clone()))
+            .collect()
+    }
+
+    pub async fn wait_for(&self, path: &str, count: usize) -> Vec<(Value, Option<String>)> {
+        for _ in 0..100 {
+            if self.to(path).len() >= count {
+                return self.to(path);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("fewer than {count} requests to {path}: {:?}", self.requests.lock().unwrap());
+    }
+}

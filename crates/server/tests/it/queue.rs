@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{AGENT_SECRET, Db, Harness, PIPELINE, git_repo};
+use crate::harness::{Db, Harness, PIPELINE, git_repo};
 
 fn line(text: &str) -> Value {
     json!({ "at_ms": 1, "stream": "stdout", "text": text })
@@ -131,8 +131,12 @@ async fn restarted_agent(harness: Harness) {
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
     let agent = harness.register_agent("flaky", json!({})).await;
     lease_one(&harness, agent).await;
-    // Back before anyone noticed it was gone: registering again says it lost what it ran.
-    let again = harness.register_agent("flaky", json!({})).await;
+    // Back before anyone noticed it was gone, with the token it kept: registering again says it
+    // lost what it ran.
+    let kept = harness.agent_token(agent);
+    let answer =
+        harness.agent_ok("/register", json!({ "name": "flaky", "labels": {}, "capacity": 2, "version": "test", "token": kept })).await;
+    let again = answer["agent_id"].as_i64().unwrap();
     assert_eq!(again, agent, "the same agent, by name");
     let after = build(&harness, 1).await;
     assert_eq!(after["workflows"][0]["state"], "pending", "{after}");
@@ -151,10 +155,11 @@ async fn cancellation(harness: Harness) {
 
     let waiter = {
         let app = harness.app.clone();
+        let token = harness.agent_token(agent);
         tokio::spawn(async move {
             use tower::ServiceExt as _;
             let request = axum::http::Request::post(format!("/api/agent/v1/jobs/{id}/cancel-wait"))
-                .header("authorization", format!("Bearer {AGENT_SECRET}"))
+                .header("authorization", format!("Bearer {token}"))
                 .header("content-type", "application/json")
                 .body(axum::body::Body::from(json!({ "agent_id": agent }).to_string()))
                 .unwrap();
@@ -281,9 +286,10 @@ async fn interrupted_trigger(harness: Harness) {
         trigger: "webhook".into(),
         pull_request: None,
         reason: None,
-        diagnostics: json!([]),
+        diagnostics: Vec::new(),
         variables: Default::default(),
         from_fork: false,
+        approved_by: None,
     };
     harness.state.store.create_build(&half, &[], 1_000).await.unwrap();
     harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;

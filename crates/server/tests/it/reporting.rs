@@ -2,67 +2,13 @@
 //! notifications when a build finishes (retried), superseded builds cancelled, logs resumed
 //! from `Last-Event-ID` and deleted after the retention period, the secret key file.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{Db, Harness, PIPELINE, commit, git, git_repo};
-
-/// A local stand-in for a forge's API and for notification receivers: records every request;
-/// the first request to `/flaky` fails.
-/// A request as received: path, JSON body, `Authorization` header.
-type Received = (String, Value, Option<String>);
-
-#[derive(Clone, Default)]
-struct Recorder {
-    requests: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Recorder {
-    async fn start(&self) -> String {
-        let recorder = self.clone();
-        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let recorder = recorder.clone();
-            async move {
-                let path = request.uri().path().to_owned();
-                let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok()).map(str::to_owned);
-                let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
-                let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let mut requests = recorder.requests.lock().unwrap();
-                let first_flaky = path == "/flaky" && !requests.iter().any(|(seen, _, _)| seen == "/flaky");
-                requests.push((path, json, authorization));
-                if first_flaky { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::CREATED }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{address}")
-    }
-
-    fn to(&self, path: &str) -> Vec<(Value, Option<String>)> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(seen, _, _)| seen == path)
-            .map(|(_, body, auth)| (body.clone(), auth.clone()))
-            .collect()
-    }
-
-    async fn wait_for(&self, path: &str, count: usize) -> Vec<(Value, Option<String>)> {
-        for _ in 0..100 {
-            if self.to(path).len() >= count {
-                return self.to(path);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("fewer than {count} requests to {path}: {:?}", self.requests.lock().unwrap());
-    }
-}
+use crate::harness::{Db, Harness, PIPELINE, Recorder, commit, git, git_repo};
 
 /// Runs build 1 to `state` as an agent would.
 async fn finish_build(harness: &Harness, state: &str) {

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use proto::State;
-use store::{NewStep, StepChange, Store, StoreError};
+use store::{NewAgent, NewStep, StepChange, Store, StoreError};
 
-use crate::fixtures::{NOW, lines, new_build, repo, workflow};
+use crate::fixtures::{NOW, diagnostic, lines, new_build, repo, workflow};
 
 store_tests!(
     numbers_count_per_repository,
@@ -64,7 +64,7 @@ async fn workflows_and_steps_keep_their_order(store: Store) {
     new.pull_request = Some("42".into());
     new.from_fork = true;
     new.variables = BTreeMap::from([("DEPLOY".into(), "yes".into())]);
-    new.diagnostics = serde_json::json!([{ "code": "unused-matrix", "line": 3 }]);
+    new.diagnostics = vec![diagnostic("unused-matrix", 3)];
     let mut lint = workflow("lint", &["clippy", "fmt"]);
     lint.labels = BTreeMap::from([("platform".into(), "linux/amd64".into())]);
     let mut test = workflow("test", &["database", "clone", "unit", "integration"]);
@@ -128,7 +128,7 @@ async fn a_numbered_build_gets_its_plan_later(store: Store) {
     let build = store.create_build(&new_build(web.id, "main"), &[], NOW).await.unwrap();
     assert!(store.workflows_of_build(build.id).await.unwrap().is_empty());
 
-    let diagnostics = serde_json::json!([{ "code": "deprecated-key", "line": 4, "column": 3 }]);
+    let diagnostics = vec![diagnostic("deprecated-key", 4)];
     store.set_build_diagnostics(build.id, &diagnostics).await.unwrap();
     store.add_workflows(build.id, &[workflow("lint", &["fmt"]), workflow("test", &["unit", "e2e"])], NOW + 1).await.unwrap();
 
@@ -160,15 +160,16 @@ async fn build_states_stamp_times(store: Store) {
     assert_eq!((broken.state, broken.started, broken.finished), (State::Error, None, Some(NOW)));
 
     // (state, reason, at, then: (started, finished))
-    let steps: [(State, Option<&str>, i64, Stamps); 5] = [
+    let steps: [(State, Option<&str>, i64, Stamps); 6] = [
         (State::Running, None, NOW + 1, (Some(NOW + 1), None)),
         (State::Running, None, NOW + 2, (Some(NOW + 1), None)),
         (State::Lost, Some("agent gone"), NOW + 3, (Some(NOW + 1), None)),
-        (State::Killed, Some("cancelled by alice"), NOW + 4, (Some(NOW + 1), Some(NOW + 4))),
-        (State::Pending, None, NOW + 5, (None, None)),
+        (State::Pending, None, NOW + 4, (None, None)),
+        (State::Running, None, NOW + 5, (Some(NOW + 5), None)),
+        (State::Killed, Some("cancelled by alice"), NOW + 6, (Some(NOW + 5), Some(NOW + 6))),
     ];
     for (state, reason, at, (started, finished)) in steps {
-        store.set_build_state(first.id, state, reason, at).await.unwrap();
+        assert!(store.set_build_state(first.id, state, reason, at).await.unwrap(), "{state} changes an unfinished build");
         let build = store.build_by_id(first.id).await.unwrap().unwrap();
         assert_eq!(
             (build.state, build.reason.as_deref(), build.started, build.finished),
@@ -177,12 +178,19 @@ async fn build_states_stamp_times(store: Store) {
         );
     }
 
+    // A finished build is final.
+    for state in [State::Success, State::Pending, State::Running] {
+        assert!(!store.set_build_state(first.id, state, None, NOW + 7).await.unwrap(), "a killed build does not become {state}");
+    }
+    let killed = store.build_by_id(first.id).await.unwrap().unwrap();
+    assert_eq!((killed.state, killed.reason.as_deref(), killed.finished), (State::Killed, Some("cancelled by alice"), Some(NOW + 6)));
+
     store.set_build_state(second.id, State::Running, None, NOW).await.unwrap();
     let active: Vec<i64> = store.active_builds_of_branch(web.id, "main").await.unwrap().iter().map(|build| build.number).collect();
-    assert_eq!(active, [first.number, second.number]);
+    assert_eq!(active, [second.number]);
     store.set_build_state(second.id, State::Success, None, NOW).await.unwrap();
     let active: Vec<i64> = store.active_builds_of_branch(web.id, "main").await.unwrap().iter().map(|build| build.number).collect();
-    assert_eq!(active, [first.number]);
+    assert!(active.is_empty());
     assert_eq!(store.active_builds_of_branch(web.id, "feature").await.unwrap(), [other_branch]);
     assert!(matches!(store.set_build_state(broken.id + 100, State::Running, None, NOW).await, Err(StoreError::NotFound { .. })));
 }
@@ -217,7 +225,10 @@ async fn steps_take_reports_by_name(store: Store) {
     assert!(matches!(store.set_step_log_lines(step_id + 100, 1).await, Err(StoreError::NotFound { .. })));
 
     // A re-queue starts the steps over, logs included: the next agent numbers its lines from 0.
-    store.reset_steps(workflow_id).await.unwrap();
+    let agent = NewAgent { name: "lost".into(), labels: BTreeMap::new(), capacity: 1, version: "1".into() };
+    let agent = store.register_agent(&agent, "token-hash", NOW).await.unwrap();
+    assert!(store.claim_workflow(workflow_id, agent.id, NOW).await.unwrap());
+    assert!(store.requeue_workflow_of_lost_agent(workflow_id, agent.id, "re-queued: agent lost").await.unwrap());
     for step in store.steps_of_workflow(workflow_id).await.unwrap() {
         assert_eq!(
             (step.state, step.exit_code, step.reason, step.started, step.finished, step.log_lines),

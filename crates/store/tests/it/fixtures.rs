@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use proto::agent::{LogLine, LogStream};
-use proto::{ForgeKind, LostPolicy, State, Trust};
+use proto::api::BuildDiagnostic;
+use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 use store::{NewBuild, NewRepo, NewStep, NewWorkflow, RepoRecord, Store};
 
 pub const NOW: i64 = 1_700_000_000_000;
@@ -21,6 +22,7 @@ pub fn new_repo(full_name: &str) -> NewRepo {
         cancel_previous: false,
         poll_interval_seconds: None,
         lost_policy: LostPolicy::Requeue,
+        approval: ApprovalPolicy::Forks,
         forge_token: None,
         clone_username: None,
         clone_password: None,
@@ -45,9 +47,10 @@ pub fn new_build(repo_id: i64, branch: &str) -> NewBuild {
         trigger: "webhook".to_owned(),
         pull_request: None,
         reason: None,
-        diagnostics: serde_json::json!([]),
+        diagnostics: Vec::new(),
         variables: BTreeMap::new(),
         from_fork: false,
+        approved_by: None,
     }
 }
 
@@ -71,4 +74,17 @@ pub fn line(text: &str) -> LogLine {
 /// `count` lines numbered from `first` by their text (`line 7`).
 pub fn lines(first: u64, count: u64) -> Vec<LogLine> {
     (first..first + count).map(|seq| line(&format!("line {seq}"))).collect()
+}
+
+/// A diagnostic as a build stores it.
+pub fn diagnostic(code: &str, line: u32) -> BuildDiagnostic {
+    BuildDiagnostic {
+        severity: "warning".to_owned(),
+        code: code.to_owned(),
+        file: ".woodpecker.yml".to_owned(),
+        line,
+        column: 3,
+        message: format!("{code} here"),
+        hint: None,
+    }
 }

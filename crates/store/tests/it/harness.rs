@@ -29,8 +29,13 @@ pub struct Location {
 
 impl Location {
     pub async fn open(&self) -> Store {
-        Store::open(&self.database, &self.data_dir).await.expect("the store opens")
+        Store::open(&self.database, &self.data_dir, test_sealer()).await.expect("the store opens")
     }
+}
+
+/// The key every test store seals credentials with.
+pub fn test_sealer() -> store::SecretBox {
+    store::SecretBox::from_key([42; 32])
 }
 
 /// `store_tests!(a, b)` makes `mod a { fn sqlite(); fn postgres() }` running `async fn a(store: Store)`.

@@ -16,5 +16,6 @@ mod open;
 mod queue;
 mod repos;
 mod secrets;
+mod security;
 mod triggers;
 mod users;

@@ -31,7 +31,7 @@ async fn a_reopened_store_keeps_its_data(location: Location) {
 async fn sqlite_files_are_created_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("not yet/there ?#%41%/gantry.db");
-    let store = Store::open(&Database::Sqlite(path.clone()), dir.path()).await.unwrap();
+    let store = Store::open(&Database::Sqlite(path.clone()), dir.path(), crate::harness::test_sealer()).await.unwrap();
     store.ping().await.unwrap();
     assert!(path.exists());
     assert!(dir.path().join("logs").is_dir());
@@ -46,7 +46,7 @@ async fn sqlite_files_are_created_in_wal_mode() {
 #[tokio::test]
 async fn sqlite_connections_wait_for_each_other_and_enforce_foreign_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Database::Sqlite(dir.path().join("gantry.db")), dir.path()).await.unwrap();
+    let store = Store::open(&Database::Sqlite(dir.path().join("gantry.db")), dir.path(), crate::harness::test_sealer()).await.unwrap();
     // Many writers at once: each waits for the write lock instead of failing with "database is locked".
     let tasks: Vec<_> = (0..32)
         .map(|index| {
@@ -79,7 +79,7 @@ async fn a_refused_postgres_login_is_an_open_error_without_the_password() {
     };
     let wrong = format!("{}:hunter2{}", &url[..user_end], &url[host_start..]);
     let dir = tempfile::tempdir().unwrap();
-    match Store::open(&Database::Postgres(wrong), dir.path()).await {
+    match Store::open(&Database::Postgres(wrong), dir.path(), crate::harness::test_sealer()).await {
         Err(error @ StoreError::Open { .. }) => {
             let message = error.to_string();
             assert!(message.contains(":***@") && !message.contains("hunter2"), "{message}");

@@ -18,7 +18,7 @@ store_tests!(
 
 async fn agent(store: &Store, name: &str) -> AgentRecord {
     let agent = NewAgent { name: name.into(), labels: BTreeMap::new(), capacity: 2, version: "0.0.0".into() };
-    store.register_agent(&agent, NOW).await.unwrap()
+    store.register_agent(&agent, &format!("hash of {name}"), NOW).await.unwrap()
 }
 
 /// A build of `names` workflows; returns them in order.

@@ -1,0 +1,159 @@
+//! Values sealed at rest: AES-256-GCM with a random nonce per value and associated data that
+//! names what the value is (its repository and name), so a ciphertext copied to another row or
+//! column does not open. Pipeline secrets are sealed by the server before they reach the store;
+//! repository credentials (webhook secret, forge token, clone password) are sealed by the store
+//! itself on every write, so no caller can forget to.
+//!
+//! The key comes from `GANTRY_SECRET_KEY` (64 hex digits or base64 of 32 bytes) or a 0600 key
+//! file created in the data folder on first start.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine as _;
+use rand::RngCore as _;
+
+const NONCE_LEN: usize = 12;
+/// How a sealed credential starts in its text column; anything else is a value written before
+/// credentials were sealed, which `Store::open` seals.
+pub(crate) const SEALED_TEXT_PREFIX: &str = "sealed:v1:";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("GANTRY_SECRET_KEY must be 32 bytes as 64 hex digits or base64")]
+    BadKey,
+    #[error("secret key file {path}: {source}")]
+    File { path: String, source: std::io::Error },
+    #[error("secret key file {path} must hold 32 bytes as 64 hex digits")]
+    BadFile { path: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a stored secret cannot be decrypted with this key (was GANTRY_SECRET_KEY changed?)")]
+pub struct DecryptError;
+
+/// Encrypts and decrypts values at rest. Cheap to clone.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SecretBox")
+    }
+}
+
+impl SecretBox {
+    pub fn from_key(key: [u8; 32]) -> Self {
+        Self { cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)) }
+    }
+
+    /// The key from `configured` (the variable's text) or from `<data>/secret.key`, created
+    /// with 0600 permissions when missing.
+    pub fn load(configured: Option<&str>, data_dir: &Path) -> Result<Self, KeyError> {
+        if let Some(text) = configured {
+            return parse_key(text.trim()).map(Self::from_key).ok_or(KeyError::BadKey);
+        }
+        let path = data_dir.join("secret.key");
+        let display = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_key(text.trim()).map(Self::from_key).ok_or(KeyError::BadFile { path: display }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|source| KeyError::File { path: display.clone(), source })?;
+                file.write_all(hex::encode(key).as_bytes()).map_err(|source| KeyError::File { path: display, source })?;
+                tracing::info!(path = %path.display(), "created a new secret key");
+                Ok(Self::from_key(key))
+            }
+            Err(source) => Err(KeyError::File { path: display, source }),
+        }
+    }
+
+    /// A pipeline secret `name` of repository `repo_id`: nonce followed by ciphertext.
+    pub fn seal(&self, repo_id: i64, name: &str, value: &str) -> Vec<u8> {
+        self.seal_with(&secret_associated_data(repo_id, name), value)
+    }
+
+    pub fn open(&self, repo_id: i64, name: &str, sealed: &[u8]) -> Result<String, DecryptError> {
+        self.open_with(&secret_associated_data(repo_id, name), sealed)
+    }
+
+    /// A repository credential as it is kept in its text column.
+    pub(crate) fn seal_credential(&self, repo_id: i64, column: &str, value: &str) -> String {
+        let sealed = self.seal_with(&credential_associated_data(repo_id, column), value);
+        format!("{SEALED_TEXT_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(sealed))
+    }
+
+    pub(crate) fn open_credential(&self, repo_id: i64, column: &str, stored: &str) -> Result<String, DecryptError> {
+        let encoded = stored.strip_prefix(SEALED_TEXT_PREFIX).ok_or(DecryptError)?;
+        let sealed = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| DecryptError)?;
+        self.open_with(&credential_associated_data(repo_id, column), &sealed)
+    }
+
+    fn seal_with(&self, associated_data: &[u8], value: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(&Nonce::from(nonce), Payload { msg: value.as_bytes(), aad: associated_data })
+            .expect("AES-GCM encryption of an in-memory value cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    fn open_with(&self, associated_data: &[u8], sealed: &[u8]) -> Result<String, DecryptError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(DecryptError);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| DecryptError)?;
+        let plain =
+            self.cipher.decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: associated_data }).map_err(|_| DecryptError)?;
+        String::from_utf8(plain).map_err(|_| DecryptError)
+    }
+}
+
+fn secret_associated_data(repo_id: i64, name: &str) -> Vec<u8> {
+    format!("gantry-secret:{repo_id}:{name}").into_bytes()
+}
+
+fn credential_associated_data(repo_id: i64, column: &str) -> Vec<u8> {
+    format!("gantry-repo-credential:{repo_id}:{column}").into_bytes()
+}
+
+fn parse_key(text: &str) -> Option<[u8; 32]> {
+    if text.len() == 64
+        && let Ok(bytes) = hex::decode(text)
+    {
+        return bytes.try_into().ok();
+    }
+    base64::engine::general_purpose::STANDARD.decode(text).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_opens_only_in_its_own_repository_and_column() {
+        let sealer = SecretBox::from_key([7; 32]);
+        let sealed = sealer.seal_credential(3, "forge_token", "ghp_token");
+        assert!(sealed.starts_with(SEALED_TEXT_PREFIX));
+        assert!(!sealed.contains("ghp_token"));
+        assert_eq!(sealer.open_credential(3, "forge_token", &sealed).unwrap(), "ghp_token");
+        assert!(sealer.open_credential(4, "forge_token", &sealed).is_err());
+        assert!(sealer.open_credential(3, "clone_password", &sealed).is_err());
+        assert!(SecretBox::from_key([8; 32]).open_credential(3, "forge_token", &sealed).is_err());
+    }
+}
