@@ -2,3 +2,4 @@
 
 mod mask;
 mod scheduler;
+mod trust;
