@@ -565,3 +565,52 @@ fn compare(what: &str, (status, reason): (Status, Option<&str>), (expected, part
     (status != expected || !reason_matches)
         .then(|| format!("{what} ended {status:?} with reason {reason:?}, not {expected:?} with a reason holding {part:?}"))
 }
+
+/// The last line of defence: a workflow's own task dies (here the event sink panics while the
+/// runtime clones, outside any step's task). The workflow still ends, in error, and so does
+/// every one of its steps, once; the run goes on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_whose_task_dies_still_ends_every_step() {
+    let pipeline = "steps:\n  build: {image: x, commands: [echo build]}\n  test: {image: x, commands: [echo test]}\n";
+    let plan = pipeline::plan_files(&[SourceFile::new(".woodpecker.yml", pipeline)], &Context::default(), CompileOptions::default());
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = {
+        let events = events.clone();
+        move |event: Event| {
+            if matches!(&event, Event::StepStarted { step, .. } if step == "clone") {
+                panic!("the sink fails");
+            }
+            events.lock().unwrap().push(event);
+        }
+    };
+    let options = RunOptions { parallel: 2, timeout: None, workspace: WorkspaceSource::Empty, secrets: BTreeMap::new() };
+    let summary = tokio::time::timeout(
+        Duration::from_secs(30),
+        runtime::run_plan(&plan, Arc::new(FakeBackend::new()), options, Arc::new(sink), CancellationToken::new()),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(summary.status, Failure, "{events:#?}");
+    let ends: Vec<(String, Status, String)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::StepFinished { step, status, reason, .. } => Some((step.clone(), *status, reason.clone().unwrap_or_default())),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = ends.iter().map(|(name, ..)| name.as_str()).collect();
+    assert_eq!(names, ["clone", "build", "test"], "{events:#?}");
+    assert!(
+        ends.iter().all(|(_, status, reason)| *status == Error && reason.contains("the workflow's task panicked: the sink fails")),
+        "{ends:#?}"
+    );
+    assert!(
+        events.iter().any(
+            |event| matches!(event, Event::WorkflowFinished { status: Error, reason: Some(reason), .. } if reason.contains("panicked"))
+        ),
+        "{events:#?}"
+    );
+    assert!(matches!(events.last(), Some(Event::RunFinished { status: Failure, .. })), "{events:#?}");
+}
