@@ -299,68 +299,19 @@ fn missing_secret(plan: &Plan, secrets: &BTreeMap<String, String>) -> Option<Run
 }
 
 /// What the plan needs beyond the repository's trust, one message per finding.
-///
-/// `runtime::trust::needs_trust` decides what needs trust; which kind of trust each finding
-/// needs is found by taking one kind of power away from every step and seeing which findings
-/// disappear. A finding no kind explains is refused whatever the trust (fail closed).
 fn trust_refusals(plan: &Plan, trust: Trust) -> Vec<String> {
-    let findings = runtime::trust::needs_trust(plan);
-    let without = |strip: fn(&mut StepPlan)| {
-        let mut stripped = plan.clone();
-        for workflow in &mut stripped.workflows {
-            workflow.services.iter_mut().chain(workflow.steps.iter_mut()).for_each(strip);
-        }
-        runtime::trust::needs_trust(&stripped)
-    };
-    let without_privileges = without(|step| {
-        step.privileged = false;
-        step.devices.clear();
-    });
-    let without_host_volumes = without(|step| step.volumes.retain(|volume| !is_host_volume(volume)));
-    let without_host_network = without(|step| step.network_mode = None);
-    let mut refusals = Vec::new();
-    for finding in &findings {
-        let allowed = (trust.privileged && !without_privileges.contains(finding))
-            || (trust.volumes && !without_host_volumes.contains(finding))
-            || (trust.network && !without_host_network.contains(finding));
-        if !allowed {
-            let kind = if !without_privileges.contains(finding) {
-                "privileged steps"
-            } else if !without_host_volumes.contains(finding) {
-                "host volumes"
-            } else if !without_host_network.contains(finding) {
-                "the host network"
-            } else {
-                "this"
-            };
-            refusals
-                .push(format!("step `{}` needs trust: {}; an admin must allow {kind} for this repository", finding.step, finding.reason));
-        }
-    }
-    // Joining another network than the workflow's (another container's, a named network) is
-    // what `Trust::network` covers too; the runtime's check knows only the host's.
-    if !trust.network {
-        for workflow in plan.workflows.iter().filter(|workflow| !workflow.skipped) {
-            for step in workflow.services.iter().chain(&workflow.steps).filter(|step| !step.skipped) {
-                if let Some(mode) = step.network_mode.as_deref()
-                    && mode != "host"
-                    && mode != "none"
-                {
-                    refusals.push(format!(
-                        "step `{}` needs trust: it joins the network `{mode}` instead of its workflow's; an admin must allow networks for this repository",
-                        step.name
-                    ));
-                }
-            }
-        }
-    }
-    refusals
-}
-
-/// `source:target` with an absolute source (a host path or the Docker socket).
-fn is_host_volume(volume: &str) -> bool {
-    let source = volume.split(':').next().unwrap_or("");
-    (source.starts_with('/') && volume.contains(':')) || source.ends_with("docker.sock")
+    let granted = runtime::trust::TrustFlags { privileged: trust.privileged, volumes: trust.volumes, network: trust.network };
+    runtime::trust::refused(plan, granted)
+        .into_iter()
+        .map(|refusal| {
+            format!(
+                "step `{}` needs trust: {}; an admin must allow {} for this repository",
+                refusal.step,
+                refusal.reason,
+                refusal.kind.allows()
+            )
+        })
+        .collect()
 }
 
 /// Long-polls the server for a cancel of the job until `finished`.
@@ -431,17 +382,5 @@ async fn send_done(context: &AgentContext, job_id: i64, done: &JobDone) {
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_volumes_are_told_from_named_volumes() {
-        assert!(is_host_volume("/var/run/docker.sock:/var/run/docker.sock"));
-        assert!(is_host_volume("/srv/cache:/cache:ro"));
-        assert!(!is_host_volume("cache:/cache"));
     }
 }

@@ -58,7 +58,8 @@ pub struct ExecArgs {
     /// A secret taken from the environment variable of the same name (repeat the flag).
     #[arg(long = "secret-env", value_name = "NAME")]
     pub secret_env: Vec<String>,
-    /// Allow privileged steps, host volumes and the Docker socket. Only for pipelines you trust.
+    /// Allow privileged steps, devices, host volumes, the Docker socket, other networks than the
+    /// workflow's, and a step's own DNS and host entries. Only for pipelines you trust.
     #[arg(long)]
     pub trusted: bool,
     /// Start from a clean checkout of HEAD instead of a copy of the working tree.
@@ -140,9 +141,10 @@ pub fn execute(args: ExecArgs) -> anyhow::Result<u8> {
         eprintln!("error: the pipeline has errors; fix them and run again (`gantry lint` lists them)");
         return Ok(EXIT_CONFIG);
     }
-    let untrusted = runtime::trust::needs_trust(&plan);
-    if !args.trusted && !untrusted.is_empty() {
-        for item in &untrusted {
+    let granted = if args.trusted { runtime::trust::TrustFlags::ALL } else { runtime::trust::TrustFlags::NONE };
+    let refused = runtime::trust::refused(&plan, granted);
+    if !refused.is_empty() {
+        for item in &refused {
             eprintln!("error: step `{}` of workflow `{}` needs trust: {}", item.step, item.workflow, item.reason);
         }
         eprintln!("hint: run with --trusted if you trust this pipeline and the machine may run it");
@@ -156,7 +158,7 @@ pub fn execute(args: ExecArgs) -> anyhow::Result<u8> {
 
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     tokio.block_on(async move {
-        let warnings = plan.diagnostics.iter().filter(|diagnostic| !diagnostic.is_error()).count();
+        let warnings = plan.diagnostics.iter().filter(|diagnostic| diagnostic.is_warning()).count();
         if warnings > 0 && mode != OutputMode::Json {
             eprintln!("note: the pipeline has {warnings} warning(s); `gantry lint` shows them");
         }

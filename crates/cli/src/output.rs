@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use pipeline::plan::{Plan, RunOn, StepPlan};
+use pipeline::trust::{self, TrustKind};
 use pipeline::{Context, Diagnostic, Severity, SourceFile};
 use serde::Serialize;
 
@@ -22,16 +23,23 @@ pub fn render_diagnostics(diagnostics: &[Diagnostic], files: &[SourceFile], summ
         out.push('\n');
     }
     if summary {
-        let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-        let warnings = diagnostics.len() - errors;
+        let [errors, warnings, notes] = counts(diagnostics);
         let files_word = if files.len() == 1 { "file" } else { "files" };
-        if diagnostics.is_empty() {
-            let _ = writeln!(out, "{} {files_word} checked: no problems", files.len());
+        let notes = if notes > 0 { format!(" ({} to review)", plural(notes, "note")) } else { String::new() };
+        if errors + warnings == 0 {
+            let _ = writeln!(out, "{} {files_word} checked: no problems{notes}", files.len());
         } else {
-            let _ = writeln!(out, "{} {files_word} checked: {} , {}", files.len(), plural(errors, "error"), plural(warnings, "warning"));
+            let _ =
+                writeln!(out, "{} {files_word} checked: {}, {}{notes}", files.len(), plural(errors, "error"), plural(warnings, "warning"));
         }
     }
-    out.replace(" , ", ", ")
+    out
+}
+
+/// Errors, warnings and notes among `diagnostics`.
+fn counts(diagnostics: &[Diagnostic]) -> [usize; 3] {
+    let count = |severity: Severity| diagnostics.iter().filter(|diagnostic| diagnostic.severity == severity).count();
+    [count(Severity::Error), count(Severity::Warning), count(Severity::Note)]
 }
 
 fn plural(count: usize, word: &str) -> String {
@@ -43,12 +51,14 @@ pub struct LintReport<'a> {
     files: Vec<&'a str>,
     errors: usize,
     warnings: usize,
+    /// Not problems: what a reviewer should see first (steps that need trust).
+    notes: usize,
     diagnostics: &'a [Diagnostic],
 }
 
 pub fn lint_json<'a>(diagnostics: &'a [Diagnostic], files: &'a [SourceFile]) -> LintReport<'a> {
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-    LintReport { files: files.iter().map(|file| file.path.as_str()).collect(), errors, warnings: diagnostics.len() - errors, diagnostics }
+    let [errors, warnings, notes] = counts(diagnostics);
+    LintReport { files: files.iter().map(|file| file.path.as_str()).collect(), errors, warnings, notes, diagnostics }
 }
 
 /// A plan as a readable outline: workflows, then each step with what it waits for.
@@ -111,6 +121,14 @@ fn write_step(out: &mut String, step: &StepPlan) {
         if step.detach && step.kind != pipeline::plan::StepKind::Service {
             let _ = write!(out, "  (detached)");
         }
+    }
+    // Shown for skipped steps too: a reviewer reads the plan before it runs on another event.
+    let mut kinds: Vec<TrustKind> = trust::step_needs(step).into_iter().map(|need| need.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    if !kinds.is_empty() {
+        let kinds: Vec<&str> = kinds.into_iter().map(TrustKind::as_str).collect();
+        let _ = write!(out, "  (needs trust: {})", kinds.join(", "));
     }
     let _ = writeln!(out);
 }

@@ -414,19 +414,9 @@ fn lower_step(
 
 /// Drone steps mount pipeline volumes by name; resolve them to a host path or a named volume.
 fn resolve_volume(workflow: &WorkflowSpec, spec: &StepSpec, volume: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
-    if workflow.dialect != Dialect::Drone || workflow.volumes.is_empty() && volume.starts_with('/') {
-        return Some(volume.to_owned());
-    }
-    let (name, rest) = volume.split_once(':')?;
-    if name.starts_with('/') {
-        return Some(volume.to_owned());
-    }
-    match workflow.volumes.iter().find(|declared| declared.name == name) {
-        Some(declared) => match &declared.kind {
-            VolumeKind::Host { path } => Some(format!("{path}:{rest}")),
-            VolumeKind::Temporary { .. } => Some(volume.to_owned()),
-        },
-        None => {
+    match resolved_volume(workflow, volume) {
+        Ok(resolved) => resolved,
+        Err(name) => {
             let mut diagnostic = Diagnostic::error(
                 code::UNKNOWN_DEPENDENCY,
                 &workflow.file,
@@ -440,6 +430,26 @@ fn resolve_volume(workflow: &WorkflowSpec, spec: &StepSpec, volume: &str, diagno
             diagnostics.push(diagnostic);
             None
         }
+    }
+}
+
+/// A step's volume as the container gets it: a Drone pipeline volume's name becomes its host
+/// path (a host volume) or stays (a temporary one). `Ok(None)` for a volume that is dropped,
+/// `Err(name)` for a name the pipeline does not declare.
+pub(crate) fn resolved_volume<'a>(workflow: &WorkflowSpec, volume: &'a str) -> Result<Option<String>, &'a str> {
+    if workflow.dialect != Dialect::Drone || workflow.volumes.is_empty() && volume.starts_with('/') {
+        return Ok(Some(volume.to_owned()));
+    }
+    let Some((name, rest)) = volume.split_once(':') else { return Ok(None) };
+    if name.starts_with('/') {
+        return Ok(Some(volume.to_owned()));
+    }
+    match workflow.volumes.iter().find(|declared| declared.name == name) {
+        Some(declared) => Ok(Some(match &declared.kind {
+            VolumeKind::Host { path } => format!("{path}:{rest}"),
+            VolumeKind::Temporary { .. } => volume.to_owned(),
+        })),
+        None => Err(name),
     }
 }
 

@@ -13,6 +13,19 @@ use crate::yaml::Span;
 pub enum Severity {
     Error,
     Warning,
+    /// Not a problem: something a reviewer should see before the pipeline runs (a step that
+    /// needs trust). Never changes an exit code.
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
 }
 
 /// Stable codes: tools and people match on these, so they never change meaning.
@@ -36,6 +49,7 @@ pub mod code {
     pub const UNSUPPORTED: &str = "unsupported";
     pub const NO_STEPS: &str = "no-steps";
     pub const EMPTY_SUBSTITUTION: &str = "empty-substitution";
+    pub const NEEDS_TRUST: &str = "needs-trust";
 }
 
 /// One finding in one file. `line` and `column` are 1-based.
@@ -61,6 +75,10 @@ impl Diagnostic {
         Self::new(Severity::Warning, code, file, span, message)
     }
 
+    pub fn note(code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Note, code, file, span, message)
+    }
+
     fn new(severity: Severity, code: &'static str, file: &str, span: Span, message: impl Into<String>) -> Self {
         Self {
             severity,
@@ -82,6 +100,10 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
+    }
+
     /// Renders rustc-style: the message, the location, the source line and a caret under the column.
     pub fn render(&self, source: Option<&str>) -> String {
         self.render_with(source, false)
@@ -90,9 +112,11 @@ impl Diagnostic {
     /// As `render`, with ANSI colours when `colored` (the caller knows whether it writes to a terminal).
     pub fn render_with(&self, source: Option<&str>, colored: bool) -> String {
         let paint = |code: &str, text: &str| if colored { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
-        let (severity, severity_color) = match self.severity {
-            Severity::Error => ("error", "1;31"),
-            Severity::Warning => ("warning", "1;33"),
+        let severity = self.severity.as_str();
+        let severity_color = match self.severity {
+            Severity::Error => "1;31",
+            Severity::Warning => "1;33",
+            Severity::Note => "1;32",
         };
         let mut out = String::new();
         let _ =
@@ -128,7 +152,7 @@ impl Diagnostic {
     }
 }
 
-/// Sorts diagnostics by file, then position, errors before warnings at the same place.
+/// Sorts diagnostics by file, then position, errors before warnings before notes at the same place.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
         (a.file.as_str(), a.line, a.column, a.severity, a.code.as_ref()).cmp(&(

@@ -18,6 +18,7 @@ pub mod model;
 pub mod plan;
 pub mod read;
 pub mod substitution;
+pub mod trust;
 pub mod yaml;
 
 pub use compile::{CompileOptions, compile, compile_with};

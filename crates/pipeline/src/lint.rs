@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use crate::compile::{CLONE_STEP, matrix_limit_diagnostic, matrix_rows, unknown_step_diagnostic, unknown_workflow_diagnostic};
+use crate::compile::{
+    CLONE_STEP, matrix_limit_diagnostic, matrix_rows, resolved_volume, unknown_step_diagnostic, unknown_workflow_diagnostic,
+};
 use crate::context::Context;
 use crate::dag::find_cycle;
 use crate::diagnostic::{Diagnostic, code, did_you_mean};
@@ -11,6 +13,7 @@ use crate::environment::{WorkflowFacts, builtin_environment};
 use crate::model::{CloneSpec, Dialect, StepSpec, WorkflowSpec};
 use crate::plan::Workspace;
 use crate::substitution::referenced_variables;
+use crate::trust::{StepPowers, needs};
 use crate::yaml::{Node, NodeValue};
 
 /// Lints workflows of one pipeline (all files of a repository together).
@@ -22,6 +25,7 @@ pub fn lint_workflows(workflows: &[WorkflowSpec]) -> Vec<Diagnostic> {
         check_unreachable(workflow, &mut diagnostics);
         check_substitutions(workflow, &mut diagnostics);
         check_services(workflow, &mut diagnostics);
+        check_trust(workflow, &mut diagnostics);
     }
     check_workflow_graph(workflows, &mut diagnostics);
     diagnostics
@@ -438,6 +442,43 @@ fn check_services(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
             kind.span,
             "`exec` pipelines run on the host and cannot have services",
         ));
+    }
+}
+
+/// Notes what each step needs trust for, at the key that asks for it, so a reviewer sees it
+/// before the pipeline runs (where it is refused without the trust).
+fn check_trust(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
+    let clone_steps = match &workflow.clone {
+        CloneSpec::Custom(steps) => steps.as_slice(),
+        _ => &[],
+    };
+    let services = workflow.services.iter().map(|service| ("service", service));
+    let steps = clone_steps.iter().chain(&workflow.steps).map(|step| ("step", step));
+    for (noun, step) in services.chain(steps) {
+        let volumes: Vec<String> = step.volumes.iter().filter_map(|volume| resolved_volume(workflow, volume).ok().flatten()).collect();
+        let powers = StepPowers {
+            privileged: step.privileged,
+            volumes: &volumes,
+            devices: &step.devices,
+            network_mode: step.network_mode.as_deref(),
+            dns: &step.dns,
+            dns_search: &step.dns_search,
+            extra_hosts: &step.extra_hosts,
+        };
+        for need in needs(&powers) {
+            diagnostics.push(
+                Diagnostic::note(
+                    code::NEEDS_TRUST,
+                    &workflow.file,
+                    step.key_span(need.key),
+                    format!("{noun} `{}` needs trust: {}", step.name, need.reason),
+                )
+                .with_hint(format!(
+                    "it runs only on a repository an admin trusts with {}, or with `gantry exec --trusted`",
+                    need.kind.allows()
+                )),
+            );
+        }
     }
 }
 

@@ -230,6 +230,8 @@ pub struct StepSpec {
     pub shm_size: Option<String>,
     /// Woodpecker's old `group`: consecutive steps of one group ran in parallel.
     pub group: Option<String>,
+    /// Where each key of the step was written, in order, for diagnostics about a key.
+    pub key_spans: Vec<(String, Span)>,
 }
 
 /// How to tell a service is ready: a command run inside it until it succeeds.
@@ -275,7 +277,13 @@ impl StepSpec {
             memory_limit: None,
             shm_size: None,
             group: None,
+            key_spans: Vec::new(),
         }
+    }
+
+    /// Where `key` was written in this step, or the step itself when it was not.
+    pub fn key_span(&self, key: &str) -> Span {
+        self.key_spans.iter().find(|(name, _)| name == key).map_or(self.span, |(_, span)| *span)
     }
 
     /// A step that runs its image's own entrypoint is a plugin. Woodpecker also demotes a step

@@ -6,6 +6,8 @@
 
 pub mod backend;
 pub mod event;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod mask;
 pub mod run;
 pub mod script;

@@ -6,15 +6,18 @@
 //! workflow is torn down before its result is reported.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use pipeline::plan::{Plan, RunOn, SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX, StepKind, StepPlan, WorkflowPlan};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::backend::{Backend, BackendError, OutputStream, OutputStreamOf, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
 use crate::event::{Event, EventSink, Status};
@@ -82,11 +85,12 @@ pub async fn run_plan<B: Backend>(
     let started = Instant::now();
     let RunOptions { parallel, timeout, workspace, secrets } = options;
     check_secrets(plan, &secrets)?;
-    if let Err(error) = backend.sweep().await {
-        match error {
-            BackendError::Unavailable { .. } => return Err(error.into()),
-            other => tracing::warn!(error = %other, "could not remove leftovers of earlier runs"),
-        }
+    let masker = Masker::new(secrets.values().map(String::as_str));
+    match guarded(backend.sweep()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error @ BackendError::Unavailable { .. })) => return Err(error.into()),
+        Ok(Err(error)) => tracing::warn!(error = %mask_text(&masker, &error.to_string()), "could not remove leftovers of earlier runs"),
+        Err(panic) => tracing::error!(%panic, "removing leftovers of earlier runs panicked"),
     }
     let run = RunInfo { id: run_id() };
     events.emit(Event::RunStarted { run: run.id.clone(), workflows: plan.workflows.iter().map(|w| w.name.clone()).collect() });
@@ -106,7 +110,7 @@ pub async fn run_plan<B: Backend>(
         backend,
         events,
         run,
-        masker: Masker::new(secrets.values().map(String::as_str)),
+        masker,
         secrets,
         workspace,
         step_slots: Arc::new(Semaphore::new(parallel.max(1))),
@@ -116,7 +120,9 @@ pub async fn run_plan<B: Backend>(
 
     let workflows: Vec<Arc<WorkflowPlan>> = plan.workflows.iter().cloned().map(Arc::new).collect();
     let mut states: Vec<WorkflowState> = workflows.iter().map(|_| WorkflowState::Waiting).collect();
+    let step_ends: Vec<StepEnds> = workflows.iter().map(|_| StepEnds::default()).collect();
     let mut running: JoinSet<(usize, WorkflowSummary)> = JoinSet::new();
+    let mut workflow_tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     loop {
         // Start (or skip) every waiting workflow whose dependencies have all finished.
         for (index, workflow) in workflows.iter().enumerate() {
@@ -137,6 +143,7 @@ pub async fn run_plan<B: Backend>(
             let Some(dependency_statuses) = dependency_statuses else { continue };
             match decide_workflow(workflow, &dependency_statuses, shared.cancel.is_cancelled()) {
                 Some(reason) => {
+                    let reason = shared.mask(&reason);
                     shared.events.emit(Event::WorkflowFinished {
                         workflow: workflow.name.clone(),
                         status: Status::Skipped,
@@ -149,15 +156,24 @@ pub async fn run_plan<B: Backend>(
                     states[index] = WorkflowState::Running;
                     let shared = shared.clone();
                     let workflow = workflow.clone();
-                    running.spawn(async move { (index, run_workflow(shared, workflow, index).await) });
+                    let ends = step_ends[index].clone();
+                    let task = running.spawn(async move { (index, run_workflow(shared, workflow, index, ends).await) });
+                    workflow_tasks.insert(task.id(), index);
                 }
             }
         }
-        match running.join_next().await {
-            Some(Ok((index, summary))) => states[index] = WorkflowState::Done(summary),
-            // A panic in a workflow task is a bug; its teardown did not run. The sweep of the
-            // next run removes what it left.
-            Some(Err(error)) => tracing::error!(%error, "a workflow task failed"),
+        match running.join_next_with_id().await {
+            Some(Ok((_, (index, summary)))) => states[index] = WorkflowState::Done(summary),
+            // Backend calls are guarded, so a panic here is a bug of the runtime (or of the
+            // event sink). The workflow fails and every step it did not report ends with it;
+            // its teardown did not run, and the sweep of the next run removes what it left.
+            Some(Err(error)) => {
+                let Some(index) = workflow_tasks.get(&error.id()).copied() else { continue };
+                let reason = format!("the workflow's task {}", join_failure(error));
+                tracing::error!(workflow = %workflows[index].name, %reason, "a workflow task failed");
+                let summary = abandon_workflow(&shared, &workflows[index], &step_ends[index], &reason);
+                states[index] = WorkflowState::Done(summary);
+            }
             None => {
                 // Nothing runs and nothing more can start: a dependency cycle (lint rejects
                 // those) or a lost task. Report what is left rather than wait forever.
@@ -263,6 +279,103 @@ fn run_id() -> String {
     format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
+/// Runs a backend call, turning a panic (a bug in the backend) into an error message, so that it
+/// fails the one step or workflow it happened in instead of ending a task unseen.
+async fn guarded<T>(future: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(future).catch_unwind().await.map_err(|payload| panic_message(payload.as_ref()))
+}
+
+/// "panicked: <message>", from a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload.downcast_ref::<&str>().map(|text| (*text).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned());
+    match message {
+        Some(message) => format!("panicked: {message}"),
+        None => "panicked".to_owned(),
+    }
+}
+
+/// How a task ended without a result.
+fn join_failure(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => panic_message(payload.as_ref()),
+        Err(_) => "was cancelled".to_owned(),
+    }
+}
+
+fn mask_text(masker: &Masker, text: &str) -> String {
+    match masker.mask(text.as_bytes()) {
+        std::borrow::Cow::Borrowed(_) => text.to_owned(),
+        std::borrow::Cow::Owned(masked) => String::from_utf8_lossy(&masked).into_owned(),
+    }
+}
+
+/// The final state of each step of one workflow. Kept outside the workflow's task, so that
+/// what a task reported survives its panic; the first end reported for a step is its only one.
+#[derive(Clone, Default)]
+struct StepEnds(Arc<Mutex<HashMap<String, StepSummary>>>);
+
+impl StepEnds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StepSummary>> {
+        // A panic while the lock is held leaves the map as it was: still usable.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn contains(&self, step: &str) -> bool {
+        self.lock().contains_key(step)
+    }
+
+    /// Records a step's end; false when it already had one.
+    fn record(&self, summary: StepSummary) -> bool {
+        let mut ends = self.lock();
+        if ends.contains_key(&summary.name) {
+            return false;
+        }
+        ends.insert(summary.name.clone(), summary);
+        true
+    }
+
+    fn get(&self, step: &str) -> Option<StepSummary> {
+        self.lock().get(step).cloned()
+    }
+}
+
+/// Ends a workflow whose task died: every step it did not report fails with it.
+fn abandon_workflow<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, ends: &StepEnds, reason: &str) -> WorkflowSummary {
+    let reason = shared.mask(reason);
+    let steps = workflow
+        .services
+        .iter()
+        .chain(&workflow.steps)
+        .map(|step| {
+            let error = StepSummary {
+                name: step.name.clone(),
+                status: Status::Error,
+                exit_code: None,
+                duration: Duration::ZERO,
+                reason: Some(reason.clone()),
+            };
+            if ends.record(error.clone()) {
+                shared.events.emit(Event::StepFinished {
+                    workflow: workflow.name.clone(),
+                    step: step.name.clone(),
+                    status: Status::Error,
+                    exit_code: None,
+                    duration: Duration::ZERO,
+                    reason: Some(reason.clone()),
+                });
+            }
+            ends.get(&step.name).unwrap_or(error)
+        })
+        .collect();
+    shared.events.emit(Event::WorkflowFinished {
+        workflow: workflow.name.clone(),
+        status: Status::Error,
+        duration: Duration::ZERO,
+        reason: Some(reason.clone()),
+    });
+    WorkflowSummary { name: workflow.name.clone(), status: Status::Error, duration: Duration::ZERO, reason: Some(reason), steps }
+}
+
 /// What every workflow task of a run shares.
 struct Shared<B: Backend> {
     backend: Arc<B>,
@@ -275,6 +388,14 @@ struct Shared<B: Backend> {
     /// Containers created at once, ahead of their steps.
     creations: usize,
     cancel: CancellationToken,
+}
+
+impl<B: Backend> Shared<B> {
+    /// Text that leaves the run in an event (a reason, often a backend's error) with every
+    /// secret value masked, as in log lines.
+    fn mask(&self, text: &str) -> String {
+        mask_text(&self.masker, text)
+    }
 }
 
 /// The process a step runs, with its environment complete.
@@ -342,7 +463,7 @@ fn step_request<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, step: &
 /// Forwards a step's output to the events as masked lines. Returns when the output ends.
 async fn forward_output(mut output: OutputStreamOf, events: Arc<dyn EventSink>, masker: Masker, workflow: String, step: String) {
     let mut stdout = LineSplitter::new(masker.clone());
-    let mut stderr = LineSplitter::new(masker);
+    let mut stderr = LineSplitter::new(masker.clone());
     let emit = |stream: OutputStream| {
         let events = events.clone();
         let workflow = workflow.clone();
@@ -365,7 +486,7 @@ async fn forward_output(mut output: OutputStreamOf, events: Arc<dyn EventSink>, 
                 OutputStream::Stderr => stderr.push(&chunk.bytes, &mut emit_stderr),
             },
             Err(error) => {
-                tracing::warn!(%error, step = %step, "reading output failed");
+                tracing::warn!(error = %mask_text(&masker, &error.to_string()), step = %step, "reading output failed");
                 break;
             }
         }
@@ -388,7 +509,7 @@ struct Finished {
     reason: Option<String>,
 }
 
-async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<WorkflowPlan>, index: usize) -> WorkflowSummary {
+async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<WorkflowPlan>, index: usize, ends: StepEnds) -> WorkflowSummary {
     let started = Instant::now();
     let names: Vec<String> = workflow.services.iter().chain(&workflow.steps).map(|step| step.name.clone()).collect();
     shared.events.emit(Event::WorkflowStarted { workflow: workflow.name.clone(), steps: names });
@@ -399,34 +520,56 @@ async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<Workflow
         workspace_path: workflow.workspace.path.clone(),
         volumes: workflow.volumes.clone(),
     };
-    let handle = match shared.backend.setup(&shared.run, &setup).await {
+    let setup_result = match guarded(shared.backend.setup(&shared.run, &setup)).await {
+        Ok(result) => result.map_err(|error| format!("setting up the workflow failed: {error}")),
+        Err(panic) => Err(format!("setting up the workflow {panic}")),
+    };
+    let handle = match setup_result {
         Ok(handle) => Arc::new(handle),
-        Err(error) => {
-            let reason = format!("setting up the workflow failed: {error}");
-            return finish_workflow(&shared, &workflow, started, Status::Error, Some(reason), Vec::new());
+        Err(reason) => {
+            let mut workflow_run = WorkflowRun {
+                shared: shared.clone(),
+                workflow: workflow.clone(),
+                handle: None,
+                ends: ends.clone(),
+                removals: JoinSet::new(),
+            };
+            workflow_run.skip_remaining("the workflow could not be set up", &[]);
+            let steps = workflow_steps(&workflow, &ends);
+            return finish_workflow(&shared, &workflow, started, Status::Error, Some(reason), steps);
         }
     };
     let mut workflow_run = WorkflowRun {
         shared: shared.clone(),
         workflow: workflow.clone(),
-        handle: handle.clone(),
-        summaries: HashMap::new(),
+        handle: Some(handle.clone()),
+        ends: ends.clone(),
         removals: JoinSet::new(),
     };
     let (status, reason) = workflow_run.run().await;
-    let summaries = std::mem::take(&mut workflow_run.summaries);
     drop(workflow_run);
     // The last reference: every step task has ended, so teardown owns the workflow.
     match Arc::try_unwrap(handle) {
-        Ok(handle) => shared.backend.teardown(handle).await,
+        Ok(handle) => {
+            if let Err(panic) = guarded(shared.backend.teardown(handle)).await {
+                tracing::error!(workflow = %workflow.name, %panic, "tearing the workflow down panicked; resources are left for the sweep");
+            }
+        }
         Err(_) => tracing::error!(workflow = %workflow.name, "workflow still in use at teardown; resources are left for the sweep"),
     }
-    let steps = workflow
+    let steps = workflow_steps(&workflow, &ends);
+    finish_workflow(&shared, &workflow, started, status, reason, steps)
+}
+
+/// The summaries of a workflow's steps in declared order (services first); a step that never
+/// ended is reported as skipped.
+fn workflow_steps(workflow: &WorkflowPlan, ends: &StepEnds) -> Vec<StepSummary> {
+    workflow
         .services
         .iter()
         .chain(&workflow.steps)
         .map(|step| {
-            summaries.get(&step.name).cloned().unwrap_or(StepSummary {
+            ends.get(&step.name).unwrap_or(StepSummary {
                 name: step.name.clone(),
                 status: Status::Skipped,
                 exit_code: None,
@@ -434,8 +577,7 @@ async fn run_workflow<B: Backend>(shared: Arc<Shared<B>>, workflow: Arc<Workflow
                 reason: None,
             })
         })
-        .collect();
-    finish_workflow(&shared, &workflow, started, status, reason, steps)
+        .collect()
 }
 
 fn finish_workflow<B: Backend>(
@@ -447,6 +589,7 @@ fn finish_workflow<B: Backend>(
     steps: Vec<StepSummary>,
 ) -> WorkflowSummary {
     let duration = started.elapsed();
+    let reason = reason.map(|reason| shared.mask(&reason));
     shared.events.emit(Event::WorkflowFinished { workflow: workflow.name.clone(), status, duration, reason: reason.clone() });
     WorkflowSummary { name: workflow.name.clone(), status, duration, reason, steps }
 }
@@ -455,8 +598,9 @@ fn finish_workflow<B: Backend>(
 struct WorkflowRun<B: Backend> {
     shared: Arc<Shared<B>>,
     workflow: Arc<WorkflowPlan>,
-    handle: Arc<B::Workflow>,
-    summaries: HashMap<String, StepSummary>,
+    /// `None` only when setting the workflow up failed, and nothing runs.
+    handle: Option<Arc<B::Workflow>>,
+    ends: StepEnds,
     /// Removals of finished steps' containers, awaited before teardown.
     removals: JoinSet<()>,
 }
@@ -469,28 +613,37 @@ struct Background<S> {
     started: Instant,
     /// Services do not fail their workflow; a detached step's exit code is reported.
     is_service: bool,
+    /// How it ended, when the workflow decided that before stopping it (a service never ready).
+    failed: Option<(Status, String)>,
 }
 
 impl<B: Backend> WorkflowRun<B> {
+    /// Reports a step's end, once: its reason masked, recorded for the workflow's summary.
     fn emit_finished(&mut self, name: &str, finished: Finished) {
-        self.shared.events.emit(Event::StepFinished {
-            workflow: self.workflow.name.clone(),
-            step: name.to_owned(),
+        let reason = finished.reason.map(|reason| self.shared.mask(&reason));
+        let summary = StepSummary {
+            name: name.to_owned(),
             status: finished.status,
             exit_code: finished.exit_code,
             duration: finished.duration,
-            reason: finished.reason.clone(),
+            reason,
+        };
+        if !self.ends.record(summary.clone()) {
+            tracing::error!(workflow = %self.workflow.name, step = name, "a step's end was reported twice; keeping the first");
+            return;
+        }
+        self.shared.events.emit(Event::StepFinished {
+            workflow: self.workflow.name.clone(),
+            step: summary.name,
+            status: summary.status,
+            exit_code: summary.exit_code,
+            duration: summary.duration,
+            reason: summary.reason,
         });
-        self.summaries.insert(
-            name.to_owned(),
-            StepSummary {
-                name: name.to_owned(),
-                status: finished.status,
-                exit_code: finished.exit_code,
-                duration: finished.duration,
-                reason: finished.reason,
-            },
-        );
+    }
+
+    fn handle(&self) -> &Arc<B::Workflow> {
+        self.handle.as_ref().expect("steps run only in a workflow that was set up")
     }
 
     /// Creates the containers of every step that may run, in the background, a few at a time.
@@ -506,11 +659,13 @@ impl<B: Backend> WorkflowRun<B> {
             let (sender, receiver) = oneshot::channel();
             let request = step_request(&self.shared, &self.workflow, step);
             let backend = self.shared.backend.clone();
-            let handle = self.handle.clone();
+            let handle = self.handle().clone();
             let creations = creations.clone();
             tokio::spawn(async move {
                 let _permit = creations.acquire_owned().await;
-                let result = backend.prepare(&handle, &request).await;
+                let result = guarded(backend.prepare(&handle, &request)).await.unwrap_or_else(|panic| {
+                    Err(BackendError::Operation { operation: format!("creating step `{}`", request.name), message: panic })
+                });
                 // The receiver is gone only if the workflow ended early; remove the container then.
                 if let Err(Ok(step)) = sender.send(result) {
                     backend.remove(step).await;
@@ -530,33 +685,59 @@ impl<B: Backend> WorkflowRun<B> {
         let stopped = futures_util::future::join_all(background.into_iter().map(|item| {
             let backend = backend.clone();
             async move {
-                backend.stop(&item.step).await;
-                let exit_code = backend.wait(&item.step).await.ok();
-                (item, exit_code)
+                let ended = guarded(async {
+                    backend.stop(&item.step).await;
+                    backend.wait(&item.step).await.ok()
+                })
+                .await;
+                (item, ended)
             }
         }))
         .await;
-        for (item, exit_code) in stopped {
-            let _ = item.output.await;
-            // A service ends because the workflow stopped it; its exit code says nothing.
-            let exit_code = if item.is_service { None } else { exit_code };
-            let status = match (item.is_service, exit_code) {
-                (true, _) => Status::Success,
-                (false, Some(0)) | (false, None) => Status::Success,
-                // Stopped by us at the end (SIGKILL/SIGTERM) is the normal end of a detached step.
-                (false, Some(code)) if code == 137 || code == 143 => Status::Success,
-                (false, Some(_)) => Status::Failure,
+        let mut result = result;
+        for (item, ended) in stopped {
+            let kind = if item.is_service { "service" } else { "step" };
+            let finished = match ended {
+                Ok(_) if item.failed.is_some() => {
+                    let _ = item.output.await;
+                    let (status, reason) = item.failed.clone().unwrap_or((Status::Failure, String::new()));
+                    Finished { status, exit_code: None, duration: item.started.elapsed(), reason: Some(reason) }
+                }
+                Ok(exit_code) => {
+                    let _ = item.output.await;
+                    // A service ends because the workflow stopped it; its exit code says nothing.
+                    let exit_code = if item.is_service { None } else { exit_code };
+                    let status = match (item.is_service, exit_code) {
+                        (true, _) => Status::Success,
+                        (false, Some(0)) | (false, None) => Status::Success,
+                        // Stopped by us at the end (SIGKILL/SIGTERM) is the normal end of a detached step.
+                        (false, Some(code)) if code == 137 || code == 143 => Status::Success,
+                        (false, Some(_)) => Status::Failure,
+                    };
+                    Finished { status, exit_code, duration: item.started.elapsed(), reason: None }
+                }
+                // A bug fails the workflow, whatever kind of step. Its output would end only
+                // with the teardown; what it still prints is not reported after its end.
+                Err(panic) => {
+                    item.output.abort();
+                    let reason = format!("stopping the {kind} {panic}");
+                    if !result.0.is_failure() {
+                        result = (Status::Failure, Some(format!("{kind} `{}`: {reason}", item.name)));
+                    }
+                    Finished { status: Status::Error, exit_code: None, duration: item.started.elapsed(), reason: Some(reason) }
+                }
             };
-            let finished = Finished { status, exit_code, duration: item.started.elapsed(), reason: None };
             self.emit_finished(&item.name, finished);
-            if let Ok(step) = Arc::try_unwrap(item.step) {
-                self.shared.backend.remove(step).await;
+            if let Ok(step) = Arc::try_unwrap(item.step)
+                && let Err(panic) = guarded(self.shared.backend.remove(step)).await
+            {
+                tracing::error!(workflow = %self.workflow.name, step = %item.name, %panic, "removing a step panicked");
             }
         }
         while self.removals.join_next().await.is_some() {}
         for (_, receiver) in prepared.drain() {
             if let Ok(Ok(step)) = receiver.await {
-                self.shared.backend.remove(step).await;
+                let _ = guarded(self.shared.backend.remove(step)).await;
             }
         }
         result
@@ -596,11 +777,14 @@ impl<B: Backend> WorkflowRun<B> {
                         &service.name,
                         Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason.clone()) },
                     );
-                    self.skip_remaining(&format!("service `{}` could not start", service.name));
+                    self.skip_remaining(&format!("service `{}` could not start", service.name), background);
                     return (Status::Error, Some(format!("service `{}`: {reason}", service.name)));
                 }
             };
-            match shared.backend.start(&step).await {
+            let start = guarded(shared.backend.start(&step)).await.unwrap_or_else(|panic| {
+                Err(BackendError::Operation { operation: format!("starting service `{}`", service.name), message: panic })
+            });
+            match start {
                 Ok(output) => {
                     let task = tokio::spawn(forward_output(
                         output,
@@ -609,21 +793,21 @@ impl<B: Backend> WorkflowRun<B> {
                         workflow.name.clone(),
                         service.name.clone(),
                     ));
-                    background.push(Background { name: service.name.clone(), step, output: task, started, is_service: true });
+                    background.push(Background { name: service.name.clone(), step, output: task, started, is_service: true, failed: None });
                 }
                 Err(error) => {
                     self.emit_finished(
                         &service.name,
                         Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
                     );
-                    self.skip_remaining(&format!("service `{}` could not start", service.name));
+                    self.skip_remaining(&format!("service `{}` could not start", service.name), background);
                     return (Status::Error, Some(format!("service `{}`: {error}", service.name)));
                 }
             }
         }
         for service in workflow.services.iter().filter(|service| !service.skipped) {
             let Some(healthcheck) = &service.healthcheck else { continue };
-            let Some(item) = background.iter().find(|item| item.name == service.name) else { continue };
+            let Some(item) = background.iter_mut().find(|item| item.name == service.name) else { continue };
             let interval =
                 Duration::from_secs(u64::from(healthcheck.interval_seconds)).max(Duration::from_millis(100)).min(MAX_PROBE_INTERVAL);
             // Most services are up within a moment: probe soon, then back off to the interval.
@@ -631,13 +815,21 @@ impl<B: Backend> WorkflowRun<B> {
             let deadline = Instant::now() + interval * healthcheck.retries.max(1);
             let mut pause = Duration::from_millis(50).min(interval);
             let mut ready = false;
+            let mut probe_panic = None;
             loop {
                 if shared.cancel.is_cancelled() {
                     break;
                 }
-                if let Ok(true) = shared.backend.probe(&item.step, &healthcheck.command).await {
-                    ready = true;
-                    break;
+                match guarded(shared.backend.probe(&item.step, &healthcheck.command)).await {
+                    Ok(Ok(true)) => {
+                        ready = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(panic) => {
+                        probe_panic = Some(panic);
+                        break;
+                    }
                 }
                 if Instant::now() + pause > deadline {
                     break;
@@ -649,8 +841,15 @@ impl<B: Backend> WorkflowRun<B> {
                 pause = (pause * 2).min(interval);
             }
             if !ready {
-                let reason = format!("service `{}` did not become ready: `{}` kept failing", service.name, healthcheck.command.join(" "));
-                self.skip_remaining(&reason);
+                let (service_status, reason) = match probe_panic {
+                    Some(panic) => (Status::Error, format!("service `{}` did not become ready: its readiness check {panic}", service.name)),
+                    None => (
+                        Status::Failure,
+                        format!("service `{}` did not become ready: `{}` kept failing", service.name, healthcheck.command.join(" ")),
+                    ),
+                };
+                item.failed = Some((service_status, reason.clone()));
+                self.skip_remaining(&reason, background);
                 let status = if shared.cancel.is_cancelled() { Status::Killed } else { Status::Failure };
                 return (status, Some(reason));
             }
@@ -662,6 +861,7 @@ impl<B: Backend> WorkflowRun<B> {
         let mut started_steps: Vec<bool> = vec![false; steps.len()];
         let mut failed = false;
         let mut running: JoinSet<StepOutcome<B::Step>> = JoinSet::new();
+        let mut step_tasks: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
         loop {
             let mut progressed = false;
             for (index, step) in steps.iter().enumerate() {
@@ -685,15 +885,15 @@ impl<B: Backend> WorkflowRun<B> {
                     // The runtime's own clone: fill the workspace.
                     let started = Instant::now();
                     shared.events.emit(Event::StepStarted { workflow: workflow.name.clone(), step: step.name.clone() });
-                    let result = shared.backend.populate_workspace(&self.handle, &shared.workspace).await;
+                    let result = match guarded(shared.backend.populate_workspace(self.handle(), &shared.workspace)).await {
+                        Ok(result) => result.map_err(|error| error.to_string()),
+                        Err(panic) => Err(format!("filling the workspace {panic}")),
+                    };
                     let finished = match result {
                         Ok(()) => Finished { status: Status::Success, exit_code: None, duration: started.elapsed(), reason: None },
-                        Err(error) => Finished {
-                            status: Status::Failure,
-                            exit_code: None,
-                            duration: started.elapsed(),
-                            reason: Some(error.to_string()),
-                        },
+                        Err(reason) => {
+                            Finished { status: Status::Failure, exit_code: None, duration: started.elapsed(), reason: Some(reason) }
+                        }
                     };
                     if finished.status.is_failure() {
                         failed = true;
@@ -706,18 +906,31 @@ impl<B: Backend> WorkflowRun<B> {
                 let shared = shared.clone();
                 let workflow_name = workflow.name.clone();
                 let step_plan = (*step).clone();
-                running.spawn(async move {
+                let task = running.spawn(async move {
                     let (finished, background, leftover) = execute_step(shared, workflow_name, step_plan, prepared_step).await;
                     (index, finished, background, leftover)
                 });
+                step_tasks.insert(task.id(), (index, Instant::now()));
             }
             if progressed {
                 continue;
             }
-            let Some(joined) = running.join_next().await else { break };
-            let Ok((index, finished, detached, leftover)) = joined else {
-                tracing::error!(workflow = %workflow.name, "a step task failed");
-                continue;
+            let Some(joined) = running.join_next_with_id().await else { break };
+            let (index, finished, detached, leftover) = match joined {
+                Ok((_, outcome)) => outcome,
+                // A panic in the step's task (its backend's `start`, `wait` or `stop`) fails the
+                // step like any error, so that its dependents are decided and reported. Its
+                // container is the workflow's, removed at teardown.
+                Err(error) => {
+                    let Some((index, started)) = step_tasks.get(&error.id()).copied() else { continue };
+                    let reason = format!("the step {}", join_failure(error));
+                    (
+                        index,
+                        Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason) },
+                        None,
+                        None,
+                    )
+                }
             };
             let step = steps[index];
             if let Some(leftover) = leftover {
@@ -749,15 +962,16 @@ impl<B: Backend> WorkflowRun<B> {
         (status, None)
     }
 
-    /// Reports every step not yet finished as skipped, after the workflow could not go on.
-    fn skip_remaining(&mut self, reason: &str) {
+    /// Reports every step not yet finished and not `running` as skipped, after the workflow
+    /// could not go on. What runs (services) is reported when it is stopped.
+    fn skip_remaining(&mut self, reason: &str, running: &[Background<B::Step>]) {
         let names: Vec<String> = self
             .workflow
             .services
             .iter()
             .chain(&self.workflow.steps)
             .map(|step| step.name.clone())
-            .filter(|name| !self.summaries.contains_key(name))
+            .filter(|name| !self.ends.contains(name) && !running.iter().any(|item| &item.name == name))
             .collect();
         for name in names {
             self.emit_finished(&name, skipped(Some(reason.to_owned())));
@@ -819,10 +1033,17 @@ async fn execute_step<B: Backend>(
             );
         }
     };
-    let forwarding =
-        tokio::spawn(forward_output(output, shared.events.clone(), shared.masker.clone(), workflow.clone(), step.name.clone()));
+    // Should `wait` or `stop` panic, the output is not reported after the step's end.
+    let forwarding = AbortOnDropHandle::new(tokio::spawn(forward_output(
+        output,
+        shared.events.clone(),
+        shared.masker.clone(),
+        workflow.clone(),
+        step.name.clone(),
+    )));
     if step.detach {
-        let background = Background { name: step.name.clone(), step: handle, output: forwarding, started, is_service: false };
+        let background =
+            Background { name: step.name.clone(), step: handle, output: forwarding.detach(), started, is_service: false, failed: None };
         return (Finished { status: Status::Success, exit_code: None, duration: Duration::ZERO, reason: None }, Some(background), None);
     }
     let timeout = step.timeout_seconds.map(|seconds| Duration::from_secs(u64::from(seconds)));

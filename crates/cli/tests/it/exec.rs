@@ -311,6 +311,81 @@ fn privileged_steps_and_host_volumes_need_trust() {
     assert!(stderr.contains("--trusted"), "{stderr}");
 }
 
+/// What `gantry exec` refuses without `--trusted`, `gantry lint` notes at the key (a note: the
+/// exit code stays 0, JSON carries it) and `gantry plan` marks on the step, before anything runs.
+#[test]
+fn lint_and_plan_show_what_exec_would_refuse() {
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  a:\n    image: IMAGE\n    privileged: true\n    commands: [true]\n  b:\n    image: IMAGE\n    volumes: [/var/run/docker.sock:/var/run/docker.sock]\n    network_mode: host\n    commands: [true]\n",
+    );
+    let gantry = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_gantry")).args(args).current_dir(dir.path()).output().unwrap();
+
+    let lint = gantry(&["lint"]);
+    assert_eq!(lint.status.code(), Some(0), "{}", detail(&lint));
+    let text = String::from_utf8_lossy(&lint.stdout);
+    assert!(text.contains("note[needs-trust]: step `a` needs trust: it is privileged"), "{text}");
+    assert!(text.contains(".woodpecker.yml:4:5"), "{text}");
+    assert!(text.contains("note[needs-trust]: step `b` needs trust: it mounts the Docker socket"), "{text}");
+    assert!(text.contains(".woodpecker.yml:9:5") && text.contains("it uses the host's network"), "{text}");
+    assert!(text.contains("or with `gantry exec --trusted`"), "{text}");
+    assert!(text.contains("1 file checked: no problems (3 notes to review)"), "{text}");
+
+    let json = gantry(&["lint", "--format", "json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", detail(&json));
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!((report["errors"].as_u64(), report["warnings"].as_u64(), report["notes"].as_u64()), (Some(0), Some(0), Some(3)), "{report}");
+    let first = &report["diagnostics"][0];
+    assert_eq!((first["severity"].as_str(), first["code"].as_str()), (Some("note"), Some("needs-trust")), "{report}");
+    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(4), Some(5)), "{report}");
+
+    let plan = gantry(&["plan", "--branch", "main"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", detail(&plan));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    let line_of =
+        |step: &str| text.lines().find(|line| line.trim_start().starts_with(&format!("+ {step} "))).unwrap_or_default().to_owned();
+    assert!(line_of("a").ends_with("(needs trust: privileged)"), "{text}");
+    assert!(line_of("b").ends_with("(needs trust: volumes, network)"), "{text}");
+    assert!(!line_of("clone").contains("needs trust"), "{text}");
+
+    assert_eq!(exec(dir.path(), &[]).status.code(), Some(2), "exec refuses what lint noted");
+}
+
+/// Other networks than the workflow's, and a step's own name resolution, are refused without
+/// `--trusted` in both dialects, before anything runs: the same decision as the agent's.
+#[test]
+fn other_networks_and_name_resolution_need_trust() {
+    let keys = [
+        ("network_mode: container:gantry-other", "it joins the network of container `gantry-other`"),
+        ("network_mode: bridge", "it joins the network `bridge` instead of its workflow's"),
+        ("dns: [10.0.0.53]", "it sets its own DNS servers (10.0.0.53)"),
+        ("dns_search: [corp.example]", "it sets its own DNS search domains (corp.example)"),
+        ("extra_hosts: [\"host.docker.internal:host-gateway\"]", "`host-gateway` is the host itself"),
+    ];
+    for (key, reason) in keys {
+        let woodpecker = format!("steps:\n  a:\n    image: IMAGE\n    {key}\n    commands: [true]\n");
+        let drone =
+            format!("kind: pipeline\ntype: docker\nname: default\nsteps:\n- name: a\n  image: IMAGE\n  {key}\n  commands: [true]\n");
+        for (path, pipeline) in [(".woodpecker.yml", woodpecker), (".drone.yml", drone)] {
+            let dir = repository(path, &pipeline);
+            let output = exec(dir.path(), &[]);
+            assert_eq!(output.status.code(), Some(2), "{path} with `{key}`: {}", detail(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("step `a` of workflow `") && stderr.contains(reason), "{path} with `{key}`: {stderr}");
+            assert!(events(&output).is_empty(), "{path} with `{key}`: nothing runs");
+        }
+    }
+    // With --trusted the same step runs.
+    let dir = repository(
+        ".woodpecker.yml",
+        "steps:\n  a:\n    image: IMAGE\n    dns: [10.0.0.53]\n    extra_hosts: [\"database:10.0.0.5\"]\n    commands: [grep database /etc/hosts]\n",
+    );
+    let output = exec(dir.path(), &["--trusted"]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    assert!(logs_of(&events(&output), "a").iter().any(|line| line.contains("10.0.0.5")), "{}", detail(&output));
+    assert_nothing_left(&run_id(&events(&output)));
+}
+
 #[test]
 fn a_drone_file_and_a_matrix_run() {
     let drone = repository(

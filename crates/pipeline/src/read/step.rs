@@ -161,6 +161,7 @@ fn read_step(
     for (key, value) in entries {
         let Some(name) = reader.key_text(key) else { continue };
         let name = name.into_owned();
+        step.key_spans.push((name.clone(), key.span));
         match name.as_str() {
             "name" => {
                 // A `name` inside a keyed step renames it, as Woodpecker allows.

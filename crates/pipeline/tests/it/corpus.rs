@@ -55,10 +55,10 @@ fn corpus_plans_keep_every_declared_step_in_order() {
                 let planned: Vec<&str> =
                     row.steps.iter().filter(|s| s.kind != pipeline::plan::StepKind::Clone).map(|s| s.name.as_str()).collect();
                 let declared: Vec<&str> = spec.steps.iter().map(|s| s.name.as_str()).collect();
-                assert_eq!(planned.len(), declared.len(), "{name}/{}: steps planned {planned:?}, declared {declared:?}", spec.name);
+                assert_eq!(planned, declared, "{name}/{}: the planned steps are not the declared ones in order", spec.name);
                 let services: Vec<&str> = row.services.iter().map(|s| s.name.as_str()).collect();
                 let declared_services: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
-                assert_eq!(services.len(), declared_services.len(), "{name}/{}", spec.name);
+                assert_eq!(services, declared_services, "{name}/{}: the planned services are not the declared ones in order", spec.name);
             }
         }
     }
