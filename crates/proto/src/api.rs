@@ -233,7 +233,7 @@ pub struct RepoUpdate {
 /// A problem in the pipeline files of a build, as `gantry lint` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BuildDiagnostic {
-    /// `error` or `warning`.
+    /// `error`, `warning` or `note` (what a step needs trust for).
     pub severity: String,
     pub code: String,
     pub file: String,

@@ -259,7 +259,7 @@ fn build_diagnostics(plan: &Plan) -> Vec<BuildDiagnostic> {
     plan.diagnostics
         .iter()
         .map(|diagnostic| BuildDiagnostic {
-            severity: if diagnostic.is_error() { "error".into() } else { "warning".into() },
+            severity: diagnostic.severity.as_str().into(),
             code: diagnostic.code.to_string(),
             file: diagnostic.file.clone(),
             line: diagnostic.line,
