@@ -356,7 +356,7 @@ async fn polling_builds_new_commits_and_cron_builds_on_schedule() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests() {
+async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests_even_once_approved() {
     let cluster = Cluster::start(&[]).await;
     let pipeline = "steps:\n  deploy:\n    image: gantry-test/busybox:latest\n    environment:\n      TOKEN:\n        from_secret: deploy_token\n    commands:\n      - echo token=$TOKEN\n";
     let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
@@ -389,6 +389,12 @@ async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests() {
     let (status, answer) = deliver(&cluster, "pull_request", "pr-1", pull_request).await;
     assert_eq!(status, 200, "{answer}");
     let number = answer["builds"][0].as_i64().unwrap();
+    // A fork's build waits for a maintainer; approved, it still gets no secret.
+    let path = format!("/api/v1/repos/acme/app/builds/{number}");
+    let (_, waiting) = cluster.api(reqwest::Method::GET, &path, None).await;
+    assert_eq!(waiting["state"], "blocked", "{waiting}");
+    let (status, approved) = cluster.api(reqwest::Method::POST, &format!("{path}/approve"), None).await;
+    assert_eq!(status, 200, "{approved}");
     let build = cluster.wait_finished(number).await;
     assert_eq!(build["event"], "pull_request");
     assert_eq!(build["state"], "error", "{build}");
