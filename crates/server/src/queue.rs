@@ -74,6 +74,7 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
                 clone_url: repo.clone_url.clone(),
                 clone_credentials: crate::trigger::clone_credentials(&repo)
                     .map(|credentials| proto::agent::CloneCredentials { username: credentials.username, password: credentials.password }),
+                allow_local: false,
             },
             commit: build.commit.clone(),
             reference: build.reference.clone(),
