@@ -41,6 +41,16 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat after which an agent's workflows are marked lost.
     #[arg(long, env = "GANTRY_AGENT_LOST_AFTER", default_value_t = proto::agent::LOST_AFTER_SECONDS)]
     pub agent_lost_after: u64,
+    /// Who may register repositories: `users` (any signed-in user) or `admins` (server administrators).
+    #[arg(long, env = "GANTRY_REPO_CREATION", default_value = "users")]
+    pub repo_creation: server::config::RepoCreation,
+    /// Networks the remotes, forge APIs and notifiers of non-admins may not reach: addresses,
+    /// CIDR blocks and `loopback`, `link-local`, `unspecified`, `private`, or `none`.
+    #[arg(long, env = "GANTRY_EGRESS_DENY", default_value = server::egress::DEFAULT_DENY)]
+    pub egress_deny: String,
+    /// Exceptions to --egress-deny (e.g. the address of a forge on this machine's network).
+    #[arg(long, env = "GANTRY_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
 }
 
 pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
@@ -59,6 +69,11 @@ pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
     config.log_retention = args.log_retention_days.map(|days| Duration::from_secs(u64::from(days) * 24 * 3600));
     config.max_webhook_bytes = args.max_webhook_bytes;
     config.agent_lost_after = Duration::from_secs(args.agent_lost_after.max(1));
+    config.repo_creation = args.repo_creation;
+    config.egress = server::egress::EgressPolicy {
+        deny: server::egress::parse_networks(&args.egress_deny).map_err(anyhow::Error::msg).context("--egress-deny")?,
+        allow: server::egress::parse_networks(&args.egress_allow).map_err(anyhow::Error::msg).context("--egress-allow")?,
+    };
     if config.agent_secret.is_none() {
         eprintln!("note: GANTRY_AGENT_SECRET is not set, so no agent can connect");
     }

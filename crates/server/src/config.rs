@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::egress::EgressPolicy;
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -28,6 +30,32 @@ pub struct ServerConfig {
     pub agent_lost_after: Duration,
     /// How often background loops (poll, cron, lost agents) look for work.
     pub tick: Duration,
+    /// Who may register repositories.
+    pub repo_creation: RepoCreation,
+    /// Where the remotes, forge APIs and notifiers of non-admins may point.
+    pub egress: EgressPolicy,
+}
+
+/// Who may register repositories (`GANTRY_REPO_CREATION`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepoCreation {
+    /// Any signed-in user.
+    #[default]
+    Users,
+    /// Server administrators only.
+    Admins,
+}
+
+impl std::str::FromStr for RepoCreation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "users" => Ok(RepoCreation::Users),
+            "admins" => Ok(RepoCreation::Admins),
+            other => Err(format!("`{other}` is not who may create repositories: `users` or `admins`")),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -45,6 +73,8 @@ impl ServerConfig {
             max_webhook_bytes: 5 * 1024 * 1024,
             agent_lost_after: Duration::from_secs(proto::agent::LOST_AFTER_SECONDS),
             tick: Duration::from_secs(1),
+            repo_creation: RepoCreation::default(),
+            egress: EgressPolicy::default(),
         }
     }
 }
