@@ -116,7 +116,7 @@ async fn refused_deliveries(harness: Harness) {
     assert_eq!(answer["code"], "payload_too_large");
 
     let (status, _) = harness.raw("/api/hooks/acme/unknown", &[], b"{}".to_vec()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "as for a registered repository: no telling which exist");
     assert!(builds(&harness).await.is_empty(), "none of these started a build");
 }
 both!(forged_unknown_skipped_and_oversized_deliveries_start_nothing, refused_deliveries);

@@ -7,3 +7,4 @@ mod hooks;
 mod openapi;
 mod queue;
 mod reporting;
+mod security;
