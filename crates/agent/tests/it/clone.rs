@@ -236,3 +236,45 @@ async fn a_remote_no_admin_chose_cannot_be_read_from_the_agents_disk() {
     }
     agent.stop().await.unwrap();
 }
+
+/// A remote that redirects to another host: git follows, and the credential helper gives that
+/// host nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_are_not_given_to_the_host_a_redirect_leads_to() {
+    const PASSWORD: &str = "hunter4-redirected-password";
+    let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Default::default();
+    let recorded = seen.clone();
+    let elsewhere = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(headers.get("authorization").map(|value| value.to_str().unwrap().to_owned()));
+            (StatusCode::UNAUTHORIZED, [("www-authenticate", "Basic realm=\"elsewhere\"")], "").into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
+    let redirecting = axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
+        let target = format!("http://localhost:{elsewhere_port}{}", uri.path_and_query().map(|path| path.as_str()).unwrap_or("/"));
+        (StatusCode::FOUND, [("location", target)], "").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirecting).await.unwrap() });
+
+    let server = FakeServer::start().await;
+    let mut job = job(35, plan(SHOW_FILE));
+    job.repo.clone_url = format!("http://{address}/repository.git");
+    job.repo.clone_credentials = Some(CloneCredentials { username: "bot".into(), password: PASSWORD.into() });
+    job.repo.allow_local = false;
+    job.commit = "0123456789abcdef0123456789abcdef01234567".into();
+    server.push_job(job);
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(35, Duration::from_secs(60)).await;
+
+    assert_eq!(done.state, State::Failure, "{done:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "git followed the redirect");
+    assert!(seen.iter().all(Option::is_none), "credentials reached the other host: {seen:?}");
+    agent.stop().await.unwrap();
+}
