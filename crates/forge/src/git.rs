@@ -67,17 +67,21 @@ pub struct Access<'a> {
     /// Local paths, `file://` and remote helpers allowed: for remotes a server administrator
     /// chose. Otherwise git runs with `GIT_ALLOW_PROTOCOL=http:https:ssh:git`.
     pub local: bool,
+    /// The addresses an http(s) remote's host name was checked to resolve to: git connects to
+    /// these (curl's resolve list), so the name cannot resolve elsewhere between the check and
+    /// the fetch. Empty: git resolves the name itself.
+    pub pinned: &'a [std::net::SocketAddr],
 }
 
 impl<'a> Access<'a> {
     /// The network protocols only, with `credentials` if any.
     pub fn network(credentials: Option<&'a Credentials>) -> Access<'a> {
-        Access { credentials, local: false }
+        Access { credentials, local: false, pinned: &[] }
     }
 
     /// Any transport git knows (a remote a server administrator chose).
     pub fn local(credentials: Option<&'a Credentials>) -> Access<'a> {
-        Access { credentials, local: true }
+        Access { credentials, local: true, pinned: &[] }
     }
 }
 
@@ -389,6 +393,8 @@ struct Remote<'a> {
     /// for these alone.
     credential_protocol: String,
     credential_host: String,
+    /// `HOST:PORT:ADDRESS[,ADDRESS]` for curl, when the access pins the host's addresses.
+    resolve: Option<String>,
     /// Passwords and tokens to mask in what git prints.
     secrets: Vec<String>,
 }
@@ -413,6 +419,7 @@ impl<'a> Remote<'a> {
             local: access.local,
             credential_protocol,
             credential_host,
+            resolve: curl_resolve(url, access.pinned),
             secrets,
         };
         if url.starts_with('-') {
@@ -447,6 +454,9 @@ impl<'a> Remote<'a> {
         if !self.local {
             // Submodules, redirects and odd addresses included: nothing but the network.
             command.env("GIT_ALLOW_PROTOCOL", NETWORK_PROTOCOLS);
+        }
+        if let Some(resolve) = &self.resolve {
+            command.arg("-c").arg(format!("http.curloptResolve={resolve}"));
         }
         // Helpers of the server's own git configuration are dropped: they would store these
         // credentials, or answer with someone else's.
@@ -484,6 +494,25 @@ const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || e
     protocol=*) protocol=\"${line#protocol=}\" ;; host=*) host=\"${line#host=}\" ;; esac; done; \
     test \"$protocol\" = \"$GANTRY_GIT_PROTOCOL\" && test \"$host\" = \"$GANTRY_GIT_HOST\" || exit 0; \
     printf 'username=%s\\npassword=%s\\n' \"$GANTRY_GIT_USERNAME\" \"$GANTRY_GIT_PASSWORD\"; }; f";
+
+/// curl's `HOST:PORT:ADDRESS[,ADDRESS]` for an http(s) URL whose host is a name, from the
+/// addresses it was checked to resolve to.
+fn curl_resolve(url: &str, pinned: &[std::net::SocketAddr]) -> Option<String> {
+    use crate::remote::{RemoteKind, Scheme, classify};
+    let Ok(RemoteKind::Network(remote)) = classify(url) else { return None };
+    let is_name = remote.host.parse::<std::net::IpAddr>().is_err();
+    if pinned.is_empty() || !is_name || !matches!(remote.scheme, Scheme::Http | Scheme::Https) {
+        return None;
+    }
+    let addresses: Vec<String> = pinned
+        .iter()
+        .map(|address| match address.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        })
+        .collect();
+    Some(format!("{}:{}:{}", remote.host, remote.port_or_default(), addresses.join(",")))
+}
 
 /// `protocol` and `host` of `url` as git's credential protocol writes them: the scheme, and the
 /// authority without its user information (the port kept when the address has one).

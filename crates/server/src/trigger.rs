@@ -109,20 +109,23 @@ pub struct RemoteAccess {
     pub admin_chosen: bool,
     /// ... and it is read from the disk or through a remote helper: git may use any transport.
     pub local: bool,
+    /// Where the egress check found the host: git connects there for http(s) remotes.
+    pub pinned: Vec<std::net::SocketAddr>,
 }
 
 impl RemoteAccess {
     pub fn git(&self) -> forge::git::Access<'_> {
-        forge::git::Access { credentials: self.credentials.as_ref(), local: self.local }
+        forge::git::Access { credentials: self.credentials.as_ref(), local: self.local, pinned: &self.pinned }
     }
 }
 
 /// How to reach `repo`'s remote. A clone URL no server administrator set is checked first: it
-/// must be a network address whose host resolves only where non-admins may go.
+/// must be a network address whose host resolves only where non-admins may go, and git is held
+/// to the addresses checked (http(s)), so that the name cannot resolve elsewhere meanwhile.
 pub async fn remote_access(state: &AppState, repo: &RepoRecord) -> Result<RemoteAccess, TriggerError> {
-    let access = unchecked_remote_access(state, repo).await?;
+    let mut access = unchecked_remote_access(state, repo).await?;
     if !access.admin_chosen {
-        crate::egress::check_url(&state.config.egress, &access.url).await?;
+        access.pinned = crate::egress::check_url(&state.config.egress, &access.url).await?;
     }
     Ok(access)
 }
@@ -132,7 +135,13 @@ async fn unchecked_remote_access(state: &AppState, repo: &RepoRecord) -> Result<
     let (url, url_credentials) = forge::remote::split_credentials(&repo.clone_url);
     let admin_chosen = state.store.approved_remote(repo.id).await?.is_some_and(|approved| approved == repo.clone_url);
     let network = matches!(forge::remote::classify(&url), Ok(forge::remote::RemoteKind::Network(_)));
-    Ok(RemoteAccess { url, credentials: clone_credentials(repo).or(url_credentials), admin_chosen, local: admin_chosen && !network })
+    Ok(RemoteAccess {
+        url,
+        credentials: clone_credentials(repo).or(url_credentials),
+        admin_chosen,
+        local: admin_chosen && !network,
+        pinned: Vec::new(),
+    })
 }
 
 /// The repository as a job describes it to an agent: the URL without credentials, the

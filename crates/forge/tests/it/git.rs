@@ -421,3 +421,28 @@ async fn credentials_are_not_given_to_the_host_a_redirect_leads_to() {
     assert!(!seen.is_empty(), "git followed the redirect: {error}");
     assert!(seen.iter().all(Option::is_none), "credentials reached the other host: {seen:?}");
 }
+
+/// Pinned addresses are where git connects for the remote's name: a name that resolves nowhere
+/// reaches the listener they name (so a name cannot resolve elsewhere after it was checked).
+#[tokio::test]
+async fn pinned_addresses_are_where_git_connects() {
+    let seen = Arc::new(Mutex::new(0usize));
+    let counter = seen.clone();
+    let app = Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            *counter.lock().unwrap() += 1;
+            StatusCode::NOT_FOUND
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let url = format!("http://gantry-pinned.invalid:{}/owner/repo.git", address.port());
+    let unpinned = git::ls_remote(&url, &Access::network(None)).await.unwrap_err();
+    assert_eq!(*seen.lock().unwrap(), 0, "{unpinned}");
+    let pinned = [address];
+    let error = git::ls_remote(&url, &Access { pinned: &pinned, ..Access::network(None) }).await.unwrap_err();
+    assert!(*seen.lock().unwrap() > 0, "git did not reach the pinned address: {error}");
+}
