@@ -343,6 +343,10 @@ async fn check_clone_url(state: &AppState, caller: &Caller, url: &str) -> ApiRes
         ApiError::invalid("clone_url", format!("`{url}` is not a git remote ({why}): use http(s)://, ssh://, git:// or user@host:path"))
     };
     let kind = forge::remote::classify(url).map_err(|error| not_a_remote(&error.reason))?;
+    if kind == RemoteKind::Local && !url.starts_with('/') && !url.starts_with("file://") {
+        // Relative to whatever folder the server was started in: a typo, not a remote.
+        return Err(not_a_remote("a path on the server is absolute, or file://"));
+    }
     match kind {
         RemoteKind::Network(_) => {}
         RemoteKind::Local | RemoteKind::Helper { .. } if caller.server_admin => {}

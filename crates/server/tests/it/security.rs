@@ -198,7 +198,7 @@ async fn local_remotes_are_for_server_admins(harness: Harness) {
             harness.call(Method::PATCH, "/api/v1/repos/mallory/app", Some(&user), Some(json!({ "clone_url": address }))).await;
         assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST), "{address}: {status} {answer}");
     }
-    for (index, address) in ["/srv/x", "./x", "file:///x", "/usr/share/locale/en@quot/../../..:x/y"].iter().enumerate() {
+    for (index, address) in ["/srv/x", "file:///x", "/usr/share/locale/en@quot/../../..:x/y", "ext::sh -c x"].iter().enumerate() {
         let body = json!({ "full_name": format!("admin/local-{index}"), "clone_url": address });
         let (status, answer) = harness.admin(Method::POST, "/api/v1/repos", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "a server admin may: {address}: {answer}");
