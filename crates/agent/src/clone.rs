@@ -1,10 +1,16 @@
 //! The built-in clone step: the job's commit checked out with the git CLI into a fresh folder,
 //! which the runtime then copies into the workspace (`WorkspaceSource::WorkingTree`).
 //!
-//! Credentials reach git only through its `GIT_ASKPASS` helper, which reads them from the
-//! environment of the git process: they are never in a command line, a file, a log line or an
-//! error. Credential helpers of the machine's git configuration are switched off, so that
-//! nothing stores them either.
+//! Credentials reach git only through a one-shot credential helper, which reads them from the
+//! environment of the git process and answers only for the remote's own protocol and host (not
+//! for a host a redirect or a submodule leads to): they are never in a command line, a file
+//! (`.git/config` included: credentials written into the URL are taken out of it first), a log
+//! line or an error. Credential helpers of the machine's git configuration are switched off, so
+//! that nothing stores them either.
+//!
+//! Unless the job says a server administrator chose the remote (`allow_local`), git may use the
+//! network protocols only (`GIT_ALLOW_PROTOCOL=http:https:ssh:git`): no path or `file://` on the
+//! agent's machine, no remote helper, for the remote and its submodules alike.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +28,8 @@ pub struct CloneRequest<'a> {
     pub commit: &'a str,
     pub reference: &'a str,
     pub credentials: Option<&'a CloneCredentials>,
+    /// Local paths, `file://` and remote helpers allowed (a remote a server administrator chose).
+    pub allow_local: bool,
     pub options: CloneOptions,
 }
 
@@ -43,13 +51,22 @@ pub enum CloneError {
 
 const USERNAME_VARIABLE: &str = "GANTRY_CLONE_USERNAME";
 const PASSWORD_VARIABLE: &str = "GANTRY_CLONE_PASSWORD";
+const PROTOCOL_VARIABLE: &str = "GANTRY_CLONE_PROTOCOL";
+const HOST_VARIABLE: &str = "GANTRY_CLONE_HOST";
 
-/// Answers git's prompts from the environment; holds no secret itself.
-const ASKPASS_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in\n  [Uu]sername*) printf '%s\\n' \"$GANTRY_CLONE_USERNAME\" ;;\n  *) printf '%s\\n' \"$GANTRY_CLONE_PASSWORD\" ;;\nesac\n";
+/// The protocols git may use for a remote no server administrator chose.
+const NETWORK_PROTOCOLS: &str = "http:https:ssh:git";
+
+/// git's credential helper protocol (`get`, then `key=value` lines up to an empty one), answered
+/// from the environment for the remote's protocol and host only; holds no secret itself.
+const CREDENTIAL_SCRIPT: &str = "#!/bin/sh\ntest \"$1\" = get || exit 0\n\
+while IFS= read -r line && test -n \"$line\"; do\n  case \"$line\" in\n    protocol=*) protocol=\"${line#protocol=}\" ;;\n    host=*) host=\"${line#host=}\" ;;\n  esac\ndone\n\
+test \"$protocol\" = \"$GANTRY_CLONE_PROTOCOL\" && test \"$host\" = \"$GANTRY_CLONE_HOST\" || exit 0\n\
+printf 'username=%s\\npassword=%s\\n' \"$GANTRY_CLONE_USERNAME\" \"$GANTRY_CLONE_PASSWORD\"\n";
 
 /// Clones into `dir` (an empty folder), writing git's output as lines to `output` with
 /// `masker`'s values (and the credentials) masked. `helper_dir` is a private folder outside
-/// `dir` for the askpass helper. Dropping the future kills git.
+/// `dir` for the credential helper. Dropping the future kills git.
 pub async fn clone(
     request: &CloneRequest<'_>,
     dir: &Path,
@@ -63,22 +80,37 @@ pub async fn clone(
     if !request.reference.is_empty() && !is_reference(request.reference) {
         return Err(CloneError::InvalidReference { reference: request.reference.to_owned() });
     }
+    // Credentials an older server wrote into the URL become the clone's credentials, so that
+    // the URL git stores in `.git/config` (which steps read) holds none.
+    let (url, url_credentials) = split_url_credentials(request.url);
+    let credentials = request.credentials.cloned().or(url_credentials);
     let mut secrets: Vec<&str> = masker_values.to_vec();
-    if let Some(credentials) = request.credentials {
+    if let Some(credentials) = &credentials {
         secrets.push(&credentials.password);
+        // A token sent as the user name (GitHub accepts that) is as secret as a password.
+        if credentials.password.is_empty() {
+            secrets.push(&credentials.username);
+        }
     }
-    let url_password = password_in_url(request.url);
-    if let Some(password) = &url_password {
-        secrets.push(password);
-    }
-    let askpass = match request.credentials {
-        Some(_) => Some(write_askpass(helper_dir)?),
+    secrets.retain(|secret| !secret.is_empty());
+    let helper = match credentials {
+        Some(_) => Some(write_credential_helper(helper_dir)?),
         None => None,
     };
-    let git = Git { dir, askpass: askpass.as_deref(), credentials: request.credentials, masker: Masker::new(secrets), output };
+    let (protocol, host) = credential_target(&url);
+    let git = Git {
+        dir,
+        helper: helper.as_deref(),
+        credentials: credentials.as_ref(),
+        protocol: &protocol,
+        host: &host,
+        allow_local: request.allow_local,
+        masker: Masker::new(secrets),
+        output,
+    };
 
     git.run(&["init", "--quiet"], "init --quiet").await?;
-    git.run(&["remote", "add", "origin", request.url], &format!("remote add origin {}", redact_url(request.url))).await?;
+    git.run(&["remote", "add", "origin", &url], &format!("remote add origin {url}")).await?;
     // No depth given: the commit alone, as CI clones do. Depth 0: the whole history.
     let depth = match request.options.depth {
         None => Some(1),
@@ -139,35 +171,72 @@ fn is_reference(text: &str) -> bool {
     !text.starts_with('-') && !text.contains(':') && !text.bytes().any(|byte| byte.is_ascii_whitespace() || byte.is_ascii_control())
 }
 
-/// `scheme://user:password@host/…` → the password.
-fn password_in_url(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then(|| password.to_owned())
-}
-
-/// The URL as shown in logs: a password in it replaced.
-fn redact_url(url: &str) -> String {
-    match password_in_url(url) {
-        Some(password) => url.replacen(&format!(":{password}@"), ":********@", 1),
-        None => url.to_owned(),
+/// `http(s)://user:password@host/…` → `http(s)://host/…` and the credentials, percent-decoded
+/// as git decodes them. Other addresses lose a password only (an ssh user name is no secret and
+/// is needed).
+fn split_url_credentials(url: &str) -> (String, Option<CloneCredentials>) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None) };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some((userinfo, host)) = rest[..authority_end].rsplit_once('@') else { return (url.to_owned(), None) };
+    let path = &rest[authority_end..];
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    if matches!(scheme, "http" | "https") {
+        let credentials = CloneCredentials { username: percent_decode(user), password: password.map(percent_decode).unwrap_or_default() };
+        (format!("{scheme}://{host}{path}"), Some(credentials))
+    } else {
+        let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+        (format!("{scheme}://{user}{host}{path}"), None)
     }
 }
 
-fn write_askpass(helper_dir: &Path) -> Result<PathBuf, CloneError> {
-    let path = helper_dir.join("askpass.sh");
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match text.get(index + 1..index + 3).filter(|_| bytes[index] == b'%').and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+            Some(value) => {
+                decoded.push(value);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// `protocol` and `host` of `url` as git's credential protocol writes them: the scheme, and the
+/// authority without user information (its port kept when written).
+fn credential_target(url: &str) -> (String, String) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (String::new(), String::new()) };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    (scheme.to_owned(), host.to_owned())
+}
+
+fn write_credential_helper(helper_dir: &Path) -> Result<PathBuf, CloneError> {
+    let path = helper_dir.join("credential.sh");
     let folder_error = |source| CloneError::Folder { path: helper_dir.to_owned(), source };
-    std::fs::write(&path, ASKPASS_SCRIPT).map_err(folder_error)?;
+    std::fs::write(&path, CREDENTIAL_SCRIPT).map_err(folder_error)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(folder_error)?;
     Ok(path)
 }
 
 struct Git<'a> {
     dir: &'a Path,
-    askpass: Option<&'a Path>,
+    /// The credential helper script, when the clone has credentials.
+    helper: Option<&'a Path>,
     credentials: Option<&'a CloneCredentials>,
+    /// What the helper answers for.
+    protocol: &'a str,
+    host: &'a str,
+    allow_local: bool,
     masker: Masker,
     output: &'a (dyn Fn(LogStream, String) + Sync),
 }
@@ -179,11 +248,35 @@ impl Git<'_> {
         let command_text = format!("git {shown}");
         (self.output)(LogStream::Stdout, format!("+ {command_text}"));
         let mut command = tokio::process::Command::new("git");
+        command.args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            "core.askPass=",
+            "-c",
+            "advice.detachedHead=false",
+            "-c",
+            "init.defaultBranch=main",
+        ]);
+        if let (Some(helper), Some(credentials)) = (self.helper, self.credentials) {
+            // A quoted path: the helper's folder may hold spaces.
+            let quoted = helper.display().to_string().replace('\'', "'\\''");
+            command.arg("-c").arg(format!("credential.helper=!'{quoted}'"));
+            command
+                .env(USERNAME_VARIABLE, &credentials.username)
+                .env(PASSWORD_VARIABLE, &credentials.password)
+                .env(PROTOCOL_VARIABLE, self.protocol)
+                .env(HOST_VARIABLE, self.host);
+        }
+        if !self.allow_local {
+            command.env("GIT_ALLOW_PROTOCOL", NETWORK_PROTOCOLS);
+        }
         command
-            .args(["-c", "credential.helper=", "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main"])
             .args(args)
             .current_dir(self.dir)
             .env("GIT_TERMINAL_PROMPT", "0")
+            .env_remove("GIT_ASKPASS")
+            .env_remove("SSH_ASKPASS")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
             .stdin(Stdio::null())
@@ -192,17 +285,6 @@ impl Git<'_> {
             // Its own process group, so that a cancelled clone kills git's helpers too.
             .process_group(0)
             .kill_on_drop(true);
-        match (self.askpass, self.credentials) {
-            (Some(askpass), Some(credentials)) => {
-                command
-                    .env("GIT_ASKPASS", askpass)
-                    .env(USERNAME_VARIABLE, &credentials.username)
-                    .env(PASSWORD_VARIABLE, &credentials.password);
-            }
-            _ => {
-                command.env_remove("GIT_ASKPASS");
-            }
-        }
         let mut child = command.spawn().map_err(|source| CloneError::Spawn { source })?;
         let group = ProcessGroup(child.id());
         let stdout = child.stdout.take();
@@ -257,12 +339,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_in_urls_are_found_and_redacted() {
-        assert_eq!(password_in_url("https://bot:s3cret@example.com/a/b.git").as_deref(), Some("s3cret"));
-        assert_eq!(redact_url("https://bot:s3cret@example.com/a/b.git"), "https://bot:********@example.com/a/b.git");
-        assert_eq!(password_in_url("https://example.com/a@b.git"), None);
-        assert_eq!(password_in_url("git@example.com:a/b.git"), None);
-        assert_eq!(redact_url("file:///srv/repo.git"), "file:///srv/repo.git");
+    fn credentials_leave_urls() {
+        let (url, credentials) = split_url_credentials("https://bot:s3%40cret@example.com/a/b.git");
+        assert_eq!(url, "https://example.com/a/b.git");
+        let credentials = credentials.unwrap();
+        assert_eq!((credentials.username.as_str(), credentials.password.as_str()), ("bot", "s3@cret"));
+        assert_eq!(split_url_credentials("https://example.com/a@b.git"), ("https://example.com/a@b.git".into(), None));
+        assert_eq!(split_url_credentials("git@example.com:a/b.git"), ("git@example.com:a/b.git".into(), None));
+        assert_eq!(split_url_credentials("ssh://git:pw@example.com/a.git"), ("ssh://git@example.com/a.git".into(), None));
+        assert_eq!(split_url_credentials("file:///srv/repo.git"), ("file:///srv/repo.git".into(), None));
+        assert_eq!(credential_target("http://127.0.0.1:8080/x.git"), ("http".into(), "127.0.0.1:8080".into()));
     }
 
     #[test]

@@ -144,6 +144,7 @@ async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<Jo
                 commit: &job.commit,
                 reference: &job.reference,
                 credentials: job.repo.clone_credentials.as_ref(),
+                allow_local: job.repo.allow_local,
                 options: step.clone.clone().unwrap_or_default(),
             };
             let secrets: Vec<&str> = job.secrets.values().map(String::as_str).collect();

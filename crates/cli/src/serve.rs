@@ -48,6 +48,16 @@ pub struct ServerArgs {
     /// (failed sign-ins are throttled per address).
     #[arg(long, env = "GANTRY_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Who may register repositories: `users` (any signed-in user) or `admins` (server administrators).
+    #[arg(long, env = "GANTRY_REPO_CREATION", default_value = "users")]
+    pub repo_creation: server::config::RepoCreation,
+    /// Networks the remotes, forge APIs and notifiers of non-admins may not reach: addresses,
+    /// CIDR blocks and `loopback`, `link-local`, `unspecified`, `private`, or `none`.
+    #[arg(long, env = "GANTRY_EGRESS_DENY", default_value = server::egress::DEFAULT_DENY)]
+    pub egress_deny: String,
+    /// Exceptions to --egress-deny (e.g. the address of a forge on this machine's network).
+    #[arg(long, env = "GANTRY_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
 }
 
 pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
@@ -68,6 +78,11 @@ pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
     config.agent_lost_after = Duration::from_secs(args.agent_lost_after.max(1));
     config.metrics_token = args.metrics_token.filter(|token| !token.is_empty());
     config.trust_forwarded_for = args.trust_forwarded_for;
+    config.repo_creation = args.repo_creation;
+    config.egress = server::egress::EgressPolicy {
+        deny: server::egress::parse_networks(&args.egress_deny).map_err(anyhow::Error::msg).context("--egress-deny")?,
+        allow: server::egress::parse_networks(&args.egress_allow).map_err(anyhow::Error::msg).context("--egress-allow")?,
+    };
     if config.agent_secret.is_none() {
         eprintln!("note: GANTRY_AGENT_SECRET is not set, so no agent can connect");
     }

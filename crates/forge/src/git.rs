@@ -2,7 +2,13 @@
 //! bare mirror per remote to read files, commits and changed paths at any commit.
 //!
 //! Credentials reach git through a one-shot credential helper that reads them from the child's
-//! environment: they are never on a command line, in a file or in an error. Git never prompts.
+//! environment and answers only for the remote's own protocol and host (not for a host a
+//! redirect leads to): they are never on a command line, in a file or in an error. Git never
+//! prompts.
+//!
+//! Unless the caller says the remote was chosen by a server administrator ([`Access::local`]),
+//! git may use the network protocols only (`GIT_ALLOW_PROTOCOL=http:https:ssh:git`): no local
+//! path, `file://` or remote helper, whatever the address looks like.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +39,8 @@ impl std::fmt::Debug for Credentials {
 pub struct GitError {
     /// What was attempted: `ls-remote`, `fetch`, `resolve main`, `read file .woodpecker.yml`…
     pub operation: String,
-    /// The remote, or the mirror's directory for operations that need no remote.
+    /// The remote, or [`MIRROR`] for operations on the mirror alone (its folder is the server's
+    /// business: it never appears in an error).
     pub url: String,
     /// Git's own explanation, trimmed.
     pub stderr: String,
@@ -50,6 +57,37 @@ pub struct CommitInfo {
     pub parents: Vec<String>,
 }
 
+/// What [`GitError::url`] says for operations on a mirror alone.
+pub const MIRROR: &str = "the mirror";
+
+/// How git may reach a remote: with which credentials, and whether beyond the network.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Access<'a> {
+    pub credentials: Option<&'a Credentials>,
+    /// Local paths, `file://` and remote helpers allowed: for remotes a server administrator
+    /// chose. Otherwise git runs with `GIT_ALLOW_PROTOCOL=http:https:ssh:git`.
+    pub local: bool,
+    /// The addresses an http(s) remote's host name was checked to resolve to: git connects to
+    /// these (curl's resolve list), so the name cannot resolve elsewhere between the check and
+    /// the fetch. Empty: git resolves the name itself.
+    pub pinned: &'a [std::net::SocketAddr],
+}
+
+impl<'a> Access<'a> {
+    /// The network protocols only, with `credentials` if any.
+    pub fn network(credentials: Option<&'a Credentials>) -> Access<'a> {
+        Access { credentials, local: false, pinned: &[] }
+    }
+
+    /// Any transport git knows (a remote a server administrator chose).
+    pub fn local(credentials: Option<&'a Credentials>) -> Access<'a> {
+        Access { credentials, local: true, pinned: &[] }
+    }
+}
+
+/// The protocols git may use for remotes nobody trusted with the server's disk.
+pub const NETWORK_PROTOCOLS: &str = "http:https:ssh:git";
+
 /// Network operations that take longer are stopped: a remote that stalls must not hold a
 /// poller forever. Git's own low-speed limit catches most stalls earlier.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -57,8 +95,8 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The branches and tags of a remote: `refs/heads/*` and `refs/tags/*` to commit ids. Annotated
 /// tags map to the commit they point at (git's peeled `^{}` entry), not the tag object.
-pub async fn ls_remote(url: &str, credentials: Option<&Credentials>) -> Result<BTreeMap<String, String>, GitError> {
-    let remote = Remote::new(url, credentials, "ls-remote")?;
+pub async fn ls_remote(url: &str, access: &Access<'_>) -> Result<BTreeMap<String, String>, GitError> {
+    let remote = Remote::new(url, access, "ls-remote")?;
     let mut command = remote.command(None);
     command.args(["ls-remote", "--", url]);
     let output = remote.run(command, None, NETWORK_TIMEOUT).await?;
@@ -93,18 +131,33 @@ pub const DEFAULT_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/ta
 
 impl Mirror {
     /// Opens the mirror named `key` under `cache_root`, creating it (and the root) if needed.
-    /// `key` is any text (a repository id, a URL); each key gets its own directory.
+    /// `key` is any text (a repository id, a URL); each key gets its own directory, named by an
+    /// HMAC of the key with a random secret kept in the cache root (see [`Mirror::folder`]).
     pub async fn open(cache_root: &Path, key: &str) -> Result<Mirror, GitError> {
-        let dir = cache_root.join(format!("{}.git", directory_name(key)));
+        let init_error = |error: std::io::Error| GitError { operation: "init".into(), url: MIRROR.into(), stderr: error.to_string() };
+        let dir = Mirror::folder(cache_root, key).await.map_err(init_error)?;
         let mirror = Mirror { dir };
         if mirror.dir.join("HEAD").exists() {
             return Ok(mirror);
         }
-        tokio::fs::create_dir_all(cache_root).await.map_err(|error| mirror.error("init", error.to_string()))?;
         let mut command = base_command();
         command.arg("init").arg("--bare").arg("--quiet").arg(&mirror.dir);
         mirror.run_local("init", command, None).await?;
         Ok(mirror)
+    }
+
+    /// The folder of the mirror named `key` (whether or not it exists): the cache root's secret
+    /// (made on first use, 0600; the root 0700) and an HMAC of the key. Whoever knows a key, a
+    /// repository's id, cannot name its mirror's folder without the secret.
+    pub async fn folder(cache_root: &Path, key: &str) -> Result<PathBuf, std::io::Error> {
+        let root = cache_root.to_owned();
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let secret = cache_secret(&root)?;
+            Ok(root.join(format!("{}.git", directory_name(&secret, &key))))
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     pub fn dir(&self) -> &Path {
@@ -114,8 +167,8 @@ impl Mirror {
     /// Fetches `refspecs` (or [`DEFAULT_REFSPECS`] when empty) from `url`, forcing and pruning
     /// the references they name. A pull request's head: `+refs/pull/7/head:refs/pull/7/head`
     /// (GitHub, Gitea) or `+refs/merge-requests/7/head:refs/merge-requests/7/head` (GitLab).
-    pub async fn fetch(&self, url: &str, credentials: Option<&Credentials>, refspecs: &[&str]) -> Result<(), GitError> {
-        let remote = Remote::new(url, credentials, "fetch")?;
+    pub async fn fetch(&self, url: &str, access: &Access<'_>, refspecs: &[&str]) -> Result<(), GitError> {
+        let remote = Remote::new(url, access, "fetch")?;
         let mut command = remote.command(Some(&self.dir));
         command.args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--", url]);
         command.args(if refspecs.is_empty() { &DEFAULT_REFSPECS[..] } else { refspecs });
@@ -242,7 +295,8 @@ impl Mirror {
     }
 
     fn error(&self, operation: &str, stderr: String) -> GitError {
-        GitError { operation: operation.to_owned(), url: self.dir.display().to_string(), stderr }
+        let stderr = stderr.replace(&self.dir.display().to_string(), MIRROR);
+        GitError { operation: operation.to_owned(), url: MIRROR.to_owned(), stderr }
     }
 }
 
@@ -288,18 +342,44 @@ fn clean_path(path: &str) -> &str {
     if path == "." { "" } else { path }
 }
 
-/// A directory name that cannot leave the cache root: the key's safe characters for people
-/// reading the folder, and a digest of the whole key so that keys differing only in the
-/// replaced characters (`a/b`, `a_b`) never share a mirror.
-fn directory_name(key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let readable: String = key
-        .chars()
-        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '-' | '_') { character } else { '_' })
-        .take(64)
-        .collect();
-    let digest = hex::encode(Sha256::digest(key.as_bytes()));
-    format!("{readable}-{}", &digest[..16])
+/// A directory name that cannot leave the cache root and that nobody can compute from the key
+/// alone: the HMAC of the key under the cache's secret.
+fn directory_name(secret: &[u8], key: &str) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(b"gantry-mirror:");
+    mac.update(key.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..20])
+}
+
+const CACHE_SECRET_FILE: &str = "mirror-names.key";
+
+/// The cache root's secret, made (with the root) on first use. Two processes starting at once
+/// agree: the secret is written aside and linked into place, and the loser reads the winner's.
+fn cache_secret(root: &Path) -> Result<Vec<u8>, std::io::Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let path = root.join(CACHE_SECRET_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return hex::decode(text.trim()).map_err(|_| std::io::Error::other(format!("{CACHE_SECRET_FILE} is not hex")));
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+    let aside = root.join(format!(".{CACHE_SECRET_FILE}.{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&aside)?;
+    file.write_all(hex::encode(secret).as_bytes())?;
+    file.sync_all()?;
+    let linked = std::fs::hard_link(&aside, &path);
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(secret.to_vec()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path)?;
+            hex::decode(text.trim()).map_err(|_| std::io::Error::other(format!("{CACHE_SECRET_FILE} is not hex")))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A remote and how to talk to it without leaking its credentials.
@@ -308,12 +388,20 @@ struct Remote<'a> {
     /// The URL without credentials, for errors.
     display_url: String,
     credentials: Option<&'a Credentials>,
+    local: bool,
+    /// `protocol` and `host` as git's credential protocol names the remote: the helper answers
+    /// for these alone.
+    credential_protocol: String,
+    credential_host: String,
+    /// `HOST:PORT:ADDRESS[,ADDRESS]` for curl, when the access pins the host's addresses.
+    resolve: Option<String>,
     /// Passwords and tokens to mask in what git prints.
     secrets: Vec<String>,
 }
 
 impl<'a> Remote<'a> {
-    fn new(url: &str, credentials: Option<&'a Credentials>, operation: &'static str) -> Result<Remote<'a>, GitError> {
+    fn new(url: &str, access: &Access<'a>, operation: &'static str) -> Result<Remote<'a>, GitError> {
+        let credentials = access.credentials;
         let mut secrets: Vec<String> = url_password(url).into_iter().collect();
         if let Some(credentials) = credentials {
             secrets.push(credentials.password.clone());
@@ -323,9 +411,27 @@ impl<'a> Remote<'a> {
             }
         }
         secrets.retain(|secret| !secret.is_empty());
-        let remote = Remote { operation, display_url: strip_url_credentials(url), credentials, secrets };
+        let (credential_protocol, credential_host) = credential_target(url);
+        let remote = Remote {
+            operation,
+            display_url: strip_url_credentials(url),
+            credentials,
+            local: access.local,
+            credential_protocol,
+            credential_host,
+            resolve: curl_resolve(url, access.pinned),
+            secrets,
+        };
         if url.starts_with('-') {
             return Err(remote.error("a remote URL cannot start with '-'".to_owned()));
+        }
+        match crate::remote::classify(url) {
+            Err(error) => return Err(remote.error(error.reason)),
+            Ok(crate::remote::RemoteKind::Network(_)) => {}
+            Ok(_) if access.local => {}
+            Ok(_) => {
+                return Err(remote.error("a local path, file:// or a remote helper is for remotes a server administrator chose".into()));
+            }
         }
         if credentials
             .is_some_and(|credentials| [&credentials.username, &credentials.password].iter().any(|text| text.contains(['\n', '\r', '\0'])))
@@ -345,17 +451,26 @@ impl<'a> Remote<'a> {
         if std::env::var_os("GIT_SSH_COMMAND").is_none() {
             command.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
         }
+        if !self.local {
+            // Submodules, redirects and odd addresses included: nothing but the network.
+            command.env("GIT_ALLOW_PROTOCOL", NETWORK_PROTOCOLS);
+        }
+        if let Some(resolve) = &self.resolve {
+            command.arg("-c").arg(format!("http.curloptResolve={resolve}"));
+        }
         // Helpers of the server's own git configuration are dropped: they would store these
         // credentials, or answer with someone else's.
         command.args(["-c", "credential.helper="]);
         if let Some(credentials) = self.credentials {
-            // The helper is shell text naming two variables; their values live only in the
-            // environment of git and its children.
-            command.args([
-                "-c",
-                "credential.helper=!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' \"$GANTRY_GIT_USERNAME\" \"$GANTRY_GIT_PASSWORD\"; }; f",
-            ]);
-            command.env("GANTRY_GIT_USERNAME", &credentials.username).env("GANTRY_GIT_PASSWORD", &credentials.password);
+            // The helper is shell text naming variables; their values live only in the
+            // environment of git and its children. It answers only when git asks for the
+            // remote's own protocol and host: a redirect to another host gets nothing.
+            command.args(["-c", CREDENTIAL_HELPER]);
+            command
+                .env("GANTRY_GIT_USERNAME", &credentials.username)
+                .env("GANTRY_GIT_PASSWORD", &credentials.password)
+                .env("GANTRY_GIT_PROTOCOL", &self.credential_protocol)
+                .env("GANTRY_GIT_HOST", &self.credential_host);
         }
         command
     }
@@ -371,6 +486,41 @@ impl<'a> Remote<'a> {
         }
         GitError { operation: self.operation.to_owned(), url: self.display_url.clone(), stderr }
     }
+}
+
+/// git's credential helper protocol: `get`, then `key=value` lines ending with an empty line.
+const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
+    while IFS= read -r line && test -n \"$line\"; do case \"$line\" in \
+    protocol=*) protocol=\"${line#protocol=}\" ;; host=*) host=\"${line#host=}\" ;; esac; done; \
+    test \"$protocol\" = \"$GANTRY_GIT_PROTOCOL\" && test \"$host\" = \"$GANTRY_GIT_HOST\" || exit 0; \
+    printf 'username=%s\\npassword=%s\\n' \"$GANTRY_GIT_USERNAME\" \"$GANTRY_GIT_PASSWORD\"; }; f";
+
+/// curl's `HOST:PORT:ADDRESS[,ADDRESS]` for an http(s) URL whose host is a name, from the
+/// addresses it was checked to resolve to.
+fn curl_resolve(url: &str, pinned: &[std::net::SocketAddr]) -> Option<String> {
+    use crate::remote::{RemoteKind, Scheme, classify};
+    let Ok(RemoteKind::Network(remote)) = classify(url) else { return None };
+    let is_name = remote.host.parse::<std::net::IpAddr>().is_err();
+    if pinned.is_empty() || !is_name || !matches!(remote.scheme, Scheme::Http | Scheme::Https) {
+        return None;
+    }
+    let addresses: Vec<String> = pinned
+        .iter()
+        .map(|address| match address.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        })
+        .collect();
+    Some(format!("{}:{}:{}", remote.host, remote.port_or_default(), addresses.join(",")))
+}
+
+/// `protocol` and `host` of `url` as git's credential protocol writes them: the scheme, and the
+/// authority without its user information (the port kept when the address has one).
+fn credential_target(url: &str) -> (String, String) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (String::new(), String::new()) };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    (scheme.to_owned(), host.to_owned())
 }
 
 /// `git` with settings every call wants: no prompts, no pager, no `ext::` transport (it runs

@@ -121,11 +121,17 @@ pub struct Job {
 pub struct JobRepository {
     pub id: i64,
     pub full_name: String,
-    /// What `git fetch` reads from: `file://`, `http(s)://`, `ssh://` or scp-like.
+    /// What `git fetch` reads from: `file://`, `http(s)://`, `ssh://` or scp-like; without
+    /// credentials (they are in `clone_credentials`).
     pub clone_url: String,
-    /// Credentials for the clone only, never given to steps.
+    /// Credentials for the clone only, never given to steps, never written to `.git/config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_credentials: Option<CloneCredentials>,
+    /// A server administrator chose this remote, and it may be a path or `file://` on the
+    /// agent's machine: git may use any transport. Otherwise (and when an older server does not
+    /// say) the agent lets git use `http`, `https`, `ssh` and `git` only (`GIT_ALLOW_PROTOCOL`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_local: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! Loops that run beside the HTTP server: polling remotes for new commits and tags, firing cron
-//! schedules, marking the workflows of silent agents lost, and deleting logs past retention.
+//! schedules, marking the workflows of silent agents lost, deleting logs past retention, and
+//! forgetting webhook deliveries past the de-duplication window.
 //! Each survives its own errors: they are logged and the loop goes on at the next tick.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,7 @@ use store::RepoRecord;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::{AppState, now_ms};
-use crate::trigger::{BuildRequest, Outcome};
+use crate::trigger::{BuildRequest, Outcome, TriggerError};
 
 pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
@@ -18,6 +19,7 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> Vec<tokio::t
         tokio::spawn(reaper_loop(state.clone(), shutdown.clone())),
         tokio::spawn(retention_loop(state.clone(), shutdown.clone())),
         tokio::spawn(expired_tokens_loop(state.clone(), shutdown.clone())),
+        tokio::spawn(deliveries_loop(state.clone(), shutdown.clone())),
     ]
 }
 
@@ -52,19 +54,12 @@ async fn poll_loop(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error("cannot list the refs of the remote: {0}")]
-    Git(#[from] forge::git::GitError),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-}
-
 /// Lists the remote's branches and tags and starts a build for every branch whose head moved
-/// and every new tag. The first poll of a repository only remembers what is there.
-pub async fn poll_repo(state: &AppState, repo: &RepoRecord) -> Result<Vec<i64>, PollError> {
-    let credentials = crate::trigger::clone_credentials(repo);
-    let refs = forge::git::ls_remote(&repo.clone_url, credentials.as_ref()).await?;
+/// and every new tag. The first poll of a repository only remembers what is there. Errors are
+/// those of triggers (the same rules for what a caller may read).
+pub async fn poll_repo(state: &AppState, repo: &RepoRecord) -> Result<Vec<i64>, TriggerError> {
+    let access = crate::trigger::remote_access(state, repo).await?;
+    let refs = forge::git::ls_remote(&access.url, &access.git()).await?;
     let previous = state.store.polled_refs(repo.id).await?;
     state.store.set_polled_refs(repo.id, &refs, now_ms()).await?;
     let Some(previous) = previous else {
@@ -185,6 +180,27 @@ async fn retention_loop(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
+}
+
+/// How long a webhook delivery's id and body digest are remembered: a redelivery or a replay
+/// within this window starts nothing.
+pub const DELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+async fn deliveries_loop(state: AppState, shutdown: CancellationToken) {
+    loop {
+        if let Err(error) = forget_old_deliveries(&state, now_ms()).await {
+            tracing::error!(%error, "forgetting old webhook deliveries");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
+
+/// Forgets the webhook deliveries older than [`DELIVERY_WINDOW`] at `now`; returns how many.
+pub async fn forget_old_deliveries(state: &AppState, now: i64) -> Result<u64, store::StoreError> {
+    state.store.forget_deliveries_before(now - DELIVERY_WINDOW.as_millis() as i64).await
 }
 
 /// Deletes the logs of steps that finished longer than `retention` ago; returns how many.

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::egress::EgressPolicy;
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -33,6 +35,32 @@ pub struct ServerConfig {
     /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For` entry
     /// (for throttling failed sign-ins) instead of the connection's.
     pub trust_forwarded_for: bool,
+    /// Who may register repositories.
+    pub repo_creation: RepoCreation,
+    /// Where the remotes, forge APIs and notifiers of non-admins may point.
+    pub egress: EgressPolicy,
+}
+
+/// Who may register repositories (`GANTRY_REPO_CREATION`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepoCreation {
+    /// Any signed-in user.
+    #[default]
+    Users,
+    /// Server administrators only.
+    Admins,
+}
+
+impl std::str::FromStr for RepoCreation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "users" => Ok(RepoCreation::Users),
+            "admins" => Ok(RepoCreation::Admins),
+            other => Err(format!("`{other}` is not who may create repositories: `users` or `admins`")),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -52,6 +80,8 @@ impl ServerConfig {
             tick: Duration::from_secs(1),
             metrics_token: None,
             trust_forwarded_for: false,
+            repo_creation: RepoCreation::default(),
+            egress: EgressPolicy::default(),
         }
     }
 }

@@ -1,6 +1,12 @@
 //! Webhook deliveries from GitHub, Gitea/Forgejo and GitLab: checked (signature or token, in
-//! constant time, by `forge`), de-duplicated by delivery id, and turned into builds. Events that
-//! start nothing are answered 202 and ignored.
+//! constant time, by `forge`), de-duplicated by delivery id and by a digest of the body within
+//! [`crate::background::DELIVERY_WINDOW`], and turned into builds. Events that start nothing are
+//! answered 202 and ignored.
+//!
+//! An unknown repository and a delivery that fails its check get the same answer, so that
+//! deliveries cannot be used to learn which repositories exist. A delivery is claimed before
+//! its build starts (a concurrent duplicate starts nothing) and given up if the build cannot
+//! start, so that the forge's redelivery is taken rather than answered "already received".
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,7 +19,7 @@ use proto::api::TriggerResult;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now_ms};
-use crate::trigger::{BuildRequest, Outcome, TriggerError};
+use crate::trigger::{BuildRequest, Outcome};
 
 fn count(result: &'static str) {
     metrics::counter!("gantry_webhooks_total", "result" => result).increment(1);
@@ -36,14 +42,17 @@ pub async fn receive(
     body: Bytes,
 ) -> ApiResult<Response> {
     let full_name = format!("{owner}/{name}");
-    let Some(repo) = state.store.repo_by_name(&full_name).await? else {
-        count("unknown_repository");
-        return Err(ApiError::not_found(format!("repository {full_name} is not registered")));
-    };
     let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_ascii_lowercase(), value.to_owned())))
         .collect();
+    let Some(repo) = state.store.repo_by_name(&full_name).await? else {
+        count("unknown_repository");
+        // The same work as for a registered repository, then the same answer.
+        let _ = forge::webhook::parse(ForgeKind::Github, &header_pairs, &body, UNKNOWN_REPOSITORY_SECRET);
+        tracing::info!(repo = %full_name, "webhook for a repository that is not registered");
+        return Err(not_accepted());
+    };
     let delivery = match forge::webhook::parse(repo.forge, &header_pairs, &body, &repo.webhook_secret) {
         Ok(delivery) => delivery,
         Err(error @ WebhookError::Malformed { .. }) => {
@@ -53,19 +62,9 @@ pub async fn receive(
         Err(error) => {
             count("unauthorized");
             tracing::warn!(repo = %full_name, %error, "webhook refused");
-            return Err(ApiError::unauthorized(error.to_string()));
+            return Err(not_accepted());
         }
     };
-    if let Some(id) = &delivery.id
-        && !state.store.record_delivery(repo.id, id, now_ms()).await?
-    {
-        count("duplicate");
-        return Ok((
-            StatusCode::OK,
-            Json(TriggerResult { builds: Vec::new(), ignored: Some(format!("delivery {id} was already received")) }),
-        )
-            .into_response());
-    }
     let request = match delivery.event {
         HookEvent::Push(push) => BuildRequest {
             event: "push".into(),
@@ -120,22 +119,56 @@ pub async fn receive(
         HookEvent::Ping => return Ok(ignored("ping")),
         HookEvent::Ignored { event } => return Ok(ignored(format!("event `{event}` starts no build"))),
     };
-    match crate::trigger::start_build(&state, &repo, request).await {
+    // A forge's redelivery repeats the id and the body; a replay by someone who kept a signed
+    // body may come with any id (or none), but not with other bytes.
+    let mut keys: Vec<String> = delivery.id.iter().cloned().collect();
+    keys.push(body_key(&body));
+    let now = now_ms();
+    let stale_before = now - CLAIM_STALE_AFTER.as_millis() as i64;
+    if !state.store.claim_delivery(repo.id, &keys, now, stale_before).await? {
+        count("duplicate");
+        let what = delivery.id.as_deref().map_or_else(|| "this delivery".to_owned(), |id| format!("delivery {id}"));
+        return Ok((StatusCode::OK, Json(TriggerResult { builds: Vec::new(), ignored: Some(format!("{what} was already received")) }))
+            .into_response());
+    }
+    let outcome = crate::trigger::start_build(&state, &repo, request).await;
+    match &outcome {
+        Ok(_) => state.store.complete_delivery(repo.id, &keys, now_ms()).await?,
+        Err(_) => state.store.release_delivery(repo.id, &keys).await?,
+    }
+    match outcome {
         Ok(Outcome::Started(build)) => {
             count("started");
             Ok((StatusCode::OK, Json(TriggerResult { builds: vec![build.number], ignored: None })).into_response())
         }
         Ok(Outcome::Ignored(reason)) => Ok(ignored(reason)),
-        Err(TriggerError::Store(error)) => {
-            count("error");
-            Err(error.into())
-        }
         Err(error) => {
             count("error");
             tracing::warn!(repo = %full_name, %error, "webhook could not start a build");
-            Err(ApiError::bad_request(error.to_string()))
+            // The sender is anonymous: no network detail, whatever the remote said.
+            Err(error.into_api_error(false))
         }
     }
+}
+
+/// A claim older than this was left by a server that stopped before the build existed; the
+/// longest a start takes is a fetch's limit.
+const CLAIM_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Checked against deliveries for repositories that do not exist: it matches nothing a sender
+/// can know, and costs what a real check costs.
+const UNKNOWN_REPOSITORY_SECRET: &str = "gantry: no repository is registered under this name";
+
+/// The one answer to a delivery that is not accepted: unsigned, wrongly signed, or for a
+/// repository that is not registered.
+fn not_accepted() -> ApiError {
+    ApiError::unauthorized("the delivery is not signed with the webhook secret of a repository registered under this name")
+}
+
+/// The key of a delivery's body among its repository's deliveries.
+fn body_key(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("body:sha256:{}", hex::encode(sha2::Sha256::digest(body)))
 }
 
 fn webhook_defaults() -> BuildRequest {

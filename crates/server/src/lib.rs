@@ -10,6 +10,7 @@ pub mod auth;
 pub mod background;
 pub mod config;
 pub mod crypto;
+pub mod egress;
 pub mod error;
 pub mod hooks;
 pub mod hub;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use pipeline::plan::{Plan, RunOn};
 use proto::State;
-use proto::agent::{Job, JobRepository};
+use proto::agent::Job;
 use store::{AgentRecord, BuildRecord, StoreError, WorkflowRecord};
 
 use crate::hub::Topic;
@@ -54,6 +54,7 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
                 continue;
             }
         };
+        let job_repository = crate::trigger::job_repository(state, &repo).await?;
         if !state.store.claim_workflow(workflow.id, agent.id, now_ms()).await? {
             continue;
         }
@@ -68,13 +69,7 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             id: workflow.id,
             build_id: build.id,
             build_number: build.number,
-            repo: JobRepository {
-                id: repo.id,
-                full_name: repo.full_name.clone(),
-                clone_url: repo.clone_url.clone(),
-                clone_credentials: crate::trigger::clone_credentials(&repo)
-                    .map(|credentials| proto::agent::CloneCredentials { username: credentials.username, password: credentials.password }),
-            },
+            repo: job_repository,
             commit: build.commit.clone(),
             reference: build.reference.clone(),
             plan,

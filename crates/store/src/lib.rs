@@ -6,7 +6,7 @@
 //! through sqlx's `Any` driver, so flags are stored as 0/1 integers and lists or maps as JSON
 //! text. The methods of `Store` live in one module per aggregate: `users`, `repos`, `secrets`,
 //! `builds` (with workflows and steps), `queue` (workflows waiting for and held by agents),
-//! `agents`, `triggers` (webhook deliveries, polled refs, crons) and `notifiers`.
+//! `agents`, `triggers` (webhook deliveries, polled refs, crons, approved remotes) and `notifiers`.
 
 #[macro_use]
 mod columns;

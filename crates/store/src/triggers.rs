@@ -1,5 +1,6 @@
-//! What starts builds besides a person: webhook deliveries (remembered to ignore redeliveries),
-//! the refs a poll saw last, and cron schedules.
+//! What starts builds besides a person: webhook deliveries (claimed before their build starts,
+//! to ignore redeliveries and replays), the refs a poll saw last, cron schedules, and the remote
+//! a server administrator chose for a repository.
 
 use std::collections::BTreeMap;
 
@@ -11,20 +12,84 @@ use crate::error::classify;
 use crate::{CronRecord, NewCron, Store, StoreError};
 
 impl Store {
-    /// Remembers a webhook delivery id; false when it was seen before (a redelivery).
-    pub async fn record_delivery(&self, repo_id: i64, delivery_id: &str, now: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query("INSERT INTO deliveries (repo_id, delivery_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+    /// Claims a webhook delivery, known by several keys (its id, a digest of its body), before
+    /// its build starts. False when any key was seen before, completed or still being worked on:
+    /// a redelivery or a replay. A claim made before `stale_before` and never completed (its
+    /// server stopped) is taken over. Of concurrent claims of one key, one wins.
+    pub async fn claim_delivery(&self, repo_id: i64, keys: &[String], now: i64, stale_before: i64) -> Result<bool, StoreError> {
+        let mut claimed: Vec<String> = Vec::new();
+        for key in keys {
+            if self.claim_delivery_key(repo_id, key, now, stale_before).await? {
+                claimed.push(key.clone());
+            } else {
+                self.release_delivery(repo_id, &claimed).await?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn claim_delivery_key(&self, repo_id: i64, key: &str, now: i64, stale_before: i64) -> Result<bool, StoreError> {
+        let inserted = sqlx::query("INSERT INTO deliveries (repo_id, delivery_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(repo_id)
-            .bind(delivery_id)
+            .bind(key)
             .bind(now)
             .execute(&self.pool)
             .await
-            .map_err(|error| classify(error, || format!("delivery {delivery_id}"), || format!("repository {repo_id}")))?;
-        Ok(result.rows_affected() == 1)
+            .map_err(|error| classify(error, || format!("delivery {key}"), || format!("repository {repo_id}")))?;
+        if inserted.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let taken_over = sqlx::query(
+            "UPDATE deliveries SET created = $3 WHERE repo_id = $1 AND delivery_id = $2 AND completed IS NULL AND created < $4",
+        )
+        .bind(repo_id)
+        .bind(key)
+        .bind(now)
+        .bind(stale_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(taken_over.rows_affected() == 1)
     }
 
-    /// Forgets the deliveries recorded before `before` (redeliveries come within hours); returns
-    /// how many.
+    /// Remembers a delivery known by its id alone, claimed and completed at once; false when it
+    /// was seen before.
+    pub async fn record_delivery(&self, repo_id: i64, delivery_id: &str, now: i64) -> Result<bool, StoreError> {
+        let keys = [delivery_id.to_owned()];
+        let claimed = self.claim_delivery(repo_id, &keys, now, i64::MIN).await?;
+        if claimed {
+            self.complete_delivery(repo_id, &keys, now).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Marks a claimed delivery done: later deliveries with any of its keys are duplicates.
+    pub async fn complete_delivery(&self, repo_id: i64, keys: &[String], now: i64) -> Result<(), StoreError> {
+        for key in keys {
+            sqlx::query("UPDATE deliveries SET completed = $3 WHERE repo_id = $1 AND delivery_id = $2")
+                .bind(repo_id)
+                .bind(key)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Gives up the claim of a delivery whose build could not start: its redelivery is taken.
+    pub async fn release_delivery(&self, repo_id: i64, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            sqlx::query("DELETE FROM deliveries WHERE repo_id = $1 AND delivery_id = $2 AND completed IS NULL")
+                .bind(repo_id)
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the deliveries claimed before `before` (redeliveries come within hours); returns
+    /// how many. A delivery forgotten is taken again: this is the window of de-duplication.
     pub async fn forget_deliveries_before(&self, before: i64) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM deliveries WHERE created < $1").bind(before).execute(&self.pool).await?;
         Ok(result.rows_affected())
@@ -119,4 +184,34 @@ fn cron_from_row(row: &AnyRow) -> Result<CronRecord, StoreError> {
         next: row.try_get("next_run")?,
         created: row.try_get("created")?,
     })
+}
+
+impl Store {
+    /// Remembers that a server administrator (`by`) set `clone_url` on a repository.
+    pub async fn approve_remote(&self, repo_id: i64, clone_url: &str, by: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO remote_approvals (repo_id, clone_url, approved_by, created) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo_id) DO UPDATE SET clone_url = excluded.clone_url, approved_by = excluded.approved_by, \
+                 created = excluded.created",
+        )
+        .bind(repo_id)
+        .bind(clone_url)
+        .bind(by)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| classify(error, || format!("approval of repository {repo_id}"), || format!("repository {repo_id}")))?;
+        Ok(())
+    }
+
+    /// The clone URL a server administrator last set on a repository, if one did.
+    pub async fn approved_remote(&self, repo_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT clone_url FROM remote_approvals WHERE repo_id = $1").bind(repo_id).fetch_optional(&self.pool).await?)
+    }
+
+    /// Forgets the approval (someone else changed the clone URL).
+    pub async fn forget_remote_approval(&self, repo_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM remote_approvals WHERE repo_id = $1").bind(repo_id).execute(&self.pool).await?;
+        Ok(())
+    }
 }

@@ -1,5 +1,7 @@
 //! The clone step: the job's commit (not the branch's later tip) is what steps see; credentials
-//! reach git and nothing else; a failed clone fails the job with git's own words.
+//! reach git and nothing else (not `.git/config`, not another host); a remote no server
+//! administrator chose is read over the network only; a failed clone fails the job with git's
+//! own words.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,24 +101,31 @@ async fn serve_file(AxumState(server): AxumState<Arc<DumbGitServer>>, UrlPath(pa
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn credentials_reach_git_through_askpass_and_appear_nowhere() {
-    const PASSWORD: &str = "hunter2-clone-password";
-    let root = tempfile::tempdir().unwrap();
-    let (bare, first) = repository_with_two_commits(root.path());
+/// Serves `bare` over git's dumb HTTP protocol to `bot:password`; its address.
+async fn dumb_git_server(bare: PathBuf, password: &str) -> (Arc<DumbGitServer>, std::net::SocketAddr) {
     git(&bare, &["update-server-info"]);
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("bot:{PASSWORD}"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("bot:{password}"));
     let git_server =
         Arc::new(DumbGitServer { repository: bare, authorization: format!("Basic {basic}"), authorized_requests: AtomicUsize::new(0) });
     let app = axum::Router::new().route("/repository.git/{*path}", axum::routing::get(serve_file)).with_state(git_server.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let git_address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (git_server, git_address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_reach_git_through_a_helper_and_appear_nowhere() {
+    const PASSWORD: &str = "hunter2-clone-password";
+    let root = tempfile::tempdir().unwrap();
+    let (bare, first) = repository_with_two_commits(root.path());
+    let (git_server, git_address) = dumb_git_server(bare, PASSWORD).await;
 
     let server = FakeServer::start().await;
     let mut job = job(31, plan(SHOW_FILE));
     job.repo.clone_url = format!("http://{git_address}/repository.git");
     job.repo.clone_credentials = Some(CloneCredentials { username: "bot".into(), password: PASSWORD.into() });
+    job.repo.allow_local = false;
     job.commit = first;
     server.push_job(job);
     let agent = TestAgent::start(&server.url);
@@ -160,9 +169,112 @@ async fn a_failed_clone_fails_the_job_with_gits_output_and_skips_the_steps() {
         let recorded = server.lock();
         let clone = recorded.lines(32, "clone");
         assert!(clone.iter().any(|line| line.contains("Failed to connect") || line.contains("Could not connect")), "{clone:#?}");
-        assert!(clone.iter().any(|line| line.contains("bot:********@")), "the URL is shown with its password masked: {clone:#?}");
+        assert!(
+            clone.iter().any(|line| line.contains(&format!("remote add origin http://{closed}/repository.git"))),
+            "the URL is shown without its credentials: {clone:#?}"
+        );
         let said = everything_said(&recorded, 32, &done);
         assert!(!said.contains(PASSWORD), "the password leaked:\n{said}");
     }
+    agent.stop().await.unwrap();
+}
+
+/// A step that tells whether the password is anywhere in `.git/config`, without printing it.
+const CHECK_CONFIG: &str = "steps:\n  check:\n    image: IMAGE\n    commands:\n      - cat file.txt\n      - if grep -q hunter3 .git/config; then echo password-in-config; else echo config-is-clean; fi\n";
+
+/// An older server sent the clone URL with `user:password@` in it: the agent takes the
+/// credentials out before git stores the URL in the workspace's `.git/config`, which steps read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_in_the_clone_url_never_reach_git_config() {
+    const PASSWORD: &str = "hunter3-url-password";
+    let root = tempfile::tempdir().unwrap();
+    let (bare, first) = repository_with_two_commits(root.path());
+    let (git_server, git_address) = dumb_git_server(bare, PASSWORD).await;
+
+    let server = FakeServer::start().await;
+    let mut job = job(33, plan(CHECK_CONFIG));
+    job.repo.clone_url = format!("http://bot:{PASSWORD}@{git_address}/repository.git");
+    job.repo.allow_local = false;
+    job.commit = first;
+    server.push_job(job);
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(33, Duration::from_secs(60)).await;
+
+    {
+        let recorded = server.lock();
+        assert_eq!(done.state, State::Success, "{done:?}\n{:#?}", recorded.lines(33, "clone"));
+        assert!(git_server.authorized_requests.load(Ordering::SeqCst) > 0, "git never authenticated");
+        let check = recorded.lines(33, "check");
+        assert!(check.contains(&"config-is-clean".to_owned()), "{check:#?}");
+        let said = everything_said(&recorded, 33, &done);
+        assert!(!said.contains(PASSWORD), "the password leaked:\n{said}");
+    }
+    agent.stop().await.unwrap();
+}
+
+/// A remote no server administrator chose is read over the network only: a `file://` remote
+/// (a path on the agent's machine) fails the clone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_no_admin_chose_cannot_be_read_from_the_agents_disk() {
+    let root = tempfile::tempdir().unwrap();
+    let (bare, first) = repository_with_two_commits(root.path());
+    let server = FakeServer::start().await;
+    let mut job = job(34, plan(SHOW_FILE));
+    job.repo.clone_url = format!("file://{}", bare.display());
+    job.repo.allow_local = false;
+    job.commit = first;
+    server.push_job(job);
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(34, Duration::from_secs(60)).await;
+
+    assert_eq!(done.state, State::Failure, "{done:?}");
+    {
+        let recorded = server.lock();
+        let clone = recorded.lines(34, "clone");
+        assert!(clone.iter().any(|line| line.contains("transport 'file' not allowed")), "{clone:#?}");
+        assert!(recorded.lines(34, "show").is_empty(), "no step ran");
+    }
+    agent.stop().await.unwrap();
+}
+
+/// A remote that redirects to another host: git follows, and the credential helper gives that
+/// host nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_are_not_given_to_the_host_a_redirect_leads_to() {
+    const PASSWORD: &str = "hunter4-redirected-password";
+    let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Default::default();
+    let recorded = seen.clone();
+    let elsewhere = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(headers.get("authorization").map(|value| value.to_str().unwrap().to_owned()));
+            (StatusCode::UNAUTHORIZED, [("www-authenticate", "Basic realm=\"elsewhere\"")], "").into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
+    let redirecting = axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
+        let target = format!("http://localhost:{elsewhere_port}{}", uri.path_and_query().map(|path| path.as_str()).unwrap_or("/"));
+        (StatusCode::FOUND, [("location", target)], "").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirecting).await.unwrap() });
+
+    let server = FakeServer::start().await;
+    let mut job = job(35, plan(SHOW_FILE));
+    job.repo.clone_url = format!("http://{address}/repository.git");
+    job.repo.clone_credentials = Some(CloneCredentials { username: "bot".into(), password: PASSWORD.into() });
+    job.repo.allow_local = false;
+    job.commit = "0123456789abcdef0123456789abcdef01234567".into();
+    server.push_job(job);
+    let agent = TestAgent::start(&server.url);
+    let done = server.done(35, Duration::from_secs(60)).await;
+
+    assert_eq!(done.state, State::Failure, "{done:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "git followed the redirect");
+    assert!(seen.iter().all(Option::is_none), "credentials reached the other host: {seen:?}");
     agent.stop().await.unwrap();
 }

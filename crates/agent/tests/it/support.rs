@@ -44,6 +44,7 @@ pub fn job(id: i64, plan: Plan) -> Job {
             full_name: "test/repository".into(),
             clone_url: "file:///nonexistent".into(),
             clone_credentials: None,
+            allow_local: true,
         },
         commit: String::new(),
         reference: "refs/heads/main".into(),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use forge::git::{self, CommitInfo, Credentials, Mirror};
+use forge::git::{self, Access, CommitInfo, Credentials, Mirror};
 
 /// A working repository and the bare remote it pushes to.
 struct Upstream {
@@ -103,7 +103,7 @@ async fn ls_remote_lists_branches_and_tags_peeling_annotated_ones() {
     let tag_object = upstream.git(&["rev-parse", "v2"]);
     assert_ne!(tag_object, second, "v2 is an annotated tag object");
 
-    let refs = git::ls_remote(&upstream.url(), None).await.unwrap();
+    let refs = git::ls_remote(&upstream.url(), &Access::local(None)).await.unwrap();
     let expected: Vec<(&str, &str)> =
         vec![("refs/heads/feature", &first), ("refs/heads/main", &second), ("refs/tags/v1", &first), ("refs/tags/v2", &second)];
     assert_eq!(refs.iter().map(|(name, sha)| (name.as_str(), sha.as_str())).collect::<Vec<_>>(), expected);
@@ -113,7 +113,7 @@ async fn ls_remote_lists_branches_and_tags_peeling_annotated_ones() {
 async fn a_mirror_fetches_resolves_and_reads_files_at_a_commit() {
     let History { upstream, first, second } = history();
     let mirror = Mirror::open(&upstream.cache(), "repo-1").await.unwrap();
-    mirror.fetch(&upstream.url(), None, &[]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &[]).await.unwrap();
 
     assert_eq!(mirror.resolve("main").await.unwrap(), second);
     assert_eq!(mirror.resolve("refs/heads/main").await.unwrap(), second);
@@ -148,7 +148,7 @@ async fn binary_files_and_empty_files_read_back_exactly() {
     let commit = upstream.commit("binary");
     upstream.push(&["main"]);
     let mirror = Mirror::open(&upstream.cache(), "binary").await.unwrap();
-    mirror.fetch(&upstream.url(), None, &[]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &[]).await.unwrap();
     assert_eq!(mirror.read_file(&commit, "blob.bin").await.unwrap(), Some(bytes));
     assert_eq!(mirror.read_file(&commit, "empty").await.unwrap(), Some(Vec::new()));
 }
@@ -160,7 +160,7 @@ async fn commits_and_changed_files_between_two_commits() {
     let third = upstream.commit("third");
     upstream.push(&["main"]);
     let mirror = Mirror::open(&upstream.cache(), "history").await.unwrap();
-    mirror.fetch(&upstream.url(), None, &[]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &[]).await.unwrap();
 
     assert_eq!(
         mirror.changed_files(&first, &second).await.unwrap(),
@@ -196,11 +196,11 @@ async fn fetching_prunes_deleted_branches_and_takes_pull_request_heads() {
     upstream.git(&["branch", "feature", &first]);
     upstream.push(&["main", "feature"]);
     let mirror = Mirror::open(&upstream.cache(), "prune").await.unwrap();
-    mirror.fetch(&upstream.url(), None, &[]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &[]).await.unwrap();
     assert_eq!(mirror.resolve("feature").await.unwrap(), first);
 
     upstream.push(&[":feature"]);
-    mirror.fetch(&upstream.url(), None, &[]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &[]).await.unwrap();
     let gone = mirror.resolve("feature").await.unwrap_err();
     assert_eq!(gone.operation, "resolve feature");
     assert_eq!(gone.stderr, "no commit named 'feature' in the mirror; fetch it first");
@@ -209,7 +209,7 @@ async fn fetching_prunes_deleted_branches_and_takes_pull_request_heads() {
     upstream.write("fix.txt", "fix\n");
     let head = upstream.commit("fix from a contributor");
     upstream.push(&["HEAD:refs/pull/7/head"]);
-    mirror.fetch(&upstream.url(), None, &["+refs/pull/7/head:refs/pull/7/head"]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &["+refs/pull/7/head:refs/pull/7/head"]).await.unwrap();
     assert_eq!(mirror.resolve("refs/pull/7/head").await.unwrap(), head);
     assert_eq!(mirror.resolve("main").await.unwrap(), upstream.git(&["rev-parse", "main~1"]), "other refs stay");
 }
@@ -218,11 +218,12 @@ async fn fetching_prunes_deleted_branches_and_takes_pull_request_heads() {
 async fn unknown_commits_are_errors_not_missing_files() {
     let History { upstream, .. } = history();
     let mirror = Mirror::open(&upstream.cache(), "unknown").await.unwrap();
-    mirror.fetch(&upstream.url(), None, &[]).await.unwrap();
+    mirror.fetch(&upstream.url(), &Access::local(None), &[]).await.unwrap();
     let unknown = "0123456789012345678901234567890123456789";
     let error = mirror.read_file(unknown, ".woodpecker.yml").await.unwrap_err();
     assert_eq!(error.stderr, format!("no commit named '{unknown}' in the mirror; fetch it first"));
-    assert!(error.url.contains("unknown-"), "{}", error.url);
+    assert_eq!(error.url, git::MIRROR, "the mirror's folder is never in an error");
+    assert!(!error.to_string().contains(&upstream.cache().display().to_string()), "{error}");
     assert!(mirror.list_dir(unknown, "").await.is_err());
     assert!(mirror.commit_info(unknown).await.is_err());
     assert!(mirror.resolve("--output=/tmp/x").await.is_err(), "options are never taken from a name");
@@ -232,7 +233,7 @@ async fn unknown_commits_are_errors_not_missing_files() {
 async fn an_unknown_remote_is_named_in_the_error() {
     let temp = tempfile::tempdir().unwrap();
     let url = format!("file://{}/nowhere.git", temp.path().display());
-    let error = git::ls_remote(&url, None).await.unwrap_err();
+    let error = git::ls_remote(&url, &Access::local(None)).await.unwrap_err();
     assert_eq!(error.operation, "ls-remote");
     assert_eq!(error.url, url);
     let text = error.to_string();
@@ -240,7 +241,7 @@ async fn an_unknown_remote_is_named_in_the_error() {
     assert!(text.contains("does not appear to be a git repository"), "{text}");
 
     let mirror = Mirror::open(&temp.path().join("cache"), "nowhere").await.unwrap();
-    let error = mirror.fetch(&url, None, &[]).await.unwrap_err();
+    let error = mirror.fetch(&url, &Access::local(None), &[]).await.unwrap_err();
     assert_eq!((error.operation.as_str(), error.url.as_str()), ("fetch", url.as_str()));
 }
 
@@ -260,7 +261,7 @@ async fn mirror_keys_cannot_leave_the_cache_folder() {
 
 #[tokio::test]
 async fn urls_that_look_like_options_are_refused() {
-    let error = git::ls_remote("--upload-pack=touch /tmp/pwned", None).await.unwrap_err();
+    let error = git::ls_remote("--upload-pack=touch /tmp/pwned", &Access::local(None)).await.unwrap_err();
     assert_eq!(error.stderr, "a remote URL cannot start with '-'");
 }
 
@@ -271,7 +272,7 @@ async fn credentials_in_a_url_never_reach_the_error() {
     let address = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://builder:hunter2-secret@{address}/owner/repo.git");
-    let error = git::ls_remote(&url, None).await.unwrap_err();
+    let error = git::ls_remote(&url, &Access::network(None)).await.unwrap_err();
     let text = format!("{error} {error:?}");
     assert!(!text.contains("hunter2-secret"), "{text}");
     assert_eq!(error.url, format!("http://{address}/owner/repo.git"));
@@ -301,7 +302,7 @@ async fn credentials_reach_the_remote_but_never_the_error() {
 
     let credentials = Credentials { username: "x-access-token".into(), password: "s3cr3t-t0ken-value".into() };
     let url = format!("http://{address}/owner/repo.git");
-    let error = git::ls_remote(&url, Some(&credentials)).await.unwrap_err();
+    let error = git::ls_remote(&url, &Access::network(Some(&credentials))).await.unwrap_err();
     let text = format!("{error} {error:?} {credentials:?}");
     assert!(!text.contains("s3cr3t-t0ken-value"), "{text}");
     assert!(text.contains("403"), "{text}");
@@ -313,7 +314,7 @@ async fn credentials_reach_the_remote_but_never_the_error() {
     // The same through a mirror's fetch.
     let temp = tempfile::tempdir().unwrap();
     let mirror = Mirror::open(temp.path(), "private").await.unwrap();
-    let error = mirror.fetch(&url, Some(&credentials), &[]).await.unwrap_err();
+    let error = mirror.fetch(&url, &Access::network(Some(&credentials)), &[]).await.unwrap_err();
     assert!(!format!("{error} {error:?}").contains("s3cr3t-t0ken-value"));
 }
 
@@ -341,4 +342,107 @@ fn url_credentials_are_stripped_from_any_text() {
         "fatal: unable to access 'https://host.example/r.git/': 403; see http://b/c"
     );
     assert_eq!(git::strip_url_credentials("no url here"), "no url here");
+}
+
+/// Anything git would read from the disk or hand to a helper program is refused unless the
+/// access allows it (a server administrator chose the remote), before git runs.
+#[tokio::test]
+async fn local_paths_and_helpers_need_local_access() {
+    let History { upstream, .. } = history();
+    upstream.push(&["main"]);
+    let marker = upstream.temp.path().join("helper-ran");
+    let remote = upstream.remote.display().to_string();
+    let addresses = [
+        upstream.url(),
+        remote.clone(),
+        // A slash before the first colon: git reads a path, not `user@host:path`.
+        format!("{remote}/en@quot/..:x"),
+        format!("ext::sh -c touch% {}", marker.display()),
+        "fd::7".to_owned(),
+    ];
+    for address in &addresses {
+        let error = git::ls_remote(address, &Access::network(None)).await.unwrap_err();
+        assert!(error.stderr.contains("server administrator"), "{address}: {error}");
+        let mirror = Mirror::open(&upstream.cache(), "refused").await.unwrap();
+        assert!(mirror.fetch(address, &Access::network(None), &[]).await.is_err(), "{address}");
+    }
+    assert!(!marker.exists(), "no helper ran");
+    assert!(git::ls_remote(&upstream.url(), &Access::local(None)).await.is_ok(), "local access reads the disk");
+}
+
+/// Mirror folders are named by an HMAC of the key under the cache's own secret: knowing a
+/// repository's id is not enough to name (and so to read) its mirror.
+#[tokio::test]
+async fn mirror_folders_cannot_be_named_from_the_key_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let temp = tempfile::tempdir().unwrap();
+    let first_cache = temp.path().join("first");
+    let second_cache = temp.path().join("second");
+    let first = Mirror::open(&first_cache, "1").await.unwrap();
+    let second = Mirror::open(&second_cache, "1").await.unwrap();
+    let name = |mirror: &Mirror| mirror.dir().file_name().unwrap().to_string_lossy().into_owned();
+    assert_ne!(name(&first), name(&second), "each cache has its own secret");
+    assert!(!name(&first).starts_with("1-") && name(&first).len() >= 40, "{}", name(&first));
+    assert_eq!(Mirror::open(&first_cache, "1").await.unwrap().dir(), first.dir(), "the same key finds the same mirror");
+    assert_eq!(Mirror::folder(&first_cache, "1").await.unwrap(), first.dir());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&first_cache), 0o700);
+    assert_eq!(mode(&first_cache.join("mirror-names.key")), 0o600);
+}
+
+/// A remote that redirects to another host gets no credentials there: the helper answers only
+/// for the remote's own protocol and host.
+#[tokio::test]
+async fn credentials_are_not_given_to_the_host_a_redirect_leads_to() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let elsewhere = Router::new().fallback(move |headers: HeaderMap| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(headers.get(header::AUTHORIZATION).map(|value| value.to_str().unwrap().to_owned()));
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"elsewhere\"")], "").into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
+    let redirecting = Router::new().fallback(move |uri: axum::http::Uri| async move {
+        let target = format!("http://localhost:{}{}", elsewhere_address.port(), uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        (StatusCode::FOUND, [(header::LOCATION, target)], "").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirecting).await.unwrap() });
+
+    let credentials = Credentials { username: "bot".into(), password: "redirected-password".into() };
+    let url = format!("http://{address}/owner/repo.git");
+    let error = git::ls_remote(&url, &Access::network(Some(&credentials))).await.unwrap_err();
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "git followed the redirect: {error}");
+    assert!(seen.iter().all(Option::is_none), "credentials reached the other host: {seen:?}");
+}
+
+/// Pinned addresses are where git connects for the remote's name: a name that resolves nowhere
+/// reaches the listener they name (so a name cannot resolve elsewhere after it was checked).
+#[tokio::test]
+async fn pinned_addresses_are_where_git_connects() {
+    let seen = Arc::new(Mutex::new(0usize));
+    let counter = seen.clone();
+    let app = Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            *counter.lock().unwrap() += 1;
+            StatusCode::NOT_FOUND
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let url = format!("http://gantry-pinned.invalid:{}/owner/repo.git", address.port());
+    let unpinned = git::ls_remote(&url, &Access::network(None)).await.unwrap_err();
+    assert_eq!(*seen.lock().unwrap(), 0, "{unpinned}");
+    let pinned = [address];
+    let error = git::ls_remote(&url, &Access { pinned: &pinned, ..Access::network(None) }).await.unwrap_err();
+    assert!(*seen.lock().unwrap() > 0, "git did not reach the pinned address: {error}");
 }

@@ -87,18 +87,17 @@ pub async fn create(
         variables: body.variables.clone(),
         ..BuildRequest::default()
     };
-    let build = started(crate::trigger::start_build(&state, &repo, request).await)?;
+    let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
 }
 
-/// The outcome of a trigger a person asked for, as an answer.
-pub fn started(outcome: Result<Outcome, TriggerError>) -> ApiResult<store::BuildRecord> {
+/// The outcome of a trigger a person asked for, as an answer: git's own words only for server
+/// administrators (see `TriggerError::public_message`).
+pub fn started(outcome: Result<Outcome, TriggerError>, caller: &Caller) -> ApiResult<store::BuildRecord> {
     match outcome {
         Ok(Outcome::Started(build)) => Ok(*build),
         Ok(Outcome::Ignored(reason)) => Err(ApiError::bad_request(reason)),
-        Err(TriggerError::NotFound(message)) => Err(ApiError::bad_request(message)),
-        Err(TriggerError::Git(error)) => Err(ApiError::bad_request(error.to_string())),
-        Err(TriggerError::Store(error)) => Err(error.into()),
+        Err(error) => Err(error.into_api_error(caller.server_admin)),
     }
 }
 
@@ -150,7 +149,7 @@ pub async fn restart(
         approved_by: Some(approver(&caller)),
         ..BuildRequest::default()
     };
-    let build = started(crate::trigger::start_build(&state, &repo, request).await)?;
+    let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
 }
 

@@ -3,11 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
+use forge::remote::RemoteKind;
 use proto::api::{Member, MemberSet, Repo, RepoCreate, RepoUpdate, Role, TriggerResult};
 use proto::{ForgeKind, LostPolicy};
 use store::{NewRepo, RepoRecord};
 
 use crate::auth::Caller;
+use crate::config::RepoCreation;
 use crate::crypto::new_token;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now_ms};
@@ -29,26 +31,41 @@ pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiR
     Ok(Json(repos))
 }
 
-/// Registers a repository; the caller becomes its admin.
+/// Registers a repository; the caller becomes its admin. Who may is a server setting (any
+/// user, or server administrators only). Credentials written into an http(s) `clone_url`
+/// become its clone credentials (`clone_username`, `clone_password`, which win when given too)
+/// and are not kept in the URL. A remote git would read from the server's disk (a path,
+/// `file://`, a `/` before the first `:`) or through a remote helper (`ext::`) is for server
+/// administrators; for other users, the hosts of `clone_url` and `forge_api_url` must not
+/// resolve to addresses the server keeps them from (loopback, link-local, unspecified, and
+/// what the server's egress settings add).
 #[utoipa::path(post, path = "/api/v1/repos", tag = "repos", request_body = RepoCreate,
-    responses((status = 201, body = Repo), (status = 400, body = proto::api::ErrorBody), (status = 409, body = proto::api::ErrorBody)))]
+    responses((status = 201, body = Repo), (status = 400, body = proto::api::ErrorBody), (status = 403, body = proto::api::ErrorBody),
+        (status = 409, body = proto::api::ErrorBody)))]
 pub async fn create(
     caller: Caller,
     AxumState(state): AxumState<AppState>,
     Json(body): Json<RepoCreate>,
 ) -> ApiResult<(StatusCode, Json<Repo>)> {
+    if state.config.repo_creation == RepoCreation::Admins && !caller.server_admin {
+        return Err(ApiError::forbidden("on this server, only server administrators register repositories"));
+    }
     validate_full_name(&body.full_name)?;
-    validate_clone_url(&body.clone_url)?;
-    require_admin_for_local_remote(&caller, &body.clone_url)?;
+    let remote = check_clone_url(&state, &caller, &body.clone_url).await?;
     if body.trust.is_some_and(|trust| trust.is_any()) {
         caller.require_server_admin()?;
     }
     let poll = check_poll(body.poll_interval_seconds)?;
     let timeout = check_timeout(body.timeout_minutes)?;
-    let forge = body.forge.unwrap_or_else(|| guess_forge(&body.clone_url));
+    let forge_api_url = check_api_url(&state, &caller, body.forge_api_url.as_deref()).await?.filter(|url| !url.is_empty());
+    let forge = body.forge.unwrap_or_else(|| guess_forge(&remote.url));
+    let (clone_username, clone_password) = match (&body.clone_username, &body.clone_password, &remote.credentials) {
+        (None, None, Some(credentials)) => (Some(credentials.username.clone()), Some(credentials.password.clone())),
+        _ => (body.clone_username.clone(), body.clone_password.clone()),
+    };
     let new_repo = NewRepo {
         full_name: body.full_name.clone(),
-        clone_url: body.clone_url.clone(),
+        clone_url: remote.url.clone(),
         forge,
         default_branch: body.default_branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| "main".into()),
         config_path: body.config_path.clone().unwrap_or_default(),
@@ -60,13 +77,16 @@ pub async fn create(
         lost_policy: body.lost_policy.unwrap_or(LostPolicy::Requeue),
         approval: body.approval.unwrap_or_default(),
         forge_token: body.forge_token.clone().filter(|token| !token.is_empty()),
-        forge_api_url: check_api_url(body.forge_api_url.as_deref())?.filter(|url| !url.is_empty()),
-        clone_username: body.clone_username.clone().filter(|name| !name.is_empty()),
-        clone_password: body.clone_password.clone().filter(|password| !password.is_empty()),
+        forge_api_url,
+        clone_username: clone_username.filter(|name| !name.is_empty()),
+        clone_password: clone_password.filter(|password| !password.is_empty()),
     };
     let repo = state.store.create_repo(&new_repo, now_ms()).await?;
     if let Some(user) = &caller.user {
         state.store.set_member(repo.id, user.id, Role::Admin.as_str()).await?;
+    }
+    if caller.server_admin {
+        state.store.approve_remote(repo.id, &repo.clone_url, caller.login(), now_ms()).await?;
     }
     tracing::info!(repo = %repo.full_name, by = caller.login(), "repository registered");
     let mut view = views::repo(&state, &repo, Some(Role::Admin));
@@ -88,7 +108,12 @@ pub async fn show(
     Ok(Json(views::repo(&state, &repo, Some(role))))
 }
 
-/// Changes settings (repository admins; trust flags: server admins).
+/// Changes settings (repository admins; trust flags: server admins). `clone_url` and
+/// `forge_api_url` follow the rules of registering. Stored credentials belong to where they were
+/// sent: when a change moves the clone URL to another origin (scheme, host or port),
+/// `clone_username` and `clone_password` are cleared unless the same request sets them again
+/// (or the new URL holds them); when it moves the forge's API (set, or derived from the clone
+/// URL and forge) to another origin, `forge_token` is cleared unless the request sets it again.
 #[utoipa::path(patch, path = "/api/v1/repos/{owner}/{name}", tag = "repos", request_body = RepoUpdate,
     params(("owner" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = Repo), (status = 400, body = proto::api::ErrorBody), (status = 403, body = proto::api::ErrorBody)))]
@@ -96,7 +121,7 @@ pub async fn update(
     caller: Caller,
     AxumState(state): AxumState<AppState>,
     Path((owner, name)): Path<(String, String)>,
-    Json(body): Json<RepoUpdate>,
+    Json(mut body): Json<RepoUpdate>,
 ) -> ApiResult<Json<Repo>> {
     let (mut repo, role) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     if let Some(trust) = body.trust {
@@ -105,17 +130,55 @@ pub async fn update(
         }
         repo.trust = trust;
     }
+    let before = repo.clone();
     if let Some(url) = &body.clone_url {
-        require_admin_for_local_remote(&caller, url)?;
+        let remote = check_clone_url(&state, &caller, url).await?;
+        if let (Some(credentials), None, None) = (&remote.credentials, &body.clone_username, &body.clone_password) {
+            body.clone_username = Some(credentials.username.clone());
+            body.clone_password = Some(credentials.password.clone());
+        }
+        body.clone_url = Some(remote.url);
     }
-    apply_update(&mut repo, &body)?;
+    let forge_api_url = check_api_url(&state, &caller, body.forge_api_url.as_deref()).await?;
+    apply_update(&mut repo, &body, forge_api_url)?;
+    keep_credentials_with_their_origin(&before, &mut repo, &body);
     state.store.update_repo(&repo).await?;
+    if repo.clone_url != before.clone_url {
+        if caller.server_admin {
+            state.store.approve_remote(repo.id, &repo.clone_url, caller.login(), now_ms()).await?;
+        } else {
+            state.store.forget_remote_approval(repo.id).await?;
+        }
+    }
     Ok(Json(views::repo(&state, &repo, Some(role))))
 }
 
-fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate) -> ApiResult<()> {
+/// Clears the stored credentials whose origin the update moved and that it did not set again.
+fn keep_credentials_with_their_origin(before: &RepoRecord, after: &mut RepoRecord, body: &RepoUpdate) {
+    let clone_moved = forge::remote::credential_scope(&before.clone_url) != forge::remote::credential_scope(&after.clone_url);
+    if clone_moved && body.clone_username.is_none() && body.clone_password.is_none() {
+        if before.clone_username.is_some() || before.clone_password.is_some() {
+            tracing::info!(repo = %after.full_name, "the clone URL moved to another origin: its credentials are cleared");
+        }
+        after.clone_username = None;
+        after.clone_password = None;
+    }
+    let api_origin = |repo: &RepoRecord| {
+        repo.forge_api_url
+            .clone()
+            .or_else(|| forge::status::api_base_from_clone_url(repo.forge, &repo.clone_url))
+            .map(|url| forge::remote::credential_scope(&url))
+    };
+    if api_origin(before) != api_origin(after) && body.forge_token.is_none() {
+        if before.forge_token.is_some() {
+            tracing::info!(repo = %after.full_name, "the forge API moved to another origin: its token is cleared");
+        }
+        after.forge_token = None;
+    }
+}
+
+fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate, forge_api_url: Option<String>) -> ApiResult<()> {
     if let Some(url) = &body.clone_url {
-        validate_clone_url(url)?;
         repo.clone_url = url.clone();
     }
     if let Some(forge) = body.forge {
@@ -154,7 +217,7 @@ fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate) -> ApiResult<()> {
     if let Some(token) = &body.forge_token {
         repo.forge_token = (!token.is_empty()).then(|| token.clone());
     }
-    if let Some(url) = check_api_url(body.forge_api_url.as_deref())? {
+    if let Some(url) = forge_api_url {
         repo.forge_api_url = (!url.is_empty()).then_some(url);
     }
     if let Some(username) = &body.clone_username {
@@ -176,9 +239,16 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     state.store.delete_repo(repo.id).await?;
-    // The mirror's folder is named by `forge` (the key and a digest of it).
-    if let Ok(mirror) = forge::git::Mirror::open(&state.mirrors, &repo.id.to_string()).await {
-        let _ = tokio::fs::remove_dir_all(mirror.dir()).await;
+    // The mirror's folder is named by `forge` (an HMAC of the key under the cache's secret).
+    match forge::git::Mirror::folder(&state.mirrors, &repo.id.to_string()).await {
+        Ok(folder) => {
+            if let Err(error) = tokio::fs::remove_dir_all(&folder).await
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(repo = %repo.full_name, %error, "cannot remove the repository's mirror");
+            }
+        }
+        Err(error) => tracing::warn!(repo = %repo.full_name, %error, "cannot find the repository's mirror"),
     }
     tracing::info!(repo = %repo.full_name, by = caller.login(), "repository removed");
     Ok(StatusCode::NO_CONTENT)
@@ -203,7 +273,9 @@ pub async fn members(
     Ok(Json(members))
 }
 
-/// Gives a user a role on the repository.
+/// Gives a user a role on the repository. The answer is the same whether or not an account has
+/// that login (and nothing is created when none has): logins are known to server
+/// administrators only, and this is no way to test them. The member list shows who holds a role.
 #[utoipa::path(put, path = "/api/v1/repos/{owner}/{name}/members/{login}", tag = "repos", request_body = MemberSet,
     params(("owner" = String, Path), ("name" = String, Path), ("login" = String, Path)),
     responses((status = 200, body = Member), (status = 404, body = proto::api::ErrorBody)))]
@@ -214,12 +286,14 @@ pub async fn set_member(
     Json(body): Json<MemberSet>,
 ) -> ApiResult<Json<Member>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    let user = state.store.user_by_login(&login).await?.ok_or_else(|| ApiError::not_found(format!("user {login} does not exist")))?;
-    state.store.set_member(repo.id, user.id, body.role.as_str()).await?;
+    match state.store.user_by_login(&login).await? {
+        Some(user) => state.store.set_member(repo.id, user.id, body.role.as_str()).await?,
+        None => tracing::info!(repo = %repo.full_name, %login, by = caller.login(), "a role for a login no account has"),
+    }
     Ok(Json(Member { login, role: body.role }))
 }
 
-/// Takes a user's role away.
+/// Takes a user's role away; the same answer whether or not an account has that login.
 #[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}/members/{login}", tag = "repos",
     params(("owner" = String, Path), ("name" = String, Path), ("login" = String, Path)), responses((status = 204)))]
 pub async fn remove_member(
@@ -228,12 +302,14 @@ pub async fn remove_member(
     Path((owner, name, login)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    let user = state.store.user_by_login(&login).await?.ok_or_else(|| ApiError::not_found(format!("user {login} does not exist")))?;
-    state.store.remove_member(repo.id, user.id).await?;
+    if let Some(user) = state.store.user_by_login(&login).await? {
+        state.store.remove_member(repo.id, user.id).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Polls the remote now: new commits on branches and new tags start builds.
+/// Polls the remote now: new commits on branches and new tags start builds. Why git failed is
+/// told to server administrators only.
 #[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/poll", tag = "repos",
     params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = TriggerResult)))]
 pub async fn poll(
@@ -242,7 +318,7 @@ pub async fn poll(
     Path((owner, name)): Path<(String, String)>,
 ) -> ApiResult<Json<TriggerResult>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
-    let builds = crate::background::poll_repo(&state, &repo).await.map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let builds = crate::background::poll_repo(&state, &repo).await.map_err(|error| error.into_api_error(caller.server_admin))?;
     let ignored = builds.is_empty().then(|| "no new commits or tags".to_owned());
     Ok(Json(TriggerResult { builds, ignored }))
 }
@@ -268,31 +344,57 @@ fn validate_full_name(full_name: &str) -> ApiResult<()> {
     }
 }
 
-fn validate_clone_url(url: &str) -> ApiResult<()> {
-    let known = ["file://", "http://", "https://", "ssh://", "git://"].iter().any(|scheme| url.starts_with(scheme));
-    let scp_like = !url.contains("://") && url.contains('@') && url.contains(':');
-    if url.trim().is_empty() || url.starts_with('-') || !(known || scp_like) {
-        return Err(ApiError::invalid("clone_url", format!("`{url}` is not a git remote (file://, http(s)://, ssh:// or user@host:path)")));
-    }
-    Ok(())
+/// A clone URL as it will be stored: without credentials, and with those it held.
+struct CheckedRemote {
+    url: String,
+    credentials: Option<forge::git::Credentials>,
 }
 
-/// A `file://` remote is a folder on the server's own disk: only server admins may point a
-/// repository at one, or any user could read the server's files through builds.
-fn require_admin_for_local_remote(caller: &Caller, url: &str) -> ApiResult<()> {
-    if url.starts_with("file://") && !caller.server_admin {
-        return Err(ApiError {
-            field: Some("clone_url".into()),
-            ..ApiError::forbidden("only server administrators may register a file:// remote")
-        });
+/// Checks a clone URL the caller sets: an address git can use; on the server's disk or through
+/// a remote helper only for server administrators; for other users, a host the egress rules
+/// let them reach.
+async fn check_clone_url(state: &AppState, caller: &Caller, url: &str) -> ApiResult<CheckedRemote> {
+    let not_a_remote = |why: &str| {
+        ApiError::invalid("clone_url", format!("`{url}` is not a git remote ({why}): use http(s)://, ssh://, git:// or user@host:path"))
+    };
+    let kind = forge::remote::classify(url).map_err(|error| not_a_remote(&error.reason))?;
+    if kind == RemoteKind::Local && !url.starts_with('/') && !url.starts_with("file://") {
+        // Relative to whatever folder the server was started in: a typo, not a remote.
+        return Err(not_a_remote("a path on the server is absolute, or file://"));
     }
-    Ok(())
+    match kind {
+        RemoteKind::Network(_) => {}
+        RemoteKind::Local | RemoteKind::Helper { .. } if caller.server_admin => {}
+        RemoteKind::Local => {
+            return Err(ApiError {
+                field: Some("clone_url".into()),
+                ..ApiError::forbidden("git reads this remote from the server's disk: only server administrators may register one")
+            });
+        }
+        RemoteKind::Helper { name } => {
+            return Err(ApiError {
+                field: Some("clone_url".into()),
+                ..ApiError::forbidden(format!(
+                    "git reaches this remote through the `{name}` helper program: only server administrators may register one"
+                ))
+            });
+        }
+    }
+    let (stored, credentials) = forge::remote::split_credentials(url);
+    if !caller.server_admin {
+        crate::egress::check_field(&state.config.egress, "clone_url", &stored).await?;
+    }
+    Ok(CheckedRemote { url: stored, credentials })
 }
 
-fn check_api_url(url: Option<&str>) -> ApiResult<Option<String>> {
+async fn check_api_url(state: &AppState, caller: &Caller, url: Option<&str>) -> ApiResult<Option<String>> {
     match url {
         Some(url) if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") => {
             Err(ApiError::invalid("forge_api_url", format!("`{url}` is not an http(s) address")))
+        }
+        Some(url) if !url.is_empty() && !caller.server_admin => {
+            crate::egress::check_field(&state.config.egress, "forge_api_url", url).await?;
+            Ok(Some(url.trim_end_matches('/').to_owned()))
         }
         other => Ok(other.map(|url| url.trim_end_matches('/').to_owned())),
     }

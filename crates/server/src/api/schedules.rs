@@ -109,9 +109,12 @@ pub async fn list_notifiers(
     ))
 }
 
-/// Adds a notifier: `webhook` (Gantry's JSON) or `slack`, sent when a build finishes.
+/// Adds a notifier: `webhook` (Gantry's JSON) or `slack`, sent when a build finishes. For users
+/// who are not server administrators, the URL's host must not resolve to an address the
+/// server keeps them from (loopback, link-local, unspecified, and what the egress settings add).
 #[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/notifiers", tag = "notifiers", request_body = NotifierCreate,
-    params(("owner" = String, Path), ("name" = String, Path)), responses((status = 201, body = Notifier), (status = 400, body = proto::api::ErrorBody)))]
+    params(("owner" = String, Path), ("name" = String, Path)),
+    responses((status = 201, body = Notifier), (status = 400, body = proto::api::ErrorBody), (status = 403, body = proto::api::ErrorBody)))]
 pub async fn create_notifier(
     caller: Caller,
     AxumState(state): AxumState<AppState>,
@@ -124,6 +127,9 @@ pub async fn create_notifier(
     }
     if !body.url.starts_with("http://") && !body.url.starts_with("https://") {
         return Err(ApiError::invalid("url", "a notifier's url starts with http:// or https://"));
+    }
+    if !caller.server_admin {
+        crate::egress::check_field(&state.config.egress, "url", &body.url).await?;
     }
     let record = state.store.create_notifier(repo.id, &body.kind, &body.url, &body.states).await?;
     Ok((

@@ -94,7 +94,7 @@ async fn role_matrix(harness: Harness) {
         (Method::PUT, format!("{repo}/crons/nightly"), Some(json!({ "schedule": "0 3 * * *" })), Needs::Admin),
         (Method::DELETE, format!("{repo}/crons/nightly"), None, Needs::Admin),
         (Method::GET, format!("{repo}/notifiers"), None, Needs::Admin),
-        (Method::POST, format!("{repo}/notifiers"), Some(json!({ "kind": "webhook", "url": "http://127.0.0.1:9/hook" })), Needs::Admin),
+        (Method::POST, format!("{repo}/notifiers"), Some(json!({ "kind": "webhook", "url": "http://192.0.2.1:9/hook" })), Needs::Admin),
         (Method::DELETE, format!("{repo}/notifiers/999"), None, Needs::Admin),
         (Method::GET, "/api/v1/agents".into(), None, Needs::ServerAdmin),
         (Method::DELETE, "/api/v1/agents/nobody".into(), None, Needs::ServerAdmin),

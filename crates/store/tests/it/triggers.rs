@@ -7,23 +7,65 @@ use store::{NewCron, Store, StoreError};
 
 use crate::fixtures::{NOW, repo};
 
-store_tests!(redeliveries_are_recognised, polled_refs_are_remembered, crons_fire_once_when_due, concurrent_advances_move_a_cron_once);
+store_tests!(
+    redeliveries_are_recognised,
+    remote_approvals_follow_the_last_admin_change,
+    polled_refs_are_remembered,
+    crons_fire_once_when_due,
+    concurrent_advances_move_a_cron_once
+);
 
 async fn redeliveries_are_recognised(store: Store) {
     let web = repo(&store, "acme/web").await;
     let api = repo(&store, "acme/api").await;
-    // (repository, delivery id, is new)
-    for (repo_id, delivery, new) in
-        [(web.id, "d-1", true), (web.id, "d-1", false), (web.id, "d-2", true), (api.id, "d-1", true), (api.id, "d-1", false)]
-    {
-        assert_eq!(store.record_delivery(repo_id, delivery, NOW).await.unwrap(), new, "{delivery} to repository {repo_id}");
+    let keys = |keys: &[&str]| keys.iter().map(|key| key.to_string()).collect::<Vec<_>>();
+    // (repository, delivery keys, is new); every claim is completed at once.
+    for (repo_id, delivery, new) in [
+        (web.id, keys(&["d-1", "body-1"]), true),
+        (web.id, keys(&["d-1", "body-1"]), false),
+        (web.id, keys(&["d-2", "body-1"]), false),
+        (web.id, keys(&["d-2", "body-2"]), true),
+        (web.id, keys(&["body-3"]), true),
+        (web.id, keys(&["body-3"]), false),
+        (api.id, keys(&["d-1", "body-1"]), true),
+        (api.id, keys(&["d-1"]), false),
+    ] {
+        assert_eq!(store.claim_delivery(repo_id, &delivery, NOW, NOW - 1000).await.unwrap(), new, "{delivery:?} to repository {repo_id}");
+        if new {
+            store.complete_delivery(repo_id, &delivery, NOW).await.unwrap();
+        }
     }
-    assert!(matches!(store.record_delivery(api.id + 100, "d-1", NOW).await, Err(StoreError::NotFound { .. })));
+    assert!(!store.claim_delivery(web.id, &keys(&["d-9", "body-1"]), NOW, NOW - 1000).await.unwrap());
+    assert!(store.claim_delivery(web.id, &keys(&["d-9"]), NOW, NOW - 1000).await.unwrap(), "a refused claim leaves no key behind");
+    assert!(matches!(store.claim_delivery(api.id + 100, &keys(&["d-1"]), NOW, NOW).await, Err(StoreError::NotFound { .. })));
 
-    store.record_delivery(web.id, "d-3", NOW + 10).await.unwrap();
-    assert_eq!(store.forget_deliveries_before(NOW + 10).await.unwrap(), 3);
-    assert!(store.record_delivery(web.id, "d-1", NOW + 20).await.unwrap(), "a forgotten delivery is new again");
-    assert!(!store.record_delivery(web.id, "d-3", NOW + 20).await.unwrap());
+    // A claim given up (the build did not start) is taken again; one still being worked on is
+    // not, until it is stale.
+    assert!(store.claim_delivery(web.id, &keys(&["d-4"]), NOW, NOW - 1000).await.unwrap());
+    assert!(!store.claim_delivery(web.id, &keys(&["d-4"]), NOW + 1, NOW - 1000).await.unwrap(), "in progress");
+    store.release_delivery(web.id, &keys(&["d-4"])).await.unwrap();
+    assert!(store.claim_delivery(web.id, &keys(&["d-4"]), NOW + 2, NOW - 1000).await.unwrap(), "given up");
+    assert!(store.claim_delivery(web.id, &keys(&["d-4"]), NOW + 5000, NOW + 3).await.unwrap(), "stale");
+    store.complete_delivery(web.id, &keys(&["d-4"]), NOW + 5000).await.unwrap();
+    assert!(!store.claim_delivery(web.id, &keys(&["d-4"]), NOW + 9000, NOW + 8000).await.unwrap(), "completed is never stale");
+    store.release_delivery(web.id, &keys(&["d-4"])).await.unwrap();
+    assert!(!store.claim_delivery(web.id, &keys(&["d-4"]), NOW + 9000, NOW + 8000).await.unwrap(), "completed is never given up");
+
+    assert!(store.claim_delivery(web.id, &keys(&["d-3"]), NOW + 10, NOW).await.unwrap());
+    assert!(store.forget_deliveries_before(NOW + 10).await.unwrap() >= 3);
+    assert!(store.claim_delivery(web.id, &keys(&["d-1"]), NOW + 20, NOW).await.unwrap(), "a forgotten delivery is new again");
+    assert!(!store.claim_delivery(web.id, &keys(&["d-3"]), NOW + 20, NOW).await.unwrap());
+}
+
+async fn remote_approvals_follow_the_last_admin_change(store: Store) {
+    let web = repo(&store, "acme/web").await;
+    assert_eq!(store.approved_remote(web.id).await.unwrap(), None);
+    store.approve_remote(web.id, "file:///srv/web.git", "root", NOW).await.unwrap();
+    store.approve_remote(web.id, "file:///srv/web2.git", "root", NOW + 1).await.unwrap();
+    assert_eq!(store.approved_remote(web.id).await.unwrap().as_deref(), Some("file:///srv/web2.git"));
+    store.forget_remote_approval(web.id).await.unwrap();
+    assert_eq!(store.approved_remote(web.id).await.unwrap(), None);
+    assert!(matches!(store.approve_remote(web.id + 100, "x", "root", NOW).await, Err(StoreError::NotFound { .. })));
 }
 
 async fn polled_refs_are_remembered(store: Store) {

@@ -1,5 +1,5 @@
-//! What an attacker tried against the server, one test per finding (issue 8), each named after
-//! what it proves: a fork, a read-only user, a repository admin, a rogue agent and a flood of
+//! Trust, secrets, accounts, agents and state (items 2, 4, 6, 7, 10, 11, 12, 14 and 17 of the
+//! attack report): a fork, a read-only user, a repository admin, a rogue agent and a flood of
 //! requests get no more than they should.
 
 use std::collections::HashSet;
