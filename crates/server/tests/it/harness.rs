@@ -30,6 +30,23 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     /// The token each registered agent got, by agent id: `agent` sends it for that agent.
     agent_tokens: std::sync::Mutex<std::collections::HashMap<i64, String>>,
+    /// The PostgreSQL database made for this test, held only to be dropped with the harness.
+    _database: Option<TestDatabase>,
+}
+
+/// A database of the test PostgreSQL, dropped (its connections closed) when this is.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop cannot wait for async work: psql does it synchronously.
+        let _ = std::process::Command::new("psql")
+            .args([self.admin_url.as_str(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
 }
 
 /// Runs `check` on a SQLite and a PostgreSQL server: `both!(name, check)`.
@@ -52,7 +69,7 @@ macro_rules! both {
     };
 }
 
-async fn fresh_postgres() -> Option<String> {
+async fn fresh_postgres() -> Option<TestDatabase> {
     let Ok(url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
         if std::env::var("GANTRY_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
             eprintln!("skipping the PostgreSQL variant: GANTRY_TEST_SKIP_POSTGRES=1");
@@ -65,8 +82,14 @@ async fn fresh_postgres() -> Option<String> {
     let name = format!("gantry_server_{}_{}", std::process::id(), unique());
     let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect to the test PostgreSQL");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut connection).await.expect("create a test database");
-    let base = url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&url);
-    Some(format!("{base}/{name}"))
+    Some(TestDatabase { admin_url: url, name })
+}
+
+impl TestDatabase {
+    fn url(&self) -> String {
+        let base = self.admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&self.admin_url);
+        format!("{base}/{}", self.name)
+    }
 }
 
 pub fn unique() -> u64 {
@@ -88,13 +111,15 @@ impl Harness {
         config.public_url = "http://gantry.test".into();
         config.admin_token = Some(ADMIN_TOKEN.into());
         config.agent_secret = Some(AGENT_SECRET.into());
-        if let Db::Postgres = db {
-            config.database_url = Some(fresh_postgres().await?);
-        }
+        let database = match db {
+            Db::Postgres => Some(fresh_postgres().await?),
+            Db::Sqlite => None,
+        };
+        config.database_url = database.as_ref().map(TestDatabase::url);
         adjust(&mut config);
         let state = server::open(config).await.expect("open the server");
         let app = server::app::router(state.clone());
-        Some(Harness { state, app, dir, agent_tokens: Default::default() })
+        Some(Harness { state, app, dir, agent_tokens: Default::default(), _database: database })
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
