@@ -1,8 +1,9 @@
 //! What keeps password sign-in from being a way to exhaust the server or guess passwords:
-//! argon2 runs a bounded number of times at once (each run holds ~19 MiB for tens of
-//! milliseconds), waiting for a turn has a limit, and failed sign-ins are counted per client
-//! address and per login, so that after too many the next attempts are answered `429` with
-//! `Retry-After` before any hashing.
+//! argon2 runs on a few threads of its own (each run holds ~19 MiB for tens of milliseconds;
+//! on the runtime's blocking pool every new thread would keep its own malloc arena of them, and
+//! 150 sign-ins at once grew the server past 1 GiB), waiting for a turn has a limit, and failed
+//! sign-ins are counted per client address and per login, so that after too many the next
+//! attempts are answered `429` with `Retry-After` before any hashing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Semaphore, oneshot};
 
 /// Most argon2 computations at once: enough to keep both cores busy, never hundreds.
 const CONCURRENT_HASHES: usize = 4;
@@ -31,11 +32,16 @@ pub struct TryLater {
 }
 
 pub struct LoginGuard {
-    hashing: Semaphore,
-    in_flight: AtomicUsize,
-    most_in_flight: AtomicUsize,
+    /// One permit per hash that may be running or queued for the hashing threads.
+    turns: Semaphore,
+    /// Work for the hashing threads; they end when this is dropped.
+    hashing: Mutex<std::sync::mpsc::Sender<HashingJob>>,
+    in_flight: std::sync::Arc<AtomicUsize>,
+    most_in_flight: std::sync::Arc<AtomicUsize>,
     failures: Mutex<HashMap<FailureKey, Failures>>,
 }
+
+type HashingJob = Box<dyn FnOnce() + Send>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum FailureKey {
@@ -51,10 +57,29 @@ struct Failures {
 
 impl Default for LoginGuard {
     fn default() -> Self {
+        let (sender, receiver) = std::sync::mpsc::channel::<HashingJob>();
+        let receiver = std::sync::Arc::new(Mutex::new(receiver));
+        for index in 0..CONCURRENT_HASHES {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{index}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job, not while running it.
+                        let job = receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("a thread for password hashing starts");
+        }
         LoginGuard {
-            hashing: Semaphore::new(CONCURRENT_HASHES),
-            in_flight: AtomicUsize::new(0),
-            most_in_flight: AtomicUsize::new(0),
+            turns: Semaphore::new(CONCURRENT_HASHES),
+            hashing: Mutex::new(sender),
+            in_flight: Default::default(),
+            most_in_flight: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -106,15 +131,28 @@ impl LoginGuard {
         self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&FailureKey::Login(login.to_owned()));
     }
 
-    /// A turn to hash a password, once one is free; `TryLater` when none frees up in time.
-    pub async fn turn(&self) -> Result<HashingTurn<'_>, TryLater> {
-        let permit = tokio::time::timeout(TURN_WAIT, self.hashing.acquire())
+    /// Runs `hashing` (argon2) on the hashing threads once a turn is free; `TryLater` when none
+    /// frees up in time.
+    pub async fn hash<T: Send + 'static>(&self, hashing: impl FnOnce() -> T + Send + 'static) -> Result<T, TryLater> {
+        let _turn = tokio::time::timeout(TURN_WAIT, self.turns.acquire())
             .await
             .map_err(|_| TryLater { retry_after: Duration::from_secs(2) })?
             .expect("the hashing semaphore is never closed");
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        Ok(HashingTurn { guard: self, _permit: permit })
+        let (done, result) = oneshot::channel();
+        let (in_flight, most_in_flight) = (self.in_flight.clone(), self.most_in_flight.clone());
+        let job: HashingJob = Box::new(move || {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            most_in_flight.fetch_max(now, Ordering::SeqCst);
+            let value = hashing();
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            let _ = done.send(value);
+        });
+        self.hashing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job)
+            .expect("the hashing threads run while the guard lives");
+        Ok(result.await.expect("a hashing job always answers"))
     }
 
     /// The most password hashes that ever ran at once (for tests and metrics).
@@ -129,18 +167,6 @@ fn keys(login: &str, address: Option<IpAddr>) -> Vec<(FailureKey, u32)> {
         keys.push((FailureKey::Address(address), FAILURES_PER_ADDRESS));
     }
     keys
-}
-
-/// Held while one password is hashed.
-pub struct HashingTurn<'a> {
-    guard: &'a LoginGuard,
-    _permit: SemaphorePermit<'a>,
-}
-
-impl Drop for HashingTurn<'_> {
-    fn drop(&mut self) {
-        self.guard.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 #[cfg(test)]

@@ -50,9 +50,8 @@ pub async fn create(
     }
     check_length("password", &body.password, MAX_PASSWORD)?;
     let password = body.password.clone();
-    let _turn = state.login.turn().await.map_err(too_many)?;
-    // Argon2 takes tens of milliseconds of CPU on purpose: keep it off the async workers.
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)?;
+    // Argon2 takes tens of milliseconds of CPU on purpose: not on the async workers.
+    let hash = state.login.hash(move || hash_password(&password)).await.map_err(too_many)?;
     let user = state.store.create_user(login, &hash, body.admin, now_ms()).await?;
     Ok((StatusCode::CREATED, Json(views::user(&user))))
 }
@@ -82,21 +81,21 @@ pub async fn login(
         return Err(wrong());
     }
     let user = state.store.user_by_login(&body.login).await?;
-    // Verify against a fixed hash when the user does not exist, so timing does not tell; off the
-    // async workers, as argon2 is slow on purpose, and a few at a time, as each holds ~19 MiB.
+    // Verify against a fixed hash when the user does not exist, so timing does not tell; on the
+    // hashing threads, as argon2 is slow on purpose and each run holds ~19 MiB.
     let stored = user.as_ref().map(|user| user.password_hash.clone());
     let password = body.password.clone();
-    let turn = state.login.turn().await.map_err(too_many)?;
-    let valid = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => verify_password(&password, &hash),
-        None => {
-            verify_password(&password, dummy_hash());
-            false
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    drop(turn);
+    let valid = state
+        .login
+        .hash(move || match stored {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                verify_password(&password, dummy_hash());
+                false
+            }
+        })
+        .await
+        .map_err(too_many)?;
     let Some(user) = user.filter(|_| valid) else {
         state.login.failed(&body.login, address);
         tracing::info!(login = %body.login, address = ?address, "failed sign-in");
