@@ -1,7 +1,8 @@
 //! What keeps password sign-in from being a way to exhaust the server or guess passwords:
-//! argon2 runs on a few threads of its own (each run holds ~19 MiB for tens of milliseconds;
-//! on the runtime's blocking pool every new thread would keep its own malloc arena of them, and
-//! 150 sign-ins at once grew the server past 1 GiB), waiting for a turn has a limit, and failed
+//! argon2 runs on a few threads of its own, each reusing one ~19 MiB buffer (`crypto`), so that
+//! memory stays at a few hashes' worth however many sign-ins arrive (on the runtime's blocking
+//! pool, with argon2 allocating per hash, 150 at once took the server past 1 GiB); waiting for a
+//! turn has a limit, and failed
 //! sign-ins are counted per client address and per login, so that after too many the next
 //! attempts are answered `429` with `Retry-After` before any hashing.
 
