@@ -2,9 +2,8 @@
 //! argon2 runs on a few threads of its own, each reusing one ~19 MiB buffer (`crypto`), so that
 //! memory stays at a few hashes' worth however many sign-ins arrive (on the runtime's blocking
 //! pool, with argon2 allocating per hash, 150 at once took the server past 1 GiB); waiting for a
-//! turn has a limit, and failed
-//! sign-ins are counted per client address and per login, so that after too many the next
-//! attempts are answered `429` with `Retry-After` before any hashing.
+//! turn has a limit, and failed sign-ins are counted per client address and per login, so that
+//! after too many the next attempts are answered `429` with `Retry-After` before any hashing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
