@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use backend_docker::DockerBackend;
@@ -31,14 +31,31 @@ pub struct AgentContext {
     pub parallel: usize,
     /// Cancelled when the agent stops trying to reach the server (a while after shutdown).
     pub abandon: CancellationToken,
-    /// A job found the Docker engine gone: lease nothing until it answers again, rather than
-    /// fail every job of the queue.
-    pub engine_down: AtomicBool,
+    /// True while the Docker engine is gone: a job that found it gone sets it, and the lease
+    /// loop, which watches it, leases nothing (and drops a lease request in flight) until the
+    /// engine answers again, rather than fail every job of the queue.
+    pub engine_down: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long the engine gets to answer a ping before it counts as gone.
+const ENGINE_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl AgentContext {
     pub fn agent_id(&self) -> i64 {
         self.agent_id.load(Ordering::SeqCst)
+    }
+
+    pub fn engine_is_down(&self) -> bool {
+        *self.engine_down.borrow()
+    }
+
+    /// Whether the engine answers a ping (in time); why not when it does not.
+    pub async fn engine_answers(&self) -> Result<(), String> {
+        match tokio::time::timeout(ENGINE_PING_TIMEOUT, self.backend.engine().ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("the docker engine did not answer within {} s", ENGINE_PING_TIMEOUT.as_secs())),
+        }
     }
 }
 
@@ -189,11 +206,21 @@ async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<Jo
     match runtime::run_plan(plan, context.backend.clone(), options, events, control.token().clone()).await {
         Ok(summary) => {
             record_summary(&summary, sink);
-            outcome_of(&summary, control, job.timeout_seconds)
+            let outcome = outcome_of(&summary, control, job.timeout_seconds);
+            // A step whose engine went away fails with whatever the broken connection said
+            // ("error reading a body from connection"): ask the engine whether it is still there,
+            // so that the workflow says why, and the agent stops leasing until it is back.
+            if matches!(outcome.state, State::Error | State::Failure)
+                && let Err(gone) = context.engine_answers().await
+            {
+                context.engine_down.send_replace(true);
+                return Outcome::new(State::Error, format!("the docker engine went away while the workflow ran: {gone}"));
+            }
+            outcome
         }
         Err(RunError::Backend(error)) => {
             if matches!(error, runtime::BackendError::Unavailable { .. }) {
-                context.engine_down.store(true, Ordering::SeqCst);
+                context.engine_down.send_replace(true);
             }
             Outcome::new(State::Error, format!("the docker engine cannot run steps: {error}"))
         }

@@ -21,7 +21,7 @@ mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -185,7 +185,7 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
         work_dir: config.work_dir.clone(),
         parallel: config.parallel.max(1),
         abandon,
-        engine_down: AtomicBool::new(false),
+        engine_down: tokio::sync::watch::Sender::new(false),
     });
     let jobs = Arc::new(RunningJobs::default());
     let heartbeat_stop = CancellationToken::new();
@@ -364,19 +364,24 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, capaci
                 tracing::error!(%error, "a job task failed");
             }
         }
-        if context.engine_down.load(Ordering::SeqCst) && !wait_for_engine(context, shutdown).await {
-            break;
-        }
         let slot = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             _ = refused.cancelled() => break,
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
+        // Looked at once a slot is free: the job that freed it may have found the engine gone.
+        if context.engine_is_down() && !wait_for_engine(context, shutdown).await {
+            break;
+        }
+        let mut engine_down = context.engine_down.subscribe();
         let lease = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             _ = refused.cancelled() => break,
+            // Another job found the engine gone while this request waited for work: a job leased
+            // now could only fail.
+            _ = async { let _ = engine_down.wait_for(|down| *down).await; } => continue,
             lease = context.client.lease(context.agent_id()) => lease,
         };
         if lease.is_ok() && failures > 0 {
@@ -436,14 +441,18 @@ async fn lease_loop(context: &Arc<AgentContext>, jobs: &Arc<RunningJobs>, capaci
     }
 }
 
-/// Waits until the Docker engine answers again; false when shut down first.
+/// Waits until the Docker engine answers again, then removes what the runs it interrupted
+/// could not; false when shut down first.
 async fn wait_for_engine(context: &AgentContext, shutdown: &CancellationToken) -> bool {
     tracing::warn!("the docker engine does not answer; leasing nothing until it does");
     let mut backoff = Backoff::new();
     loop {
-        if context.backend.engine().ping().await.is_ok() {
-            context.engine_down.store(false, Ordering::SeqCst);
+        if context.engine_answers().await.is_ok() {
             tracing::info!("the docker engine answers again");
+            if let Err(error) = context.backend.sweep().await {
+                tracing::warn!(%error, "could not remove what runs left behind while the engine was away");
+            }
+            context.engine_down.send_replace(false);
             return true;
         }
         tokio::select! {

@@ -1,8 +1,9 @@
 //! `DockerBackend`: the `runtime::Backend` implementation, one engine connection shared by all
 //! workflows and steps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use pipeline::plan::StepKind;
 use runtime::backend::OutputStreamOf;
 use runtime::{Backend, BackendError, OutputChunk, OutputStream, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
 
-use crate::owner::{LABEL_HOST, LABEL_STEP, ProcessIdentity, host_name, owner_may_be_alive};
+use crate::owner::{LABEL_HOST, LABEL_RUN, LABEL_STEP, LABEL_WORKFLOW, ProcessIdentity, host_name, owner_may_be_alive};
 use crate::step::{DEFAULT_BRIDGE, DockerStep};
 use crate::workflow::{DockerWorkflow, torn_down};
 use crate::{backend_error, step, workflow, workspace};
@@ -67,6 +68,9 @@ pub struct DockerBackend {
     engine: Engine,
     options: DockerBackendOptions,
     helper_image: tokio::sync::OnceCell<String>,
+    /// Workflows of this process (run id, workflow key) whose teardown left resources behind
+    /// (the engine went away during it): `sweep` removes them, though their owner is alive.
+    unfinished_teardowns: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl DockerBackend {
@@ -89,7 +93,7 @@ impl DockerBackend {
     }
 
     pub fn new(engine: Engine, options: DockerBackendOptions) -> DockerBackend {
-        DockerBackend { engine, options, helper_image: tokio::sync::OnceCell::new() }
+        DockerBackend { engine, options, helper_image: tokio::sync::OnceCell::new(), unfinished_teardowns: Mutex::default() }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -137,22 +141,28 @@ impl Backend for DockerBackend {
     }
 
     /// Removes every container, network and volume made on this host by a gantry process that
-    /// is no longer alive. Resources of live processes, of other hosts, or without owner labels
-    /// are left alone.
+    /// is no longer alive, and what this backend's own teardowns could not remove. Resources of
+    /// live processes, of other hosts, or without owner labels are left alone.
     async fn sweep(&self) -> Result<(), BackendError> {
+        let unfinished = self.unfinished_teardowns.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let found =
             self.engine.list_labelled(&[format!("{LABEL_HOST}={}", host_name())]).await.map_err(|error| backend_error("sweep", error))?;
-        let dead = found.filter(|labels| !owner_may_be_alive(labels));
-        if dead.is_empty() {
-            return Ok(());
+        let is_unfinished = |labels: &std::collections::HashMap<String, String>| match (labels.get(LABEL_RUN), labels.get(LABEL_WORKFLOW)) {
+            (Some(run), Some(workflow)) => unfinished.contains(&(run.clone(), workflow.clone())),
+            _ => false,
+        };
+        let dead = found.filter(|labels| !owner_may_be_alive(labels) || is_unfinished(labels));
+        if !dead.is_empty() {
+            tracing::info!(
+                containers = dead.containers.len(),
+                networks = dead.networks.len(),
+                volumes = dead.volumes.len(),
+                "removing what runs that died or could not finish their teardown left behind"
+            );
+            self.engine.remove_resources(&dead).await.map_err(|error| backend_error("sweep", error))?;
         }
-        tracing::info!(
-            containers = dead.containers.len(),
-            networks = dead.networks.len(),
-            volumes = dead.volumes.len(),
-            "removing what runs that died left behind"
-        );
-        self.engine.remove_resources(&dead).await.map_err(|error| backend_error("sweep", error))
+        self.unfinished_teardowns.lock().unwrap_or_else(PoisonError::into_inner).retain(|workflow| !unfinished.contains(workflow));
+        Ok(())
     }
 
     async fn setup(&self, run: &RunInfo, setup: &WorkflowSetup) -> Result<DockerWorkflow, BackendError> {
@@ -290,6 +300,9 @@ impl Backend for DockerBackend {
     }
 
     async fn teardown(&self, workflow: DockerWorkflow) {
-        workflow::teardown(&self.engine, &workflow).await;
+        if !workflow::teardown(&self.engine, &workflow).await {
+            let key = (workflow.run_id.clone(), workflow.key.clone());
+            self.unfinished_teardowns.lock().unwrap_or_else(PoisonError::into_inner).insert(key);
+        }
     }
 }

@@ -208,8 +208,9 @@ pub(crate) async fn setup(
 
 /// Removes every container (running or not), the network and the volumes of the workflow. A
 /// failed pass is repeated: what it could not remove (a network a container was still leaving,
-/// a volume still in use) usually goes on the next.
-pub(crate) async fn teardown(engine: &Engine, workflow: &DockerWorkflow) {
+/// a volume still in use) usually goes on the next. False when something is left (the engine
+/// went away): the backend's next `sweep` removes it.
+pub(crate) async fn teardown(engine: &Engine, workflow: &DockerWorkflow) -> bool {
     // Waits for creations in flight, and turns away later ones, before listing.
     *workflow.teardown_lock.write().await = true;
     let filter = workflow.label_filter();
@@ -218,7 +219,7 @@ pub(crate) async fn teardown(engine: &Engine, workflow: &DockerWorkflow) {
         match engine.remove_labelled(&filter).await {
             Ok(_) => {
                 tracing::debug!(run = %workflow.run_id, workflow = %workflow.key, "workflow torn down");
-                return;
+                return true;
             }
             Err(error) => last_error = Some(error),
         }
@@ -226,6 +227,7 @@ pub(crate) async fn teardown(engine: &Engine, workflow: &DockerWorkflow) {
     if let Some(error) = last_error {
         tracing::warn!(run = %workflow.run_id, workflow = %workflow.key, %error, "workflow teardown left resources behind; the next sweep removes them");
     }
+    false
 }
 
 /// The error of an operation turned away because its workflow is being torn down.

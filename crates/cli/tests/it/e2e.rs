@@ -16,30 +16,38 @@ const ADMIN: &str = "e2e-admin-token";
 const AGENT_SECRET: &str = "e2e-agent-secret";
 const HOOK_SECRET: &str = "e2e-hook-secret";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A server and its agents, killed (and their containers checked) when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
+pub(crate) struct Cluster {
+    pub(crate) dir: tempfile::TempDir,
     port: u16,
     server: Option<Child>,
     agents: Vec<Child>,
-    agent_pids: Vec<u32>,
+    pub(crate) agent_pids: Vec<u32>,
     server_env: Vec<(String, String)>,
+    agent_env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
 impl Cluster {
-    async fn start(server_env: &[(&str, &str)]) -> Cluster {
+    pub(crate) async fn start(server_env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with(server_env, &[]).await
+    }
+
+    /// `start`, with variables for the agents too (`DOCKER_HOST` names the engine they use).
+    pub(crate) async fn start_with(server_env: &[(&str, &str)], agent_env: &[(&str, &str)]) -> Cluster {
+        let owned = |env: &[(&str, &str)]| env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             server: None,
             agents: Vec::new(),
             agent_pids: Vec::new(),
-            server_env: server_env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
+            server_env: owned(server_env),
+            agent_env: owned(agent_env),
             http: reqwest::Client::new(),
         };
         cluster.start_server().await;
@@ -47,7 +55,7 @@ impl Cluster {
         cluster
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -85,6 +93,7 @@ impl Cluster {
             .arg(self.dir.path().join("agent-work"))
             .env("GANTRY_AGENT_SECRET", AGENT_SECRET)
             .env("GANTRY_LOG", "info")
+            .envs(self.agent_env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -107,11 +116,11 @@ impl Cluster {
         }
     }
 
-    fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.url())).bearer_auth(ADMIN);
         if let Some(body) = body {
             request = request.json(&body);
@@ -122,7 +131,7 @@ impl Cluster {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn add_repo(&self, clone_url: &str, extra: Value) {
+    pub(crate) async fn add_repo(&self, clone_url: &str, extra: Value) {
         let mut body = json!({ "full_name": "acme/app", "clone_url": clone_url, "webhook_secret": HOOK_SECRET });
         for (key, value) in extra.as_object().unwrap() {
             body[key] = value.clone();
@@ -131,12 +140,12 @@ impl Cluster {
         assert_eq!(status, 201, "{answer}");
     }
 
-    async fn build(&self, number: i64) -> Value {
+    pub(crate) async fn build(&self, number: i64) -> Value {
         self.api(reqwest::Method::GET, &format!("/api/v1/repos/acme/app/builds/{number}"), None).await.1
     }
 
     /// Waits until build `number` satisfies `done`.
-    async fn wait_build(&self, number: i64, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_build(&self, number: i64, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let build = self.build(number).await;
@@ -154,14 +163,14 @@ impl Cluster {
         }
     }
 
-    async fn wait_finished(&self, number: i64) -> Value {
+    pub(crate) async fn wait_finished(&self, number: i64) -> Value {
         self.wait_build(number, Duration::from_secs(90), "finishing", |build| {
             matches!(build["state"].as_str(), Some("success" | "failure" | "error" | "killed" | "skipped"))
         })
         .await
     }
 
-    async fn log_text(&self, number: i64, step: &Value) -> String {
+    pub(crate) async fn log_text(&self, number: i64, step: &Value) -> String {
         let path = format!("/api/v1/repos/acme/app/builds/{number}/steps/{}/log", step["id"]);
         match self.api(reqwest::Method::GET, &path, None).await.1 {
             Value::String(text) => text,
@@ -177,7 +186,7 @@ impl Drop for Cluster {
     }
 }
 
-fn step<'a>(build: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn step<'a>(build: &'a Value, name: &str) -> &'a Value {
     build["workflows"]
         .as_array()
         .and_then(|workflows| {
@@ -189,6 +198,11 @@ fn step<'a>(build: &'a Value, name: &str) -> &'a Value {
 /// Containers, networks and volumes made by an agent process are all gone (removal runs off the
 /// critical path, so give it a moment).
 async fn assert_nothing_left(pids: &[u32]) {
+    assert_nothing_left_on(None, pids).await;
+}
+
+/// `assert_nothing_left` on the engine at `docker_host` (`None`: the shared engine).
+pub(crate) async fn assert_nothing_left_on(docker_host: Option<&str>, pids: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut left = Vec::new();
@@ -197,7 +211,11 @@ async fn assert_nothing_left(pids: &[u32]) {
                 let mut args = kind.clone();
                 let filter = format!("label=io.gantry.pid={pid}");
                 args.extend(["--filter", &filter]);
-                let output = Command::new("docker").args(&args).output().unwrap();
+                let mut docker = Command::new("docker");
+                if let Some(host) = docker_host {
+                    docker.args(["-H", host]);
+                }
+                let output = docker.args(&args).output().unwrap();
                 let found = String::from_utf8_lossy(&output.stdout).trim().to_owned();
                 if !found.is_empty() {
                     left.push(format!("docker {} (pid {pid}): {found}", kind.join(" ")));
@@ -213,7 +231,7 @@ async fn assert_nothing_left(pids: &[u32]) {
 }
 
 /// A bare remote with a first commit of `files`; returns (file:// URL, work tree).
-fn remote(root: &Path, files: &[(&str, &str)]) -> (String, PathBuf) {
+pub(crate) fn remote(root: &Path, files: &[(&str, &str)]) -> (String, PathBuf) {
     let bare = root.join("remote.git");
     let work = root.join("work");
     git(root, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
@@ -223,7 +241,7 @@ fn remote(root: &Path, files: &[(&str, &str)]) -> (String, PathBuf) {
     (format!("file://{}", bare.display()), work)
 }
 
-fn push_commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+pub(crate) fn push_commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
     for (path, text) in files {
         std::fs::write(work.join(path), text).unwrap();
     }

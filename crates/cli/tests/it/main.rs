@@ -3,6 +3,8 @@
 mod client;
 mod e2e;
 mod exec;
+mod faults;
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
