@@ -170,10 +170,9 @@ pub async fn approve(
     AxumState(state): AxumState<AppState>,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> ApiResult<Json<Build>> {
-    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
-    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    let (repo, build) = waiting_build(&state, &caller, &owner, &name, number).await?;
     if !state.store.approve_build(build.id, &approver(&caller), now_ms()).await? {
-        return Err(ApiError::conflict(format!("build {number} is not waiting for approval (it is {})", build.state)));
+        return Err(not_waiting(number, build.state));
     }
     tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build approved");
     crate::queue::settle_build(&state, build.id).await?;
@@ -193,13 +192,29 @@ pub async fn decline(
     AxumState(state): AxumState<AppState>,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> ApiResult<Json<Build>> {
-    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
-    let build = find(&state, repo.id, &repo.full_name, number).await?;
-    if build.state != State::Blocked {
-        return Err(ApiError::conflict(format!("build {number} is not waiting for approval (it is {})", build.state)));
-    }
+    let (repo, build) = waiting_build(&state, &caller, &owner, &name, number).await?;
     crate::queue::cancel_build(&state, &build, &format!("declined by {}", caller.login())).await?;
     tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build declined");
     let build = find(&state, repo.id, &repo.full_name, number).await?;
     Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+}
+
+/// Repository and build `number` for a decision on it: the write role, and the build waiting.
+async fn waiting_build(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+    number: i64,
+) -> ApiResult<(store::RepoRecord, store::BuildRecord)> {
+    let (repo, _) = caller.repo(state, owner, name, Role::Write).await?;
+    let build = find(state, repo.id, &repo.full_name, number).await?;
+    if build.state != State::Blocked {
+        return Err(not_waiting(number, build.state));
+    }
+    Ok((repo, build))
+}
+
+fn not_waiting(number: i64, state: State) -> ApiError {
+    ApiError::conflict(format!("build {number} is not waiting for approval (it is {state})"))
 }

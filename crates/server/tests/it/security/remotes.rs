@@ -35,6 +35,16 @@ macro_rules! both_with {
     };
 }
 
+/// A manual build of `main`, as the trigger flow takes it.
+fn manual_build() -> server::trigger::BuildRequest {
+    server::trigger::BuildRequest {
+        event: "manual".into(),
+        reference: "refs/heads/main".into(),
+        branch: "main".into(),
+        ..Default::default()
+    }
+}
+
 /// Lets non-admins reach 127.0.0.1, where the tests' remotes and listeners live.
 fn open_egress(config: &mut server::ServerConfig) {
     config.egress = server::egress::EgressPolicy { deny: Vec::new(), allow: Vec::new() };
@@ -237,18 +247,7 @@ async fn unapproved_local_remotes_are_not_fetched(harness: Harness) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("server administrators"), "{answer}");
     assert_eq!(build_count(&harness, "mallory/app").await, 0);
-    let error = server::trigger::start_build(
-        &harness.state,
-        &stored,
-        server::trigger::BuildRequest {
-            event: "manual".into(),
-            reference: "refs/heads/main".into(),
-            branch: "main".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let error = server::trigger::start_build(&harness.state, &stored, manual_build()).await.unwrap_err();
     assert!(matches!(error, server::trigger::TriggerError::Refused(_)), "{error}");
     let job_repository = server::trigger::job_repository(&harness.state, &stored).await.unwrap();
     assert!(!job_repository.allow_local, "agents keep git on the network for it");
@@ -625,18 +624,7 @@ async fn errors_name_no_server_path(harness: Harness) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(!answer.to_string().contains(&data), "{answer}");
     let repo = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
-    let error = server::trigger::start_build(
-        &harness.state,
-        &repo,
-        server::trigger::BuildRequest {
-            event: "manual".into(),
-            reference: "refs/heads/main".into(),
-            branch: "main".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let error = server::trigger::start_build(&harness.state, &repo, manual_build()).await.unwrap_err();
     assert!(!format!("{error} {error:?}").contains(&data), "what the log says: {error} {error:?}");
 }
 both!(error_answers_name_no_folder_of_the_server, errors_name_no_server_path);
