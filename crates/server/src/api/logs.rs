@@ -22,6 +22,7 @@ use crate::state::AppState;
 const PAGE: usize = 1000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// `text` (default) or `json` (one `LogEntry` per line).
     pub format: Option<String>,
