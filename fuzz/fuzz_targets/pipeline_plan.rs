@@ -56,8 +56,9 @@ const CONTEXTS: usize = 5;
 fn contexts() -> Vec<Context> {
     let base = Context {
         commit_sha: "0123456789abcdef0123456789abcdef01234567".into(),
-        commit_message: "fix: the thing\n\nlonger body".into(),
-        commit_author: "octocat".into(),
+        // Not only ASCII: substitution slices values (`${CI_COMMIT_MESSAGE:3:5}`) by characters.
+        commit_message: "fix: the ünïcödé thing ✓ 🚀\n\nlonger body".into(),
+        commit_author: "Zoë Ångström".into(),
         commit_author_email: "octocat@example.com".into(),
         repo: "acme/app".into(),
         repo_clone_url: "https://git.example.com/acme/app.git".into(),
@@ -70,9 +71,9 @@ fn contexts() -> Vec<Context> {
         Context { event: "tag".into(), tag: Some("v1.2.0".into()), ..base.clone() }.normalized(),
         Context {
             event: "pull_request".into(),
-            branch: "feature/x".into(),
+            branch: "feature/straße".into(),
             pull_request: Some("42".into()),
-            source_branch: Some("feature/x".into()),
+            source_branch: Some("feature/straße".into()),
             target_branch: Some("main".into()),
             action: Some("opened".into()),
             changed_files: Some(vec!["docs/index.md".into(), "src/main.rs".into()]),
