@@ -79,7 +79,7 @@ fn signature(forge: ForgeKind, body: &[u8], key: &str, pick: usize) -> (String, 
     let digest = hex::encode(mac.finalize().into_bytes());
     match forge {
         ForgeKind::Github | ForgeKind::Generic => {
-            let name = if pick % 2 == 0 { "x-hub-signature-256" } else { "X-Hub-Signature-256" };
+            let name = if pick.is_multiple_of(2) { "x-hub-signature-256" } else { "X-Hub-Signature-256" };
             (name.to_owned(), format!("sha256={digest}"))
         }
         ForgeKind::Gitea => match pick % 3 {
