@@ -68,7 +68,12 @@ for target in "${targets[@]}"; do
     log "$target: no crash in ${per_target}s (${runs:-?} inputs; corpus $(find "$scratch" -type f | wc -l) found + $(find "fuzz/corpus/$target" -type f | wc -l) seeds)"
   else
     status=1
-    grep -Ev '^#[0-9]+\s' "$output" | tail -n 60 >&2
+    # What went wrong (the panic or libFuzzer's verdict) and the backtrace after it.
+    if grep -qE 'panicked at|==[0-9]+== ?ERROR' "$output"; then
+      sed -n '/panicked at\|==[0-9]*== \?ERROR/,$p' "$output" | grep -Ev '^#[0-9]+\s' | head -n 60 >&2
+    else
+      grep -Ev '^#[0-9]+\s' "$output" | tail -n 60 >&2
+    fi
     reproducer=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$output" | tail -n 1)
     if [[ -n "$reproducer" ]]; then
       [[ "$reproducer" == /* ]] || reproducer="$root/${reproducer#./}"
