@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, then runs every test of every crate and closes
-# with one line counting them all.
+# The whole test suite: installs what it needs, runs every test of every crate, fuzzes and runs
+# schemathesis against the server, and closes with one line counting the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -16,6 +16,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast --all-targets 2>&1 | tee "$log" || status=$?
+# Hostile input, for a bounded time: the fuzz targets (GANTRY_FUZZ_SECONDS in all), then
+# schemathesis against the server binary the tests just built.
+./scripts/fuzz.sh || status=1
+./scripts/schemathesis.sh || status=1
 # Every test binary prints its own `test result:` line; add them up.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) passed += $(i-1); if ($i ~ /^failed;?$/) failed += $(i-1); if ($i ~ /^ignored;?$/) ignored += $(i-1) } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

@@ -34,9 +34,57 @@ use crate::state::AppState;
     tags(
         (name = "users"), (name = "repos"), (name = "builds"), (name = "logs"), (name = "secrets"), (name = "crons"),
         (name = "notifiers"), (name = "agents"), (name = "webhooks"), (name = "operations"),
-    )
+    ),
+    modifiers(&CommonAnswers)
 )]
 pub struct ApiDoc;
+
+/// Answers that come from the router's extractors rather than from a handler, added to every
+/// operation they apply to here instead of to each annotation (where they would be forgotten):
+/// a JSON body that is not JSON (400), of the wrong shape (422), without its content type (415)
+/// or over the limit (413); a path or query parameter that does not parse (400); a REST call
+/// without a valid token (401); a repository that does not exist or that the caller cannot see
+/// (404), or a role too low for the operation (403).
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+                .build()
+                .into()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let rest_api = path.starts_with("/api/v1/");
+            let repository = path.starts_with("/api/v1/repos/{owner}/{name}");
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));
+                };
+                if rest_api && operation.request_body.is_some() {
+                    add("400", "the body is not JSON");
+                    add("413", "the body is too large");
+                    add("415", "the body is not sent as `application/json`");
+                    add("422", "the body is JSON of the wrong shape");
+                }
+                if operation.parameters.as_ref().is_some_and(|parameters| !parameters.is_empty()) {
+                    add("400", "a parameter does not parse");
+                }
+                if rest_api && path != "/api/v1/login" {
+                    add("401", "no valid token or session");
+                }
+                if repository {
+                    add("403", "the caller's role on the repository is too low");
+                    add("404", "the repository does not exist, or the caller cannot see it");
+                }
+            }
+        }
+    }
+}
 
 /// The OpenAPI document, as committed in `crates/server/openapi.json`.
 pub fn openapi_json() -> String {

@@ -17,6 +17,7 @@ use crate::trigger::{BuildRequest, Outcome, TriggerError};
 use crate::views;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most this many (default 25, at most 100).
     pub limit: Option<i64>,

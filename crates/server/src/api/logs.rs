@@ -22,10 +22,12 @@ use crate::state::AppState;
 const PAGE: usize = 1000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// `text` (default) or `json` (one `LogEntry` per line).
     pub format: Option<String>,
     /// Start at this line number.
+    #[param(format = "uint64")]
     pub from: Option<u64>,
 }
 
@@ -44,7 +46,7 @@ async fn find_step(state: &AppState, caller: &Caller, owner: &str, name: &str, n
 /// A step's log so far, as text or JSON lines.
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/builds/{number}/steps/{step}/log", tag = "logs",
     params(("owner" = String, Path), ("name" = String, Path), ("number" = i64, Path), ("step" = i64, Path), LogQuery),
-    responses((status = 200, content_type = "text/plain"), (status = 404, body = proto::api::ErrorBody)))]
+    responses((status = 200, content((String = "text/plain"), (String = "application/x-ndjson"))), (status = 404, body = proto::api::ErrorBody)))]
 pub async fn download(
     caller: Caller,
     AxumState(state): AxumState<AppState>,
