@@ -35,6 +35,18 @@ macro_rules! both_with {
     };
 }
 
+/// A repository `user` registers on an ordinary remote, whose stored remote is then changed to
+/// `url` behind the API's back (as a row written before the checks existed would be).
+async fn planted_remote(harness: &Harness, user: &str, full_name: &str, url: &str) -> store::RepoRecord {
+    let body = json!({ "full_name": full_name, "clone_url": "https://192.0.2.10/app.git" });
+    let (status, answer) = harness.call(Method::POST, "/api/v1/repos", Some(user), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let mut stored = harness.state.store.repo_by_name(full_name).await.unwrap().unwrap();
+    stored.clone_url = url.to_owned();
+    harness.state.store.update_repo(&stored).await.unwrap();
+    stored
+}
+
 /// A manual build of `main`, as the trigger flow takes it.
 fn manual_build() -> server::trigger::BuildRequest {
     server::trigger::BuildRequest {
@@ -231,18 +243,7 @@ async fn unapproved_local_remotes_are_not_fetched(harness: Harness) {
 
     // The same URL on a repository whose remote no server admin set.
     let user = harness.user("mallory").await;
-    let (status, _) = harness
-        .call(
-            Method::POST,
-            "/api/v1/repos",
-            Some(&user),
-            Some(json!({ "full_name": "mallory/app", "clone_url": "https://192.0.2.10/app.git" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let mut stored = harness.state.store.repo_by_name("mallory/app").await.unwrap().unwrap();
-    stored.clone_url = url.clone();
-    harness.state.store.update_repo(&stored).await.unwrap();
+    let stored = planted_remote(&harness, &user, "mallory/app", &url).await;
     let (status, answer) = harness.call(Method::POST, "/api/v1/repos/mallory/app/builds", Some(&user), Some(json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("server administrators"), "{answer}");
@@ -495,18 +496,7 @@ async fn fetches_check_the_remote_again(harness: Harness) {
     let listener = Listener::default();
     let address = listener.start().await;
     let user = harness.user("dev").await;
-    let (status, _) = harness
-        .call(
-            Method::POST,
-            "/api/v1/repos",
-            Some(&user),
-            Some(json!({ "full_name": "dev/app", "clone_url": "https://192.0.2.10/app.git" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let mut stored = harness.state.store.repo_by_name("dev/app").await.unwrap().unwrap();
-    stored.clone_url = format!("http://localhost:{}/repo.git", address.port());
-    harness.state.store.update_repo(&stored).await.unwrap();
+    planted_remote(&harness, &user, "dev/app", &format!("http://localhost:{}/repo.git", address.port())).await;
     let (status, answer) = harness.call(Method::POST, "/api/v1/repos/dev/app/builds", Some(&user), Some(json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let (status, answer) = harness.call(Method::POST, "/api/v1/repos/dev/app/poll", Some(&user), None).await;
