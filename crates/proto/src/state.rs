@@ -204,3 +204,30 @@ impl LostPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ApprovalPolicy;
+
+    #[test]
+    fn each_approval_policy_holds_back_the_builds_it_names() {
+        // (event, from a fork) for each policy: none, forks, pull_requests, all_events.
+        let cases = [
+            (("push", false), [false, false, false, true]),
+            (("tag", false), [false, false, false, true]),
+            (("cron", false), [false, false, false, true]),
+            (("manual", false), [false, false, false, false]),
+            (("pull_request", false), [false, false, true, true]),
+            (("pull_request", true), [false, true, true, true]),
+            (("pull_request_closed", true), [false, true, true, true]),
+        ];
+        let policies = [ApprovalPolicy::None, ApprovalPolicy::Forks, ApprovalPolicy::PullRequests, ApprovalPolicy::AllEvents];
+        for ((event, from_fork), expected) in cases {
+            let found: Vec<bool> = policies.iter().map(|policy| policy.requires_approval(event, from_fork)).collect();
+            assert_eq!(found, expected, "{event} (fork: {from_fork})");
+        }
+        for policy in policies {
+            assert_eq!(ApprovalPolicy::parse(policy.as_str()), Some(policy));
+        }
+    }
+}

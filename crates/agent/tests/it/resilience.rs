@@ -88,12 +88,18 @@ async fn a_restarted_agent_proves_with_its_kept_token_that_it_is_the_same_agent(
     let server = FakeServer::start().await;
     let work = tempfile::tempdir().unwrap();
     let work_dir = work.path().join("work");
+    let kept = work_dir.join("agent-test-agent.token");
     let first = TestAgent::start_with(&server.url, |config| config.work_dir = work_dir.clone());
     assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.registrations.len() == 1).await, "no registration");
+    // The agent keeps the token once it has read the server's answer, a moment after the server
+    // recorded the request.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !kept.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     first.stop().await.unwrap();
     assert_eq!(server.lock().registrations[0].token, None, "a new agent has no token to show");
 
-    let kept = work_dir.join("agent-test-agent.token");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
     let second = TestAgent::start_with(&server.url, |config| config.work_dir = work_dir.clone());

@@ -523,3 +523,41 @@ async fn corrupt_plan(harness: Harness) {
     assert_eq!(settled["state"], "error");
 }
 both!(a_dependent_workflow_whose_stored_plan_is_unreadable_ends_in_error, corrupt_plan);
+
+/// A wrong sign-in from `peer`, with `forwarded` as `X-Forwarded-For` when given; its status.
+async fn sign_in_from(harness: &Harness, peer: &str, forwarded: Option<&str>, login: &str) -> StatusCode {
+    use tower::ServiceExt as _;
+    let mut request = axum::http::Request::post("/api/v1/login").header("content-type", "application/json");
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    let mut request = request.body(axum::body::Body::from(json!({ "login": login, "password": "a guess" }).to_string())).unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    harness.app.clone().oneshot(request).await.unwrap().status()
+}
+
+/// An attacker rotating `X-Forwarded-For` does not escape the per-address throttle of a server
+/// not told to trust it; behind a proxy that is trusted, only the entry the proxy added counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_for_header_counts_only_when_the_server_trusts_its_proxy() {
+    let direct = Harness::with(Db::Sqlite, |_| {}).await.unwrap();
+    for index in 0..30 {
+        let status = sign_in_from(&direct, "192.0.2.7", Some(&format!("198.51.100.{index}")), &format!("user-{index}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = sign_in_from(&direct, "192.0.2.7", Some("198.51.100.200"), "someone-else").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the connection's address is what counts");
+    assert_eq!(sign_in_from(&direct, "192.0.2.8", None, "someone-else").await, StatusCode::UNAUTHORIZED);
+
+    let proxied = Harness::with(Db::Sqlite, |config| config.trust_forwarded_for = true).await.unwrap();
+    for index in 0..30 {
+        // The client wrote the first entry itself; the proxy appended the real address.
+        let forwarded = format!("203.0.113.{index}, 198.51.100.1");
+        assert_eq!(sign_in_from(&proxied, "192.0.2.7", Some(&forwarded), &format!("user-{index}")).await, StatusCode::UNAUTHORIZED);
+    }
+    let status = sign_in_from(&proxied, "192.0.2.7", Some("203.0.113.250, 198.51.100.1"), "someone-else").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the address the proxy saw is throttled");
+    let status = sign_in_from(&proxied, "192.0.2.7", Some("198.51.100.2"), "someone-else").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another client behind the same proxy is not");
+}
