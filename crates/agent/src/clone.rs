@@ -18,6 +18,7 @@ use std::process::Stdio;
 
 use pipeline::plan::CloneOptions;
 use proto::agent::{CloneCredentials, LogStream};
+use proto::remote::{credential_target, split_credentials};
 use runtime::mask::{LineSplitter, Masker};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
@@ -82,7 +83,7 @@ pub async fn clone(
     }
     // Credentials an older server wrote into the URL become the clone's credentials, so that
     // the URL git stores in `.git/config` (which steps read) holds none.
-    let (url, url_credentials) = split_url_credentials(request.url);
+    let (url, url_credentials) = split_credentials(request.url);
     let credentials = request.credentials.cloned().or(url_credentials);
     let mut secrets: Vec<&str> = masker_values.to_vec();
     if let Some(credentials) = &credentials {
@@ -169,55 +170,6 @@ fn is_commit_id(text: &str) -> bool {
 /// A reference git takes as a fetch argument, and never as an option.
 fn is_reference(text: &str) -> bool {
     !text.starts_with('-') && !text.contains(':') && !text.bytes().any(|byte| byte.is_ascii_whitespace() || byte.is_ascii_control())
-}
-
-/// `http(s)://user:password@host/…` → `http(s)://host/…` and the credentials, percent-decoded
-/// as git decodes them. Other addresses lose a password only (an ssh user name is no secret and
-/// is needed).
-fn split_url_credentials(url: &str) -> (String, Option<CloneCredentials>) {
-    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None) };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some((userinfo, host)) = rest[..authority_end].rsplit_once('@') else { return (url.to_owned(), None) };
-    let path = &rest[authority_end..];
-    let (user, password) = match userinfo.split_once(':') {
-        Some((user, password)) => (user, Some(password)),
-        None => (userinfo, None),
-    };
-    if matches!(scheme, "http" | "https") {
-        let credentials = CloneCredentials { username: percent_decode(user), password: password.map(percent_decode).unwrap_or_default() };
-        (format!("{scheme}://{host}{path}"), Some(credentials))
-    } else {
-        let user = if user.is_empty() { String::new() } else { format!("{user}@") };
-        (format!("{scheme}://{user}{host}{path}"), None)
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match text.get(index + 1..index + 3).filter(|_| bytes[index] == b'%').and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-            Some(value) => {
-                decoded.push(value);
-                index += 3;
-            }
-            None => {
-                decoded.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
-
-/// `protocol` and `host` of `url` as git's credential protocol writes them: the scheme, and the
-/// authority without user information (its port kept when written).
-fn credential_target(url: &str) -> (String, String) {
-    let Some((scheme, rest)) = url.split_once("://") else { return (String::new(), String::new()) };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    (scheme.to_owned(), host.to_owned())
 }
 
 fn write_credential_helper(helper_dir: &Path) -> Result<PathBuf, CloneError> {
@@ -340,14 +292,14 @@ mod tests {
 
     #[test]
     fn credentials_leave_urls() {
-        let (url, credentials) = split_url_credentials("https://bot:s3%40cret@example.com/a/b.git");
+        let (url, credentials) = split_credentials("https://bot:s3%40cret@example.com/a/b.git");
         assert_eq!(url, "https://example.com/a/b.git");
         let credentials = credentials.unwrap();
         assert_eq!((credentials.username.as_str(), credentials.password.as_str()), ("bot", "s3@cret"));
-        assert_eq!(split_url_credentials("https://example.com/a@b.git"), ("https://example.com/a@b.git".into(), None));
-        assert_eq!(split_url_credentials("git@example.com:a/b.git"), ("git@example.com:a/b.git".into(), None));
-        assert_eq!(split_url_credentials("ssh://git:pw@example.com/a.git"), ("ssh://git@example.com/a.git".into(), None));
-        assert_eq!(split_url_credentials("file:///srv/repo.git"), ("file:///srv/repo.git".into(), None));
+        assert_eq!(split_credentials("https://example.com/a@b.git"), ("https://example.com/a@b.git".into(), None));
+        assert_eq!(split_credentials("git@example.com:a/b.git"), ("git@example.com:a/b.git".into(), None));
+        assert_eq!(split_credentials("ssh://git:pw@example.com/a.git"), ("ssh://git@example.com/a.git".into(), None));
+        assert_eq!(split_credentials("file:///srv/repo.git"), ("file:///srv/repo.git".into(), None));
         assert_eq!(credential_target("http://127.0.0.1:8080/x.git"), ("http".into(), "127.0.0.1:8080".into()));
     }
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use backend_docker::DockerBackend;
@@ -25,7 +24,7 @@ use crate::report::{self, Destination, Flushed, JobSink, state_of};
 pub struct AgentContext {
     pub client: ServerClient,
     /// The id the registration gave; fixed for the life of the process.
-    pub agent_id: AtomicI64,
+    pub agent_id: i64,
     pub backend: Arc<DockerBackend>,
     pub work_dir: PathBuf,
     pub parallel: usize,
@@ -42,7 +41,7 @@ const ENGINE_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl AgentContext {
     pub fn agent_id(&self) -> i64 {
-        self.agent_id.load(Ordering::SeqCst)
+        self.agent_id
     }
 
     pub fn engine_is_down(&self) -> bool {

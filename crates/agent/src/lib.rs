@@ -21,7 +21,6 @@ mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -180,7 +179,7 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
     };
     let context = Arc::new(AgentContext {
         client,
-        agent_id: AtomicI64::new(registration.agent_id),
+        agent_id: registration.agent_id,
         backend: Arc::new(backend),
         work_dir: config.work_dir.clone(),
         parallel: config.parallel.max(1),

@@ -18,19 +18,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-/// A user name and password (or token) for an http(s) remote. Ignored by ssh remotes, which
-/// use the server's ssh setup.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Credentials").field("username", &self.username).field("password", &"***").finish()
-    }
-}
+/// A user name and password (or token) for an http(s) remote, as the agent protocol carries
+/// them too. Ignored by ssh remotes, which use the server's ssh setup.
+pub use proto::agent::CloneCredentials as Credentials;
 
 /// A git command that failed: what it did, on which remote (credentials removed) and what git
 /// said (credentials masked).
@@ -411,7 +401,7 @@ impl<'a> Remote<'a> {
             }
         }
         secrets.retain(|secret| !secret.is_empty());
-        let (credential_protocol, credential_host) = credential_target(url);
+        let (credential_protocol, credential_host) = proto::remote::credential_target(url);
         let remote = Remote {
             operation,
             display_url: strip_url_credentials(url),
@@ -425,9 +415,9 @@ impl<'a> Remote<'a> {
         if url.starts_with('-') {
             return Err(remote.error("a remote URL cannot start with '-'".to_owned()));
         }
-        match crate::remote::classify(url) {
+        match proto::remote::classify(url) {
             Err(error) => return Err(remote.error(error.reason)),
-            Ok(crate::remote::RemoteKind::Network(_)) => {}
+            Ok(proto::remote::RemoteKind::Network(_)) => {}
             Ok(_) if access.local => {}
             Ok(_) => {
                 return Err(remote.error("a local path, file:// or a remote helper is for remotes a server administrator chose".into()));
@@ -498,7 +488,7 @@ const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || e
 /// curl's `HOST:PORT:ADDRESS[,ADDRESS]` for an http(s) URL whose host is a name, from the
 /// addresses it was checked to resolve to.
 fn curl_resolve(url: &str, pinned: &[std::net::SocketAddr]) -> Option<String> {
-    use crate::remote::{RemoteKind, Scheme, classify};
+    use proto::remote::{RemoteKind, Scheme, classify};
     let Ok(RemoteKind::Network(remote)) = classify(url) else { return None };
     let is_name = remote.host.parse::<std::net::IpAddr>().is_err();
     if pinned.is_empty() || !is_name || !matches!(remote.scheme, Scheme::Http | Scheme::Https) {
@@ -512,15 +502,6 @@ fn curl_resolve(url: &str, pinned: &[std::net::SocketAddr]) -> Option<String> {
         })
         .collect();
     Some(format!("{}:{}:{}", remote.host, remote.port_or_default(), addresses.join(",")))
-}
-
-/// `protocol` and `host` of `url` as git's credential protocol writes them: the scheme, and the
-/// authority without its user information (the port kept when the address has one).
-fn credential_target(url: &str) -> (String, String) {
-    let Some((scheme, rest)) = url.split_once("://") else { return (String::new(), String::new()) };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    (scheme.to_owned(), host.to_owned())
 }
 
 /// `git` with settings every call wants: no prompts, no pager, no `ext::` transport (it runs

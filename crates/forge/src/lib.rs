@@ -12,7 +12,6 @@
 //! crate's discovery, and reads the files it picked through [`git::Mirror`].
 
 pub mod git;
-pub mod remote;
 pub mod status;
 pub mod webhook;
 

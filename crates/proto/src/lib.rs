@@ -1,9 +1,11 @@
 //! Types on the wire between Gantry's processes: the server↔agent protocol (`agent`), the REST
-//! API's bodies (`api`) and the states both share (`state`). Everything here is `Serialize`
-//! because it crosses a boundary; nothing here does IO.
+//! API's bodies (`api`) and the states both share (`state`); and how a clone URL the server and
+//! the agent exchange is read (`remote`). The types here are `Serialize` because they cross a
+//! boundary; nothing here does IO.
 
 pub mod agent;
 pub mod api;
+pub mod remote;
 pub mod state;
 
 pub use state::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};

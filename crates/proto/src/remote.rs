@@ -1,6 +1,7 @@
 //! Git remote addresses read the way git reads them: which transport an address means (a network
 //! protocol, the local disk, or a remote-helper program), its host and port, and the credentials
-//! written into it.
+//! written into it. Pure text handling, here because the server (what it stores and fetches) and
+//! the agent (what it clones) must read a clone URL the same way.
 //!
 //! Git's own rules (`transport.c`, `connect.c`), in the order git applies them:
 //! 1. `<name>::<address>` runs the remote helper `git-remote-<name>` (`ext::` runs commands).
@@ -10,7 +11,7 @@
 //!    `git://` are git's own; any other `scheme://` runs the helper `git-remote-<scheme>`.
 //! 4. What is left (`[user@]host:path`, the `:` before any `/`) is ssh.
 
-use crate::git::Credentials;
+use crate::agent::CloneCredentials as Credentials;
 
 /// What git does to reach an address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -274,6 +275,16 @@ pub fn split_credentials(url: &str) -> (String, Option<Credentials>) {
             (format!("{scheme}://{user}{host}{path}"), None)
         }
     }
+}
+
+/// `protocol` and `host` of `url` as git's credential protocol writes them: the scheme, and the
+/// authority without its user information (the port kept when the address has one). A
+/// credential helper answers only when git asks for these.
+pub fn credential_target(url: &str) -> (String, String) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (String::new(), String::new()) };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    (scheme.to_owned(), host.to_owned())
 }
 
 /// What a change of credentials is tied to: the origin of a network address, the whole address

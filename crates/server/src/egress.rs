@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use forge::remote::{RemoteKind, classify};
+use proto::remote::{RemoteKind, classify};
 
 /// An address block: `10.0.0.0/8`, `::1/128`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,7 +35,7 @@ pub struct LoginGuard {
     /// One permit per hash that may be running or queued for the hashing threads.
     turns: Semaphore,
     /// Work for the hashing threads; they end when this is dropped.
-    hashing: Mutex<std::sync::mpsc::Sender<HashingJob>>,
+    hashing: std::sync::mpsc::Sender<HashingJob>,
     in_flight: std::sync::Arc<AtomicUsize>,
     most_in_flight: std::sync::Arc<AtomicUsize>,
     failures: Mutex<HashMap<FailureKey, Failures>>,
@@ -77,7 +77,7 @@ impl Default for LoginGuard {
         }
         LoginGuard {
             turns: Semaphore::new(CONCURRENT_HASHES),
-            hashing: Mutex::new(sender),
+            hashing: sender,
             in_flight: Default::default(),
             most_in_flight: Default::default(),
             failures: Mutex::new(HashMap::new()),
@@ -147,11 +147,7 @@ impl LoginGuard {
             in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = done.send(value);
         });
-        self.hashing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(job)
-            .expect("the hashing threads run while the guard lives");
+        self.hashing.send(job).expect("the hashing threads run while the guard lives");
         Ok(result.await.expect("a hashing job always answers"))
     }
 

@@ -135,9 +135,9 @@ pub async fn remote_access(state: &AppState, repo: &RepoRecord) -> Result<Remote
 
 /// As [`remote_access`], without the egress check (for a job's description).
 async fn unchecked_remote_access(state: &AppState, repo: &RepoRecord) -> Result<RemoteAccess, store::StoreError> {
-    let (url, url_credentials) = forge::remote::split_credentials(&repo.clone_url);
+    let (url, url_credentials) = proto::remote::split_credentials(&repo.clone_url);
     let admin_chosen = state.store.approved_remote(repo.id).await?.is_some_and(|approved| approved == repo.clone_url);
-    let network = matches!(forge::remote::classify(&url), Ok(forge::remote::RemoteKind::Network(_)));
+    let network = matches!(proto::remote::classify(&url), Ok(proto::remote::RemoteKind::Network(_)));
     Ok(RemoteAccess {
         url,
         credentials: clone_credentials(repo).or(url_credentials),
@@ -155,9 +155,7 @@ pub async fn job_repository(state: &AppState, repo: &RepoRecord) -> Result<proto
         id: repo.id,
         full_name: repo.full_name.clone(),
         clone_url: access.url,
-        clone_credentials: access
-            .credentials
-            .map(|credentials| proto::agent::CloneCredentials { username: credentials.username, password: credentials.password }),
+        clone_credentials: access.credentials,
         allow_local: access.local,
     })
 }

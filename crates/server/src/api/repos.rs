@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, State as AxumState};
 use axum::http::StatusCode;
-use forge::remote::RemoteKind;
 use proto::api::{Member, MemberSet, Repo, RepoCreate, RepoUpdate, Role, TriggerResult};
+use proto::remote::RemoteKind;
 use proto::{ForgeKind, LostPolicy};
 use store::{NewRepo, RepoRecord};
 
@@ -155,7 +155,7 @@ pub async fn update(
 
 /// Clears the stored credentials whose origin the update moved and that it did not set again.
 fn keep_credentials_with_their_origin(before: &RepoRecord, after: &mut RepoRecord, body: &RepoUpdate) {
-    let clone_moved = forge::remote::credential_scope(&before.clone_url) != forge::remote::credential_scope(&after.clone_url);
+    let clone_moved = proto::remote::credential_scope(&before.clone_url) != proto::remote::credential_scope(&after.clone_url);
     if clone_moved && body.clone_username.is_none() && body.clone_password.is_none() {
         if before.clone_username.is_some() || before.clone_password.is_some() {
             tracing::info!(repo = %after.full_name, "the clone URL moved to another origin: its credentials are cleared");
@@ -167,7 +167,7 @@ fn keep_credentials_with_their_origin(before: &RepoRecord, after: &mut RepoRecor
         repo.forge_api_url
             .clone()
             .or_else(|| forge::status::api_base_from_clone_url(repo.forge, &repo.clone_url))
-            .map(|url| forge::remote::credential_scope(&url))
+            .map(|url| proto::remote::credential_scope(&url))
     };
     if api_origin(before) != api_origin(after) && body.forge_token.is_none() {
         if before.forge_token.is_some() {
@@ -357,7 +357,7 @@ async fn check_clone_url(state: &AppState, caller: &Caller, url: &str) -> ApiRes
     let not_a_remote = |why: &str| {
         ApiError::invalid("clone_url", format!("`{url}` is not a git remote ({why}): use http(s)://, ssh://, git:// or user@host:path"))
     };
-    let kind = forge::remote::classify(url).map_err(|error| not_a_remote(&error.reason))?;
+    let kind = proto::remote::classify(url).map_err(|error| not_a_remote(&error.reason))?;
     if kind == RemoteKind::Local && !url.starts_with('/') && !url.starts_with("file://") {
         // Relative to whatever folder the server was started in: a typo, not a remote.
         return Err(not_a_remote("a path on the server is absolute, or file://"));
@@ -380,7 +380,7 @@ async fn check_clone_url(state: &AppState, caller: &Caller, url: &str) -> ApiRes
             });
         }
     }
-    let (stored, credentials) = forge::remote::split_credentials(url);
+    let (stored, credentials) = proto::remote::split_credentials(url);
     if !caller.server_admin {
         crate::egress::check_field(&state.config.egress, "clone_url", &stored).await?;
     }
