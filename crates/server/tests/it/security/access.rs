@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use server::trigger::{BuildRequest, Outcome};
 
 use crate::both;
-use crate::harness::{AGENT_SECRET, Db, Harness, PIPELINE, Recorder, commit, git, git_repo};
+use crate::harness::{ADMIN_TOKEN, AGENT_SECRET, Db, Harness, PIPELINE, Recorder, commit, git, git_repo};
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -561,3 +561,25 @@ async fn a_forwarded_for_header_counts_only_when_the_server_trusts_its_proxy() {
     let status = sign_in_from(&proxied, "192.0.2.7", Some("198.51.100.2"), "someone-else").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "another client behind the same proxy is not");
 }
+
+/// An agent's token opens nothing of the user API and a user's token nothing of the agent
+/// protocol; an agent may not declare labels without end.
+async fn token_kinds(harness: Harness) {
+    let agent = harness.register_agent("agent", json!({})).await;
+    let agent_token = harness.agent_token(agent);
+    let (status, _) = harness.call(Method::GET, "/api/v1/user", Some(&agent_token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an agent is no user");
+    let user = harness.user("alice").await;
+    let (status, _) =
+        harness.call(Method::POST, "/api/agent/v1/heartbeat", Some(&user), Some(json!({ "agent_id": agent, "jobs": [] }))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a user is no agent");
+    let (status, _) =
+        harness.call(Method::POST, "/api/agent/v1/heartbeat", Some(ADMIN_TOKEN), Some(json!({ "agent_id": agent, "jobs": [] }))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "nor is the admin token");
+
+    let labels: serde_json::Map<String, Value> = (0..100).map(|index| (format!("label-{index}"), json!("*"))).collect();
+    let (status, answer) =
+        harness.agent("/register", json!({ "name": "greedy", "labels": labels, "capacity": 1, "version": "test" })).await;
+    assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("labels")), "{answer}");
+}
+both!(agent_and_user_tokens_open_nothing_of_each_other, token_kinds);
