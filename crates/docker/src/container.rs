@@ -220,7 +220,25 @@ fn output_frame(
 impl Engine {
     /// Creates a container (not started) and returns its id. When the image is not on this
     /// machine the error is `DockerError::ImageNotFound`; nothing is pulled here.
+    ///
+    /// The engine makes a container's working folder at creation. When that folder lies in a
+    /// volume another of the engine's requests is filling at the same moment (a workspace being
+    /// unpacked while the steps' containers are created ahead), both make the same folders and
+    /// the engine's `mkdir` can lose the race with "file exists": the folder is there then, so
+    /// the creation is tried once more.
     pub async fn create_container(&self, spec: ContainerSpec) -> Result<String, DockerError> {
+        match self.create_container_once(spec.clone()).await {
+            Err(DockerError::Container { status: 500, message, .. })
+                if message.contains("failed to mkdir") && message.contains("file exists") =>
+            {
+                tracing::debug!(%message, "the engine lost a race making a working folder; creating the container again");
+                self.create_container_once(spec).await
+            }
+            result => result,
+        }
+    }
+
+    async fn create_container_once(&self, spec: ContainerSpec) -> Result<String, DockerError> {
         let image = spec.image.clone();
         let target = spec.name.clone().unwrap_or_else(|| image.clone());
         let mut options = CreateContainerOptionsBuilder::default();
