@@ -129,6 +129,12 @@ async fn lease(
 /// agent holds is refused and logged: an agent may report only on its own jobs.
 async fn leased(state: &AppState, job: i64, agent: &AgentRecord) -> ApiResult<WorkflowRecord> {
     let workflow = state.store.workflow_by_id(job).await?.ok_or_else(|| ApiError::not_found(format!("job {job} does not exist")))?;
+    held_by(workflow, agent)
+}
+
+/// `workflow` when `agent` holds it and it is running; a conflict otherwise.
+fn held_by(workflow: WorkflowRecord, agent: &AgentRecord) -> ApiResult<WorkflowRecord> {
+    let job = workflow.id;
     if workflow.agent_id != Some(agent.id) || workflow.state != State::Running {
         if workflow.agent_id.is_some_and(|holder| holder != agent.id) {
             tracing::warn!(agent = %agent.name, job, holder = workflow.agent_id, "an agent reported on a job leased to another agent");
@@ -237,7 +243,9 @@ async fn done(
         // A retried `done` whose answer was lost.
         return Ok(StatusCode::OK);
     }
-    let workflow = leased(&state, job, &agent).await?;
+    // Judged on the record just read: a second read could see the workflow finished by a `done`
+    // racing this one, and answer that retry with a conflict.
+    let workflow = held_by(workflow, &agent)?;
     let steps = state.store.steps_of_workflow(workflow.id).await?;
     apply_steps(&state, &workflow, &request.steps, &steps).await?;
     // Steps the agent never reported (it failed before them) are skipped, not left pending.
