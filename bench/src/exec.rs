@@ -100,12 +100,7 @@ fn tempfile_dir(name: &str) -> PathBuf {
 
 /// Peak resident memory of finished children, in KiB (Linux reports kilobytes).
 fn children_peak_rss_kib() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
-    unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init().ru_maxrss
-    }
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).map_or(0, |usage| usage.max_rss())
 }
 
 fn large_output() {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use nix::sys::signal::Signal;
 use runtime::backend::OutputStreamOf;
 use runtime::{BackendError, OutputChunk, OutputStream};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -138,12 +139,12 @@ impl RunningProcess {
         // Between the check above and this signal the main process could exit and be reaped,
         // freeing its pid; a new process would have to be given that same pid, and lead a group,
         // within microseconds for this to reach anything else. Linux hands out pids in order.
-        signal_group(self.process_group, libc::SIGTERM);
+        signal_group(self.process_group, Signal::SIGTERM);
         if tokio::time::timeout(grace, self.wait()).await.is_ok() {
             return;
         }
         tracing::debug!(step = %self.step, ?grace, "step still running after SIGTERM; sending SIGKILL");
-        signal_group(self.process_group, libc::SIGKILL);
+        signal_group(self.process_group, Signal::SIGKILL);
         if tokio::time::timeout(REAP_AFTER_KILL, self.wait()).await.is_err() {
             tracing::warn!(step = %self.step, pid = self.process_group, "step process did not exit after SIGKILL");
         }
@@ -155,7 +156,7 @@ impl RunningProcess {
 /// the same so that a forgotten `server &` does not outlive its step (or keep its output open).
 async fn watch_exit(step: String, mut child: Child, process_group: i32, exit_sender: watch::Sender<Exit>, group_exited: CancellationToken) {
     let outcome = child.wait().await.map(exit_code).map_err(|error| error.to_string());
-    signal_group(process_group, libc::SIGKILL);
+    signal_group(process_group, Signal::SIGKILL);
     tracing::debug!(%step, exit = ?outcome, "step process exited");
     group_exited.cancel();
     let _ = exit_sender.send(Some(outcome));
@@ -179,20 +180,16 @@ pub(crate) fn exit_code(status: ExitStatus) -> i64 {
 }
 
 /// Sends `signal` to every process in the group `process_group`.
-pub(crate) fn signal_group(process_group: i32, signal: libc::c_int) {
+pub(crate) fn signal_group(process_group: i32, signal: Signal) {
     // kill(-1) would signal every process we may signal, and kill(0) our own group: never.
     if process_group <= 1 {
         tracing::error!(process_group, "refusing to signal an invalid process group");
         return;
     }
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    let result = unsafe { libc::kill(-process_group, signal) };
-    if result != 0 {
-        let error = std::io::Error::last_os_error();
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(process_group), signal) {
         // ESRCH: the group is already gone, which is what we wanted.
-        if error.raw_os_error() != Some(libc::ESRCH) {
-            tracing::warn!(process_group, signal, %error, "could not signal process group");
-        }
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => tracing::warn!(process_group, %signal, %error, "could not signal process group"),
     }
 }
 
@@ -225,7 +222,7 @@ struct KillGroupOnDrop(i32);
 
 impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
-        signal_group(self.0, libc::SIGKILL);
+        signal_group(self.0, Signal::SIGKILL);
     }
 }
 

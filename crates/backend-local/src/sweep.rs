@@ -54,10 +54,9 @@ impl Owner {
     }
 
     fn is_alive(self) -> bool {
-        // SAFETY: kill(2) with signal 0 only checks that the process exists.
-        let exists = unsafe { libc::kill(self.pid, 0) } == 0
-            // EPERM: it exists, it is only someone else's.
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        // kill(2) with no signal only checks that the process exists; EPERM: it exists, it is
+        // only someone else's.
+        let exists = matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), None), Ok(()) | Err(nix::errno::Errno::EPERM));
         if !exists {
             return false;
         }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hmac::{KeyInit as _, Mac as _};
 
 use crate::git_in as git;
+use crate::support::{Pid, Signal, kill, pid_of};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "e2e-admin-token";
@@ -452,7 +453,7 @@ async fn an_agent_killed_mid_build_is_marked_lost_and_its_workflow_runs_again_on
     cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
     cluster.wait_build(1, Duration::from_secs(30), "the step running", |build| step(build, "work")["log_lines"].as_u64() >= Some(2)).await;
     let killed_pid = cluster.agent_pids[0];
-    unsafe { libc::kill(killed_pid as i32, libc::SIGKILL) };
+    kill(Pid::from_raw(killed_pid as i32), Signal::SIGKILL).unwrap();
     cluster.kill_agents();
 
     let lost = cluster
@@ -489,7 +490,7 @@ async fn the_server_stops_promptly_on_sigterm_while_agents_poll_and_logs_are_fol
         .await
         .unwrap();
     let server = cluster.server.as_mut().unwrap();
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    kill(pid_of(server), Signal::SIGTERM).unwrap();
     let asked = Instant::now();
     loop {
         if let Some(status) = server.try_wait().unwrap() {

@@ -4,9 +4,19 @@
 //! Each is a guard: dropping it (a test that ends, or panics) stops what it started and removes
 //! its folder, whatever state the test left it in.
 
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::{Signal, kill};
+pub use nix::unistd::Pid;
+
+/// The process id of `process`, for signals.
+pub fn pid_of(process: &Child) -> Pid {
+    Pid::from_raw(i32::try_from(process.id()).expect("process ids fit in an i32"))
+}
 
 /// How long an engine or a cluster gets to answer after it was started.
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -71,13 +81,13 @@ impl PrivateDockerd {
     /// Kills the engine (SIGKILL) as a crash would: its containers go on running in their shims
     /// without it until it starts again, and clients lose their connections at once.
     pub fn kill(&mut self) {
-        self.signal_and_reap(libc::SIGKILL);
+        self.signal_and_reap(Signal::SIGKILL);
     }
 
     /// Stops the engine (SIGTERM) as a shutdown does: it closes its API at once, then stops its
     /// containers and exits.
     pub fn stop(&mut self) {
-        self.signal_and_reap(libc::SIGTERM);
+        self.signal_and_reap(Signal::SIGTERM);
     }
 
     /// Starts the engine again on the same folders and waits until it answers.
@@ -108,9 +118,22 @@ impl PrivateDockerd {
         {
             let _ = std::fs::remove_file(&containerd_pid);
         }
-        let mut command = Command::new("dockerd");
+        // The network namespace is made by `unshare` on the first start and entered again by
+        // `nsenter` (through the descriptor this process holds) on a restart; `setpriv` has the
+        // engine stopped should the test process die without dropping the guard. The tools are
+        // util-linux's, so the test needs no `unsafe` of its own.
+        let mut command = Command::new("setpriv");
+        command.args(["--pdeathsig", "TERM", "--"]);
+        match &self.network_namespace {
+            Some(namespace) => {
+                command.arg("nsenter").arg(format!("--net=/proc/{}/fd/{}", std::process::id(), namespace.as_raw_fd()));
+            }
+            None => {
+                command.args(["unshare", "--net"]);
+            }
+        }
         command
-            .arg("--config-file")
+            .args(["--", "dockerd", "--config-file"])
             .arg(path("daemon.json"))
             .arg("--data-root")
             .arg(path("data"))
@@ -125,37 +148,22 @@ impl PrivateDockerd {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let namespace = self.network_namespace.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
-        unsafe {
-            use std::os::unix::process::CommandExt as _;
-            command.pre_exec(move || {
-                match namespace {
-                    Some(namespace) => {
-                        if libc::setns(namespace, libc::CLONE_NEWNET) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    None => {
-                        if libc::unshare(libc::CLONE_NEWNET) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        bring_loopback_up()?;
-                    }
-                }
-                // Should the test process die without dropping the guard, the engine goes too.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
         let mut process = command.spawn().map_err(|error| format!("dockerd does not run (scripts/docker-up.sh installs it): {error}"))?;
-        if self.network_namespace.is_none() {
-            let namespace = std::fs::File::open(format!("/proc/{}/ns/net", process.id()));
-            self.network_namespace =
-                Some(namespace.map_err(|error| format!("cannot hold the private engine's network namespace: {error}"))?);
-        }
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if self.docker(&["version", "--format", "{{.Server.Version}}"]).status.success() {
+                // Read once the engine answers: by then `unshare` has made the namespace and
+                // the process is dockerd in it.
+                if self.network_namespace.is_none() {
+                    let namespace = std::fs::File::open(format!("/proc/{}/ns/net", process.id()))
+                        .map_err(|error| format!("cannot hold the private engine's network namespace: {error}"))?;
+                    let ours = std::fs::metadata("/proc/self/ns/net").map_err(|error| error.to_string())?;
+                    if namespace.metadata().map_err(|error| error.to_string())?.ino() == ours.ino() {
+                        wait_or_kill(&mut process, Duration::ZERO);
+                        return Err("the private dockerd runs in the host's network namespace".into());
+                    }
+                    self.network_namespace = Some(namespace);
+                }
                 self.process = Some(process);
                 return Ok(());
             }
@@ -170,9 +178,9 @@ impl PrivateDockerd {
         }
     }
 
-    fn signal_and_reap(&mut self, signal: libc::c_int) {
+    fn signal_and_reap(&mut self, signal: Signal) {
         let Some(mut process) = self.process.take() else { return };
-        unsafe { libc::kill(process.id() as libc::pid_t, signal) };
+        let _ = kill(pid_of(&process), signal);
         wait_or_kill(&mut process, STOP_LIMIT);
         // Its socket file stays behind: clients then get "connection refused", as from an
         // engine that went away.
@@ -214,32 +222,9 @@ impl Drop for PrivateDockerd {
         // What may outlive the engine: its containerd or shims (killed by process id), and its
         // bind mount of the data folder.
         for pid in processes_mentioning(self.dir.path()) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = kill(pid, Signal::SIGKILL);
         }
         unmount_below(self.dir.path());
-    }
-}
-
-/// Brings up `lo` in this process's network namespace (a new one has it down). Only system
-/// calls: it runs between fork and exec.
-unsafe fn bring_loopback_up() -> std::io::Result<()> {
-    unsafe {
-        let socket = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if socket < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut request: libc::ifreq = std::mem::zeroed();
-        for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
-            *slot = *byte as libc::c_char;
-        }
-        let mut result = libc::ioctl(socket, libc::SIOCGIFFLAGS, &mut request);
-        if result == 0 {
-            request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            result = libc::ioctl(socket, libc::SIOCSIFFLAGS, &request);
-        }
-        let error = std::io::Error::last_os_error();
-        libc::close(socket);
-        if result == 0 { Ok(()) } else { Err(error) }
     }
 }
 
@@ -374,13 +359,12 @@ fn postgres_bin_dir() -> Option<PathBuf> {
 
 /// The `postgres` user's ids when this process is root (PostgreSQL will not run as root).
 fn run_as_postgres() -> Option<(u32, u32)> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return None;
     }
-    let name = std::ffi::CString::new("postgres").unwrap();
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    assert!(!entry.is_null(), "the test runs as root and there is no `postgres` user to run PostgreSQL as");
-    Some(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
+    let user = nix::unistd::User::from_name("postgres").ok().flatten();
+    let user = user.expect("the test runs as root and there is no `postgres` user to run PostgreSQL as");
+    Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
 /// Waits up to `limit` for `process` to exit, then kills it.
@@ -406,18 +390,18 @@ fn process_runs_below(pid: u32, dir: &Path) -> bool {
 }
 
 /// Processes whose command line names something under `dir`.
-fn processes_mentioning(dir: &Path) -> Vec<libc::pid_t> {
+fn processes_mentioning(dir: &Path) -> Vec<Pid> {
     let needle = dir.display().to_string();
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
-            let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+            let pid = Pid::from_raw(entry.file_name().to_str()?.parse().ok()?);
             let command_line = std::fs::read(entry.path().join("cmdline")).ok()?;
             String::from_utf8_lossy(&command_line).contains(&needle).then_some(pid)
         })
-        .filter(|pid| *pid != std::process::id() as libc::pid_t)
+        .filter(|pid| *pid != Pid::this())
         .collect()
 }
 
@@ -428,7 +412,6 @@ fn unmount_below(dir: &Path) {
         mountinfo.lines().filter_map(|line| line.split(' ').nth(4)).filter(|point| Path::new(point).starts_with(dir)).collect();
     points.sort_by_key(|point| std::cmp::Reverse(point.len()));
     for point in points {
-        let point = std::ffi::CString::new(point).unwrap();
-        unsafe { libc::umount2(point.as_ptr(), libc::MNT_DETACH) };
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
     }
 }
