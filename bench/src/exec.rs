@@ -5,6 +5,9 @@
 //! Needs a running Docker engine and the test image (`scripts/docker-up.sh`), and a release
 //! build of the binary (`cargo build --release -p cli`).
 
+// A benchmark that cannot set up stops loudly, like a test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

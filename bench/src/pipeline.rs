@@ -5,6 +5,9 @@
 //! runs the baseline and Gantry alternately on the same input; the report gives medians and
 //! the ratio Gantry / baseline.
 
+// A benchmark that cannot set up stops loudly, like a test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,7 @@ fn corpus() -> Vec<Repository> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/pipeline/tests/data/corpus");
     let mut repositories = Vec::new();
     let mut cases: Vec<_> = std::fs::read_dir(&root).expect("corpus folder").filter_map(Result::ok).filter(|e| e.path().is_dir()).collect();
-    cases.sort_by_key(|entry| entry.file_name());
+    cases.sort_by_key(std::fs::DirEntry::file_name);
     for case in cases {
         let dir = case.path();
         let list = |dir: &Path| -> Vec<String> {

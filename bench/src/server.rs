@@ -12,6 +12,9 @@
 //! `cargo build --release -p cli`. Settings: BENCH_LATENCY_ROUNDS (20), BENCH_BUILDS (100; the
 //! issue's figure is 500), BENCH_EXEC_BUILDS (20), BENCH_LOG_MB (256), BENCH_ONLY (one part).
 
+// A benchmark that cannot set up stops loudly, like a test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -23,7 +23,7 @@ use runtime::mask::{LineSplitter, Masker};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 /// What to check out.
-pub struct CloneRequest<'a> {
+pub(crate) struct CloneRequest<'a> {
     pub url: &'a str,
     /// The commit to check out; empty for the tip of `reference`.
     pub commit: &'a str,
@@ -35,7 +35,7 @@ pub struct CloneRequest<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CloneError {
+pub(crate) enum CloneError {
     #[error("`{command}` failed with exit code {code}")]
     Failed { command: String, code: i32 },
     #[error("`{command}` was stopped by a signal")]
@@ -68,7 +68,7 @@ printf 'username=%s\\npassword=%s\\n' \"$GANTRY_CLONE_USERNAME\" \"$GANTRY_CLONE
 /// Clones into `dir` (an empty folder), writing git's output as lines to `output` with
 /// `masker`'s values (and the credentials) masked. `helper_dir` is a private folder outside
 /// `dir` for the credential helper. Dropping the future kills git.
-pub async fn clone(
+pub(crate) async fn clone(
     request: &CloneRequest<'_>,
     dir: &Path,
     helper_dir: &Path,

@@ -7,18 +7,18 @@ use tokio_util::sync::CancellationToken;
 
 /// A job's cancellation. Cheap to clone; every clone stops the same job.
 #[derive(Clone, Default)]
-pub struct JobControl {
+pub(crate) struct JobControl {
     token: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
 }
 
 impl JobControl {
-    pub fn new() -> JobControl {
+    pub(crate) fn new() -> JobControl {
         JobControl::default()
     }
 
     /// Stops the job. The first reason wins: it is what made the job stop.
-    pub fn cancel(&self, reason: impl Into<String>) {
+    pub(crate) fn cancel(&self, reason: impl Into<String>) {
         {
             let mut current = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
             if current.is_none() {
@@ -29,12 +29,12 @@ impl JobControl {
     }
 
     /// Why the job was stopped, once it was.
-    pub fn reason(&self) -> Option<String> {
+    pub(crate) fn reason(&self) -> Option<String> {
         self.reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The token the runtime watches.
-    pub fn token(&self) -> &CancellationToken {
+    pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }
 }

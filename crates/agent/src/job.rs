@@ -21,7 +21,7 @@ use crate::control::JobControl;
 use crate::report::{self, Destination, Flushed, JobSink, state_of};
 
 /// What every job of an agent shares.
-pub struct AgentContext {
+pub(crate) struct AgentContext {
     pub client: ServerClient,
     /// The id the registration gave; fixed for the life of the process.
     pub agent_id: i64,
@@ -40,16 +40,16 @@ pub struct AgentContext {
 const ENGINE_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl AgentContext {
-    pub fn agent_id(&self) -> i64 {
+    pub(crate) fn agent_id(&self) -> i64 {
         self.agent_id
     }
 
-    pub fn engine_is_down(&self) -> bool {
+    pub(crate) fn engine_is_down(&self) -> bool {
         *self.engine_down.borrow()
     }
 
     /// Whether the engine answers a ping (in time); why not when it does not.
-    pub async fn engine_answers(&self) -> Result<(), String> {
+    pub(crate) async fn engine_answers(&self) -> Result<(), String> {
         match tokio::time::timeout(ENGINE_PING_TIMEOUT, self.backend.engine().ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(error.to_string()),
@@ -73,7 +73,7 @@ impl Outcome {
 
 /// Runs a job and reports it. Returns once the server has the final state (or the job was
 /// taken away, or the agent gave up at shutdown) and the job's files are removed.
-pub async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) {
+pub(crate) async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) {
     let span = tracing::info_span!("job", job = job.id, build = job.build_number, repo = %job.repo.full_name);
     async move {
         tracing::info!(commit = %job.commit, "job started");
@@ -111,11 +111,11 @@ pub async fn run_job(context: Arc<AgentContext>, job: Job, control: JobControl) 
         }
     }
     .instrument(span)
-    .await
+    .await;
 }
 
 /// A job the agent cannot read (a newer server's plan): reported as an error at once.
-pub async fn report_unreadable(context: Arc<AgentContext>, job_id: i64, message: String) {
+pub(crate) async fn report_unreadable(context: Arc<AgentContext>, job_id: i64, message: String) {
     let span = tracing::info_span!("job", job = job_id);
     async move {
         tracing::error!(%message, "the leased job cannot be read");
@@ -128,7 +128,7 @@ pub async fn report_unreadable(context: Arc<AgentContext>, job_id: i64, message:
         send_done(&context, job_id, &done).await;
     }
     .instrument(span)
-    .await
+    .await;
 }
 
 async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<JobSink>, control: &JobControl) -> Outcome {

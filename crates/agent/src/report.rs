@@ -47,12 +47,12 @@ const BATCH_BYTES: usize = 4 * 1024 * 1024;
 const LINE_OVERHEAD: usize = 64;
 
 /// Milliseconds since the Unix epoch on this machine's clock.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
-pub fn state_of(status: Status) -> State {
+pub(crate) fn state_of(status: Status) -> State {
     match status {
         Status::Success => State::Success,
         Status::Failure => State::Failure,
@@ -126,12 +126,12 @@ impl Shared {
 }
 
 /// The `EventSink` of one job; also takes the agent's own reports (the clone step).
-pub struct JobSink {
+pub(crate) struct JobSink {
     shared: Arc<Shared>,
 }
 
 impl JobSink {
-    pub fn step_started(&self, step: &str) {
+    pub(crate) fn step_started(&self, step: &str) {
         let mut queue = self.shared.lock();
         let now = now_ms();
         let started_ms = match queue.steps.iter().find(|update| update.step == step) {
@@ -145,7 +145,7 @@ impl JobSink {
         self.push_state(&mut queue, update);
     }
 
-    pub fn step_finished(&self, step: &str, state: State, exit_code: Option<i64>, reason: Option<String>) {
+    pub(crate) fn step_finished(&self, step: &str, state: State, exit_code: Option<i64>, reason: Option<String>) {
         let mut queue = self.shared.lock();
         let started_ms = queue.steps.iter().find(|update| update.step == step).and_then(|update| update.started_ms);
         let update = StepUpdate { step: step.to_owned(), state, exit_code, started_ms, finished_ms: Some(now_ms()), reason };
@@ -153,7 +153,7 @@ impl JobSink {
     }
 
     /// Queues one line of a step's output, waiting while too many lines wait for the server.
-    pub fn log(&self, step: &str, stream: LogStream, text: String) {
+    pub(crate) fn log(&self, step: &str, stream: LogStream, text: String) {
         let queue = self.shared.lock();
         let mut queue = self.wait_for_room(queue);
         if queue.closed {
@@ -179,7 +179,7 @@ impl JobSink {
     }
 
     /// The latest state of each step in `order`, then of any other step reported.
-    pub fn final_steps<'a>(&self, order: impl IntoIterator<Item = &'a str>) -> Vec<StepUpdate> {
+    pub(crate) fn final_steps<'a>(&self, order: impl IntoIterator<Item = &'a str>) -> Vec<StepUpdate> {
         let queue = self.shared.lock();
         let mut steps: Vec<StepUpdate> = Vec::with_capacity(queue.steps.len());
         for name in order {
@@ -198,7 +198,7 @@ impl JobSink {
     }
 
     /// The latest state reported for `step`.
-    pub fn state(&self, step: &str) -> Option<State> {
+    pub(crate) fn state(&self, step: &str) -> Option<State> {
         self.shared.lock().steps.iter().find(|update| update.step == step).map(|update| update.state)
     }
 
@@ -259,7 +259,7 @@ impl EventSink for JobSink {
 
 /// How the uploader ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Flushed {
+pub(crate) enum Flushed {
     /// The server has every state and line.
     Everything,
     /// The server says the job is not this agent's any more.
@@ -271,14 +271,14 @@ pub enum Flushed {
 }
 
 /// The running uploader of one job.
-pub struct Uploads {
+pub(crate) struct Uploads {
     shared: Arc<Shared>,
     task: JoinHandle<Flushed>,
 }
 
 impl Uploads {
     /// Sends everything still queued and waits until the server has it (or the uploader ends).
-    pub async fn finish(self) -> Flushed {
+    pub(crate) async fn finish(self) -> Flushed {
         self.shared.lock().finishing = true;
         self.shared.wake.notify_one();
         let flushed = self.task.await.unwrap_or_else(|error| {
@@ -294,7 +294,7 @@ impl Uploads {
 }
 
 /// Where a job's uploads go.
-pub struct Destination {
+pub(crate) struct Destination {
     pub client: ServerClient,
     pub agent_id: i64,
     pub job_id: i64,
@@ -302,7 +302,7 @@ pub struct Destination {
 
 /// Starts the uploader of a job. `abandon` makes it give up (at shutdown, after a grace
 /// period); `control` is cancelled when the server asks for it or refuses the job.
-pub fn start(destination: Destination, control: JobControl, abandon: CancellationToken) -> (Arc<JobSink>, Uploads) {
+pub(crate) fn start(destination: Destination, control: JobControl, abandon: CancellationToken) -> (Arc<JobSink>, Uploads) {
     let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), room: Condvar::new(), wake: Notify::new() });
     let uploader = Uploader { shared: shared.clone(), destination, control, abandon, batch_lines: BATCH_LINES, batch_bytes: BATCH_BYTES };
     let task = tokio::spawn(uploader.run());

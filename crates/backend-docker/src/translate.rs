@@ -28,7 +28,7 @@ pub fn parse_byte_size(text: &str) -> Option<i64> {
 
 /// A step volume as written: `source:target[:mode]`, or a lone path (an anonymous volume).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VolumeSpec {
+pub(crate) enum VolumeSpec {
     /// A host path bound into the container.
     Host { source: String, target: String, mode: Option<String> },
     /// A named volume; it refers to the workflow's own volume of that name.
@@ -37,9 +37,9 @@ pub enum VolumeSpec {
     Anonymous { target: String },
 }
 
-pub fn parse_volume(text: &str) -> Option<VolumeSpec> {
+pub(crate) fn parse_volume(text: &str) -> Option<VolumeSpec> {
     let parts: Vec<&str> = text.split(':').collect();
-    let mode = |index: usize| parts.get(index).map(|mode| mode.to_string()).filter(|mode| !mode.is_empty());
+    let mode = |index: usize| parts.get(index).map(ToString::to_string).filter(|mode| !mode.is_empty());
     match parts.as_slice() {
         [target] if !target.is_empty() => Some(VolumeSpec::Anonymous { target: target.to_string() }),
         [source, target, ..] if parts.len() <= 3 && !source.is_empty() && !target.is_empty() => {
@@ -54,7 +54,7 @@ pub fn parse_volume(text: &str) -> Option<VolumeSpec> {
 }
 
 /// `host[:container[:permissions]]`, as `docker run --device` takes it.
-pub fn parse_device(text: &str) -> Option<Device> {
+pub(crate) fn parse_device(text: &str) -> Option<Device> {
     let parts: Vec<&str> = text.split(':').collect();
     let (host_path, container_path, permissions) = match parts.as_slice() {
         [host] => (*host, *host, "rwm"),
@@ -71,14 +71,14 @@ pub fn parse_device(text: &str) -> Option<Device> {
 }
 
 /// `path[:options]`, as `docker run --tmpfs` takes it.
-pub fn parse_tmpfs(text: &str) -> Option<(String, String)> {
+pub(crate) fn parse_tmpfs(text: &str) -> Option<(String, String)> {
     let (path, options) = text.split_once(':').unwrap_or((text, ""));
     (!path.is_empty()).then(|| (path.to_string(), options.to_string()))
 }
 
 /// Makes `text` usable in a container, network or volume name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`):
 /// other characters become `-`, and it is cut to `max_length`.
-pub fn name_part(text: &str, max_length: usize) -> String {
+pub(crate) fn name_part(text: &str, max_length: usize) -> String {
     let mut part: String = text
         .chars()
         .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '_' | '.' | '-') { character } else { '-' })

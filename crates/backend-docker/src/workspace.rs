@@ -31,12 +31,15 @@ pub enum WorkspaceError {
 const CHUNK_SIZE: usize = 64 * 1024;
 const CHANNEL_CHUNKS: usize = 16;
 
-pub type ArchiveChunks = mpsc::Receiver<Result<Bytes, io::Error>>;
+pub(crate) type ArchiveChunks = mpsc::Receiver<Result<Bytes, io::Error>>;
 
 /// Starts producing the archive of `source` on a blocking thread. Its entries sit under
 /// `prefix` (relative, `/`-separated; every folder of it is an entry of its own). Returns the
 /// chunks to upload and the producer, whose result says why an upload ended early.
-pub fn spawn_archive(source: WorkspaceSource, prefix: Vec<String>) -> (ArchiveChunks, tokio::task::JoinHandle<Result<(), WorkspaceError>>) {
+pub(crate) fn spawn_archive(
+    source: WorkspaceSource,
+    prefix: Vec<String>,
+) -> (ArchiveChunks, tokio::task::JoinHandle<Result<(), WorkspaceError>>) {
     let (sender, receiver) = mpsc::channel(CHANNEL_CHUNKS);
     let producer = tokio::task::spawn_blocking(move || {
         let writer = ChannelWriter { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK_SIZE) };
@@ -135,7 +138,7 @@ impl Archive {
             .map_err(|source| WorkspaceError::Read { path: dir.clone(), source })?
             .collect::<Result<_, _>>()
             .map_err(|source| WorkspaceError::Read { path: dir.clone(), source })?;
-        entries.sort_by_key(|entry| entry.file_name());
+        entries.sort_by_key(std::fs::DirEntry::file_name);
         for entry in entries {
             self.tree(root, &relative.join(entry.file_name()))?;
         }
@@ -335,7 +338,7 @@ mod tests {
     fn entries_of(source: WorkspaceSource, prefix: &[&str]) -> Vec<(String, u32)> {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
-            let (mut chunks, producer) = spawn_archive(source, prefix.iter().map(|part| part.to_string()).collect());
+            let (mut chunks, producer) = spawn_archive(source, prefix.iter().map(ToString::to_string).collect());
             let mut archive = Vec::new();
             while let Some(chunk) = chunks.recv().await {
                 archive.extend_from_slice(&chunk.unwrap());

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 /// `gantry agent` runs an agent; `gantry agent ls|rm` manage a server's agents.
 #[derive(Args, Clone, Debug)]
-pub struct AgentCommand {
+pub(crate) struct AgentCommand {
     #[command(subcommand)]
     pub action: Option<crate::client::AgentAction>,
     #[command(flatten)]
@@ -18,7 +18,7 @@ pub struct AgentCommand {
 }
 
 #[derive(Args, Clone, Debug)]
-pub struct AgentArgs {
+pub(crate) struct AgentArgs {
     /// The server's address, e.g. http://ci.example.com:8000.
     #[arg(long, env = "GANTRY_SERVER", global = true)]
     pub server: Option<String>,
@@ -45,7 +45,7 @@ pub struct AgentArgs {
     pub work_dir: Option<PathBuf>,
 }
 
-pub fn execute(command: AgentCommand) -> anyhow::Result<u8> {
+pub(crate) fn execute(command: AgentCommand) -> anyhow::Result<u8> {
     match command.action {
         Some(action) => crate::client::agents(command.run.server, command.run.token, action, command.run.json),
         None => run(command.run),

@@ -15,12 +15,12 @@ use crate::exec_output::{ExecOutput, OutputMode};
 use crate::{TriggerArgs, output, source};
 
 /// Exit codes of `gantry exec`.
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_CONFIG: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
+pub(crate) enum BackendKind {
     /// Containers on the Docker engine at DOCKER_HOST (the local socket by default).
     Docker,
     /// Host processes in a temporary workspace; images are ignored and services cannot run.
@@ -28,7 +28,7 @@ pub enum BackendKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ExecOutputFormat {
+pub(crate) enum ExecOutputFormat {
     /// A live view on a terminal, plain lines otherwise (or with CI=true).
     Human,
     /// One JSON event per line.
@@ -36,7 +36,7 @@ pub enum ExecOutputFormat {
 }
 
 #[derive(Args, Clone)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Repository folder, workflow folder or pipeline file (default: the current folder).
     pub path: Option<PathBuf>,
     #[command(flatten)]
@@ -129,7 +129,7 @@ fn unquote(value: &str) -> String {
 }
 
 /// Runs `gantry exec`; returns the process exit code.
-pub fn execute(args: ExecArgs) -> anyhow::Result<u8> {
+pub(crate) fn execute(args: ExecArgs) -> anyhow::Result<u8> {
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
     let loaded = source::load(&path)?;
     let context = args.trigger.context(&loaded.root)?;

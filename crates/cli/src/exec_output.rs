@@ -37,7 +37,7 @@ const BOLD: &str = "1";
 const DIM: &str = "2";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputMode {
+pub(crate) enum OutputMode {
     /// A redrawn view of workflows and steps with log lines scrolling above it.
     Live,
     /// One line per log line or state change, no colours: for CI logs, pipes and files.
@@ -50,7 +50,7 @@ impl OutputMode {
     /// Live on a terminal unless `CI` is set; Plain otherwise; Json when asked. `NO_COLOR` only
     /// turns colours off. A dumb terminal (`TERM=dumb` or unset) gets Plain, because it cannot
     /// move the cursor to redraw a view (and indicatif draws nothing there, log lines included).
-    pub fn choose(json: bool) -> OutputMode {
+    pub(crate) fn choose(json: bool) -> OutputMode {
         choose_mode(json, std::io::stdout().is_terminal(), |name| std::env::var(name).ok())
     }
 }
@@ -73,7 +73,7 @@ fn choose_mode(json: bool, stdout_is_terminal: bool, variable: impl Fn(&str) -> 
 ///
 /// `Live` falls back to `Plain` when stdout is not a terminal that can show it, since the live
 /// view would otherwise draw nothing at all, log lines included.
-pub fn sink(mode: OutputMode) -> Arc<ExecOutput> {
+pub(crate) fn sink(mode: OutputMode) -> Arc<ExecOutput> {
     let stdout: Box<dyn Write + Send> = Box::new(std::io::stdout());
     let live_possible = std::io::stdout().is_terminal() && !console::is_dumb();
     match mode {
@@ -93,7 +93,7 @@ pub fn sink(mode: OutputMode) -> Arc<ExecOutput> {
 /// the run has returned. Every method may be called from any thread.
 ///
 /// [`finish`]: ExecOutput::finish
-pub struct ExecOutput {
+pub(crate) struct ExecOutput {
     mode: OutputMode,
     colored: bool,
     state: Mutex<OutputState>,
@@ -118,7 +118,7 @@ struct LiveView {
 
 impl ExecOutput {
     /// Plain or JSON output to `writer` (a `Live` mode renders as `Plain`: a writer is no terminal).
-    pub fn with_writer(mode: OutputMode, writer: Box<dyn Write + Send>) -> Arc<ExecOutput> {
+    pub(crate) fn with_writer(mode: OutputMode, writer: Box<dyn Write + Send>) -> Arc<ExecOutput> {
         let mode = if mode == OutputMode::Live { OutputMode::Plain } else { mode };
         let output = Arc::new(ExecOutput {
             mode,
@@ -151,7 +151,7 @@ impl ExecOutput {
 
     /// Call once after the run: stops the live view and prints the summary table (plain and
     /// live; in Json mode prints nothing more, since `RunFinished` was already an event).
-    pub fn finish(&self, summary: &RunSummary) {
+    pub(crate) fn finish(&self, summary: &RunSummary) {
         if self.finished.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -172,7 +172,7 @@ impl ExecOutput {
 
     /// For messages the command prints around the run: above the live view without breaking it;
     /// on stdout in plain mode; on stderr in JSON mode, which keeps stdout for events.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         match (&self.live, self.mode) {
             (Some(live), _) if !self.finished.load(Ordering::Acquire) => {
                 let _print_order = lock(&live.print_order);
@@ -329,7 +329,7 @@ impl OutputState {
 
 /// A poisoned lock only means another task panicked mid-write; the output is still worth showing.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Flushes buffered output and redraws the live view until the output is finished or dropped.
@@ -959,11 +959,11 @@ mod tests {
     }
 
     fn run_started(workflows: &[&str]) -> Event {
-        Event::RunStarted { run: "r1".into(), workflows: workflows.iter().map(|name| name.to_string()).collect() }
+        Event::RunStarted { run: "r1".into(), workflows: workflows.iter().map(ToString::to_string).collect() }
     }
 
     fn workflow_started(workflow: &str, steps: &[&str]) -> Event {
-        Event::WorkflowStarted { workflow: workflow.into(), steps: steps.iter().map(|name| name.to_string()).collect() }
+        Event::WorkflowStarted { workflow: workflow.into(), steps: steps.iter().map(ToString::to_string).collect() }
     }
 
     fn step_started(workflow: &str, step: &str) -> Event {

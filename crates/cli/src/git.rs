@@ -15,7 +15,7 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// `owner/name` from a remote URL: `https://host/owner/name.git`, `git@host:owner/name.git`.
-pub fn repo_from_remote(url: &str) -> Option<String> {
+pub(crate) fn repo_from_remote(url: &str) -> Option<String> {
     let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
     let path = match trimmed.split_once("://") {
         Some((_, rest)) => rest.split_once('/').map(|(_, path)| path)?,
@@ -45,7 +45,7 @@ fn web_url(remote: &str) -> String {
 }
 
 /// The machine's platform as `os/arch` in Go's names, which pipelines use.
-pub fn host_platform() -> String {
+pub(crate) fn host_platform() -> String {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -57,7 +57,7 @@ pub fn host_platform() -> String {
 }
 
 /// Fills a context from the repository at `root`; fields git cannot tell keep their defaults.
-pub fn context_from_git(root: &Path) -> Context {
+pub(crate) fn context_from_git(root: &Path) -> Context {
     let mut context = Context { platform: host_platform(), ..Context::default() };
     if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
         let host = host.trim();

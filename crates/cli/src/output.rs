@@ -8,14 +8,14 @@ use pipeline::{Context, Diagnostic, Severity, SourceFile};
 use serde::Serialize;
 
 /// Whether to colour output written to this stream: a terminal, and `NO_COLOR` not set.
-pub fn use_color(stream: &impl std::io::IsTerminal) -> bool {
+pub(crate) fn use_color(stream: &impl std::io::IsTerminal) -> bool {
     stream.is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
         && std::env::var("TERM").map_or(true, |term| term != "dumb")
 }
 
 /// Diagnostics rustc-style with the source line and a caret; with `summary`, a closing count.
-pub fn render_diagnostics(diagnostics: &[Diagnostic], files: &[SourceFile], summary: bool, colored: bool) -> String {
+pub(crate) fn render_diagnostics(diagnostics: &[Diagnostic], files: &[SourceFile], summary: bool, colored: bool) -> String {
     let mut out = String::new();
     for diagnostic in diagnostics {
         let source = files.iter().find(|file| file.path == diagnostic.file).map(|file| file.text.as_str());
@@ -47,7 +47,7 @@ fn plural(count: usize, word: &str) -> String {
 }
 
 #[derive(Serialize)]
-pub struct LintReport<'a> {
+pub(crate) struct LintReport<'a> {
     files: Vec<&'a str>,
     errors: usize,
     warnings: usize,
@@ -56,13 +56,13 @@ pub struct LintReport<'a> {
     diagnostics: &'a [Diagnostic],
 }
 
-pub fn lint_json<'a>(diagnostics: &'a [Diagnostic], files: &'a [SourceFile]) -> LintReport<'a> {
+pub(crate) fn lint_json<'a>(diagnostics: &'a [Diagnostic], files: &'a [SourceFile]) -> LintReport<'a> {
     let [errors, warnings, notes] = counts(diagnostics);
     LintReport { files: files.iter().map(|file| file.path.as_str()).collect(), errors, warnings, notes, diagnostics }
 }
 
 /// A plan as a readable outline: workflows, then each step with what it waits for.
-pub fn render_plan(plan: &Plan, context: &Context) -> String {
+pub(crate) fn render_plan(plan: &Plan, context: &Context) -> String {
     let mut out = String::new();
     let subject = match &context.tag {
         Some(tag) if context.event == "tag" => format!("tag {tag}"),

@@ -10,7 +10,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Clone, Debug)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "GANTRY_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
@@ -60,7 +60,7 @@ pub struct ServerArgs {
     pub egress_allow: String,
 }
 
-pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
+pub(crate) fn execute(args: ServerArgs) -> anyhow::Result<u8> {
     let mut config = server::ServerConfig::new(args.listen, args.data.clone());
     config.database_url = args.database_url.filter(|url| !url.is_empty());
     if let Some(url) = args.public_url.filter(|url| !url.is_empty()) {
@@ -96,7 +96,7 @@ pub fn execute(args: ServerArgs) -> anyhow::Result<u8> {
 }
 
 /// SIGTERM or Ctrl-C cancels `shutdown`.
-pub fn spawn_signal_handler(shutdown: CancellationToken) {
+pub(crate) fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
         let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
             tracing::warn!("cannot listen for SIGTERM");

@@ -10,7 +10,7 @@ use pipeline::yaml::Span;
 use pipeline::{Diagnostic, SourceFile};
 
 /// The files of one pipeline and the folder they were found from (for git).
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     pub root: PathBuf,
     pub files: Vec<SourceFile>,
     /// Problems found while reading the files as text.
@@ -57,7 +57,7 @@ fn names_in(dir: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Loads the pipeline at `path`: a repository folder (discovered as Woodpecker and Drone do),
 /// a folder of workflow files, or one file (a custom config path).
-pub fn load(path: &Path) -> anyhow::Result<Pipeline> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Pipeline> {
     let metadata = fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
     if metadata.is_file() {
         let root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
@@ -92,7 +92,7 @@ pub fn load(path: &Path) -> anyhow::Result<Pipeline> {
 
 /// Loads several paths: each folder is its own pipeline; files given together that sit in the
 /// same folder form one pipeline (so that `depends_on` between them resolves).
-pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
+pub(crate) fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
     let mut pipelines: Vec<(bool, Pipeline)> = Vec::new();
     for path in paths {
         let is_file = path.is_file();

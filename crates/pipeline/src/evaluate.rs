@@ -228,7 +228,7 @@ fn split_output(arguments: &[Value]) -> usize {
         pieces = pieces.min(limit);
     }
     // Each piece is a whole `Value` besides its bytes.
-    text.len().saturating_add(pieces.saturating_mul(std::mem::size_of::<Value>()))
+    text.len().saturating_add(pieces.saturating_mul(size_of::<Value>()))
 }
 
 /// expr-lang's name for a value's type, as its `type()` builtin gives it.

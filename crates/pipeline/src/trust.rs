@@ -136,7 +136,7 @@ pub(crate) fn needs(step: &StepPowers<'_>) -> Vec<TrustNeed> {
             format!("it joins the network of container `{container}`, which may be the host's, instead of its workflow's"),
         ),
         NetworkMode::Other(network) => {
-            need(TrustKind::Network, "network_mode", format!("it joins the network `{network}` instead of its workflow's"))
+            need(TrustKind::Network, "network_mode", format!("it joins the network `{network}` instead of its workflow's"));
         }
     }
     if !step.dns.is_empty() {

@@ -92,7 +92,7 @@ mod millis {
 
     use serde::Serializer;
 
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(duration.as_millis().min(u64::MAX as u128) as u64)
     }
 }
@@ -105,6 +105,6 @@ pub trait EventSink: Send + Sync + 'static {
 
 impl<F: Fn(Event) + Send + Sync + 'static> EventSink for F {
     fn emit(&self, event: Event) {
-        self(event)
+        self(event);
     }
 }

@@ -474,7 +474,7 @@ async fn forward_output(mut output: OutputStreamOf, events: Arc<dyn EventSink>, 
                 step: step.clone(),
                 stream,
                 line: String::from_utf8_lossy(line).into_owned(),
-            })
+            });
         }
     };
     let mut emit_stdout = emit(OutputStream::Stdout);
@@ -763,7 +763,7 @@ impl<B: Backend> WorkflowRun<B> {
         let shared = self.shared.clone();
 
         // Services first; the steps wait until every service with a readiness check passes it.
-        for service in workflow.services.iter() {
+        for service in &workflow.services {
             if service.skipped {
                 self.emit_finished(&service.name, skipped(service.skip_reason.clone()));
                 continue;

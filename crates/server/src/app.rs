@@ -57,7 +57,7 @@ impl utoipa::Modify for CommonAnswers {
                 .build()
                 .into()
         };
-        for (path, item) in openapi.paths.paths.iter_mut() {
+        for (path, item) in &mut openapi.paths.paths {
             let rest_api = path.starts_with("/api/v1/");
             let repository = path.starts_with("/api/v1/repos/{owner}/{name}");
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];

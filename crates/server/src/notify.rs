@@ -66,7 +66,7 @@ pub async fn build_changed(state: &AppState, build: &BuildRecord) {
 async fn retry<F, Fut, E>(what: &str, mut attempt: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut backoff = FIRST_BACKOFF;

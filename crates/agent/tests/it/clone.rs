@@ -255,7 +255,8 @@ async fn credentials_are_not_given_to_the_host_a_redirect_leads_to() {
     let elsewhere_port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
     let redirecting = axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
-        let target = format!("http://localhost:{elsewhere_port}{}", uri.path_and_query().map(|path| path.as_str()).unwrap_or("/"));
+        let target =
+            format!("http://localhost:{elsewhere_port}{}", uri.path_and_query().map(axum::http::uri::PathAndQuery::as_str).unwrap_or("/"));
         (StatusCode::FOUND, [("location", target)], "").into_response()
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -20,16 +20,16 @@ use proto::api::ErrorBody;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const SECRET: &str = "agent-secret-for-tests";
+pub(crate) const SECRET: &str = "agent-secret-for-tests";
 /// The token the fake server hands out at registration; every later request must carry it.
-pub const AGENT_TOKEN: &str = "gtg_agent-token-for-tests";
-pub const AGENT_ID: i64 = 7;
+pub(crate) const AGENT_TOKEN: &str = "gtg_agent-token-for-tests";
+pub(crate) const AGENT_ID: i64 = 7;
 /// How long the fake holds a long-poll (the real server holds them 25 s).
 const LONG_POLL: Duration = Duration::from_secs(2);
 
 /// What the server received, and what it is told to do.
 #[derive(Default)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub registrations: Vec<RegisterRequest>,
     pub queue: VecDeque<Job>,
     /// Jobs handed out as they are, before `queue`: what a newer server might send.
@@ -61,41 +61,41 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn lines(&self, job: i64, step: &str) -> Vec<String> {
+    pub(crate) fn lines(&self, job: i64, step: &str) -> Vec<String> {
         self.logs.get(&(job, step.to_owned())).map(|lines| lines.iter().map(|line| line.text.clone()).collect()).unwrap_or_default()
     }
 
     /// Step updates received for one step, as states.
-    pub fn states(&self, job: i64, step: &str) -> Vec<proto::State> {
+    pub(crate) fn states(&self, job: i64, step: &str) -> Vec<proto::State> {
         self.steps
             .get(&job)
             .map(|updates| updates.iter().filter(|(_, u)| u.step == step).map(|(_, u)| u.state).collect())
             .unwrap_or_default()
     }
 
-    pub fn first_update(&self, job: i64, step: &str, state: proto::State) -> Option<Instant> {
+    pub(crate) fn first_update(&self, job: i64, step: &str, state: proto::State) -> Option<Instant> {
         self.steps.get(&job)?.iter().find(|(_, update)| update.step == step && update.state == state).map(|(at, _)| *at)
     }
 }
 
 #[derive(Default)]
-pub struct ServerState {
+pub(crate) struct ServerState {
     recorded: Mutex<Recorded>,
     pub heartbeat_seconds: u64,
 }
 
 impl ServerState {
     /// A state as a fresh fake server starts with.
-    pub fn new() -> Arc<ServerState> {
+    pub(crate) fn new() -> Arc<ServerState> {
         Arc::new(ServerState { heartbeat_seconds: 1, ..ServerState::default() })
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Recorded> {
-        self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Recorded> {
+        self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-pub struct FakeServer {
+pub(crate) struct FakeServer {
     pub url: String,
     pub address: SocketAddr,
     pub state: Arc<ServerState>,
@@ -104,13 +104,13 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
-    pub async fn start() -> FakeServer {
+    pub(crate) async fn start() -> FakeServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         FakeServer::serve(listener, ServerState::new())
     }
 
     /// A server on `address` (free a moment ago), with `state`: a restart keeps what was stored.
-    pub async fn start_at(address: SocketAddr, state: Arc<ServerState>) -> FakeServer {
+    pub(crate) async fn start_at(address: SocketAddr, state: Arc<ServerState>) -> FakeServer {
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         FakeServer::serve(listener, state)
     }
@@ -138,7 +138,7 @@ impl FakeServer {
     }
 
     /// Stops listening and closes every connection; what was stored stays in `state`.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -148,16 +148,16 @@ impl FakeServer {
         }
     }
 
-    pub fn push_job(&self, job: Job) {
+    pub(crate) fn push_job(&self, job: Job) {
         self.state.lock().queue.push_back(job);
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Recorded> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Recorded> {
         self.state.lock()
     }
 
     /// Waits until `condition` holds, polling; false when `limit` passed first.
-    pub async fn wait_for(&self, limit: Duration, condition: impl Fn(&Recorded) -> bool) -> bool {
+    pub(crate) async fn wait_for(&self, limit: Duration, condition: impl Fn(&Recorded) -> bool) -> bool {
         let deadline = Instant::now() + limit;
         loop {
             if condition(&self.state.lock()) {
@@ -171,7 +171,7 @@ impl FakeServer {
     }
 
     /// Waits for the job's `done`.
-    pub async fn done(&self, job: i64, limit: Duration) -> JobDone {
+    pub(crate) async fn done(&self, job: i64, limit: Duration) -> JobDone {
         assert!(self.wait_for(limit, |recorded| recorded.done.contains_key(&job)).await, "job {job} reported no end within {limit:?}");
         self.state.lock().done[&job].clone()
     }

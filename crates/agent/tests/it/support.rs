@@ -15,26 +15,26 @@ use tokio_util::sync::CancellationToken;
 use crate::server::SECRET;
 
 /// Built by `scripts/docker-up.sh` with `docker import`: never pulled.
-pub const IMAGE: &str = "gantry-test/busybox:latest";
+pub(crate) const IMAGE: &str = "gantry-test/busybox:latest";
 
 /// Log output of the agent with `RUST_LOG=agent=debug`.
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
 }
 
 /// The plan of a Woodpecker pipeline (`IMAGE` stands for the test image).
-pub fn plan(pipeline: &str) -> Plan {
+pub(crate) fn plan(pipeline: &str) -> Plan {
     plan_with(pipeline, Context::default())
 }
 
-pub fn plan_with(pipeline: &str, context: Context) -> Plan {
+pub(crate) fn plan_with(pipeline: &str, context: Context) -> Plan {
     let file = SourceFile::new(".woodpecker.yml", pipeline.replace("IMAGE", IMAGE));
     let plan = pipeline::plan_files(&[file], &context, CompileOptions::default());
     assert!(!plan.has_errors(), "{:#?}", plan.diagnostics);
     plan
 }
 
-pub fn job(id: i64, plan: Plan) -> Job {
+pub(crate) fn job(id: i64, plan: Plan) -> Job {
     Job {
         id,
         build_id: id,
@@ -57,7 +57,7 @@ pub fn job(id: i64, plan: Plan) -> Job {
 
 /// An agent running in this process. Its containers carry the pid of a `sleep` process of its
 /// own, so tests running at once tell their leftovers apart (and none sweeps another's).
-pub struct TestAgent {
+pub(crate) struct TestAgent {
     pub shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), AgentError>>>,
     owner: Child,
@@ -65,11 +65,11 @@ pub struct TestAgent {
 }
 
 impl TestAgent {
-    pub fn start(server: &str) -> TestAgent {
+    pub(crate) fn start(server: &str) -> TestAgent {
         TestAgent::start_with(server, |_| {})
     }
 
-    pub fn start_with(server: &str, configure: impl FnOnce(&mut AgentConfig)) -> TestAgent {
+    pub(crate) fn start_with(server: &str, configure: impl FnOnce(&mut AgentConfig)) -> TestAgent {
         init_tracing();
         let owner = Command::new("sleep").arg("3600").spawn().expect("sleep runs");
         let work_dir = tempfile::tempdir().unwrap();
@@ -86,7 +86,7 @@ impl TestAgent {
 
     /// Shuts the agent down and checks that it left nothing: no containers, networks or volumes
     /// of its runs, no clone folders.
-    pub async fn stop(mut self) -> Result<(), AgentError> {
+    pub(crate) async fn stop(mut self) -> Result<(), AgentError> {
         self.shutdown.cancel();
         let task = self.task.take().unwrap();
         let result = tokio::time::timeout(Duration::from_secs(30), task).await.expect("the agent stops within 30 s").unwrap();
@@ -105,13 +105,13 @@ impl TestAgent {
     }
 
     /// The process the agent's containers name as their owner.
-    pub fn owner_pid(&self) -> u32 {
+    pub(crate) fn owner_pid(&self) -> u32 {
         self.owner.id()
     }
 
     /// Ends the agent as `kill -9` would: its task is dropped mid-job, nothing is torn down,
     /// and the owner process dies. Returns the owner's pid.
-    pub async fn kill(mut self) -> u32 {
+    pub(crate) async fn kill(mut self) -> u32 {
         let task = self.task.take().unwrap();
         task.abort();
         let _ = task.await;
@@ -122,7 +122,7 @@ impl TestAgent {
     }
 
     /// Waits for `run` to return by itself (it failed).
-    pub async fn ended(mut self) -> Result<(), AgentError> {
+    pub(crate) async fn ended(mut self) -> Result<(), AgentError> {
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(30), task).await.expect("the agent ends within 30 s").unwrap()
     }
@@ -137,14 +137,14 @@ impl Drop for TestAgent {
 }
 
 /// Containers whose owner is `pid`.
-pub fn containers_of(pid: u32) -> Vec<String> {
+pub(crate) fn containers_of(pid: u32) -> Vec<String> {
     let filter = format!("label={LABEL_PID}={pid}");
     let output = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().unwrap();
     String::from_utf8_lossy(&output.stdout).split_whitespace().map(str::to_owned).collect()
 }
 
 /// Nothing on the engine carries `pid` as its owner.
-pub fn assert_nothing_left(pid: u32) {
+pub(crate) fn assert_nothing_left(pid: u32) {
     let filter = format!("label={LABEL_PID}={pid}");
     for kind in [vec!["ps", "-aq"], vec!["network", "ls", "-q"], vec!["volume", "ls", "-q"]] {
         let mut args = kind.clone();
@@ -156,7 +156,7 @@ pub fn assert_nothing_left(pid: u32) {
 }
 
 /// Runs git in `dir`, panicking with its output when it fails; returns its stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"])
         .args(args)

@@ -46,7 +46,7 @@ async fn preparations_abandoned_mid_request_are_still_torn_down() {
         .enumerate()
         .map(|(index, request)| tokio::time::timeout(Duration::from_millis(index as u64), test.backend.prepare(&workflow, request)));
     let finished = futures_util::future::join_all(abandoned).await;
-    assert!(finished.iter().any(|result| result.is_err()), "some preparations were abandoned");
+    assert!(finished.iter().any(Result::is_err), "some preparations were abandoned");
 
     test.finish(workflow).await;
 }

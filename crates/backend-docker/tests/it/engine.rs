@@ -52,7 +52,7 @@ async fn errors_name_the_container_or_image() {
     assert!(engine.image_exists(BUSYBOX).await.unwrap());
     match engine.pull_image("gantry-test/not-here:1").await {
         Err(DockerError::PullFailed { image, reason }) => {
-            assert_eq!((image.as_str(), reason.is_empty()), ("gantry-test/not-here:1", false))
+            assert_eq!((image.as_str(), reason.is_empty()), ("gantry-test/not-here:1", false));
         }
         other => panic!("expected PullFailed, got {other:?}"),
     }

@@ -1,5 +1,8 @@
 //! The local backend as the runtime drives it: steps as host processes in a workflow directory.
 
+// A test stops at what it did not expect, helpers included.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use super::http::Client;
 use super::render::{self, Table};
 
 #[derive(Subcommand, Clone, Debug)]
-pub enum AgentAction {
+pub(crate) enum AgentAction {
     /// List the server's agents: name, labels, whether connected, what they run.
     #[command(alias = "list")]
     Ls,
@@ -20,7 +20,7 @@ pub enum AgentAction {
     },
 }
 
-pub async fn execute(client: Client, action: AgentAction, json: bool) -> anyhow::Result<u8> {
+pub(super) async fn execute(client: Client, action: AgentAction, json: bool) -> anyhow::Result<u8> {
     match action {
         AgentAction::Ls => {
             let agents: Vec<Agent> = client.get(&["agents"]).await?;

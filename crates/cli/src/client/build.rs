@@ -14,7 +14,7 @@ use super::logs::{self, LogsArgs};
 use super::render::{self, Table};
 
 #[derive(Subcommand, Clone, Debug)]
-pub enum BuildAction {
+pub(super) enum BuildAction {
     /// List a repository's builds, newest first.
     #[command(alias = "list")]
     Ls {
@@ -41,7 +41,7 @@ pub enum BuildAction {
 }
 
 #[derive(Args, Clone, Debug)]
-pub struct BuildRef {
+pub(super) struct BuildRef {
     /// The repository, as OWNER/NAME.
     pub repo: RepoName,
     /// The build's number.
@@ -50,7 +50,7 @@ pub struct BuildRef {
 }
 
 #[derive(Args, Clone, Debug)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     /// The repository, as OWNER/NAME.
     repo: RepoName,
     /// The branch to build (default: the repository's default branch).
@@ -71,7 +71,7 @@ fn parse_variable(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn execute(client: Client, action: BuildAction, json: bool) -> anyhow::Result<u8> {
+pub(super) async fn execute(client: Client, action: BuildAction, json: bool) -> anyhow::Result<u8> {
     match action {
         BuildAction::Ls { repo, limit } => {
             let builds: Vec<Build> = client.get_query(&repo.path(&["builds"]), &[("limit", limit.to_string())]).await?;
@@ -87,9 +87,9 @@ pub async fn execute(client: Client, action: BuildAction, json: bool) -> anyhow:
         BuildAction::Show(target) => {
             let build = fetch(&client, &target.repo, target.number).await?;
             if json {
-                render::emit_json(&build)?
+                render::emit_json(&build)?;
             } else {
-                render::emit(&describe(&build, render::now()))?
+                render::emit(&describe(&build, render::now()))?;
             }
             Ok(0)
         }
@@ -116,14 +116,14 @@ async fn decide(client: &Client, target: &BuildRef, action: &str, json: bool) ->
     let number = target.number.to_string();
     let build: Build = client.post(&target.repo.path(&["builds", &number, action]), &serde_json::json!({})).await?;
     if json {
-        render::emit_json(&build)?
+        render::emit_json(&build)?;
     } else {
-        render::emit(&format!("{}\n", headline(&build)))?
+        render::emit(&format!("{}\n", headline(&build)))?;
     }
     Ok(0)
 }
 
-pub async fn fetch(client: &Client, repo: &RepoName, number: i64) -> anyhow::Result<Build> {
+pub(super) async fn fetch(client: &Client, repo: &RepoName, number: i64) -> anyhow::Result<Build> {
     Ok(client.get(&repo.path(&["builds", &number.to_string()])).await?)
 }
 

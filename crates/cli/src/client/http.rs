@@ -20,7 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the server is and who is asking; every client command takes these.
 #[derive(Args, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The server's base URL, e.g. http://127.0.0.1:8000.
     #[arg(long, env = "GANTRY_SERVER", global = true, value_name = "URL", display_order = 100)]
     pub server: Option<String>,
@@ -38,7 +38,7 @@ impl fmt::Debug for Connection {
 
 /// What went wrong talking to the server.
 #[derive(Debug)]
-pub enum ClientError {
+pub(super) enum ClientError {
     /// The server answered with an error status; `body` says why (made up from the status and
     /// the text when the answer was not an `ErrorBody`, as for a proxy's error page).
     Refused { status: StatusCode, body: ErrorBody },
@@ -65,7 +65,7 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 /// The REST API of one server, as one caller.
-pub struct Client {
+pub(super) struct Client {
     /// Ends with `/`, so relative segments go below it even when the server lives under a path.
     base: Url,
     token: Option<String>,
@@ -75,7 +75,7 @@ pub struct Client {
 impl Client {
     /// A client for the server and token given; a missing or malformed server URL is a usage
     /// error. The token is not checked here: the server says whether it is valid.
-    pub fn new(connection: &Connection) -> anyhow::Result<Client> {
+    pub(super) fn new(connection: &Connection) -> anyhow::Result<Client> {
         let Some(server) = connection.server.as_deref().map(str::trim).filter(|server| !server.is_empty()) else {
             bail!("no server given: set GANTRY_SERVER (or pass --server) to its URL, e.g. http://127.0.0.1:8000");
         };
@@ -106,7 +106,7 @@ impl Client {
     }
 
     /// `…/api/v1/<segments>`, each segment percent-encoded.
-    pub fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         {
             let mut path = url.path_segments_mut().expect("an http(s) URL has a path");
@@ -127,31 +127,31 @@ impl Client {
         }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ClientError> {
+    pub(super) async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ClientError> {
         self.get_query(segments, &[]).await
     }
 
-    pub async fn get_query<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, String)]) -> Result<T, ClientError> {
+    pub(super) async fn get_query<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, String)]) -> Result<T, ClientError> {
         let url = self.url(segments);
         let request = self.request(Method::GET, url.clone()).query(query).timeout(REQUEST_TIMEOUT);
         decode(&url, self.send(request).await?).await
     }
 
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
+    pub(super) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
         self.with_body(Method::POST, segments, body).await
     }
 
-    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
+    pub(super) async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
         self.with_body(Method::PUT, segments, body).await
     }
 
     #[allow(dead_code)] // No command changes settings yet; kept so the client covers the API's verbs.
-    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
+    pub(super) async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
         self.with_body(Method::PATCH, segments, body).await
     }
 
     /// A DELETE; the answer's body, if any, is not read.
-    pub async fn delete(&self, segments: &[&str]) -> Result<(), ClientError> {
+    pub(super) async fn delete(&self, segments: &[&str]) -> Result<(), ClientError> {
         let request = self.request(Method::DELETE, self.url(segments)).timeout(REQUEST_TIMEOUT);
         self.send(request).await.map(drop)
     }
@@ -168,7 +168,7 @@ impl Client {
     }
 
     /// A GET whose body the caller reads as it arrives (logs): no overall time limit.
-    pub async fn open_stream(
+    pub(super) async fn open_stream(
         &self,
         segments: &[&str],
         query: &[(&str, String)],
@@ -197,7 +197,7 @@ impl Client {
         Err(ClientError::Refused { status, body })
     }
 
-    pub fn unreachable(&self, error: &reqwest::Error) -> ClientError {
+    pub(super) fn unreachable(&self, error: &reqwest::Error) -> ClientError {
         let detail = if error.is_timeout() { "no answer in time".to_owned() } else { root_cause(error) };
         ClientError::Unreachable { base: self.base.as_str().trim_end_matches('/').to_owned(), detail }
     }

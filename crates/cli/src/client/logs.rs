@@ -25,7 +25,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
 #[derive(Args, Clone, Debug)]
-pub struct LogsArgs {
+pub(super) struct LogsArgs {
     /// The repository, as OWNER/NAME.
     repo: RepoName,
     /// The build's number.
@@ -64,7 +64,7 @@ struct JsonLine<'a> {
 /// Whether to go on: false once stdout is closed (`| head`), which ends the command quietly.
 type Continue = bool;
 
-pub async fn execute(client: &Client, args: LogsArgs, json: bool) -> anyhow::Result<u8> {
+pub(super) async fn execute(client: &Client, args: LogsArgs, json: bool) -> anyhow::Result<u8> {
     let build = fetch(client, &args.repo, args.number).await?;
     let targets = match select(&build, args.step.as_deref()) {
         Ok(targets) => targets,

@@ -20,14 +20,14 @@ use std::str::FromStr;
 use anyhow::Context as _;
 use clap::Args;
 
-pub use http::Connection;
+pub(crate) use http::Connection;
 use http::{Client, ClientError};
 
 const EXIT_REFUSED: u8 = 1;
 
 /// `gantry repo …`
 #[derive(Args, Clone, Debug)]
-pub struct RepoCommand {
+pub(crate) struct RepoCommand {
     #[command(flatten)]
     connection: Connection,
     /// Print JSON instead of text.
@@ -39,7 +39,7 @@ pub struct RepoCommand {
 
 /// `gantry build …`
 #[derive(Args, Clone, Debug)]
-pub struct BuildCommand {
+pub(crate) struct BuildCommand {
     #[command(flatten)]
     connection: Connection,
     /// Print JSON instead of text (logs: one JSON object per line).
@@ -51,7 +51,7 @@ pub struct BuildCommand {
 
 /// `gantry secret …`
 #[derive(Args, Clone, Debug)]
-pub struct SecretCommand {
+pub(crate) struct SecretCommand {
     #[command(flatten)]
     connection: Connection,
     /// Print JSON instead of text.
@@ -62,22 +62,22 @@ pub struct SecretCommand {
 }
 
 /// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.
-pub fn agents(server: Option<String>, token: Option<String>, action: agents::AgentAction, json: bool) -> anyhow::Result<u8> {
+pub(crate) fn agents(server: Option<String>, token: Option<String>, action: AgentAction, json: bool) -> anyhow::Result<u8> {
     let connection = Connection { server, token };
     run(&connection, |client| agents::execute(client, action, json))
 }
 
-pub use agents::AgentAction;
+pub(crate) use agents::AgentAction;
 
-pub fn repo(command: RepoCommand) -> anyhow::Result<u8> {
+pub(crate) fn repo(command: RepoCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| repo::execute(client, command.action, command.json))
 }
 
-pub fn build(command: BuildCommand) -> anyhow::Result<u8> {
+pub(crate) fn build(command: BuildCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| build::execute(client, command.action, command.json))
 }
 
-pub fn secret(command: SecretCommand) -> anyhow::Result<u8> {
+pub(crate) fn secret(command: SecretCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| secret::execute(client, command.action, command.json))
 }
 
@@ -110,7 +110,7 @@ where
 
 /// `owner/name`, the address of a repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RepoName {
+pub(crate) struct RepoName {
     pub owner: String,
     pub name: String,
 }
@@ -136,7 +136,7 @@ impl fmt::Display for RepoName {
 
 impl RepoName {
     /// `repos/{owner}/{name}/<rest>` as URL segments.
-    pub fn path<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+    pub(crate) fn path<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
         let mut segments = vec!["repos", self.owner.as_str(), self.name.as_str()];
         segments.extend_from_slice(rest);
         segments

@@ -8,26 +8,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
-pub struct Table {
+pub(super) struct Table {
     rows: Vec<Vec<String>>,
     indent: usize,
 }
 
 impl Table {
-    pub fn new(header: &[&str]) -> Table {
+    pub(super) fn new(header: &[&str]) -> Table {
         Table { rows: vec![header.iter().map(|cell| (*cell).to_owned()).collect()], indent: 0 }
     }
 
-    pub fn indented(mut self, indent: usize) -> Table {
+    pub(super) fn indented(mut self, indent: usize) -> Table {
         self.indent = indent;
         self
     }
 
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(super) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    pub fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..columns)
             .map(|column| self.rows.iter().filter_map(|row| row.get(column)).map(|cell| cell.chars().count()).max().unwrap_or(0))
@@ -50,7 +50,7 @@ impl Table {
 }
 
 /// `name  value` lines with the names aligned, indented by two spaces.
-pub fn fields(pairs: &[(&str, String)]) -> String {
+pub(super) fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(name, _)| name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     for (name, value) in pairs {
@@ -61,12 +61,12 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
 
 /// Writes to stdout. A reader that went away (a closed pipe) is not an error: the output is
 /// simply no longer wanted.
-pub fn emit(text: &str) -> anyhow::Result<()> {
+pub(super) fn emit(text: &str) -> anyhow::Result<()> {
     emit_bytes(text.as_bytes()).map(drop)
 }
 
 /// As `emit`, flushed at once (logs arrive in pieces). False when stdout is closed.
-pub fn emit_bytes(bytes: &[u8]) -> anyhow::Result<bool> {
+pub(super) fn emit_bytes(bytes: &[u8]) -> anyhow::Result<bool> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(true),
@@ -76,19 +76,19 @@ pub fn emit_bytes(bytes: &[u8]) -> anyhow::Result<bool> {
 }
 
 /// Pretty JSON, for `--json`.
-pub fn emit_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+pub(super) fn emit_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
     emit(&text)
 }
 
 /// Unix seconds now.
-pub fn now() -> i64 {
+pub(super) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs() as i64).unwrap_or(0)
 }
 
 /// `45s`, `3m 05s`, `2h 04m`, `3d 02h`.
-pub fn duration(seconds: i64) -> String {
+pub(super) fn duration(seconds: i64) -> String {
     let seconds = seconds.max(0);
     match seconds {
         0..60 => format!("{seconds}s"),
@@ -99,7 +99,7 @@ pub fn duration(seconds: i64) -> String {
 }
 
 /// How long ago: `just now`, `5m ago`, `3h ago`, `2d ago`.
-pub fn ago(then: i64, now: i64) -> String {
+pub(super) fn ago(then: i64, now: i64) -> String {
     let seconds = (now - then).max(0);
     match seconds {
         0..5 => "just now".into(),
@@ -111,7 +111,7 @@ pub fn ago(then: i64, now: i64) -> String {
 }
 
 /// `2026-01-05 10:20:03 UTC`.
-pub fn timestamp(unix_seconds: i64) -> String {
+pub(super) fn timestamp(unix_seconds: i64) -> String {
     let days = unix_seconds.div_euclid(86400);
     let time = unix_seconds.rem_euclid(86400);
     // Howard Hinnant's days-to-civil algorithm.
@@ -128,7 +128,7 @@ pub fn timestamp(unix_seconds: i64) -> String {
 }
 
 /// The first line of a commit message, cut to `limit` characters.
-pub fn first_line(message: &str, limit: usize) -> String {
+pub(super) fn first_line(message: &str, limit: usize) -> String {
     let line = message.lines().next().unwrap_or_default().trim();
     if line.chars().count() <= limit {
         line.to_owned()
@@ -140,7 +140,7 @@ pub fn first_line(message: &str, limit: usize) -> String {
 }
 
 /// The first 8 characters of a commit.
-pub fn short_commit(commit: &str) -> &str {
+pub(super) fn short_commit(commit: &str) -> &str {
     commit.get(..8).unwrap_or(commit)
 }
 

@@ -9,7 +9,7 @@ use super::http::Client;
 use super::render::{self, Table};
 
 #[derive(Subcommand, Clone, Debug)]
-pub enum RepoAction {
+pub(super) enum RepoAction {
     /// Register a repository (any git remote); you become its admin.
     Add(AddArgs),
     /// List the repositories you can see, with your role.
@@ -29,7 +29,7 @@ pub enum RepoAction {
 }
 
 #[derive(Args, Clone, Debug)]
-pub struct AddArgs {
+pub(super) struct AddArgs {
     /// The repository's address on this server, as OWNER/NAME.
     repo: RepoName,
     /// Where to clone from: https://, ssh://, git://, file:// or user@host:path.
@@ -99,7 +99,7 @@ impl From<LostPolicyArg> for LostPolicy {
     }
 }
 
-pub async fn execute(client: Client, action: RepoAction, json: bool) -> anyhow::Result<u8> {
+pub(super) async fn execute(client: Client, action: RepoAction, json: bool) -> anyhow::Result<u8> {
     match action {
         RepoAction::Add(args) => add(&client, args, json).await,
         RepoAction::Ls => {
@@ -111,7 +111,7 @@ pub async fn execute(client: Client, action: RepoAction, json: bool) -> anyhow::
             } else {
                 let mut table = Table::new(&["NAME", "FORGE", "BRANCH", "ROLE", "CLONE URL"]);
                 for repo in &repos {
-                    let role = repo.role.map(|role| role.as_str()).unwrap_or("-");
+                    let role = repo.role.map(proto::api::Role::as_str).unwrap_or("-");
                     table.row(vec![
                         repo.full_name.clone(),
                         repo.forge.as_str().into(),
@@ -127,9 +127,9 @@ pub async fn execute(client: Client, action: RepoAction, json: bool) -> anyhow::
         RepoAction::Show { repo } => {
             let repo: Repo = client.get(&repo.path(&[])).await?;
             if json {
-                render::emit_json(&repo)?
+                render::emit_json(&repo)?;
             } else {
-                render::emit(&format!("{}\n{}", repo.full_name, describe(&repo)))?
+                render::emit(&format!("{}\n{}", repo.full_name, describe(&repo)))?;
             }
             Ok(0)
         }

@@ -13,7 +13,7 @@ use super::http::Client;
 use super::render::{self, Table};
 
 #[derive(Subcommand, Clone, Debug)]
-pub enum SecretAction {
+pub(super) enum SecretAction {
     /// Create or replace a secret. The value comes from --value, --from-file, --from-env or stdin.
     #[command(alias = "set")]
     Add(AddArgs),
@@ -35,7 +35,7 @@ pub enum SecretAction {
 
 #[derive(Args, Clone)]
 #[command(group(ArgGroup::new("source").args(["value", "from_file", "from_env"])))]
-pub struct AddArgs {
+pub(super) struct AddArgs {
     /// The repository, as OWNER/NAME.
     repo: RepoName,
     /// The secret's name, as pipelines refer to it with `from_secret`.
@@ -81,7 +81,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn execute(client: Client, action: SecretAction, json: bool) -> anyhow::Result<u8> {
+pub(super) async fn execute(client: Client, action: SecretAction, json: bool) -> anyhow::Result<u8> {
     match action {
         SecretAction::Add(args) => {
             check_name(&args.name)?;

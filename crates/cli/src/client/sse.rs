@@ -4,7 +4,7 @@
 
 /// One dispatched event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SseEvent {
+pub(super) struct SseEvent {
     /// `message` when the server named none.
     pub event: String,
     pub data: String,
@@ -15,7 +15,7 @@ pub struct SseEvent {
 /// Turns chunks of bytes into events. Bytes are kept until their line ends, so a chunk may end
 /// anywhere: inside a line, between CR and LF, or inside a multi-byte character.
 #[derive(Debug, Default)]
-pub struct SseParser {
+pub(super) struct SseParser {
     /// The line being read, not yet terminated.
     line: Vec<u8>,
     /// The previous chunk ended with CR: an LF starting the next one belongs to it.
@@ -30,17 +30,17 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    pub fn new() -> SseParser {
+    pub(super) fn new() -> SseParser {
         SseParser::default()
     }
 
     /// The reconnection delay the server asked for with `retry:`, in milliseconds.
-    pub fn retry_ms(&self) -> Option<u64> {
+    pub(super) fn retry_ms(&self) -> Option<u64> {
         self.retry_ms
     }
 
     /// Reads a chunk and returns the events it completed, in order.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+    pub(super) fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
         for &byte in chunk {
             if self.after_cr {
@@ -104,7 +104,7 @@ impl SseParser {
             return;
         }
         let event = if event.is_empty() { "message".to_owned() } else { event };
-        events.push(SseEvent { event, data, id: self.last_id.clone() })
+        events.push(SseEvent { event, data, id: self.last_id.clone() });
     }
 }
 

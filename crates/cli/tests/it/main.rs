@@ -1,5 +1,8 @@
 //! The `gantry` binary as users run it: exit codes, output formats, discovery, git defaults.
 
+// A test stops at what it did not expect, helpers included.
+#![allow(clippy::unwrap_used)]
+
 mod client;
 mod e2e;
 mod exec;

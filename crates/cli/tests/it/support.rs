@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub use nix::sys::signal::{Signal, kill};
-pub use nix::unistd::Pid;
+pub(crate) use nix::sys::signal::{Signal, kill};
+pub(crate) use nix::unistd::Pid;
 
 /// The process id of `process`, for signals.
-pub fn pid_of(process: &Child) -> Pid {
+pub(crate) fn pid_of(process: &Child) -> Pid {
     Pid::from_raw(i32::try_from(process.id()).expect("process ids fit in an i32"))
 }
 
@@ -36,7 +36,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(20);
 ///
 /// `kill` and `stop` take it down as a crash or a shutdown would; `restart` starts it again on
 /// the same folders and in the same namespace, with the containers, networks and volumes it had.
-pub struct PrivateDockerd {
+pub(crate) struct PrivateDockerd {
     dir: tempfile::TempDir,
     process: Option<Child>,
     /// The engine's network namespace, held open between a stop and a restart.
@@ -46,7 +46,7 @@ pub struct PrivateDockerd {
 impl PrivateDockerd {
     /// Starts a private engine and waits until it answers. Panics, with its log, when it does
     /// not answer within a minute.
-    pub fn start() -> PrivateDockerd {
+    pub(crate) fn start() -> PrivateDockerd {
         let dir = tempfile::Builder::new().prefix("gantry-dockerd-").tempdir().unwrap();
         // An empty configuration file: the shared engine's /etc/docker/daemon.json (hosts, data
         // root, pools) must not reach this one.
@@ -57,17 +57,17 @@ impl PrivateDockerd {
     }
 
     /// The address to give `DOCKER_HOST` or `docker -H`.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("unix://{}", self.dir.path().join("docker.sock").display())
     }
 
     /// Runs the docker CLI against this engine.
-    pub fn docker(&self, args: &[&str]) -> Output {
+    pub(crate) fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker").args(["-H", &self.host()]).args(args).output().expect("the docker CLI runs")
     }
 
     /// Copies `image` from the shared engine into this one (nothing is ever pulled).
-    pub fn load_image(&self, image: &str) {
+    pub(crate) fn load_image(&self, image: &str) {
         let mut save = Command::new("docker").args(["save", image]).stdout(Stdio::piped()).spawn().expect("docker save runs");
         let load = Command::new("docker")
             .args(["-H", &self.host(), "load", "-q"])
@@ -80,24 +80,24 @@ impl PrivateDockerd {
 
     /// Kills the engine (SIGKILL) as a crash would: its containers go on running in their shims
     /// without it until it starts again, and clients lose their connections at once.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.signal_and_reap(Signal::SIGKILL);
     }
 
     /// Stops the engine (SIGTERM) as a shutdown does: it closes its API at once, then stops its
     /// containers and exits.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.signal_and_reap(Signal::SIGTERM);
     }
 
     /// Starts the engine again on the same folders and waits until it answers.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(self.process.is_none(), "the private engine still runs");
         self.launch().unwrap_or_else(|problem| panic!("{problem}"));
     }
 
     /// The end of the engine's log, for failure messages.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
@@ -230,7 +230,7 @@ impl Drop for PrivateDockerd {
 
 /// The index of the host's network interface `name`, if there is one: a test that starts a
 /// private engine checks that the shared engine's `docker0` is still the same interface.
-pub fn host_interface_index(name: &str) -> Option<u32> {
+pub(crate) fn host_interface_index(name: &str) -> Option<u32> {
     std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex")).ok()?.trim().parse().ok()
 }
 
@@ -238,7 +238,7 @@ pub fn host_interface_index(name: &str) -> Option<u32> {
 /// temporary folder, listening on a free port on 127.0.0.1 only (its socket in that folder),
 /// run as the `postgres` user when the test runs as root (PostgreSQL refuses root). `stop` and
 /// `start_again` restart it; dropping it stops it and removes its folder.
-pub struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
@@ -252,7 +252,7 @@ const POSTGRES_USER: &str = "gantry";
 impl PrivatePostgres {
     /// A new running cluster; `None` when the PostgreSQL variants of the tests are skipped
     /// (`GANTRY_TEST_SKIP_POSTGRES=1`).
-    pub fn start() -> Option<PrivatePostgres> {
+    pub(crate) fn start() -> Option<PrivatePostgres> {
         if std::env::var("GANTRY_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
             return None;
         }
@@ -274,11 +274,11 @@ impl PrivatePostgres {
     }
 
     /// The URL of `database` on this cluster.
-    pub fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!("postgres://{POSTGRES_USER}@127.0.0.1:{}/{database}", self.port)
     }
 
-    pub fn create_database(&self, name: &str) {
+    pub(crate) fn create_database(&self, name: &str) {
         let output = Command::new("psql")
             .args([self.url("postgres").as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", &format!("CREATE DATABASE {name}")])
             .output()
@@ -288,7 +288,7 @@ impl PrivatePostgres {
 
     /// Stops the cluster: `fast` (sessions ended, a clean shutdown) or `immediate` (as a crash:
     /// recovery from the write-ahead log at the next start).
-    pub fn stop(&mut self, mode: &str) {
+    pub(crate) fn stop(&mut self, mode: &str) {
         let data = self.data();
         let output = self.run("pg_ctl", &["--pgdata", &data, "--mode", mode, "--wait", "stop"]);
         assert!(output.status.success(), "pg_ctl stop failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -296,7 +296,7 @@ impl PrivatePostgres {
     }
 
     /// Starts the cluster (again, on the same data and port) and waits until it takes sessions.
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         let (data, log) = (self.data(), self.dir.path().join("postgres.log").display().to_string());
         let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
         let timeout = START_LIMIT.as_secs().to_string();

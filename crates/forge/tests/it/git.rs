@@ -407,7 +407,11 @@ async fn credentials_are_not_given_to_the_host_a_redirect_leads_to() {
     let elsewhere_address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
     let redirecting = Router::new().fallback(move |uri: axum::http::Uri| async move {
-        let target = format!("http://localhost:{}{}", elsewhere_address.port(), uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        let target = format!(
+            "http://localhost:{}{}",
+            elsewhere_address.port(),
+            uri.path_and_query().map(axum::http::uri::PathAndQuery::as_str).unwrap_or("/")
+        );
         (StatusCode::FOUND, [(header::LOCATION, target)], "").into_response()
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

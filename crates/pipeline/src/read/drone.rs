@@ -43,7 +43,7 @@ pub(crate) fn read_documents(reader: &mut Reader<'_>, documents: Vec<Node>) -> V
             reader.wrong_type(&document, "a document", "a mapping with `kind`");
             continue;
         }
-        let kind = document.get("kind").and_then(|node| node.scalar_text().map(|text| text.into_owned()));
+        let kind = document.get("kind").and_then(|node| node.scalar_text().map(std::borrow::Cow::into_owned));
         match kind.as_deref() {
             Some("pipeline") => {
                 if let Some(workflow) = read_pipeline(reader, document) {
@@ -190,10 +190,10 @@ fn read_volumes(reader: &mut Reader<'_>, node: &Node) -> Vec<VolumeSpec> {
             match key_name.as_ref() {
                 "name" => name = reader.string(value, "volumes.name"),
                 "temp" => {
-                    let memory = value.get("medium").and_then(|medium| medium.scalar_text()).is_some_and(|medium| medium == "memory");
+                    let memory = value.get("medium").and_then(Node::scalar_text).is_some_and(|medium| medium == "memory");
                     kind = Some(VolumeKind::Temporary { memory });
                 }
-                "host" => match value.get("path").and_then(|path| path.scalar_text()) {
+                "host" => match value.get("path").and_then(Node::scalar_text) {
                     Some(path) => kind = Some(VolumeKind::Host { path: path.into_owned() }),
                     None => {
                         reader.error(code::MISSING_KEY, value.span, "a host volume needs `path`");

@@ -95,26 +95,26 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(file: &'a str) -> Self {
+    pub(crate) fn new(file: &'a str) -> Self {
         Self { file, diagnostics: Vec::new(), legacy_plugin_parameters: false }
     }
 
-    pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.diagnostics.push(Diagnostic::error(code, self.file, span, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
-    pub fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.diagnostics.push(Diagnostic::warning(code, self.file, span, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
-    pub fn wrong_type(&mut self, node: &Node, field: &str, expected: &str) {
+    pub(crate) fn wrong_type(&mut self, node: &Node, field: &str, expected: &str) {
         self.error(code::WRONG_TYPE, node.span, format!("`{field}` must be {expected}, found {}", node.type_name()));
     }
 
     /// The entries of a mapping, reporting anything else. Null counts as an empty mapping.
-    pub fn mapping<'n>(&mut self, node: &'n Node, field: &str) -> &'n [(Node, Node)] {
+    pub(crate) fn mapping<'n>(&mut self, node: &'n Node, field: &str) -> &'n [(Node, Node)] {
         match &node.value {
             NodeValue::Mapping(entries) => entries,
             NodeValue::Null => &[],
@@ -126,7 +126,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A key's text; keys are scalars in every format we read.
-    pub fn key_text<'n>(&mut self, key: &'n Node) -> Option<Cow<'n, str>> {
+    pub(crate) fn key_text<'n>(&mut self, key: &'n Node) -> Option<Cow<'n, str>> {
         let text = key.scalar_text();
         if text.is_none() {
             self.error(code::WRONG_TYPE, key.span, format!("a key must be a plain name, found {}", key.type_name()));
@@ -134,7 +134,7 @@ impl<'a> Reader<'a> {
         text
     }
 
-    pub fn unknown_key(&mut self, key: &Node, name: &str, known: &[&str], context: &str) {
+    pub(crate) fn unknown_key(&mut self, key: &Node, name: &str, known: &[&str], context: &str) {
         let diagnostic = self.warning(code::UNKNOWN_KEY, key.span, format!("unknown key `{name}` in {context}; it is ignored"));
         if let Some(suggestion) = did_you_mean(name, known.iter().copied()) {
             diagnostic.hint = Some(format!("did you mean `{suggestion}`?"));
@@ -142,7 +142,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A scalar as text (numbers as written, booleans as `true`/`false`).
-    pub fn string(&mut self, node: &Node, field: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, field: &str) -> Option<String> {
         match node.scalar_text() {
             Some(text) => Some(text.into_owned()),
             None if node.is_null() => None,
@@ -154,7 +154,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string or a list of strings.
-    pub fn string_list(&mut self, node: &Node, field: &str) -> Vec<String> {
+    pub(crate) fn string_list(&mut self, node: &Node, field: &str) -> Vec<String> {
         match &node.value {
             NodeValue::Null => Vec::new(),
             NodeValue::Sequence(items) => items
@@ -172,7 +172,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A boolean; the strings `true` and `false` are accepted because substitution produces strings.
-    pub fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
         match &node.value {
             NodeValue::Bool(value) => Some(*value),
             NodeValue::Null => None,
@@ -186,7 +186,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn unsigned(&mut self, node: &Node, field: &str) -> Option<u32> {
+    pub(crate) fn unsigned(&mut self, node: &Node, field: &str) -> Option<u32> {
         match node.scalar_text().map(|text| text.trim().parse::<u32>()) {
             Some(Ok(value)) => Some(value),
             _ if node.is_null() => None,
@@ -198,7 +198,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `depends_on`: a name, a list of names, or a list of `{name, optional}`.
-    pub fn dependencies(&mut self, node: &Node, field: &str) -> Vec<Dependency> {
+    pub(crate) fn dependencies(&mut self, node: &Node, field: &str) -> Vec<Dependency> {
         let items: Vec<&Node> = match &node.value {
             NodeValue::Sequence(items) => items.iter().collect(),
             NodeValue::Null => Vec::new(),
@@ -236,7 +236,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `environment` as a mapping, or the old list form `- NAME=value`.
-    pub fn environment(&mut self, node: &Node, field: &str) -> Vec<EnvironmentEntry> {
+    pub(crate) fn environment(&mut self, node: &Node, field: &str) -> Vec<EnvironmentEntry> {
         let mut entries = Vec::new();
         match &node.value {
             NodeValue::Mapping(pairs) => {
@@ -268,7 +268,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A settings or environment value, with `{from_secret: name}` recognised at any depth.
-    pub fn setting_value(&mut self, node: &Node) -> SettingValue {
+    pub(crate) fn setting_value(&mut self, node: &Node) -> SettingValue {
         match &node.value {
             NodeValue::Null => SettingValue::Null,
             NodeValue::Bool(_) | NodeValue::Number(_) | NodeValue::String(_) => {

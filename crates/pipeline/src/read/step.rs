@@ -148,12 +148,9 @@ fn read_step(
 ) -> Option<StepSpec> {
     let span = keyed_name.as_ref().map_or(node.span, |(_, key)| key.span);
     let mut step = StepSpec::new(keyed_name.as_ref().map(|(name, _)| name.clone()).unwrap_or_default(), span);
-    let entries = match &node.value {
-        NodeValue::Mapping(entries) => entries,
-        _ => {
-            reader.wrong_type(node, role.noun(), "a mapping of step keys");
-            return None;
-        }
+    let NodeValue::Mapping(entries) = &node.value else {
+        reader.wrong_type(node, role.noun(), "a mapping of step keys");
+        return None;
     };
     let known = if dialect == Dialect::Woodpecker { WOODPECKER_STEP_KEYS } else { DRONE_STEP_KEYS };
     let mut legacy_secrets = Vec::new();
@@ -333,8 +330,8 @@ fn read_legacy_secrets(reader: &mut Reader<'_>, node: &Node) -> Vec<EnvironmentE
     for item in node.as_sequence().unwrap_or_default() {
         match &item.value {
             NodeValue::Mapping(_) => {
-                let source = item.get("source").and_then(|value| value.scalar_text().map(|text| text.into_owned()));
-                let target = item.get("target").and_then(|value| value.scalar_text().map(|text| text.into_owned()));
+                let source = item.get("source").and_then(|value| value.scalar_text().map(std::borrow::Cow::into_owned));
+                let target = item.get("target").and_then(|value| value.scalar_text().map(std::borrow::Cow::into_owned));
                 if let Some(source) = source {
                     let name = target.unwrap_or_else(|| source.clone()).to_uppercase();
                     entries.push(EnvironmentEntry { name, value: SettingValue::Secret(source), span: item.span });
@@ -388,8 +385,8 @@ fn read_volumes(reader: &mut Reader<'_>, node: &Node) -> Vec<String> {
     for item in items {
         match &item.value {
             NodeValue::Mapping(_) => {
-                let name = item.get("name").and_then(|value| value.scalar_text().map(|text| text.into_owned()));
-                let path = item.get("path").and_then(|value| value.scalar_text().map(|text| text.into_owned()));
+                let name = item.get("name").and_then(|value| value.scalar_text().map(std::borrow::Cow::into_owned));
+                let path = item.get("path").and_then(|value| value.scalar_text().map(std::borrow::Cow::into_owned));
                 match (name, path) {
                     (Some(name), Some(path)) => volumes.push(format!("{name}:{path}")),
                     _ => {

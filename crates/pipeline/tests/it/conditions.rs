@@ -12,7 +12,7 @@ fn tag(name: &str) -> Context {
 }
 
 fn with_files(mut context: Context, files: &[&str], message: &str) -> Context {
-    context.changed_files = Some(files.iter().map(|f| f.to_string()).collect());
+    context.changed_files = Some(files.iter().map(ToString::to_string).collect());
     context.commit_message = message.into();
     context
 }

@@ -10,7 +10,7 @@ fn diagnostics_match_snapshots() {
     for (name, dir) in cases("diagnostics") {
         let files = load(&dir);
         let diagnostics = lint_files(&files);
-        assert!(diagnostics.iter().any(|d| d.is_error()), "{name}: expected at least one error");
+        assert!(diagnostics.iter().any(pipeline::Diagnostic::is_error), "{name}: expected at least one error");
         insta::with_settings!({snapshot_suffix => name.clone(), prepend_module_to_snapshot => false, omit_expression => true}, {
             insta::assert_snapshot!("diagnostics", render_diagnostics(&diagnostics, &files));
         });

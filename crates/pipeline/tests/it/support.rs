@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use pipeline::discovery::discover;
 use pipeline::{Context, SourceFile};
 
-pub fn data_dir() -> PathBuf {
+pub(crate) fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 /// Sub-folders of `tests/data/<group>`, sorted.
-pub fn cases(group: &str) -> Vec<(String, PathBuf)> {
+pub(crate) fn cases(group: &str) -> Vec<(String, PathBuf)> {
     let mut cases: Vec<(String, PathBuf)> = fs::read_dir(data_dir().join(group))
         .unwrap()
         .filter_map(|entry| {
@@ -28,7 +28,7 @@ fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries
-                .filter_map(|entry| entry.ok())
+                .filter_map(Result::ok)
                 .filter(|entry| entry.file_type().map(|kind| kind.is_file()).unwrap_or(false))
                 .map(|entry| entry.file_name().to_string_lossy().into_owned())
                 .collect()
@@ -39,7 +39,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// The pipeline files of a repository folder, with paths relative to it.
-pub fn load(dir: &Path) -> Vec<SourceFile> {
+pub(crate) fn load(dir: &Path) -> Vec<SourceFile> {
     let root = names(dir);
     let folder = dir.join(".woodpecker");
     let folder_names = folder.is_dir().then(|| names(&folder));
@@ -51,7 +51,7 @@ pub fn load(dir: &Path) -> Vec<SourceFile> {
 }
 
 /// The context tests plan for: a push to `main` of `acme/app`, changed by `context.json` beside the case.
-pub fn context_for(dir: &Path) -> Context {
+pub(crate) fn context_for(dir: &Path) -> Context {
     let mut context = Context {
         event: "push".into(),
         branch: "main".into(),
@@ -112,7 +112,7 @@ pub fn context_for(dir: &Path) -> Context {
 }
 
 /// All diagnostics rendered as the CLI shows them.
-pub fn render_diagnostics(diagnostics: &[pipeline::Diagnostic], files: &[SourceFile]) -> String {
+pub(crate) fn render_diagnostics(diagnostics: &[pipeline::Diagnostic], files: &[SourceFile]) -> String {
     diagnostics
         .iter()
         .map(|diagnostic| {

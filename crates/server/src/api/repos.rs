@@ -52,7 +52,7 @@ pub async fn create(
     }
     validate_full_name(&body.full_name)?;
     let remote = check_clone_url(&state, &caller, &body.clone_url).await?;
-    if body.trust.is_some_and(|trust| trust.is_any()) {
+    if body.trust.is_some_and(proto::Trust::is_any) {
         caller.require_server_admin()?;
     }
     let poll = check_poll(body.poll_interval_seconds)?;

@@ -15,16 +15,16 @@ use server::{AppState, ServerConfig};
 use sqlx::Connection as _;
 use tower::ServiceExt as _;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const AGENT_SECRET: &str = "test-agent-secret";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
+pub(crate) const AGENT_SECRET: &str = "test-agent-secret";
 
 #[derive(Clone, Copy, Debug)]
-pub enum Db {
+pub(crate) enum Db {
     Sqlite,
     Postgres,
 }
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub state: AppState,
     pub app: Router,
     pub dir: tempfile::TempDir,
@@ -43,7 +43,7 @@ struct TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Drop cannot wait for async work: psql does it synchronously.
-        let _ = std::process::Command::new("psql")
+        let _ = Command::new("psql")
             .args([self.admin_url.as_str(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
             .output();
     }
@@ -92,7 +92,7 @@ impl TestDatabase {
     }
 }
 
-pub fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
@@ -101,11 +101,11 @@ pub fn unique() -> u64 {
 
 impl Harness {
     /// `None` when the PostgreSQL variant is skipped.
-    pub async fn new(db: Db) -> Option<Harness> {
+    pub(crate) async fn new(db: Db) -> Option<Harness> {
         Self::with(db, |_| {}).await
     }
 
-    pub async fn with(db: Db, adjust: impl FnOnce(&mut ServerConfig)) -> Option<Harness> {
+    pub(crate) async fn with(db: Db, adjust: impl FnOnce(&mut ServerConfig)) -> Option<Harness> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("data"));
         config.public_url = "http://gantry.test".into();
@@ -122,7 +122,7 @@ impl Harness {
         Some(Harness { state, app, dir, agent_tokens: Default::default(), _database: database })
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
         let response = self.response(method, path, token, body).await;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
@@ -131,7 +131,7 @@ impl Harness {
     }
 
     /// The whole answer, headers included.
-    pub async fn response(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> axum::response::Response {
+    pub(crate) async fn response(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> axum::response::Response {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -145,7 +145,7 @@ impl Harness {
 
     /// Runs `statement` on the server's database around the store (to plant what a bug or a
     /// disk error would leave).
-    pub async fn sql(&self, statement: &str) -> Result<(), sqlx::Error> {
+    pub(crate) async fn sql(&self, statement: &str) -> Result<(), sqlx::Error> {
         let statement = sqlx::AssertSqlSafe(statement.to_owned());
         match &self.state.config.database_url {
             Some(url) => {
@@ -162,7 +162,7 @@ impl Harness {
     }
 
     /// A raw request (webhooks: exact bytes and headers).
-    pub async fn raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Value) {
+    pub(crate) async fn raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(Method::POST).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -174,12 +174,12 @@ impl Harness {
         (status, value)
     }
 
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.call(method, path, Some(ADMIN_TOKEN), body).await
     }
 
     /// Creates a user and an API token for it; returns the token.
-    pub async fn user(&self, login: &str) -> String {
+    pub(crate) async fn user(&self, login: &str) -> String {
         let (status, _) =
             self.admin(Method::POST, "/api/v1/users", Some(serde_json::json!({ "login": login, "password": "password-of-test" }))).await;
         assert_eq!(status, StatusCode::CREATED);
@@ -196,7 +196,7 @@ impl Harness {
 
     /// A request of the agent protocol: `/register` with the agent secret (remembering the
     /// token it returns), anything else with the token of the agent the body names.
-    pub async fn agent(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn agent(&self, path: &str, body: Value) -> (StatusCode, Value) {
         if path == "/register" {
             let (status, answer) = self.call(Method::POST, "/api/agent/v1/register", Some(AGENT_SECRET), Some(body)).await;
             if let (Some(id), Some(token)) = (answer["agent_id"].as_i64(), answer["token"].as_str()) {
@@ -209,26 +209,26 @@ impl Harness {
     }
 
     /// The token agent `id` registered with.
-    pub fn agent_token(&self, id: i64) -> String {
+    pub(crate) fn agent_token(&self, id: i64) -> String {
         self.agent_tokens.lock().unwrap().get(&id).cloned().unwrap_or_else(|| panic!("agent {id} never registered through the harness"))
     }
 
     /// As `agent`, insisting on 200; the answer.
-    pub async fn agent_ok(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn agent_ok(&self, path: &str, body: Value) -> Value {
         let (status, answer) = self.agent(path, body).await;
         assert_eq!(status, StatusCode::OK, "{path}: {answer}");
         answer
     }
 
     /// Registers an agent; its id.
-    pub async fn register_agent(&self, name: &str, labels: Value) -> i64 {
+    pub(crate) async fn register_agent(&self, name: &str, labels: Value) -> i64 {
         let answer =
             self.agent_ok("/register", serde_json::json!({ "name": name, "labels": labels, "capacity": 2, "version": "test" })).await;
         answer["agent_id"].as_i64().unwrap()
     }
 
     /// Registers `full_name` on `clone_url` as the admin token.
-    pub async fn repo(&self, full_name: &str, clone_url: &str, extra: Value) -> Value {
+    pub(crate) async fn repo(&self, full_name: &str, clone_url: &str, extra: Value) -> Value {
         let mut body = serde_json::json!({ "full_name": full_name, "clone_url": clone_url, "webhook_secret": "hook-secret" });
         if let (Some(target), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             for (key, value) in extra {
@@ -242,7 +242,7 @@ impl Harness {
 }
 
 /// A bare repository with one commit holding `files`; returns (file:// URL, commit sha, work tree).
-pub fn git_repo(root: &Path, files: &[(&str, &str)]) -> (String, String, std::path::PathBuf) {
+pub(crate) fn git_repo(root: &Path, files: &[(&str, &str)]) -> (String, String, std::path::PathBuf) {
     let bare = root.join("remote.git");
     let work = root.join("work");
     git(root, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
@@ -254,7 +254,7 @@ pub fn git_repo(root: &Path, files: &[(&str, &str)]) -> (String, String, std::pa
 }
 
 /// Writes `files`, commits them with `message`, returns the sha.
-pub fn commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+pub(crate) fn commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
     for (path, text) in files {
         let path = work.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -265,28 +265,28 @@ pub fn commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
     git(work, &["rev-parse", "HEAD"])
 }
 
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git").args(args).current_dir(dir).output().expect("git runs");
     assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-pub const PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo hello\n";
+pub(crate) const PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo hello\n";
 
 /// A request as received: path, JSON body, `Authorization` header.
-pub type Received = (String, Value, Option<String>);
+pub(crate) type Received = (String, Value, Option<String>);
 
 /// A local stand-in for a forge's API and for notification receivers: records every request;
 /// the first request to `/flaky` fails.
 #[derive(Clone, Default)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
 }
 
 impl Recorder {
-    pub async fn start(&self) -> String {
+    pub(crate) async fn start(&self) -> String {
         let recorder = self.clone();
-        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let app = Router::new().fallback(move |request: axum::extract::Request| {
             let recorder = recorder.clone();
             async move {
                 let path = request.uri().path().to_owned();
@@ -305,7 +305,7 @@ impl Recorder {
         format!("http://{address}")
     }
 
-    pub fn to(&self, path: &str) -> Vec<(Value, Option<String>)> {
+    pub(crate) fn to(&self, path: &str) -> Vec<(Value, Option<String>)> {
         self.requests
             .lock()
             .unwrap()
@@ -315,7 +315,7 @@ impl Recorder {
             .collect()
     }
 
-    pub async fn wait_for(&self, path: &str, count: usize) -> Vec<(Value, Option<String>)> {
+    pub(crate) async fn wait_for(&self, path: &str, count: usize) -> Vec<(Value, Option<String>)> {
         for _ in 0..100 {
             if self.to(path).len() >= count {
                 return self.to(path);

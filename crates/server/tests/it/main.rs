@@ -1,6 +1,9 @@
 //! Server tests: the HTTP application through `oneshot` on a real, migrated database — every
 //! test on SQLite and on PostgreSQL — with real git repositories for triggers.
 
+// A test stops at what it did not expect, helpers included.
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod harness;
 mod hooks;

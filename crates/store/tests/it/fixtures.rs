@@ -7,9 +7,9 @@ use proto::api::BuildDiagnostic;
 use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 use store::{NewBuild, NewRepo, NewStep, NewWorkflow, RepoRecord, Store};
 
-pub const NOW: i64 = 1_700_000_000_000;
+pub(crate) const NOW: i64 = 1_700_000_000_000;
 
-pub fn new_repo(full_name: &str) -> NewRepo {
+pub(crate) fn new_repo(full_name: &str) -> NewRepo {
     NewRepo {
         full_name: full_name.to_owned(),
         clone_url: format!("https://git.example.com/{full_name}.git"),
@@ -30,11 +30,11 @@ pub fn new_repo(full_name: &str) -> NewRepo {
     }
 }
 
-pub async fn repo(store: &Store, full_name: &str) -> RepoRecord {
+pub(crate) async fn repo(store: &Store, full_name: &str) -> RepoRecord {
     store.create_repo(&new_repo(full_name), NOW).await.expect("the repository is created")
 }
 
-pub fn new_build(repo_id: i64, branch: &str) -> NewBuild {
+pub(crate) fn new_build(repo_id: i64, branch: &str) -> NewBuild {
     NewBuild {
         repo_id,
         event: "push".to_owned(),
@@ -55,7 +55,7 @@ pub fn new_build(repo_id: i64, branch: &str) -> NewBuild {
 }
 
 /// A pending workflow with pending steps of these names.
-pub fn workflow(name: &str, steps: &[&str]) -> NewWorkflow {
+pub(crate) fn workflow(name: &str, steps: &[&str]) -> NewWorkflow {
     NewWorkflow {
         name: name.to_owned(),
         state: State::Pending,
@@ -67,17 +67,17 @@ pub fn workflow(name: &str, steps: &[&str]) -> NewWorkflow {
     }
 }
 
-pub fn line(text: &str) -> LogLine {
+pub(crate) fn line(text: &str) -> LogLine {
     LogLine { at_ms: NOW, stream: LogStream::Stdout, text: text.to_owned() }
 }
 
 /// `count` lines numbered from `first` by their text (`line 7`).
-pub fn lines(first: u64, count: u64) -> Vec<LogLine> {
+pub(crate) fn lines(first: u64, count: u64) -> Vec<LogLine> {
     (first..first + count).map(|seq| line(&format!("line {seq}"))).collect()
 }
 
 /// A diagnostic as a build stores it.
-pub fn diagnostic(code: &str, line: u32) -> BuildDiagnostic {
+pub(crate) fn diagnostic(code: &str, line: u32) -> BuildDiagnostic {
     BuildDiagnostic {
         severity: "warning".to_owned(),
         code: code.to_owned(),

@@ -12,29 +12,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use store::{Database, Store};
 
-pub const POSTGRES_URL_VARIABLE: &str = "GANTRY_TEST_POSTGRES_URL";
-pub const SKIP_POSTGRES_VARIABLE: &str = "GANTRY_TEST_SKIP_POSTGRES";
+pub(crate) const POSTGRES_URL_VARIABLE: &str = "GANTRY_TEST_POSTGRES_URL";
+pub(crate) const SKIP_POSTGRES_VARIABLE: &str = "GANTRY_TEST_SKIP_POSTGRES";
 
 #[derive(Clone, Copy, Debug)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// Where a test's store lives; a test may open it more than once (a restart).
-pub struct Location {
+pub(crate) struct Location {
     pub database: Database,
     pub data_dir: PathBuf,
 }
 
 impl Location {
-    pub async fn open(&self) -> Store {
+    pub(crate) async fn open(&self) -> Store {
         Store::open(&self.database, &self.data_dir, test_sealer()).await.expect("the store opens")
     }
 }
 
 /// The key every test store seals credentials with.
-pub fn test_sealer() -> store::SecretBox {
+pub(crate) fn test_sealer() -> store::SecretBox {
     store::SecretBox::from_key([42; 32])
 }
 
@@ -72,7 +72,7 @@ macro_rules! location_tests {
 }
 
 /// Runs `test` on a fresh, migrated store of `backend`.
-pub async fn run<F, Fut>(backend: Backend, test: F)
+pub(crate) async fn run<F, Fut>(backend: Backend, test: F)
 where
     F: FnOnce(Store) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -82,11 +82,11 @@ where
         test(store.clone()).await;
         store.close().await;
     })
-    .await
+    .await;
 }
 
 /// Runs `test` with a fresh location of `backend`, removed afterwards.
-pub async fn run_at<F, Fut>(backend: Backend, test: F)
+pub(crate) async fn run_at<F, Fut>(backend: Backend, test: F)
 where
     F: FnOnce(Location) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -114,7 +114,7 @@ where
 }
 
 /// The URL the tests reach PostgreSQL with; `None` when they are told to skip it.
-pub fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     match std::env::var(POSTGRES_URL_VARIABLE) {
         Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
         _ if std::env::var(SKIP_POSTGRES_VARIABLE).is_ok_and(|value| value == "1") => {

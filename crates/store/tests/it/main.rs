@@ -4,6 +4,9 @@
 //! `<feature>::postgres` (a fresh database made through `GANTRY_TEST_POSTGRES_URL` and dropped
 //! afterwards); see `harness`. `logs` tests `LogFiles` alone, on a temporary folder.
 
+// A test stops at what it did not expect, helpers included.
+#![allow(clippy::unwrap_used)]
+
 #[macro_use]
 mod harness;
 mod fixtures;

@@ -18,7 +18,7 @@ store_tests!(
 async fn redeliveries_are_recognised(store: Store) {
     let web = repo(&store, "acme/web").await;
     let api = repo(&store, "acme/api").await;
-    let keys = |keys: &[&str]| keys.iter().map(|key| key.to_string()).collect::<Vec<_>>();
+    let keys = |keys: &[&str]| keys.iter().map(ToString::to_string).collect::<Vec<_>>();
     // (repository, delivery keys, is new); every claim is completed at once.
     for (repo_id, delivery, new) in [
         (web.id, keys(&["d-1", "body-1"]), true),
