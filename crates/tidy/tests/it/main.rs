@@ -107,3 +107,27 @@ fn every_crate_inherits_the_workspace_lints() {
     let root = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
     assert!(root.contains("unsafe_code = \"forbid\"") && root.contains("unreachable_pub = \"warn\""), "the workspace lints lost a rule");
 }
+
+#[test]
+fn every_dependency_version_is_pinned_once_in_the_workspace() {
+    let packages = workspace_packages(&workspace_root().join("Cargo.toml")).unwrap();
+    let mut local = Vec::new();
+    for package in &packages {
+        let manifest = std::fs::read_to_string(&package.manifest_path).unwrap();
+        let mut in_dependencies = false;
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_dependencies = line.ends_with("dependencies]");
+                continue;
+            }
+            if !in_dependencies || line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // `workspace = true` (dotted or in a table), or the crate itself with a feature.
+            if !(line.contains("workspace = true") || line.contains("path = \".\"")) {
+                local.push(format!("{}: {line}", package.name));
+            }
+        }
+    }
+    assert!(local.is_empty(), "dependencies pinned in a crate rather than in [workspace.dependencies]:\n{}", local.join("\n"));
+}
