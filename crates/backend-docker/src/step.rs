@@ -60,15 +60,16 @@ pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &S
         .ok_or_else(|| BackendError::Unsupported { what: format!("step `{}` without an image", step.name) })?;
     let container_name = workflow.container_name(&step.name);
     let addressed_step = step.kind == StepKind::Service || !step.network_aliases.is_empty();
-    if addressed_step && step.network_mode.as_deref().is_none_or(str::is_empty) {
+    if addressed_step && step.container.network_mode.as_deref().is_none_or(str::is_empty) {
         // The network exists before anyone can see the workflow as addressed: a step that sees
         // the flag at start joins the network at once.
         workflow.ensure_network(engine).await?;
         workflow.addressed.store(true, Ordering::SeqCst);
     }
     let spec = container_spec(engine, workflow, step, &image, &container_name).await?;
-    let network_move = (spec.network_mode.as_deref() == Some(DEFAULT_BRIDGE) && step.network_mode.as_deref().is_none_or(str::is_empty))
-        .then(|| NetworkMove { workflow_addressed: workflow.addressed.clone(), network: workflow.network.clone() });
+    let network_move = (spec.network_mode.as_deref() == Some(DEFAULT_BRIDGE)
+        && step.container.network_mode.as_deref().is_none_or(str::is_empty))
+    .then(|| NetworkMove { workflow_addressed: workflow.addressed.clone(), network: workflow.network.clone() });
 
     if step.pull == PullPolicy::Always {
         pull_always(engine, workflow, &image).await?;
@@ -153,7 +154,7 @@ async fn container_spec(
     let mut binds = Vec::new();
     let mut volume_mounts = vec![workflow.volume_mount(&workflow.workspace_volume, workflow.workspace_base_or_root(), None)];
     let mut anonymous_volumes = Vec::new();
-    for volume in &step.volumes {
+    for volume in &step.container.volumes {
         match parse_volume(volume).ok_or_else(|| invalid(format!("volume `{volume}` is not `source:target[:mode]`")))? {
             VolumeSpec::Host { source, target, mode } => binds.push(bind(&source, &target, mode.as_deref())),
             VolumeSpec::Named { name, target, mode } => {
@@ -170,17 +171,19 @@ async fn container_spec(
             .transpose()
     };
     let devices = step
+        .container
         .devices
         .iter()
         .map(|device| parse_device(device).ok_or_else(|| invalid(format!("device `{device}` is not `host[:container[:permissions]]`"))))
         .collect::<Result<Vec<_>, _>>()?;
     let tmpfs = step
+        .container
         .tmpfs
         .iter()
         .map(|mount| parse_tmpfs(mount).ok_or_else(|| invalid(format!("tmpfs `{mount}` is not `path[:options]`"))))
         .collect::<Result<_, _>>()?;
     let workflow_network = || Some(NetworkAttachment { network: workflow.network.clone(), aliases: step.network_aliases.clone() });
-    let (network, network_mode) = match step.network_mode.clone().filter(|mode| !mode.is_empty()) {
+    let (network, network_mode) = match step.container.network_mode.clone().filter(|mode| !mode.is_empty()) {
         Some(mode) => (None, Some(mode)),
         None if workflow.network_policy == NetworkPolicy::Always || workflow.addressed.load(Ordering::SeqCst) => (workflow_network(), None),
         None => (None, Some(DEFAULT_BRIDGE.to_string())),
@@ -193,7 +196,7 @@ async fn container_spec(
         command: (!step.command.is_empty()).then(|| step.command.clone()),
         environment: step.environment.clone(),
         working_dir: Some(step.working_dir.clone()).filter(|dir| !dir.is_empty()),
-        user: step.user.clone(),
+        user: step.container.user.clone(),
         labels,
         binds,
         volume_mounts,
@@ -202,12 +205,12 @@ async fn container_spec(
         devices,
         network,
         network_mode,
-        privileged: step.privileged,
-        dns: step.dns.clone(),
-        dns_search: step.dns_search.clone(),
-        extra_hosts: step.extra_hosts.clone(),
-        memory_bytes: size(&step.memory_limit, "memory limit")?,
-        shm_size_bytes: size(&step.shm_size, "shm size")?,
+        privileged: step.container.privileged,
+        dns: step.container.dns.clone(),
+        dns_search: step.container.dns_search.clone(),
+        extra_hosts: step.container.extra_hosts.clone(),
+        memory_bytes: size(&step.container.memory_limit, "memory limit")?,
+        shm_size_bytes: size(&step.container.shm_size, "shm size")?,
         keep_engine_log: false,
     })
 }

@@ -295,27 +295,29 @@ fn refuse_what_needs_a_container(step: &StepRequest) -> Result<(), BackendError>
     if step.kind == StepKind::Plugin {
         return unsupported(format!("plugins (`{name}`: a plugin is an image run as it is, so plugins need a container backend)"));
     }
-    if !step.volumes.is_empty() {
-        return unsupported(format!("volumes (`{}` in step `{name}`)", step.volumes.join("`, `")));
+    if !step.container.volumes.is_empty() {
+        return unsupported(format!("volumes (`{}` in step `{name}`)", step.container.volumes.join("`, `")));
     }
-    if step.privileged {
+    if step.container.privileged {
         return unsupported(format!("privileged mode (step `{name}`)"));
     }
-    if !step.devices.is_empty() {
-        return unsupported(format!("devices (`{}` in step `{name}`)", step.devices.join("`, `")));
+    if !step.container.devices.is_empty() {
+        return unsupported(format!("devices (`{}` in step `{name}`)", step.container.devices.join("`, `")));
     }
-    if !step.tmpfs.is_empty() {
-        return unsupported(format!("tmpfs mounts (`{}` in step `{name}`)", step.tmpfs.join("`, `")));
+    if !step.container.tmpfs.is_empty() {
+        return unsupported(format!("tmpfs mounts (`{}` in step `{name}`)", step.container.tmpfs.join("`, `")));
     }
-    if let Some(network_mode) = &step.network_mode {
+    if let Some(network_mode) = &step.container.network_mode {
         return unsupported(format!("network_mode `{network_mode}` (step `{name}`)"));
     }
-    for (option, values) in [("dns", &step.dns), ("dns_search", &step.dns_search), ("extra_hosts", &step.extra_hosts)] {
+    for (option, values) in
+        [("dns", &step.container.dns), ("dns_search", &step.container.dns_search), ("extra_hosts", &step.container.extra_hosts)]
+    {
         if !values.is_empty() {
             return unsupported(format!("{option} (`{}` in step `{name}`)", values.join("`, `")));
         }
     }
-    if let Some(user) = &step.user {
+    if let Some(user) = &step.container.user {
         return unsupported(format!("running as user `{user}` (step `{name}`)"));
     }
     // Left out on purpose: network aliases (nothing connects to a host process by name, and the

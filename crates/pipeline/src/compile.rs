@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::condition::{Decision, MatchInput};
+use crate::container::ContainerOptions;
 use crate::context::Context;
 use crate::diagnostic::{self, Diagnostic, code, did_you_mean};
 use crate::environment::{WorkflowFacts, builtin_environment, encode_value, setting_variable, step_environment};
@@ -340,22 +341,11 @@ fn base_step(name: &str, kind: StepKind, workspace_dir: &str) -> StepPlan {
         runs_on: vec![RunOn::Success],
         failure: Default::default(),
         detach: false,
-        privileged: false,
+        container: ContainerOptions::default(),
         working_dir: workspace_dir.to_owned(),
-        volumes: Vec::new(),
-        ports: Vec::new(),
-        network_mode: None,
-        dns: Vec::new(),
-        dns_search: Vec::new(),
-        extra_hosts: Vec::new(),
-        devices: Vec::new(),
-        tmpfs: Vec::new(),
-        user: None,
         backend_options: None,
         healthcheck: None,
         timeout_seconds: None,
-        memory_limit: None,
-        shm_size: None,
         clone: None,
     }
 }
@@ -389,26 +379,17 @@ fn lower_step(
     step.environment.extend(step_environment(&spec.name, kind, number));
     step.failure = spec.failure;
     step.detach = spec.detach || kind == StepKind::Service;
-    step.privileged = spec.privileged;
+    step.container = spec.container.clone();
     step.working_dir = match &spec.directory {
         Some(directory) if directory.starts_with('/') => directory.clone(),
         Some(directory) => format!("{}/{}", workspace_dir.trim_end_matches('/'), directory.trim_start_matches("./")),
         None => workspace_dir.to_owned(),
     };
-    step.volumes = spec.volumes.iter().filter_map(|volume| resolve_volume(workflow, spec, volume, diagnostics)).collect();
-    step.ports = spec.ports.clone();
-    step.network_mode = spec.network_mode.clone();
-    step.dns = spec.dns.clone();
-    step.dns_search = spec.dns_search.clone();
-    step.extra_hosts = spec.extra_hosts.clone();
-    step.devices = spec.devices.clone();
-    step.tmpfs = spec.tmpfs.clone();
-    step.user = spec.user.clone();
+    step.container.volumes =
+        spec.container.volumes.iter().filter_map(|volume| resolve_volume(workflow, spec, volume, diagnostics)).collect();
     step.backend_options = spec.backend_options.clone();
     step.healthcheck = spec.healthcheck.clone();
     step.timeout_seconds = spec.timeout_seconds;
-    step.memory_limit = spec.memory_limit.clone();
-    step.shm_size = spec.shm_size.clone();
     step
 }
 

@@ -876,7 +876,8 @@ fn render_service_table(out: &mut String, doc: &WorkflowDoc<'_>) {
     for service in &doc.services {
         let name = step_name_link(service);
         let image = service.image().map_or("—".to_owned(), code);
-        let ports = service.spec.map(|spec| spec.ports.iter().map(|port| code(port)).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        let ports =
+            service.spec.map(|spec| spec.container.ports.iter().map(|port| code(port)).collect::<Vec<_>>().join(", ")).unwrap_or_default();
         let ports = if ports.is_empty() { "—".to_owned() } else { ports };
         let mut row = format!("| {} | {} | {} |", cell(&name), cell(&image), cell(&ports));
         if conditional {
@@ -948,7 +949,7 @@ fn step_notes(step: &StepView<'_>) -> Vec<String> {
         FailurePolicy::Cancel => notes.push("failure cancels the pipeline".to_owned()),
     }
     if let Some(spec) = step.spec {
-        if spec.privileged {
+        if spec.container.privileged {
             notes.push("**privileged**".to_owned());
         }
         if let Some(seconds) = spec.timeout_seconds {
@@ -1055,8 +1056,8 @@ fn render_step_details(out: &mut String, step: &StepView<'_>) {
         let uses: Vec<String> = step.secrets.iter().map(|secret| format!("{} as {}", code(&secret.secret), secret.how)).collect();
         facts.push(format!("Secrets: {}.", uses.join(", ")));
     }
-    if !spec.ports.is_empty() && step.kind != StepKind::Service {
-        facts.push(format!("Ports: {}.", spec.ports.iter().map(|port| code(port)).collect::<Vec<_>>().join(", ")));
+    if !spec.container.ports.is_empty() && step.kind != StepKind::Service {
+        facts.push(format!("Ports: {}.", spec.container.ports.iter().map(|port| code(port)).collect::<Vec<_>>().join(", ")));
     }
     if let Some(healthcheck) = &spec.healthcheck {
         facts.push(format!(
@@ -1066,26 +1067,26 @@ fn render_step_details(out: &mut String, step: &StepView<'_>) {
             healthcheck.retries
         ));
     }
-    let volumes = step.plan.map_or(&spec.volumes, |plan| &plan.volumes);
+    let volumes = step.plan.map_or(&spec.container.volumes, |plan| &plan.container.volumes);
     if !volumes.is_empty() {
         facts.push(format!("Volumes: {}.", volumes.iter().map(|volume| code(volume)).collect::<Vec<_>>().join(", ")));
     }
-    if spec.privileged {
+    if spec.container.privileged {
         facts.push("**Privileged**: full access to the host's devices and kernel.".to_owned());
     }
-    if let Some(mode) = &spec.network_mode {
+    if let Some(mode) = &spec.container.network_mode {
         facts.push(format!("Network mode: {}.", code(mode)));
     }
-    if !spec.devices.is_empty() {
-        facts.push(format!("Devices: {}.", spec.devices.iter().map(|device| code(device)).collect::<Vec<_>>().join(", ")));
+    if !spec.container.devices.is_empty() {
+        facts.push(format!("Devices: {}.", spec.container.devices.iter().map(|device| code(device)).collect::<Vec<_>>().join(", ")));
     }
-    if let Some(user) = &spec.user {
+    if let Some(user) = &spec.container.user {
         facts.push(format!("Runs as user {}.", code(user)));
     }
     if let Some(seconds) = spec.timeout_seconds {
         facts.push(format!("Times out after {}.", human_duration(seconds)));
     }
-    if let Some(limit) = &spec.memory_limit {
+    if let Some(limit) = &spec.container.memory_limit {
         facts.push(format!("Memory limit: {}.", code(limit)));
     }
     if spec.pull == Some(crate::model::PullPolicy::Always) {
@@ -1485,7 +1486,7 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
         // host volumes are reported with the volume.
         let mut host_paths: Vec<(&str, Vec<String>)> = Vec::new();
         for step in doc.steps.iter().chain(doc.services.iter()) {
-            for mount in step.spec.map_or(&[][..], |spec| &spec.volumes).iter().filter(|mount| mount.starts_with('/')) {
+            for mount in step.spec.map_or(&[][..], |spec| &spec.container.volumes).iter().filter(|mount| mount.starts_with('/')) {
                 let host = mount.split(':').next().unwrap_or(mount);
                 let at = step_link(doc, step, several);
                 match host_paths.iter_mut().find(|(path, _)| *path == host) {
@@ -1524,7 +1525,9 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
                     .iter()
                     .chain(doc.services.iter())
                     .filter(|step| {
-                        step.spec.is_some_and(|spec| spec.volumes.iter().any(|mount| mount.split(':').next() == Some(volume.name.as_str())))
+                        step.spec.is_some_and(|spec| {
+                            spec.container.volumes.iter().any(|mount| mount.split(':').next() == Some(volume.name.as_str()))
+                        })
                     })
                     .map(|step| step_link(doc, step, several))
                     .collect();
@@ -1548,20 +1551,20 @@ fn render_notes(out: &mut String, docs: &[WorkflowDoc<'_>], several: bool) {
             let Some(spec) = step.spec else { continue };
             let at = step_link(doc, step, several);
             let what = if step.kind == StepKind::Service { "Service" } else { "Step" };
-            if spec.privileged {
+            if spec.container.privileged {
                 notes.push(format!("{what} {at} runs **privileged**: it has full access to the agent's host."));
             }
-            if let Some(mode) = spec.network_mode.as_deref().filter(|mode| *mode == "host") {
+            if let Some(mode) = spec.container.network_mode.as_deref().filter(|mode| *mode == "host") {
                 notes.push(format!("{what} {at} uses the host's network (`network_mode: {mode}`)."));
             }
-            if !spec.devices.is_empty() {
+            if !spec.container.devices.is_empty() {
                 notes.push(format!(
                     "{what} {at} gets host devices {}.",
-                    spec.devices.iter().map(|device| code(device)).collect::<Vec<_>>().join(", ")
+                    spec.container.devices.iter().map(|device| code(device)).collect::<Vec<_>>().join(", ")
                 ));
             }
-            if step.kind == StepKind::Service && !spec.ports.is_empty() {
-                let ports: Vec<String> = spec.ports.iter().map(|port| code(port)).collect();
+            if step.kind == StepKind::Service && !spec.container.ports.is_empty() {
+                let ports: Vec<String> = spec.container.ports.iter().map(|port| code(port)).collect();
                 notes.push(format!("Service {at} listens on {}; steps reach it at host {}.", join_words(&ports, "and"), code(&step.name)));
             }
             if step.detach() {

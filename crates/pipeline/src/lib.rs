@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod condition;
+pub mod container;
 pub mod context;
 pub mod dag;
 pub mod diagnostic;
@@ -22,6 +23,7 @@ pub mod trust;
 pub mod yaml;
 
 pub use compile::{CompileOptions, compile, compile_with};
+pub use container::ContainerOptions;
 pub use context::Context;
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::{Dialect, SourceFile, WorkflowSpec};

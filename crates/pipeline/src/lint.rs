@@ -13,7 +13,7 @@ use crate::environment::{WorkflowFacts, builtin_environment};
 use crate::model::{CloneSpec, Dialect, StepSpec, WorkflowSpec};
 use crate::plan::Workspace;
 use crate::substitution::referenced_variables;
-use crate::trust::{StepPowers, needs};
+use crate::trust::needs;
 use crate::yaml::{Node, NodeValue};
 
 /// Lints workflows of one pipeline (all files of a repository together).
@@ -455,17 +455,9 @@ fn check_trust(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
     let services = workflow.services.iter().map(|service| ("service", service));
     let steps = clone_steps.iter().chain(&workflow.steps).map(|step| ("step", step));
     for (noun, step) in services.chain(steps) {
-        let volumes: Vec<String> = step.volumes.iter().filter_map(|volume| resolved_volume(workflow, volume).ok().flatten()).collect();
-        let powers = StepPowers {
-            privileged: step.privileged,
-            volumes: &volumes,
-            devices: &step.devices,
-            network_mode: step.network_mode.as_deref(),
-            dns: &step.dns,
-            dns_search: &step.dns_search,
-            extra_hosts: &step.extra_hosts,
-        };
-        for need in needs(&powers) {
+        let mut container = step.container.clone();
+        container.volumes = container.volumes.iter().filter_map(|volume| resolved_volume(workflow, volume).ok().flatten()).collect();
+        for need in needs(&container) {
             diagnostics.push(
                 Diagnostic::note(
                     code::NEEDS_TRUST,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::condition::When;
+use crate::container::ContainerOptions;
 use crate::yaml::{Node, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -212,22 +213,11 @@ pub struct StepSpec {
     pub failure: FailurePolicy,
     /// Drone's `failure: always`... is not a thing; Drone steps run after failures with `when.status`.
     pub detach: bool,
-    pub privileged: bool,
-    pub volumes: Vec<String>,
-    pub ports: Vec<String>,
-    pub network_mode: Option<String>,
-    pub dns: Vec<String>,
-    pub dns_search: Vec<String>,
-    pub extra_hosts: Vec<String>,
-    pub devices: Vec<String>,
-    pub tmpfs: Vec<String>,
-    pub user: Option<String>,
+    pub container: ContainerOptions,
     pub backend_options: Option<serde_json::Value>,
     /// Readiness check for services (a Gantry extension).
     pub healthcheck: Option<Healthcheck>,
     pub timeout_seconds: Option<u32>,
-    pub memory_limit: Option<String>,
-    pub shm_size: Option<String>,
     /// Woodpecker's old `group`: consecutive steps of one group ran in parallel.
     pub group: Option<String>,
     /// Where each key of the step was written, in order, for diagnostics about a key.
@@ -261,21 +251,10 @@ impl StepSpec {
             depends_on: None,
             failure: FailurePolicy::Fail,
             detach: false,
-            privileged: false,
-            volumes: Vec::new(),
-            ports: Vec::new(),
-            network_mode: None,
-            dns: Vec::new(),
-            dns_search: Vec::new(),
-            extra_hosts: Vec::new(),
-            devices: Vec::new(),
-            tmpfs: Vec::new(),
-            user: None,
+            container: ContainerOptions::default(),
             backend_options: None,
             healthcheck: None,
             timeout_seconds: None,
-            memory_limit: None,
-            shm_size: None,
             group: None,
             key_spans: Vec::new(),
         }

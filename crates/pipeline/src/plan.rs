@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::container::ContainerOptions;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Dialect, FailurePolicy, Healthcheck, PullPolicy};
 
@@ -161,36 +162,15 @@ pub struct StepPlan {
     pub runs_on: Vec<RunOn>,
     pub failure: FailurePolicy,
     pub detach: bool,
-    pub privileged: bool,
+    #[serde(flatten)]
+    pub container: ContainerOptions,
     pub working_dir: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_search: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_hosts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tmpfs: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_options: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_limit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shm_size: Option<String>,
     /// Options of the built-in clone step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<CloneOptions>,

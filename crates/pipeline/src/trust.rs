@@ -7,6 +7,7 @@
 //! DNS servers and search domains, extra host entries). Anything a step could use to reach past
 //! its container and its workflow's network is in one of them.
 
+use crate::container::ContainerOptions;
 use crate::plan::StepPlan;
 
 /// A kind of trust an admin grants a repository.
@@ -73,33 +74,14 @@ pub struct TrustNeed {
     pub reason: String,
 }
 
-/// The fields of a step that trust is about, however the step is held. Volumes are resolved:
-/// a Drone step's pipeline volume is its host path when it has one.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StepPowers<'a> {
-    pub privileged: bool,
-    pub volumes: &'a [String],
-    pub devices: &'a [String],
-    pub network_mode: Option<&'a str>,
-    pub dns: &'a [String],
-    pub dns_search: &'a [String],
-    pub extra_hosts: &'a [String],
-}
-
 /// What a planned step needs trust for, in the order of its keys above.
 pub fn step_needs(step: &StepPlan) -> Vec<TrustNeed> {
-    needs(&StepPowers {
-        privileged: step.privileged,
-        volumes: &step.volumes,
-        devices: &step.devices,
-        network_mode: step.network_mode.as_deref(),
-        dns: &step.dns,
-        dns_search: &step.dns_search,
-        extra_hosts: &step.extra_hosts,
-    })
+    needs(&step.container)
 }
 
-pub(crate) fn needs(step: &StepPowers<'_>) -> Vec<TrustNeed> {
+/// What a step with these container options needs trust for. Volumes must be resolved: a
+/// Drone step's pipeline volume is its host path when it has one.
+pub(crate) fn needs(step: &ContainerOptions) -> Vec<TrustNeed> {
     let mut found = Vec::new();
     let mut need = |kind: TrustKind, key: &'static str, reason: String| found.push(TrustNeed { kind, key, reason });
     if step.privileged {
@@ -112,7 +94,7 @@ pub(crate) fn needs(step: &StepPowers<'_>) -> Vec<TrustNeed> {
             format!("it uses host devices ({}): a device is the host's hardware", step.devices.join(", ")),
         );
     }
-    for volume in step.volumes {
+    for volume in &step.volumes {
         match host_volume(volume) {
             Some(HostVolume::DockerSocket) => need(
                 TrustKind::Volumes,
@@ -127,7 +109,7 @@ pub(crate) fn needs(step: &StepPowers<'_>) -> Vec<TrustNeed> {
             None => {}
         }
     }
-    match network_mode(step.network_mode) {
+    match network_mode(step.network_mode.as_deref()) {
         NetworkMode::Own => {}
         NetworkMode::Host => need(TrustKind::Network, "network_mode", "it uses the host's network".into()),
         NetworkMode::Container(container) => need(

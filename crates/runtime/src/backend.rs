@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use pipeline::ContainerOptions;
 use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 
@@ -59,20 +60,10 @@ pub struct StepRequest {
     pub command: Vec<String>,
     pub environment: BTreeMap<String, String>,
     pub working_dir: String,
-    /// `source:target[:mode]`: a host path (absolute source) or a named volume.
-    pub volumes: Vec<String>,
-    pub privileged: bool,
     /// Host names other containers reach this one at (a service's name).
     pub network_aliases: Vec<String>,
-    pub user: Option<String>,
-    pub network_mode: Option<String>,
-    pub dns: Vec<String>,
-    pub dns_search: Vec<String>,
-    pub extra_hosts: Vec<String>,
-    pub devices: Vec<String>,
-    pub tmpfs: Vec<String>,
-    pub memory_limit: Option<String>,
-    pub shm_size: Option<String>,
+    /// As the plan gives them: the backend translates what it supports.
+    pub container: ContainerOptions,
 }
 
 impl StepRequest {
@@ -88,18 +79,8 @@ impl StepRequest {
             command: vec![script.to_owned()],
             environment: BTreeMap::new(),
             working_dir: working_dir.to_owned(),
-            volumes: Vec::new(),
-            privileged: false,
             network_aliases: Vec::new(),
-            user: None,
-            network_mode: None,
-            dns: Vec::new(),
-            dns_search: Vec::new(),
-            extra_hosts: Vec::new(),
-            devices: Vec::new(),
-            tmpfs: Vec::new(),
-            memory_limit: None,
-            shm_size: None,
+            container: ContainerOptions::default(),
         }
     }
 }

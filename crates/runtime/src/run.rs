@@ -442,21 +442,11 @@ fn step_request<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, step: &
         command,
         environment,
         working_dir: step.working_dir.clone(),
-        volumes: step.volumes.clone(),
-        privileged: step.privileged,
         // Services and detached steps are what other steps reach by name. Only they get a
         // name on the network: a backend may keep the others off the workflow's own network,
         // which makes starting them cheaper.
         network_aliases: if step.kind == StepKind::Service || step.detach { vec![step.name.clone()] } else { Vec::new() },
-        user: step.user.clone(),
-        network_mode: step.network_mode.clone(),
-        dns: step.dns.clone(),
-        dns_search: step.dns_search.clone(),
-        extra_hosts: step.extra_hosts.clone(),
-        devices: step.devices.clone(),
-        tmpfs: step.tmpfs.clone(),
-        memory_limit: step.memory_limit.clone(),
-        shm_size: step.shm_size.clone(),
+        container: step.container.clone(),
     }
 }
 

@@ -88,5 +88,9 @@ pub fn check_layering(packages: &[Package], layers: &[Layer]) -> Vec<Violation> 
 }
 
 fn listed(names: &[&str]) -> String {
-    if names.is_empty() { "no workspace crate".to_owned() } else { names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ") }
+    if names.is_empty() {
+        "no workspace crate".to_owned()
+    } else {
+        names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+    }
 }

@@ -17,7 +17,7 @@ async fn teardown_in_the_middle_of_a_run_leaves_nothing_behind() {
     let (_running, _output) = test.start(&workflow, shell_step("running", "exec sleep 300")).await;
     let (_service, _service_output) = test.start(&workflow, service_step("service", "exec sleep 300", &["svc"])).await;
     let mut with_volumes = shell_step("created only", "true");
-    with_volumes.volumes = vec!["cache:/cache".to_string(), "undeclared:/other".to_string(), "/anonymous".to_string()];
+    with_volumes.container.volumes = vec!["cache:/cache".to_string(), "undeclared:/other".to_string(), "/anonymous".to_string()];
     let _created = test.backend.prepare(&workflow, &with_volumes).await.unwrap();
     let before = test.leftovers().await;
     assert_eq!((before.containers.len(), before.networks.len(), before.volumes.len()), (3, 1, 3));
@@ -37,7 +37,7 @@ async fn preparations_abandoned_mid_request_are_still_torn_down() {
     let requests: Vec<_> = (0..20)
         .map(|index| {
             let mut step = shell_step(&format!("abandoned {index}"), "true");
-            step.volumes = vec![format!("volume-{index}:/data")];
+            step.container.volumes = vec![format!("volume-{index}:/data")];
             step
         })
         .collect();
@@ -61,7 +61,7 @@ async fn sweep_removes_what_dead_processes_left_and_not_what_live_ones_use() {
     let dead_workflow = dead.workflow_with_volumes("main", &["cache"]).await;
     let (_step, _output) = dead.start(&dead_workflow, shell_step("left running", "exec sleep 300")).await;
     let mut created = shell_step("left created", "true");
-    created.volumes = vec!["cache:/cache".to_string()];
+    created.container.volumes = vec!["cache:/cache".to_string()];
     let _created = dead.backend.prepare(&dead_workflow, &created).await.unwrap();
 
     // A run of a process that is still alive.

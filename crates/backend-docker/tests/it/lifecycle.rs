@@ -89,11 +89,11 @@ async fn the_container_gets_the_steps_environment_directory_user_and_limits() {
          df -k /dev/shm | tail -n 1 | awk '{print \"shm=\" $2}'; touch written-by-another-user && echo write-ok",
     );
     step.environment.insert("GREETING".to_string(), "hello world".to_string());
-    step.user = Some("1234".to_string());
-    step.extra_hosts = vec!["cache.internal:10.1.2.3".to_string()];
-    step.tmpfs = vec!["/scratch:size=16m".to_string()];
-    step.memory_limit = Some("64m".to_string());
-    step.shm_size = Some("32m".to_string());
+    step.container.user = Some("1234".to_string());
+    step.container.extra_hosts = vec!["cache.internal:10.1.2.3".to_string()];
+    step.container.tmpfs = vec!["/scratch:size=16m".to_string()];
+    step.container.memory_limit = Some("64m".to_string());
+    step.container.shm_size = Some("32m".to_string());
     let (output, exit_code) = test.run_step(&workflow, step).await;
     assert_eq!(output.stderr_text(), "");
     assert_eq!(exit_code, 0);
@@ -142,9 +142,9 @@ async fn named_volumes_are_shared_by_the_workflows_steps_and_no_one_else() {
     let second = test.workflow_with_volumes("second", &["cache"]).await;
 
     let mut write = shell_step("write", "echo kept > /cache/file");
-    write.volumes = vec!["cache:/cache".to_string()];
+    write.container.volumes = vec!["cache:/cache".to_string()];
     let mut read = shell_step("read", "cat /cache/file 2>/dev/null || echo missing");
-    read.volumes = vec!["cache:/cache:ro".to_string()];
+    read.container.volumes = vec!["cache:/cache:ro".to_string()];
 
     assert_eq!(test.run_step(&first, write.clone()).await.1, 0);
     assert_eq!(test.run_step(&first, read.clone()).await.0.stdout_text(), "kept\n");
@@ -152,7 +152,7 @@ async fn named_volumes_are_shared_by_the_workflows_steps_and_no_one_else() {
 
     // A volume the workflow did not declare is the workflow's own too, and goes with it.
     let mut undeclared = shell_step("undeclared", "echo x > /other/file");
-    undeclared.volumes = vec!["other:/other".to_string(), "/anonymous".to_string()];
+    undeclared.container.volumes = vec!["other:/other".to_string(), "/anonymous".to_string()];
     assert_eq!(test.run_step(&second, undeclared).await.1, 0);
 
     test.backend.teardown(first).await;
@@ -196,7 +196,7 @@ async fn a_step_without_image_or_with_a_bad_size_is_refused_before_anything_runs
     assert!(matches!(test.backend.prepare(&workflow, &no_image).await, Err(BackendError::Unsupported { .. })));
 
     let mut bad_size = shell_step("bad size", "true");
-    bad_size.memory_limit = Some("lots".to_string());
+    bad_size.container.memory_limit = Some("lots".to_string());
     match test.backend.prepare(&workflow, &bad_size).await {
         Err(BackendError::Operation { message, .. }) => assert!(message.contains("`lots`"), "{message}"),
         other => panic!("expected an operation error, got {other:?}"),

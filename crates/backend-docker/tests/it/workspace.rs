@@ -145,7 +145,7 @@ async fn an_empty_workspace_is_an_empty_folder_any_user_can_write() {
 
     test.backend.populate_workspace(&workflow, &WorkspaceSource::Empty).await.unwrap();
     let mut step = shell_step("write", "ls -A | wc -l; echo made > file; cat file");
-    step.user = Some("4321".to_string());
+    step.container.user = Some("4321".to_string());
     let (output, exit_code) = test.run_step(&workflow, step).await;
     assert_eq!((output.stdout_text().trim(), exit_code), ("0\nmade", 0));
     assert_eq!(output.stdout_text().lines().next().map(str::trim), Some("0"));

@@ -523,17 +523,17 @@ async fn services_plugins_and_container_options_are_refused_by_name() {
     type Change = fn(&mut StepRequest);
     let options: [(Change, &str); 9] = [
         (
-            |step| step.volumes = vec!["/var/run/docker.sock:/var/run/docker.sock".to_owned()],
+            |step| step.container.volumes = vec!["/var/run/docker.sock:/var/run/docker.sock".to_owned()],
             "volumes (`/var/run/docker.sock:/var/run/docker.sock`",
         ),
-        (|step| step.privileged = true, "privileged mode"),
-        (|step| step.devices = vec!["/dev/fuse".to_owned()], "devices (`/dev/fuse`"),
-        (|step| step.tmpfs = vec!["/scratch".to_owned()], "tmpfs mounts (`/scratch`"),
-        (|step| step.network_mode = Some("host".to_owned()), "network_mode `host`"),
-        (|step| step.dns = vec!["1.1.1.1".to_owned()], "dns (`1.1.1.1`"),
-        (|step| step.dns_search = vec!["corp".to_owned()], "dns_search (`corp`"),
-        (|step| step.extra_hosts = vec!["db:10.0.0.2".to_owned()], "extra_hosts (`db:10.0.0.2`"),
-        (|step| step.user = Some("1000".to_owned()), "running as user `1000`"),
+        (|step| step.container.privileged = true, "privileged mode"),
+        (|step| step.container.devices = vec!["/dev/fuse".to_owned()], "devices (`/dev/fuse`"),
+        (|step| step.container.tmpfs = vec!["/scratch".to_owned()], "tmpfs mounts (`/scratch`"),
+        (|step| step.container.network_mode = Some("host".to_owned()), "network_mode `host`"),
+        (|step| step.container.dns = vec!["1.1.1.1".to_owned()], "dns (`1.1.1.1`"),
+        (|step| step.container.dns_search = vec!["corp".to_owned()], "dns_search (`corp`"),
+        (|step| step.container.extra_hosts = vec!["db:10.0.0.2".to_owned()], "extra_hosts (`db:10.0.0.2`"),
+        (|step| step.container.user = Some("1000".to_owned()), "running as user `1000`"),
     ];
     for (change, named) in options {
         let mut request = commands_step("build", "make");

@@ -191,16 +191,16 @@ fn read_step(
             }
             "failure" => step.failure = read_failure(reader, value, dialect),
             "detach" => step.detach = reader.boolean(value, "detach").unwrap_or(false),
-            "privileged" => step.privileged = reader.boolean(value, "privileged").unwrap_or(false),
-            "volumes" => step.volumes = read_volumes(reader, value),
-            "ports" => step.ports = reader.string_list(value, "ports"),
-            "dns" => step.dns = reader.string_list(value, "dns"),
-            "dns_search" => step.dns_search = reader.string_list(value, "dns_search"),
-            "network_mode" => step.network_mode = reader.string(value, "network_mode"),
-            "extra_hosts" => step.extra_hosts = reader.string_list(value, "extra_hosts"),
-            "devices" => step.devices = read_volumes(reader, value),
-            "tmpfs" => step.tmpfs = reader.string_list(value, "tmpfs"),
-            "user" => step.user = reader.string(value, "user"),
+            "privileged" => step.container.privileged = reader.boolean(value, "privileged").unwrap_or(false),
+            "volumes" => step.container.volumes = read_volumes(reader, value),
+            "ports" => step.container.ports = reader.string_list(value, "ports"),
+            "dns" => step.container.dns = reader.string_list(value, "dns"),
+            "dns_search" => step.container.dns_search = reader.string_list(value, "dns_search"),
+            "network_mode" => step.container.network_mode = reader.string(value, "network_mode"),
+            "extra_hosts" => step.container.extra_hosts = reader.string_list(value, "extra_hosts"),
+            "devices" => step.container.devices = read_volumes(reader, value),
+            "tmpfs" => step.container.tmpfs = reader.string_list(value, "tmpfs"),
+            "user" => step.container.user = reader.string(value, "user"),
             "shell" => step.shell = reader.string(value, "shell"),
             "backend_options" => {
                 if value.as_mapping().is_none() && !value.is_null() {
@@ -211,8 +211,8 @@ fn read_step(
             }
             "healthcheck" => step.healthcheck = read_healthcheck(reader, value),
             "timeout" => step.timeout_seconds = read_timeout(reader, value),
-            "mem_limit" => step.memory_limit = reader.string(value, "mem_limit"),
-            "shm_size" => step.shm_size = reader.string(value, "shm_size"),
+            "mem_limit" => step.container.memory_limit = reader.string(value, "mem_limit"),
+            "shm_size" => step.container.shm_size = reader.string(value, "shm_size"),
             "memswap_limit" | "cpu_period" | "cpu_quota" | "cpu_shares" | "cpu_set" | "resources" => {
                 reader.warning(code::UNSUPPORTED, key.span, format!("`{name}` is read but not applied by Gantry yet"));
             }

@@ -32,7 +32,7 @@ fn plugin_parameters_on_the_step_in_the_old_format_are_settings() {
 fn yaml_1_1_booleans_are_read_in_boolean_fields_as_go_yaml_does() {
     let yaml = "steps:\n  a:\n    image: docker\n    privileged: yes\n    detach: on\n    commands: [ls]\n  b:\n    image: alpine\n    pull: yes\n    commands: [ls]\n";
     let (workflow, _) = plan(".woodpecker.yml", yaml);
-    assert!(workflow.steps[1].privileged && workflow.steps[1].detach);
+    assert!(workflow.steps[1].container.privileged && workflow.steps[1].detach);
     assert_eq!(workflow.steps[2].pull, pipeline::model::PullPolicy::Always);
     // Elsewhere they stay text: an environment value `yes` is the string "yes".
     let (workflow, _) = plan(".woodpecker.yml", "steps:\n  a:\n    image: alpine\n    environment: {ENABLED: yes}\n    commands: [env]\n");
@@ -45,7 +45,7 @@ fn labels_as_a_list_and_volumes_of_one_path() {
     let (workflow, _) = plan(".woodpecker.yml", yaml);
     assert_eq!(workflow.labels["platform"], "linux/arm64");
     assert_eq!(workflow.platform.as_deref(), Some("linux/arm64"));
-    assert_eq!(workflow.steps[1].volumes, ["/cache"]);
+    assert_eq!(workflow.steps[1].container.volumes, ["/cache"]);
 }
 
 #[test]

@@ -164,6 +164,6 @@ fn substitution_uses_context_and_matrix_and_keeps_escapes() {
 fn drone_volumes_resolve_to_host_paths_and_workflow_volumes() {
     let yaml = "kind: pipeline\nname: ci\nvolumes:\n- name: sock\n  host: {path: /var/run/docker.sock}\n- name: cache\n  temp: {}\nsteps:\n- name: a\n  image: docker\n  volumes:\n  - name: sock\n    path: /var/run/docker.sock\n  - name: cache\n    path: /root/.cache\n  commands: [docker ps]\n";
     let workflow = plan(".drone.yml", yaml, Context::default());
-    assert_eq!(step(&workflow, "a").volumes, ["/var/run/docker.sock:/var/run/docker.sock", "cache:/root/.cache"]);
+    assert_eq!(step(&workflow, "a").container.volumes, ["/var/run/docker.sock:/var/run/docker.sock", "cache:/root/.cache"]);
     assert_eq!(workflow.volumes, ["cache"]);
 }
