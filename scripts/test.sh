@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, runs every test of every crate, fuzzes and runs
-# schemathesis against the server, and closes with one line counting the tests.
+# The whole test suite: installs what it needs, checks formatting, clippy and the dependency
+# tree, runs every test of every crate, fuzzes and runs schemathesis against the server, and
+# closes with one line counting the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -15,6 +16,8 @@ export CI=true
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Formatting, clippy (-D warnings) and cargo deny; the layering rules are tests (crates/tidy).
+./scripts/lint.sh || status=1
 cargo test --workspace --locked --no-fail-fast --all-targets 2>&1 | tee "$log" || status=$?
 # Hostile input, for a bounded time: the fuzz targets (GANTRY_FUZZ_SECONDS in all), then
 # schemathesis against the server binary the tests just built.
