@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod docs;
 pub mod environment;
 pub mod evaluate;
+pub mod graph;
 pub mod lint;
 pub mod model;
 pub mod plan;

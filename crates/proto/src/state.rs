@@ -1,5 +1,6 @@
 //! States of builds, workflows and steps, and the small enums repositories are configured with.
 
+use pipeline::graph::Outcome;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,6 +67,31 @@ impl State {
 
     pub fn is_failure(self) -> bool {
         matches!(self, State::Failure | State::Killed | State::Error | State::Lost)
+    }
+
+    /// How a finished workflow or step ended, for the dependency graph; `None` while it may
+    /// still change (`lost` included: it may be re-queued).
+    pub fn outcome(self) -> Option<Outcome> {
+        match self {
+            State::Success => Some(Outcome::Success),
+            State::Failure => Some(Outcome::Failure),
+            State::Skipped => Some(Outcome::Skipped),
+            State::Killed => Some(Outcome::Killed),
+            State::Error => Some(Outcome::Error),
+            State::Pending | State::Running | State::Lost | State::Blocked => None,
+        }
+    }
+}
+
+impl From<Outcome> for State {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Success => State::Success,
+            Outcome::Failure => State::Failure,
+            Outcome::Skipped => State::Skipped,
+            Outcome::Killed => State::Killed,
+            Outcome::Error => State::Error,
+        }
     }
 }
 

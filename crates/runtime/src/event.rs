@@ -32,7 +32,33 @@ impl Status {
     }
 
     pub fn is_failure(self) -> bool {
-        matches!(self, Status::Failure | Status::Killed | Status::Error)
+        pipeline::graph::Outcome::from(self).is_failure()
+    }
+}
+
+impl From<Status> for pipeline::graph::Outcome {
+    fn from(status: Status) -> Self {
+        use pipeline::graph::Outcome;
+        match status {
+            Status::Success => Outcome::Success,
+            Status::Failure => Outcome::Failure,
+            Status::Skipped => Outcome::Skipped,
+            Status::Killed => Outcome::Killed,
+            Status::Error => Outcome::Error,
+        }
+    }
+}
+
+impl From<pipeline::graph::Outcome> for Status {
+    fn from(outcome: pipeline::graph::Outcome) -> Self {
+        use pipeline::graph::Outcome;
+        match outcome {
+            Outcome::Success => Status::Success,
+            Outcome::Failure => Status::Failure,
+            Outcome::Skipped => Status::Skipped,
+            Outcome::Killed => Status::Killed,
+            Outcome::Error => Status::Error,
+        }
     }
 }
 

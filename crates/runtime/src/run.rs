@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::{FutureExt as _, StreamExt};
-use pipeline::plan::{Plan, RunOn, SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX, StepKind, StepPlan, WorkflowPlan};
+use pipeline::graph::{Held, Outcome, ReadySet, runs_after};
+use pipeline::plan::{Plan, SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX, StepKind, StepPlan, WorkflowPlan};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -119,29 +120,16 @@ pub async fn run_plan<B: Backend>(
     });
 
     let workflows: Vec<Arc<WorkflowPlan>> = plan.workflows.iter().cloned().map(Arc::new).collect();
-    let mut states: Vec<WorkflowState> = workflows.iter().map(|_| WorkflowState::Waiting).collect();
+    let mut graph = ReadySet::new(workflows.iter().map(|workflow| (workflow.name.as_str(), &workflow.depends_on)));
+    let mut summaries: Vec<Option<WorkflowSummary>> = vec![None; workflows.len()];
     let step_ends: Vec<StepEnds> = workflows.iter().map(|_| StepEnds::default()).collect();
     let mut running: JoinSet<(usize, WorkflowSummary)> = JoinSet::new();
     let mut workflow_tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     loop {
-        // Start (or skip) every waiting workflow whose dependencies have all finished.
-        for (index, workflow) in workflows.iter().enumerate() {
-            if !matches!(states[index], WorkflowState::Waiting) {
-                continue;
-            }
-            let dependency_statuses: Option<Vec<Status>> = workflow
-                .depends_on
-                .iter()
-                .map(|name| match workflows.iter().position(|other| &other.name == name) {
-                    Some(position) => match &states[position] {
-                        WorkflowState::Done(summary) => Some(summary.status),
-                        _ => None,
-                    },
-                    None => Some(Status::Skipped),
-                })
-                .collect();
-            let Some(dependency_statuses) = dependency_statuses else { continue };
-            match decide_workflow(workflow, &dependency_statuses, shared.cancel.is_cancelled()) {
+        // Start (or skip) every workflow whose dependencies have all finished.
+        while let Some(index) = graph.next_due() {
+            let workflow = &workflows[index];
+            match decide_workflow(workflow, graph.upstream_failed(index), shared.cancel.is_cancelled()) {
                 Some(reason) => {
                     let reason = shared.mask(&reason);
                     shared.events.emit(Event::WorkflowFinished {
@@ -150,10 +138,10 @@ pub async fn run_plan<B: Backend>(
                         duration: Duration::ZERO,
                         reason: Some(reason.clone()),
                     });
-                    states[index] = WorkflowState::Done(skipped_workflow(workflow, &reason));
+                    graph.finish(index, Outcome::Skipped);
+                    summaries[index] = Some(skipped_workflow(workflow, &reason));
                 }
                 None => {
-                    states[index] = WorkflowState::Running;
                     let shared = shared.clone();
                     let workflow = workflow.clone();
                     let ends = step_ends[index].clone();
@@ -162,8 +150,8 @@ pub async fn run_plan<B: Backend>(
                 }
             }
         }
-        match running.join_next_with_id().await {
-            Some(Ok((_, (index, summary)))) => states[index] = WorkflowState::Done(summary),
+        let summary = match running.join_next_with_id().await {
+            Some(Ok((_, (index, summary)))) => (index, summary),
             // Backend calls are guarded, so a panic here is a bug of the runtime (or of the
             // event sink). The workflow fails and every step it did not report ends with it;
             // its teardown did not run, and the sweep of the next run removes what it left.
@@ -171,50 +159,35 @@ pub async fn run_plan<B: Backend>(
                 let Some(index) = workflow_tasks.get(&error.id()).copied() else { continue };
                 let reason = format!("the workflow's task {}", join_failure(error));
                 tracing::error!(workflow = %workflows[index].name, %reason, "a workflow task failed");
-                let summary = abandon_workflow(&shared, &workflows[index], &step_ends[index], &reason);
-                states[index] = WorkflowState::Done(summary);
+                (index, abandon_workflow(&shared, &workflows[index], &step_ends[index], &reason))
             }
             None => {
                 // Nothing runs and nothing more can start: a dependency cycle (lint rejects
                 // those) or a lost task. Report what is left rather than wait forever.
-                for (index, workflow) in workflows.iter().enumerate() {
-                    if !matches!(states[index], WorkflowState::Done(_)) {
-                        states[index] = WorkflowState::Done(skipped_workflow(workflow, "its dependencies never finished"));
-                    }
+                for index in graph.waiting().collect::<Vec<_>>() {
+                    graph.finish(index, Outcome::Skipped);
+                    summaries[index] = Some(skipped_workflow(&workflows[index], "its dependencies never finished"));
                 }
                 break;
             }
-        }
+        };
+        let (index, summary) = summary;
+        graph.finish(index, summary.status.into());
+        summaries[index] = Some(summary);
     }
-    let results: Vec<Option<WorkflowSummary>> = states
-        .into_iter()
-        .map(|state| match state {
-            WorkflowState::Done(summary) => Some(summary),
-            _ => None,
-        })
-        .collect();
-    let workflows: Vec<WorkflowSummary> = results.into_iter().flatten().collect();
-    let status = if cancel.is_cancelled() || workflows.iter().any(|w| w.status == Status::Killed) {
-        Status::Killed
-    } else if workflows.iter().any(|w| w.status.is_failure()) {
-        Status::Failure
-    } else {
-        Status::Success
-    };
+    let workflows: Vec<WorkflowSummary> = summaries.into_iter().flatten().collect();
+    let status = if cancel.is_cancelled() { Status::Killed } else { graph.overall().into() };
     run_cancel.cancel();
     let duration = started.elapsed();
     shared.events.emit(Event::RunFinished { status, duration });
     Ok(RunSummary { status, duration, workflows })
 }
 
-enum WorkflowState {
-    Waiting,
-    Running,
-    Done(WorkflowSummary),
-}
+/// How a workflow's steps ended, and why when the workflow itself says so.
+type WorkflowEnd = (Status, Option<String>);
 
-/// Why a workflow does not run, if it does not.
-fn decide_workflow(workflow: &WorkflowPlan, dependencies: &[Status], cancelled: bool) -> Option<String> {
+/// Why a workflow whose dependencies have finished does not run, if it does not.
+fn decide_workflow(workflow: &WorkflowPlan, upstream_failed: bool, cancelled: bool) -> Option<String> {
     if workflow.skipped {
         return Some(workflow.skip_reason.clone().unwrap_or_else(|| "its conditions are false".into()));
     }
@@ -225,14 +198,11 @@ fn decide_workflow(workflow: &WorkflowPlan, dependencies: &[Status], cancelled: 
     if cancelled {
         return Some("the run was cancelled".into());
     }
-    let failed = dependencies.iter().any(|status| status.is_failure());
-    if failed && !workflow.runs_on.contains(&RunOn::Failure) {
-        return Some("a workflow it depends on failed".into());
+    match runs_after(&workflow.runs_on, upstream_failed) {
+        Ok(()) => None,
+        Err(Held::AfterFailure) => Some("a workflow it depends on failed".into()),
+        Err(Held::OnlyOnFailure) => Some("it runs only after a failure".into()),
     }
-    if !failed && !workflow.runs_on.contains(&RunOn::Success) {
-        return Some("it runs only after a failure".into());
-    }
-    None
 }
 
 fn skipped_workflow(workflow: &WorkflowPlan, reason: &str) -> WorkflowSummary {
@@ -744,15 +714,29 @@ impl<B: Backend> WorkflowRun<B> {
         }
     }
 
+    /// Services, their readiness, then the step graph: how the workflow's steps ended.
     async fn run_steps(
         &mut self,
         prepared: &mut HashMap<String, Prepared<B::Step>>,
         background: &mut Vec<Background<B::Step>>,
-    ) -> (Status, Option<String>) {
+    ) -> WorkflowEnd {
+        if let Err(end) = self.start_services(prepared, background).await {
+            return end;
+        }
+        if let Err(end) = self.wait_until_services_ready(background).await {
+            return end;
+        }
+        self.run_step_graph(prepared, background).await
+    }
+
+    /// Starts every service that is not skipped. A service that cannot start ends the workflow.
+    async fn start_services(
+        &mut self,
+        prepared: &mut HashMap<String, Prepared<B::Step>>,
+        background: &mut Vec<Background<B::Step>>,
+    ) -> Result<(), WorkflowEnd> {
         let workflow = self.workflow.clone();
         let shared = self.shared.clone();
-
-        // Services first; the steps wait until every service with a readiness check passes it.
         for service in &workflow.services {
             if service.skipped {
                 self.emit_finished(&service.name, skipped(service.skip_reason.clone()));
@@ -768,7 +752,7 @@ impl<B: Backend> WorkflowRun<B> {
                         Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(reason.clone()) },
                     );
                     self.skip_remaining(&format!("service `{}` could not start", service.name), background);
-                    return (Status::Error, Some(format!("service `{}`: {reason}", service.name)));
+                    return Err((Status::Error, Some(format!("service `{}`: {reason}", service.name))));
                 }
             };
             let start = guarded(shared.backend.start(&step)).await.unwrap_or_else(|panic| {
@@ -791,10 +775,18 @@ impl<B: Backend> WorkflowRun<B> {
                         Finished { status: Status::Error, exit_code: None, duration: started.elapsed(), reason: Some(error.to_string()) },
                     );
                     self.skip_remaining(&format!("service `{}` could not start", service.name), background);
-                    return (Status::Error, Some(format!("service `{}`: {error}", service.name)));
+                    return Err((Status::Error, Some(format!("service `{}`: {error}", service.name))));
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Probes every service with a readiness check until it passes, backing off to its
+    /// interval; one that never passes ends the workflow.
+    async fn wait_until_services_ready(&mut self, background: &mut [Background<B::Step>]) -> Result<(), WorkflowEnd> {
+        let workflow = self.workflow.clone();
+        let shared = self.shared.clone();
         for service in workflow.services.iter().filter(|service| !service.skipped) {
             let Some(healthcheck) = &service.healthcheck else { continue };
             let Some(item) = background.iter_mut().find(|item| item.name == service.name) else { continue };
@@ -841,54 +833,57 @@ impl<B: Backend> WorkflowRun<B> {
                 item.failed = Some((service_status, reason.clone()));
                 self.skip_remaining(&reason, background);
                 let status = if shared.cancel.is_cancelled() { Status::Killed } else { Status::Failure };
-                return (status, Some(reason));
+                return Err((status, Some(reason)));
             }
         }
 
-        // The step graph. Each step knows its dependencies; a step is due when all have finished.
+        Ok(())
+    }
+
+    /// The runtime's own clone step: fills the workspace from the run's source.
+    async fn fill_workspace(&mut self, step: &StepPlan) -> Finished {
+        let started = Instant::now();
+        self.shared.events.emit(Event::StepStarted { workflow: self.workflow.name.clone(), step: step.name.clone() });
+        let result = match guarded(self.shared.backend.populate_workspace(self.handle(), &self.shared.workspace)).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(panic) => Err(format!("filling the workspace {panic}")),
+        };
+        match result {
+            Ok(()) => Finished { status: Status::Success, exit_code: None, duration: started.elapsed(), reason: None },
+            Err(reason) => Finished { status: Status::Failure, exit_code: None, duration: started.elapsed(), reason: Some(reason) },
+        }
+    }
+
+    /// The step graph: each step starts once its own dependencies have finished, or is
+    /// skipped with the reason `decide_step` gives.
+    async fn run_step_graph(
+        &mut self,
+        prepared: &mut HashMap<String, Prepared<B::Step>>,
+        background: &mut Vec<Background<B::Step>>,
+    ) -> WorkflowEnd {
+        let workflow = self.workflow.clone();
+        let shared = self.shared.clone();
         let steps: Vec<&StepPlan> = workflow.steps.iter().collect();
-        let mut done: HashMap<String, Status> = HashMap::new();
-        let mut started_steps: Vec<bool> = vec![false; steps.len()];
+        let mut graph = ReadySet::new(steps.iter().map(|step| (step.name.as_str(), &step.depends_on)));
+        // Any failure so far, which is what `when.status` looks at (not only the dependencies').
         let mut failed = false;
         let mut running: JoinSet<StepOutcome<B::Step>> = JoinSet::new();
         let mut step_tasks: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
         loop {
-            let mut progressed = false;
-            for (index, step) in steps.iter().enumerate() {
-                if started_steps[index] {
-                    continue;
-                }
-                if !step.depends_on.iter().all(|dependency| done.contains_key(dependency) || !steps.iter().any(|s| &s.name == dependency)) {
-                    continue;
-                }
-                started_steps[index] = true;
-                progressed = true;
+            while let Some(index) = graph.next_due() {
+                let step = steps[index];
                 if let Some(reason) = decide_step(step, failed, shared.cancel.is_cancelled()) {
                     let status = if shared.cancel.is_cancelled() && !step.skipped { Status::Killed } else { Status::Skipped };
-                    done.insert(step.name.clone(), status);
+                    graph.finish(index, status.into());
                     let mut finished = skipped(Some(reason));
                     finished.status = status;
                     self.emit_finished(&step.name, finished);
                     continue;
                 }
                 if step.kind == StepKind::Clone && step.image.is_none() {
-                    // The runtime's own clone: fill the workspace.
-                    let started = Instant::now();
-                    shared.events.emit(Event::StepStarted { workflow: workflow.name.clone(), step: step.name.clone() });
-                    let result = match guarded(shared.backend.populate_workspace(self.handle(), &shared.workspace)).await {
-                        Ok(result) => result.map_err(|error| error.to_string()),
-                        Err(panic) => Err(format!("filling the workspace {panic}")),
-                    };
-                    let finished = match result {
-                        Ok(()) => Finished { status: Status::Success, exit_code: None, duration: started.elapsed(), reason: None },
-                        Err(reason) => {
-                            Finished { status: Status::Failure, exit_code: None, duration: started.elapsed(), reason: Some(reason) }
-                        }
-                    };
-                    if finished.status.is_failure() {
-                        failed = true;
-                    }
-                    done.insert(step.name.clone(), finished.status);
+                    let finished = self.fill_workspace(step).await;
+                    failed |= finished.status.is_failure();
+                    graph.finish(index, finished.status.into());
                     self.emit_finished(&step.name, finished);
                     continue;
                 }
@@ -901,9 +896,6 @@ impl<B: Backend> WorkflowRun<B> {
                     (index, finished, background, leftover)
                 });
                 step_tasks.insert(task.id(), (index, Instant::now()));
-            }
-            if progressed {
-                continue;
             }
             let Some(joined) = running.join_next_with_id().await else { break };
             let (index, finished, detached, leftover) = match joined {
@@ -929,7 +921,7 @@ impl<B: Backend> WorkflowRun<B> {
             }
             if let Some(detached) = detached {
                 // A detached step counts as done for its dependents as soon as it started.
-                done.insert(step.name.clone(), Status::Success);
+                graph.finish(index, Outcome::Success);
                 background.push(detached);
                 continue;
             }
@@ -939,10 +931,11 @@ impl<B: Backend> WorkflowRun<B> {
                     shared.cancel.cancel();
                 }
             }
-            done.insert(step.name.clone(), finished.status);
+            graph.finish(index, finished.status.into());
             self.emit_finished(&step.name, finished);
         }
-        let status = if shared.cancel.is_cancelled() && done.values().any(|status| *status == Status::Killed) {
+        let killed = (0..graph.len()).any(|index| graph.outcome(index) == Some(Outcome::Killed));
+        let status = if shared.cancel.is_cancelled() && killed {
             Status::Killed
         } else if failed {
             Status::Failure
@@ -981,13 +974,11 @@ fn decide_step(step: &StepPlan, workflow_failed: bool, cancelled: bool) -> Optio
     if cancelled {
         return Some("the run was cancelled".into());
     }
-    if workflow_failed && !step.runs_on.contains(&RunOn::Failure) {
-        return Some("an earlier step failed".into());
+    match runs_after(&step.runs_on, workflow_failed) {
+        Ok(()) => None,
+        Err(Held::AfterFailure) => Some("an earlier step failed".into()),
+        Err(Held::OnlyOnFailure) => Some("it runs only after a failure".into()),
     }
-    if !workflow_failed && !step.runs_on.contains(&RunOn::Success) {
-        return Some("it runs only after a failure".into());
-    }
-    None
 }
 
 /// Runs one step to its end (or, for a detached step, until it has started).

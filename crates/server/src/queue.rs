@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pipeline::plan::{Plan, RunOn};
+use pipeline::graph::{Held, ReadySet, runs_after};
+use pipeline::plan::Plan;
 use proto::State;
 use proto::agent::Job;
 use store::{AgentRecord, BuildRecord, StoreError, WorkflowRecord};
@@ -34,7 +35,9 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             if let std::collections::hash_map::Entry::Vacant(entry) = siblings.entry(workflow.build_id) {
                 entry.insert(state.store.workflows_of_build(workflow.build_id).await?);
             }
-            if !dependencies_done(&workflow, &siblings[&workflow.build_id]) {
+            let siblings = &siblings[&workflow.build_id];
+            let Some(index) = siblings.iter().position(|sibling| sibling.id == workflow.id) else { continue };
+            if !workflow_graph(siblings).is_due(index) {
                 continue;
             }
         }
@@ -82,11 +85,17 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
     Ok(None)
 }
 
-fn dependencies_done(workflow: &WorkflowRecord, siblings: &[WorkflowRecord]) -> bool {
-    workflow
-        .depends_on
-        .iter()
-        .all(|name| siblings.iter().filter(|sibling| &sibling.name == name).all(|sibling| sibling.state.is_finished()))
+/// The build's workflows as a dependency graph, each finished one with its outcome.
+fn workflow_graph(workflows: &[WorkflowRecord]) -> ReadySet {
+    let mut graph = ReadySet::new(workflows.iter().map(|workflow| (workflow.name.as_str(), &workflow.depends_on)));
+    for (index, workflow) in workflows.iter().enumerate() {
+        match workflow.state.outcome() {
+            Some(outcome) => graph.finish(index, outcome),
+            None if workflow.state != State::Pending => graph.start(index),
+            None => {}
+        }
+    }
+    graph
 }
 
 /// Ends a workflow that will not reach an agent, its unfinished steps skipped.
@@ -131,15 +140,12 @@ pub async fn end_unfinished_steps(
 pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreError> {
     loop {
         let workflows = state.store.workflows_of_build(build_id).await?;
+        let graph = workflow_graph(&workflows);
         let mut changed = false;
-        for workflow in workflows.iter().filter(|workflow| workflow.state == State::Pending && !workflow.depends_on.is_empty()) {
-            if !dependencies_done(workflow, &workflows) {
+        for (index, workflow) in workflows.iter().enumerate() {
+            if workflow.depends_on.is_empty() || !graph.is_due(index) {
                 continue;
             }
-            let failed = workflows
-                .iter()
-                .filter(|sibling| workflow.depends_on.contains(&sibling.name))
-                .any(|sibling| sibling.state.is_failure() && sibling.state != State::Skipped);
             let runs_on = match runs_on(workflow) {
                 Ok(runs_on) => runs_on,
                 Err(reason) => {
@@ -149,9 +155,11 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
                     continue;
                 }
             };
-            let runs = if failed { runs_on.contains(&RunOn::Failure) } else { runs_on.contains(&RunOn::Success) };
-            if !runs {
-                let reason = if failed { "a workflow it depends on failed" } else { "it runs only when a workflow it depends on fails" };
+            if let Err(held) = runs_after(&runs_on, graph.upstream_failed(index)) {
+                let reason = match held {
+                    Held::AfterFailure => "a workflow it depends on failed",
+                    Held::OnlyOnFailure => "it runs only when a workflow it depends on fails",
+                };
                 end_unfinished_steps(state, workflow.id, State::Skipped, Some("not run: its workflow was skipped"), None).await?;
                 changed |= state.store.set_workflow_state(workflow.id, State::Skipped, Some(reason), now_ms()).await?;
             }
@@ -165,19 +173,9 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
     if build.state.is_finished() || workflows.is_empty() {
         return Ok(());
     }
-    if workflows.iter().all(|workflow| workflow.state.is_finished()) {
-        let states: Vec<State> = workflows.iter().map(|workflow| workflow.state).collect();
-        let final_state = if states.contains(&State::Killed) {
-            State::Killed
-        } else if states.contains(&State::Failure) {
-            State::Failure
-        } else if states.contains(&State::Error) {
-            State::Error
-        } else if states.contains(&State::Success) {
-            State::Success
-        } else {
-            State::Skipped
-        };
+    let graph = workflow_graph(&workflows);
+    if graph.all_finished() {
+        let final_state = State::from(graph.overall());
         // Of two callers settling the same build (two agents' last `done`, two servers), the
         // one that finishes it reports it; the other finds it finished and says nothing.
         if state.store.set_build_state(build_id, final_state, None, now_ms()).await?
@@ -195,10 +193,10 @@ pub async fn settle_build(state: &AppState, build_id: i64) -> Result<(), StoreEr
 
 /// When a dependent workflow runs, from its stored plan. A plan that cannot be read is an
 /// error the workflow ends with, never a guess ("runs on success").
-fn runs_on(workflow: &WorkflowRecord) -> Result<Vec<RunOn>, String> {
+fn runs_on(workflow: &WorkflowRecord) -> Result<Vec<pipeline::plan::RunOn>, String> {
     let plan: Plan = serde_json::from_value(workflow.plan.clone()).map_err(|error| format!("its stored plan cannot be read: {error}"))?;
     let workflow_plan = plan.workflows.into_iter().next().ok_or_else(|| "its stored plan holds no workflow".to_owned())?;
-    Ok(if workflow_plan.runs_on.is_empty() { vec![RunOn::Success] } else { workflow_plan.runs_on })
+    Ok(workflow_plan.runs_on)
 }
 
 /// Cancels a build: pending (and blocked) workflows are killed at once, running ones are asked

@@ -227,7 +227,8 @@ services:
 steps:
   migrate: {image: x, commands: [echo migrated]}
 ",
-            run: Failure,
+            // A workflow that could not run makes the run an error, as it makes a build one.
+            run: Error,
             workflow: (Error, "no such image"),
             steps: &[("database", Error, "no such image"), ("migrate", Skipped, "service `database` could not start")],
             ..Case::default()
@@ -347,7 +348,8 @@ services:
 steps:
   migrate: {image: x, commands: [echo migrated]}
 ",
-            run: Failure,
+            // A workflow that could not run makes the run an error, as it makes a build one.
+            run: Error,
             workflow: (Error, "panicked"),
             steps: &[("database", Error, "panicked"), ("migrate", Skipped, "service `database` could not start")],
             ..Case::default()
@@ -592,7 +594,7 @@ async fn a_workflow_whose_task_dies_still_ends_every_step() {
     .expect("the run ends")
     .unwrap();
     let events = events.lock().unwrap().clone();
-    assert_eq!(summary.status, Failure, "{events:#?}");
+    assert_eq!(summary.status, Error, "{events:#?}");
     let ends: Vec<(String, Status, String)> = events
         .iter()
         .filter_map(|event| match event {
@@ -612,5 +614,5 @@ async fn a_workflow_whose_task_dies_still_ends_every_step() {
         ),
         "{events:#?}"
     );
-    assert!(matches!(events.last(), Some(Event::RunFinished { status: Failure, .. })), "{events:#?}");
+    assert!(matches!(events.last(), Some(Event::RunFinished { status: Error, .. })), "{events:#?}");
 }
