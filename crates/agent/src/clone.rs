@@ -16,6 +16,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use gitcmd::Protocols;
 use pipeline::plan::CloneOptions;
 use proto::agent::{CloneCredentials, LogStream};
 use proto::remote::{credential_target, split_credentials};
@@ -54,9 +55,6 @@ const USERNAME_VARIABLE: &str = "GANTRY_CLONE_USERNAME";
 const PASSWORD_VARIABLE: &str = "GANTRY_CLONE_PASSWORD";
 const PROTOCOL_VARIABLE: &str = "GANTRY_CLONE_PROTOCOL";
 const HOST_VARIABLE: &str = "GANTRY_CLONE_HOST";
-
-/// The protocols git may use for a remote no server administrator chose.
-const NETWORK_PROTOCOLS: &str = "http:https:ssh:git";
 
 /// git's credential helper protocol (`get`, then `key=value` lines up to an empty one), answered
 /// from the environment for the remote's protocol and host only; holds no secret itself.
@@ -199,17 +197,10 @@ impl Git<'_> {
     async fn run(&self, args: &[&str], shown: &str) -> Result<(), CloneError> {
         let command_text = format!("git {shown}");
         (self.output)(LogStream::Stdout, format!("+ {command_text}"));
-        let mut command = tokio::process::Command::new("git");
-        command.args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            "core.askPass=",
-            "-c",
-            "advice.detachedHead=false",
-            "-c",
-            "init.defaultBranch=main",
-        ]);
+        // Any transport only for a remote an administrator chose; the network otherwise.
+        let protocols = if self.allow_local { Protocols::Local } else { Protocols::NetworkOnly };
+        let mut command = tokio::process::Command::from(gitcmd::git(protocols));
+        command.args(["-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main"]);
         if let (Some(helper), Some(credentials)) = (self.helper, self.credentials) {
             // A quoted path: the helper's folder may hold spaces.
             let quoted = helper.display().to_string().replace('\'', "'\\''");
@@ -220,18 +211,9 @@ impl Git<'_> {
                 .env(PROTOCOL_VARIABLE, self.protocol)
                 .env(HOST_VARIABLE, self.host);
         }
-        if !self.allow_local {
-            command.env("GIT_ALLOW_PROTOCOL", NETWORK_PROTOCOLS);
-        }
         command
             .args(args)
             .current_dir(self.dir)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("GIT_ASKPASS")
-            .env_remove("SSH_ASKPASS")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so that a cancelled clone kills git's helpers too.

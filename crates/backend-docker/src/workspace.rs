@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use runtime::WorkspaceSource;
@@ -194,17 +193,8 @@ impl Archive {
     /// `origin` points where the repository's own `origin` does.
     fn git_head(&mut self, dir: &Path) -> Result<(), WorkspaceError> {
         let run = |directory: &Path, arguments: &[&str]| -> Result<String, WorkspaceError> {
-            let output = Command::new("git").arg("-C").arg(directory).args(arguments).stdin(Stdio::null()).output().map_err(|error| {
-                WorkspaceError::Git { command: arguments.join(" "), dir: directory.to_path_buf(), message: error.to_string() }
-            })?;
-            if !output.status.success() {
-                return Err(WorkspaceError::Git {
-                    command: arguments.join(" "),
-                    dir: directory.to_path_buf(),
-                    message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-                });
-            }
-            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+            let output = git_output(directory, arguments)?;
+            Ok(String::from_utf8_lossy(&output).trim().to_string())
         };
         let top = run(dir, &["rev-parse", "--show-toplevel"])?;
         let commit = run(dir, &["rev-parse", "HEAD"])?;
@@ -227,22 +217,19 @@ impl Archive {
     }
 }
 
+/// The standard output of `git -C <dir> <arguments>` (see `gitcmd`).
+fn git_output(dir: &Path, arguments: &[&str]) -> Result<Vec<u8>, WorkspaceError> {
+    gitcmd::output_in(dir, arguments).map_err(|failure| WorkspaceError::Git {
+        command: arguments.join(" "),
+        dir: dir.to_path_buf(),
+        message: failure.to_string(),
+    })
+}
+
 /// Paths git lists in `dir`: tracked and untracked files that no ignore rule matches.
 fn git_listed_files(dir: &Path) -> Result<Vec<PathBuf>, WorkspaceError> {
-    let command = "ls-files -z --cached --others --exclude-standard";
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(command.split(' '))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| WorkspaceError::Git { command: command.to_string(), dir: dir.to_path_buf(), message: error.to_string() })?;
-    if !output.status.success() {
-        let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        return Err(WorkspaceError::Git { command: command.to_string(), dir: dir.to_path_buf(), message });
-    }
+    let output = git_output(dir, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"])?;
     let mut files: Vec<PathBuf> = output
-        .stdout
         .split(|byte| *byte == 0)
         .filter(|name| !name.is_empty())
         .map(|name| PathBuf::from(String::from_utf8_lossy(name).into_owned()))

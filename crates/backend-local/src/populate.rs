@@ -5,17 +5,12 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use runtime::WorkspaceSource;
 use tokio::process::Command;
 
 use crate::error::LocalError;
 use crate::files::{copy_directory_contents, copy_entry, run_blocking};
-
-/// Variables that would point our git commands at another repository than the one named with
-/// `-C` (they are set, for instance, when gantry runs from a git hook).
-const GIT_LOCATION_VARIABLES: [&str; 4] = ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"];
 
 /// Puts the repository from `source` into `destination` (an existing, empty folder).
 pub(crate) async fn populate(source: &WorkspaceSource, destination: &Path) -> Result<(), LocalError> {
@@ -103,12 +98,7 @@ async fn is_git_work_tree(directory: &Path) -> Result<bool, LocalError> {
 
 /// Runs git in `directory` and returns its standard output.
 async fn git(directory: &Path, arguments: &[&str]) -> Result<Vec<u8>, LocalError> {
-    let mut command = Command::new("git");
-    command.arg("-C").arg(directory).args(arguments).stdin(Stdio::null());
-    for variable in GIT_LOCATION_VARIABLES {
-        command.env_remove(variable);
-    }
-    let output = match command.output().await {
+    let output = match Command::from(gitcmd::git_in(directory, arguments)).output().await {
         Ok(output) => output,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(LocalError::GitMissing),
         Err(error) => return Err(LocalError::io("run git in", directory, error)),

@@ -1,16 +1,13 @@
 //! Trigger context defaults read from the local git repository, when there is one.
 
 use std::path::Path;
-use std::process::Command;
 
 use pipeline::Context;
 
+/// What git answers in `root`, when it answers.
 fn git(root: &Path, args: &[&str]) -> Option<String> {
-    let output = Command::new("git").arg("-C").arg(root).args(args).output().ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout).trim_end_matches(['\n', '\r']).to_owned();
+    let output = gitcmd::output_in(root, args).ok()?;
+    let text = String::from_utf8_lossy(&output).trim_end_matches(['\n', '\r']).to_owned();
     if text.is_empty() { None } else { Some(text) }
 }
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use gitcmd::Protocols;
+use proto::remote::redact_credentials;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -76,7 +78,7 @@ impl<'a> Access<'a> {
 }
 
 /// The protocols git may use for remotes nobody trusted with the server's disk.
-pub const NETWORK_PROTOCOLS: &str = "http:https:ssh:git";
+pub use gitcmd::NETWORK_PROTOCOLS;
 
 /// Network operations that take longer are stopped: a remote that stalls must not hold a
 /// poller forever. Git's own low-speed limit catches most stalls earlier.
@@ -130,7 +132,7 @@ impl Mirror {
         if mirror.dir.join("HEAD").exists() {
             return Ok(mirror);
         }
-        let mut command = base_command();
+        let mut command = base_command(Protocols::Local);
         command.arg("init").arg("--bare").arg("--quiet").arg(&mirror.dir);
         mirror.run_local("init", command, None).await?;
         Ok(mirror)
@@ -275,7 +277,8 @@ impl Mirror {
     }
 
     fn git(&self) -> Command {
-        let mut command = base_command();
+        // The mirror is on the server's disk and is only read or written here: no remote.
+        let mut command = base_command(Protocols::Local);
         command.arg("--git-dir").arg(&self.dir);
         command
     }
@@ -404,7 +407,7 @@ impl<'a> Remote<'a> {
         let (credential_protocol, credential_host) = proto::remote::credential_target(url);
         let remote = Remote {
             operation,
-            display_url: strip_url_credentials(url),
+            display_url: redact_credentials(url),
             credentials,
             local: access.local,
             credential_protocol,
@@ -432,7 +435,9 @@ impl<'a> Remote<'a> {
     }
 
     fn command(&self, git_dir: Option<&Path>) -> Command {
-        let mut command = base_command();
+        // Submodules, redirects and odd addresses included: nothing but the network, unless an
+        // administrator chose the remote.
+        let mut command = base_command(if self.local { Protocols::Local } else { Protocols::NetworkOnly });
         if let Some(git_dir) = git_dir {
             command.arg("--git-dir").arg(git_dir);
         }
@@ -441,16 +446,11 @@ impl<'a> Remote<'a> {
         if std::env::var_os("GIT_SSH_COMMAND").is_none() {
             command.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
         }
-        if !self.local {
-            // Submodules, redirects and odd addresses included: nothing but the network.
-            command.env("GIT_ALLOW_PROTOCOL", NETWORK_PROTOCOLS);
-        }
         if let Some(resolve) = &self.resolve {
             command.arg("-c").arg(format!("http.curloptResolve={resolve}"));
         }
-        // Helpers of the server's own git configuration are dropped: they would store these
-        // credentials, or answer with someone else's.
-        command.args(["-c", "credential.helper="]);
+        // Helpers of the server's own git configuration are dropped (`gitcmd` does): they
+        // would store these credentials, or answer with someone else's.
         if let Some(credentials) = self.credentials {
             // The helper is shell text naming variables; their values live only in the
             // environment of git and its children. It answers only when git asks for the
@@ -470,7 +470,7 @@ impl<'a> Remote<'a> {
     }
 
     fn error(&self, stderr: String) -> GitError {
-        let mut stderr = strip_url_credentials(&stderr);
+        let mut stderr = redact_credentials(&stderr);
         for secret in &self.secrets {
             stderr = stderr.replace(secret.as_str(), "***");
         }
@@ -504,21 +504,11 @@ fn curl_resolve(url: &str, pinned: &[std::net::SocketAddr]) -> Option<String> {
     Some(format!("{}:{}:{}", remote.host, remote.port_or_default(), addresses.join(",")))
 }
 
-/// `git` with settings every call wants: no prompts, no pager, no `ext::` transport (it runs
-/// commands), English messages.
-fn base_command() -> Command {
-    let mut command = Command::new("git");
-    command
-        .args(["-c", "protocol.ext.allow=never", "-c", "core.askPass="])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_ASKPASS")
-        .env_remove("SSH_ASKPASS")
-        .env("GIT_PAGER", "cat")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+/// `git` as `gitcmd` builds it (a cleaned environment, no prompts, no `ext::`), its output
+/// read by this module, killed when dropped.
+fn base_command(protocols: Protocols) -> Command {
+    let mut command = Command::from(gitcmd::git(protocols));
+    command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     command
 }
 
@@ -552,25 +542,4 @@ fn url_password(url: &str) -> Option<String> {
     let authority = rest.split(['/', '?', '#']).next()?;
     let (userinfo, _) = authority.rsplit_once('@')?;
     userinfo.split_once(':').map(|(_, password)| password.to_owned())
-}
-
-/// Removes the user information (`user:password@`) from every URL in `text`.
-pub fn strip_url_credentials(text: &str) -> String {
-    let mut result = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("://") {
-        let (head, tail) = rest.split_at(start + 3);
-        result.push_str(head);
-        let authority_end = tail
-            .find(|character: char| matches!(character, '/' | '?' | '#' | '\'' | '"') || character.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => result.push_str(&authority[at + 1..]),
-            None => result.push_str(authority),
-        }
-        rest = &tail[authority_end..];
-    }
-    result.push_str(rest);
-    result
 }

@@ -296,6 +296,28 @@ pub fn credential_scope(url: &str) -> String {
     }
 }
 
+/// Removes the user information (`user:password@`) from every URL in `text`: a single URL, or
+/// git's message naming one. Credentials never appear in answers, logs or errors.
+pub fn redact_credentials(text: &str) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        result.push_str(head);
+        let authority_end = tail
+            .find(|character: char| matches!(character, '/' | '?' | '#' | '\'' | '"') || character.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => result.push_str(&authority[at + 1..]),
+            None => result.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    result.push_str(rest);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

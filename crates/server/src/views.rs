@@ -14,7 +14,7 @@ pub fn repo(state: &AppState, record: &RepoRecord, role: Option<Role>) -> api::R
     api::Repo {
         id: record.id,
         full_name: record.full_name.clone(),
-        clone_url: redact_url(&record.clone_url),
+        clone_url: proto::remote::redact_credentials(&record.clone_url),
         forge: record.forge,
         default_branch: record.default_branch.clone(),
         config_path: record.config_path.clone(),
@@ -96,14 +96,4 @@ pub async fn full_build(state: &AppState, record: &BuildRecord, full_name: &str)
         workflows.push(workflow(&workflow_record, agent, &steps));
     }
     Ok(build(record, full_name, Some(workflows)))
-}
-
-/// `https://user:password@host/x` → `https://host/x`: credentials never appear in answers.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://{host}{}", &rest[authority_end..]),
-        None => url.to_owned(),
-    }
 }

@@ -338,10 +338,10 @@ fn base64(text: &str) -> String {
 #[test]
 fn url_credentials_are_stripped_from_any_text() {
     assert_eq!(
-        git::strip_url_credentials("fatal: unable to access 'https://user:pa55@host.example/r.git/': 403; see http://a@b/c"),
+        proto::remote::redact_credentials("fatal: unable to access 'https://user:pa55@host.example/r.git/': 403; see http://a@b/c"),
         "fatal: unable to access 'https://host.example/r.git/': 403; see http://b/c"
     );
-    assert_eq!(git::strip_url_credentials("no url here"), "no url here");
+    assert_eq!(proto::remote::redact_credentials("no url here"), "no url here");
 }
 
 /// Anything git would read from the disk or hand to a helper program is refused unless the

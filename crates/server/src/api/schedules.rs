@@ -104,7 +104,12 @@ pub async fn list_notifiers(
     Ok(Json(
         notifiers
             .into_iter()
-            .map(|record| Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states })
+            .map(|record| Notifier {
+                id: record.id,
+                kind: record.kind,
+                url: proto::remote::redact_credentials(&record.url),
+                states: record.states,
+            })
             .collect(),
     ))
 }
@@ -134,7 +139,7 @@ pub async fn create_notifier(
     let record = state.store.create_notifier(repo.id, &body.kind, &body.url, &body.states).await?;
     Ok((
         StatusCode::CREATED,
-        Json(Notifier { id: record.id, kind: record.kind, url: crate::views::redact_url(&record.url), states: record.states }),
+        Json(Notifier { id: record.id, kind: record.kind, url: proto::remote::redact_credentials(&record.url), states: record.states }),
     ))
 }
 

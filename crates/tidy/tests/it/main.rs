@@ -50,7 +50,7 @@ fn dependencies_against_the_table_are_reported_and_dev_dependencies_are_free() {
         [
             "`forge` depends on `sqlx`: only `store` links `sqlx`",
             "`server` depends on `runtime`: `server` may depend on `pipeline`, `proto`, `store`, `forge`",
-            "`agent` depends on `store`: `agent` may depend on `proto`, `pipeline`, `runtime`, `backend-docker`, `backend-local`",
+            "`agent` depends on `store`: `agent` may depend on `proto`, `pipeline`, `runtime`, `backend-docker`, `backend-local`, `gitcmd`",
             "`cli` depends on `bollard`: only `docker` links `bollard`",
             "`deploy` depends on ``: the crate has no row in the layering table (crates/tidy/src/layering.rs, ARCHITECTURE.md)",
         ]
