@@ -340,7 +340,8 @@ fn push_terminal_safe(text: &mut String, line: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
 
     use indicatif::ProgressDrawTarget;
     use runtime::{EventSink, Status};
@@ -353,6 +354,10 @@ mod tests {
     use crate::exec_output::model::RunModel;
     use crate::exec_output::text::{GREEN, RED, step_colour};
     use crate::exec_output::{ExecOutput, lock};
+
+    /// The longest a flood of a few thousand lines may take on a terminal that discards them;
+    /// it takes milliseconds, so reaching this means the view is stuck.
+    const FLOOD_CEILING: Duration = Duration::from_secs(30);
 
     #[test]
     fn step_colours_are_stable_and_differ_between_neighbours() {
@@ -390,17 +395,28 @@ mod tests {
     }
 
     /// Regression: a flood of log lines past `LIVE_BATCH_LIMIT` made the emitting task print the
-    /// batch while still holding the state lock, and the live view deadlocked.
+    /// batch while still holding the state lock, and the live view deadlocked. The flood runs on
+    /// a thread of its own, so that a deadlock fails this test at a ceiling instead of hanging it.
     #[test]
     fn live_view_survives_a_flood_of_log_lines() {
-        let terminal = ProgressDrawTarget::term_like(Box::new(TestTerminal::discarding()));
-        let output = ExecOutput::live(terminal, Box::new(std::io::sink()), true, Box::new(|| 40));
-        output.emit(workflow_started("build", &["test"]));
-        let line = "x".repeat(100);
-        for _ in 0..2 * LIVE_BATCH_LIMIT / 100 {
-            output.emit(log("build", "test", &line));
+        let (finished, flood_done) = std::sync::mpsc::channel();
+        let flood = std::thread::spawn(move || {
+            let terminal = ProgressDrawTarget::term_like(Box::new(TestTerminal::discarding()));
+            let output = ExecOutput::live(terminal, Box::new(std::io::sink()), true, Box::new(|| 40));
+            output.emit(workflow_started("build", &["test"]));
+            let line = "x".repeat(100);
+            for _ in 0..2 * LIVE_BATCH_LIMIT / 100 {
+                output.emit(log("build", "test", &line));
+            }
+            output.finish(&one_workflow_summary());
+            let _ = finished.send(());
+        });
+        match flood_done.recv_timeout(FLOOD_CEILING) {
+            Ok(()) => flood.join().unwrap(),
+            Err(RecvTimeoutError::Timeout) => panic!("the live view is stuck: a flood of log lines did not end within {FLOOD_CEILING:?}"),
+            // The thread panicked before it could say it was done: its panic is the failure.
+            Err(RecvTimeoutError::Disconnected) => std::panic::resume_unwind(flood.join().unwrap_err()),
         }
-        output.finish(&one_workflow_summary());
     }
 
     #[test]
