@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostic::Diagnostic;
 use crate::model::{Dialect, FailurePolicy, Healthcheck, PullPolicy};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub workflows: Vec<WorkflowPlan>,
     pub diagnostics: Vec<Diagnostic>,
@@ -23,7 +23,7 @@ impl Plan {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowPlan {
     /// Unique in the plan: the workflow name, followed by the matrix row for matrix workflows.
     pub name: String,
@@ -137,7 +137,7 @@ pub struct SecretReference {
 pub const SECRET_PLACEHOLDER_PREFIX: &str = "((secret:";
 pub const SECRET_PLACEHOLDER_SUFFIX: &str = "))";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepPlan {
     pub name: String,
     pub kind: StepKind,
