@@ -66,16 +66,23 @@ async fn a_probe_is_true_exactly_when_its_command_exits_zero() {
     test.finish(workflow).await;
 }
 
+/// Fetches the web server's page by the service's alias, giving up after 5 s.
+const CLIENT: &str = "timeout 5 wget -q -O - http://web:8080/ 2>/dev/null";
+
 #[tokio::test]
 async fn containers_of_another_workflow_cannot_reach_the_service() {
     let test = TestRun::new("isolation").await;
     let with_service = test.workflow("with-service").await;
     let other = test.workflow("other").await;
 
-    let (_service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
-    let (output, _) =
-        test.run_step(&other, shell_step("client", "wget -q -T 2 -O - http://web:8080/ 2>/dev/null || echo unreachable")).await;
+    let (service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
+    wait_until_serving(&test, &service).await;
+    // Not `wget -T`: this busybox's wget crashes on it, which read as "unreachable" whatever the network did.
+    let (output, _) = test.run_step(&other, shell_step("client", &format!("{CLIENT} || echo unreachable"))).await;
     assert_eq!(output.stdout_text(), "unreachable\n");
+    // The same client in the service's own workflow does reach it.
+    let (output, _) = test.run_step(&with_service, shell_step("client", CLIENT)).await;
+    assert_eq!(output.stdout_text(), "hello from the service\n");
 
     test.backend.teardown(other).await;
     test.finish(with_service).await;
