@@ -46,6 +46,8 @@ pub struct Recorded {
     pub cancel_by_wait: BTreeSet<i64>,
     /// Jobs named in heartbeat answers' `stop`.
     pub stop_by_heartbeat: BTreeSet<i64>,
+    /// When the agent was first told to stop each job, by a cancel-wait or a heartbeat answer.
+    pub stops_told: BTreeMap<i64, Instant>,
     /// Update requests to answer 503 before looking at them.
     pub reject_updates: usize,
     /// Update requests to store and then answer 503 (the answer is lost).
@@ -236,7 +238,11 @@ async fn heartbeat(State(state): State<Arc<ServerState>>, headers: HeaderMap, Js
         return response;
     }
     let mut recorded = state.lock();
-    let stop = beat.jobs.iter().copied().filter(|job| recorded.stop_by_heartbeat.contains(job)).collect();
+    let stop: Vec<i64> = beat.jobs.iter().copied().filter(|job| recorded.stop_by_heartbeat.contains(job)).collect();
+    let now = Instant::now();
+    for job in &stop {
+        recorded.stops_told.entry(*job).or_insert(now);
+    }
     recorded.heartbeats.push(beat);
     Json(HeartbeatResponse { stop }).into_response()
 }
@@ -286,7 +292,15 @@ async fn cancel_wait(State(state): State<Arc<ServerState>>, Path(job): Path<i64>
     }
     let deadline = Instant::now() + LONG_POLL;
     loop {
-        if state.lock().cancel_by_wait.contains(&job) {
+        let cancelled = {
+            let mut recorded = state.lock();
+            let cancelled = recorded.cancel_by_wait.contains(&job);
+            if cancelled {
+                recorded.stops_told.entry(job).or_insert_with(Instant::now);
+            }
+            cancelled
+        };
+        if cancelled {
             return Json(CancelWaitResponse { cancelled: true }).into_response();
         }
         if Instant::now() > deadline {
