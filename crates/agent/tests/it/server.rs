@@ -179,6 +179,62 @@ impl FakeServer {
     }
 }
 
+/// An address where something takes each request and closes the connection without an answer,
+/// as a server that is not up yet does, recording each request's first line
+/// (`POST /api/agent/v1/register HTTP/1.1`): what an agent tried, and how often.
+pub struct SilentServer {
+    pub address: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> SilentServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    let mut lines = tokio::io::BufReader::new(connection);
+                    let mut request_line = String::new();
+                    if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut request_line).await.is_ok() && !request_line.is_empty() {
+                        recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(request_line.trim_end().to_owned());
+                    }
+                    // Dropped here: the connection closes with no answer.
+                });
+            }
+        });
+        SilentServer { address, requests, task }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Waits until `count` requests came, polling; false when `limit` passed first.
+    pub async fn wait_for_requests(&self, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.requests().len() < count {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Stops listening, so that a server can take the address; returns what was recorded.
+    pub async fn stop(self) -> Vec<String> {
+        let requests = self.requests();
+        self.task.abort();
+        let _ = self.task.await;
+        requests
+    }
+}
+
 /// The answer to a registration without the agent secret.
 fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let expected = format!("Bearer {SECRET}");
