@@ -17,7 +17,11 @@ async fn the_agent_waits_for_a_server_that_is_not_up_yet() {
     let address = silent.address;
     let agent = TestAgent::start(&format!("http://{address}"));
     // A first attempt and a retry, both unanswered.
-    assert!(silent.wait_for_requests(2, Duration::from_secs(30)).await, "the agent did not try again: {:?}", silent.requests());
+    assert!(
+        silent.wait_for_requests("/register", 2, Duration::from_secs(30)).await,
+        "the agent did not try again: {:?}",
+        silent.requests()
+    );
     let attempts = silent.stop().await;
     let register = format!("POST {PREFIX}/register HTTP/1.1");
     assert!(attempts.iter().all(|attempt| *attempt == register), "{attempts:?}");
@@ -40,7 +44,11 @@ async fn a_server_restart_in_the_middle_of_a_job_loses_and_doubles_no_line() {
     assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.lines(41, "ticks").len() > 20).await, "no ticks came");
 
     server.stop().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Down long enough for the agent to send lines nobody stores: they must come again later.
+    let down = SilentServer::start_at(server.address).await;
+    let unanswered = "/jobs/41/updates";
+    assert!(down.wait_for_requests(unanswered, 2, Duration::from_secs(30)).await, "no updates were tried: {:?}", down.requests());
+    down.stop().await;
     let server = FakeServer::start_at(server.address, server.state.clone()).await;
     let done = server.done(41, Duration::from_secs(60)).await;
 

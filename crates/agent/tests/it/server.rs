@@ -190,7 +190,12 @@ pub struct SilentServer {
 
 impl SilentServer {
     pub async fn start() -> SilentServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        SilentServer::start_at("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// On `address` (free a moment ago): where a server was, as it restarts.
+    pub async fn start_at(address: SocketAddr) -> SilentServer {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
@@ -214,10 +219,11 @@ impl SilentServer {
         self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Waits until `count` requests came, polling; false when `limit` passed first.
-    pub async fn wait_for_requests(&self, count: usize, limit: Duration) -> bool {
+    /// Waits until `count` requests whose first line contains `path` came, polling; false when
+    /// `limit` passed first.
+    pub async fn wait_for_requests(&self, path: &str, count: usize, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
-        while self.requests().len() < count {
+        while self.requests().iter().filter(|request| request.contains(path)).count() < count {
             if Instant::now() > deadline {
                 return false;
             }
