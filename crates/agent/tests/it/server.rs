@@ -182,19 +182,19 @@ impl FakeServer {
 /// An address where something takes each request and closes the connection without an answer,
 /// as a server that is not up yet does, recording each request's first line
 /// (`POST /api/agent/v1/register HTTP/1.1`): what an agent tried, and how often.
-pub struct SilentServer {
-    pub address: SocketAddr,
+pub(crate) struct SilentServer {
+    pub(crate) address: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
 impl SilentServer {
-    pub async fn start() -> SilentServer {
+    pub(crate) async fn start() -> SilentServer {
         SilentServer::start_at("127.0.0.1:0".parse().unwrap()).await
     }
 
     /// On `address` (free a moment ago): where a server was, as it restarts.
-    pub async fn start_at(address: SocketAddr) -> SilentServer {
+    pub(crate) async fn start_at(address: SocketAddr) -> SilentServer {
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -206,7 +206,7 @@ impl SilentServer {
                     let mut lines = tokio::io::BufReader::new(connection);
                     let mut request_line = String::new();
                     if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut request_line).await.is_ok() && !request_line.is_empty() {
-                        recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(request_line.trim_end().to_owned());
+                        recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request_line.trim_end().to_owned());
                     }
                     // Dropped here: the connection closes with no answer.
                 });
@@ -215,13 +215,13 @@ impl SilentServer {
         SilentServer { address, requests, task }
     }
 
-    pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Waits until `count` requests whose first line contains `path` came, polling; false when
     /// `limit` passed first.
-    pub async fn wait_for_requests(&self, path: &str, count: usize, limit: Duration) -> bool {
+    pub(crate) async fn wait_for_requests(&self, path: &str, count: usize, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while self.requests().iter().filter(|request| request.contains(path)).count() < count {
             if Instant::now() > deadline {
@@ -233,7 +233,7 @@ impl SilentServer {
     }
 
     /// Stops listening, so that a server can take the address; returns what was recorded.
-    pub async fn stop(self) -> Vec<String> {
+    pub(crate) async fn stop(self) -> Vec<String> {
         let requests = self.requests();
         self.task.abort();
         let _ = self.task.await;

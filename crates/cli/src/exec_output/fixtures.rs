@@ -99,11 +99,11 @@ impl TermLike for TestTerminal {
 }
 
 pub(super) fn run_started(workflows: &[&str]) -> Event {
-    Event::RunStarted { run: "r1".into(), workflows: workflows.iter().map(|name| name.to_string()).collect() }
+    Event::RunStarted { run: "r1".into(), workflows: workflows.iter().map(ToString::to_string).collect() }
 }
 
 pub(super) fn workflow_started(workflow: &str, steps: &[&str]) -> Event {
-    Event::WorkflowStarted { workflow: workflow.into(), steps: steps.iter().map(|name| name.to_string()).collect() }
+    Event::WorkflowStarted { workflow: workflow.into(), steps: steps.iter().map(ToString::to_string).collect() }
 }
 
 pub(super) fn step_started(workflow: &str, step: &str) -> Event {

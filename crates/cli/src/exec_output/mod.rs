@@ -172,7 +172,7 @@ impl OutputState {
 
 /// A poisoned lock only means another task panicked mid-write; the output is still worth showing.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Flushes buffered output and redraws the live view until the output is finished or dropped.
