@@ -12,7 +12,7 @@ use crate::container::ContainerOptions;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Dialect, FailurePolicy, Healthcheck, PullPolicy};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub workflows: Vec<WorkflowPlan>,
     pub diagnostics: Vec<Diagnostic>,
@@ -24,7 +24,7 @@ impl Plan {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowPlan {
     /// Unique in the plan: the workflow name, followed by the matrix row for matrix workflows.
     pub name: String,
@@ -138,7 +138,7 @@ pub struct SecretReference {
 pub const SECRET_PLACEHOLDER_PREFIX: &str = "((secret:";
 pub const SECRET_PLACEHOLDER_SUFFIX: &str = "))";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepPlan {
     pub name: String,
     pub kind: StepKind,

@@ -98,7 +98,7 @@ pub struct LeaseRequest {
 
 /// One workflow to run, with everything the agent needs and nothing more: the secrets are only
 /// those its steps reference and its event may receive.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// The workflow's id; the job's address in later requests.
     pub id: i64,

@@ -1,4 +1,4 @@
-//! The server may be down: at the agent's start (it waits and registers when the server comes),
+//! The server may be down: at the agent's start (it keeps trying, and registers when the server comes),
 //! or in the middle of a job (no line is lost or doubled). A wrong secret is not retried, a
 //! refused token stops the agent, and a restarted agent shows the token it kept.
 
@@ -6,15 +6,25 @@ use std::time::Duration;
 
 use agent::AgentError;
 use proto::State;
+use proto::agent::PREFIX;
 
-use crate::server::{AGENT_TOKEN, FakeServer, ServerState};
+use crate::server::{AGENT_TOKEN, FakeServer, ServerState, SilentServer};
 use crate::support::{TestAgent, job, plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_agent_waits_for_a_server_that_is_not_up_yet() {
-    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let silent = SilentServer::start().await;
+    let address = silent.address;
     let agent = TestAgent::start(&format!("http://{address}"));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A first attempt and a retry, both unanswered.
+    assert!(
+        silent.wait_for_requests("/register", 2, Duration::from_secs(30)).await,
+        "the agent did not try again: {:?}",
+        silent.requests()
+    );
+    let attempts = silent.stop().await;
+    let register = format!("POST {PREFIX}/register HTTP/1.1");
+    assert!(attempts.iter().all(|attempt| *attempt == register), "{attempts:?}");
 
     let server = FakeServer::start_at(address, ServerState::new()).await;
     server.push_job(job(40, plan("skip_clone: true\nsteps:\n  hello:\n    image: IMAGE\n    commands:\n      - echo hello\n")));
@@ -34,7 +44,11 @@ async fn a_server_restart_in_the_middle_of_a_job_loses_and_doubles_no_line() {
     assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.lines(41, "ticks").len() > 20).await, "no ticks came");
 
     server.stop().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Down long enough for the agent to send lines nobody stores: they must come again later.
+    let down = SilentServer::start_at(server.address).await;
+    let unanswered = "/jobs/41/updates";
+    assert!(down.wait_for_requests(unanswered, 2, Duration::from_secs(30)).await, "no updates were tried: {:?}", down.requests());
+    down.stop().await;
     let server = FakeServer::start_at(server.address, server.state.clone()).await;
     let done = server.done(41, Duration::from_secs(60)).await;
 

@@ -46,6 +46,8 @@ pub(crate) struct Recorded {
     pub cancel_by_wait: BTreeSet<i64>,
     /// Jobs named in heartbeat answers' `stop`.
     pub stop_by_heartbeat: BTreeSet<i64>,
+    /// When the agent was first told to stop each job, by a cancel-wait or a heartbeat answer.
+    pub stops_told: BTreeMap<i64, Instant>,
     /// Update requests to answer 503 before looking at them.
     pub reject_updates: usize,
     /// Update requests to store and then answer 503 (the answer is lost).
@@ -177,6 +179,68 @@ impl FakeServer {
     }
 }
 
+/// An address where something takes each request and closes the connection without an answer,
+/// as a server that is not up yet does, recording each request's first line
+/// (`POST /api/agent/v1/register HTTP/1.1`): what an agent tried, and how often.
+pub(crate) struct SilentServer {
+    pub(crate) address: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub(crate) async fn start() -> SilentServer {
+        SilentServer::start_at("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// On `address` (free a moment ago): where a server was, as it restarts.
+    pub(crate) async fn start_at(address: SocketAddr) -> SilentServer {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    let mut lines = tokio::io::BufReader::new(connection);
+                    let mut request_line = String::new();
+                    if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut request_line).await.is_ok() && !request_line.is_empty() {
+                        recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request_line.trim_end().to_owned());
+                    }
+                    // Dropped here: the connection closes with no answer.
+                });
+            }
+        });
+        SilentServer { address, requests, task }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Waits until `count` requests whose first line contains `path` came, polling; false when
+    /// `limit` passed first.
+    pub(crate) async fn wait_for_requests(&self, path: &str, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.requests().iter().filter(|request| request.contains(path)).count() < count {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Stops listening, so that a server can take the address; returns what was recorded.
+    pub(crate) async fn stop(self) -> Vec<String> {
+        let requests = self.requests();
+        self.task.abort();
+        let _ = self.task.await;
+        requests
+    }
+}
+
 /// The answer to a registration without the agent secret.
 fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let expected = format!("Bearer {SECRET}");
@@ -236,7 +300,11 @@ async fn heartbeat(State(state): State<Arc<ServerState>>, headers: HeaderMap, Js
         return response;
     }
     let mut recorded = state.lock();
-    let stop = beat.jobs.iter().copied().filter(|job| recorded.stop_by_heartbeat.contains(job)).collect();
+    let stop: Vec<i64> = beat.jobs.iter().copied().filter(|job| recorded.stop_by_heartbeat.contains(job)).collect();
+    let now = Instant::now();
+    for job in &stop {
+        recorded.stops_told.entry(*job).or_insert(now);
+    }
     recorded.heartbeats.push(beat);
     Json(HeartbeatResponse { stop }).into_response()
 }
@@ -286,7 +354,15 @@ async fn cancel_wait(State(state): State<Arc<ServerState>>, Path(job): Path<i64>
     }
     let deadline = Instant::now() + LONG_POLL;
     loop {
-        if state.lock().cancel_by_wait.contains(&job) {
+        let cancelled = {
+            let mut recorded = state.lock();
+            let cancelled = recorded.cancel_by_wait.contains(&job);
+            if cancelled {
+                recorded.stops_told.entry(job).or_insert_with(Instant::now);
+            }
+            cancelled
+        };
+        if cancelled {
             return Json(CancelWaitResponse { cancelled: true }).into_response();
         }
         if Instant::now() > deadline {

@@ -1,5 +1,5 @@
 //! Stopping jobs: a cancel from the server (through cancel-wait, or a heartbeat's `stop`) and
-//! the agent's own shutdown each kill a running step quickly, and the job reports `killed`.
+//! the agent's own shutdown each kill a running step at once, and the job reports `killed`.
 
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,29 @@ async fn wait_until_sleeping(server: &FakeServer, job: i64) {
     assert!(server.wait_for(Duration::from_secs(30), sleeping).await, "the step never started");
 }
 
-/// How a stopped sleeper job must end; returns how long after `since` the step was killed.
-async fn assert_killed(server: &FakeServer, job: i64, since: Instant) -> Duration {
+/// How long a step may take to die once the agent was told to stop it. Killing it takes well
+/// under a second; what this proves is not waited for is the step's own `sleep 60`, and the
+/// engine's default stop timeout of 10 s (what stopping, rather than killing, a shell that
+/// ignores SIGTERM would wait). Half of that leaves room for a busy machine.
+const KILLED_WITHIN: Duration = Duration::from_secs(5);
+
+/// How a stopped sleeper job must end: both steps and the job killed. Returns when the server
+/// heard that the sleeping step was killed.
+async fn assert_killed(server: &FakeServer, job: i64) -> Instant {
     let done = server.done(job, Duration::from_secs(30)).await;
     assert_eq!(done.state, State::Killed, "{done:?}");
     let states: Vec<(String, State)> = done.steps.iter().map(|step| (step.step.clone(), step.state)).collect();
     assert_eq!(states, [("sleeper".to_owned(), State::Killed), ("after".to_owned(), State::Killed)], "{done:?}");
-    let killed_at = server.lock().first_update(job, "sleeper", State::Killed).expect("a killed update for the step");
-    killed_at.duration_since(since)
+    server.lock().first_update(job, "sleeper", State::Killed).expect("a killed update for the step")
+}
+
+/// When the fake server first answered the agent that `job` must stop.
+fn stop_told(server: &FakeServer, job: i64) -> Instant {
+    *server.lock().stops_told.get(&job).expect("the server told the agent to stop the job")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cancel_through_cancel_wait_stops_a_sleeping_step_within_two_seconds() {
+async fn a_cancel_through_cancel_wait_stops_a_sleeping_step_at_once() {
     let server = FakeServer::start().await;
     server.push_job(job(10, plan(SLEEPER)));
     let agent = TestAgent::start(&server.url);
@@ -35,10 +46,10 @@ async fn a_cancel_through_cancel_wait_stops_a_sleeping_step_within_two_seconds()
     // What the leak check at the end looks for is there now.
     assert!(!containers_of(agent.owner_pid()).is_empty(), "the sleeping step's container carries the owner's pid");
 
-    let cancelled = Instant::now();
     server.lock().cancel_by_wait.insert(10);
-    let took = assert_killed(&server, 10, cancelled).await;
-    assert!(took < Duration::from_secs(2), "the step was killed {took:?} after the cancel");
+    let killed = assert_killed(&server, 10).await;
+    let took = killed.duration_since(stop_told(&server, 10));
+    assert!(took < KILLED_WITHIN, "the step was killed {took:?} after the agent heard of the cancel");
     assert_eq!(server.lock().done[&10].reason.as_deref(), Some("cancelled on the server"));
     agent.stop().await.unwrap();
 }
@@ -50,11 +61,10 @@ async fn a_job_named_in_a_heartbeat_answer_is_stopped() {
     let agent = TestAgent::start(&server.url);
     wait_until_sleeping(&server, 11).await;
 
-    let stopped = Instant::now();
     server.lock().stop_by_heartbeat.insert(11);
-    // Heartbeats come every second here: the step dies within one beat and a bit.
-    let took = assert_killed(&server, 11, stopped).await;
-    assert!(took < Duration::from_secs(3), "the step was killed {took:?} after the stop");
+    let killed = assert_killed(&server, 11).await;
+    let took = killed.duration_since(stop_told(&server, 11));
+    assert!(took < KILLED_WITHIN, "the step was killed {took:?} after the heartbeat answer named it");
     assert!(server.lock().heartbeats.iter().any(|beat| beat.jobs == [11]), "heartbeats name the running job");
     agent.stop().await.unwrap();
 }
@@ -68,11 +78,11 @@ async fn shutdown_stops_the_running_job_which_reports_killed() {
 
     let shutdown = Instant::now();
     agent.shutdown.cancel();
-    let took = assert_killed(&server, 12, shutdown).await;
-    assert!(took < Duration::from_secs(2), "the step was killed {took:?} after shutdown");
+    let took = assert_killed(&server, 12).await.duration_since(shutdown);
+    assert!(took < KILLED_WITHIN, "the step was killed {took:?} after shutdown");
     assert_eq!(server.lock().done[&12].reason.as_deref(), Some("the agent is shutting down"));
+    // Nor does the agent wait for the step's `sleep 60` to end: `stop` fails at its 30 s ceiling.
     agent.stop().await.unwrap();
-    assert!(shutdown.elapsed() < Duration::from_secs(10), "shutting down took {:?}", shutdown.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,15 +3,29 @@
 
 use std::time::{Duration, Instant};
 
-use backend_docker::{DockerBackendOptions, NetworkPolicy};
+use backend_docker::{DockerBackendOptions, DockerStep, NetworkPolicy};
 use runtime::Backend;
 
 use crate::support::{TestRun, collect, service_step, shell_step};
+
+/// The longest a wait for the engine may take here before the test fails instead of hanging;
+/// what it waits for takes well under a second on an idle engine, the shared one may be busy.
+const CEILING: Duration = Duration::from_secs(30);
 
 /// A web server that ends on SIGTERM: the shell is the container's first process, which gets no
 /// default signal handlers, so it traps TERM itself.
 const HTTP_SERVER: &str =
     "trap 'exit 0' TERM; mkdir -p /www && echo 'hello from the service' > /www/index.html && httpd -f -p 8080 -h /www & wait";
+
+/// Probes the web server until it answers, within the ceiling.
+async fn wait_until_serving(test: &TestRun, service: &DockerStep) {
+    let ready = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"].map(String::from);
+    let deadline = Instant::now() + CEILING;
+    while !test.backend.probe(service, &ready).await.unwrap() {
+        assert!(Instant::now() < deadline, "the service was not ready within {CEILING:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[tokio::test]
 async fn a_service_is_reached_by_its_alias_once_its_probe_passes() {
@@ -19,22 +33,16 @@ async fn a_service_is_reached_by_its_alias_once_its_probe_passes() {
     let workflow = test.workflow("main").await;
 
     let (service, service_output) = test.start(&workflow, service_step("web server", HTTP_SERVER, &["web"])).await;
-    let ready = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"].map(String::from);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !test.backend.probe(&service, &ready).await.unwrap() {
-        assert!(Instant::now() < deadline, "the service never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_serving(&test, &service).await;
 
     let (output, exit_code) = test.run_step(&workflow, shell_step("client", "wget -q -O - http://web:8080/")).await;
     assert_eq!((output.stdout_text().as_str(), exit_code), ("hello from the service\n", 0));
 
-    // A service gets a grace period; httpd ends on SIGTERM well within it.
-    let stopping = Instant::now();
-    test.backend.stop(&service).await;
-    let exit_code = tokio::time::timeout(Duration::from_secs(10), test.backend.wait(&service)).await.unwrap().unwrap();
-    assert!(stopping.elapsed() < Duration::from_secs(2), "stopping took {:?}", stopping.elapsed());
-    assert_ne!(exit_code, 137, "ended by SIGTERM, not killed");
+    // A service gets a grace period (2 s by default) before it is killed. Its own TERM trap's
+    // exit code says it ended on the signal within the grace; a kill at the grace's end is 137.
+    tokio::time::timeout(CEILING, test.backend.stop(&service)).await.expect("stopping ends");
+    let exit_code = tokio::time::timeout(CEILING, test.backend.wait(&service)).await.expect("waiting ends").unwrap();
+    assert_eq!(exit_code, 0, "ended by its TERM trap, not killed");
     drop(collect(service_output).await);
     test.backend.remove(service).await;
 
@@ -58,16 +66,23 @@ async fn a_probe_is_true_exactly_when_its_command_exits_zero() {
     test.finish(workflow).await;
 }
 
+/// Fetches the web server's page by the service's alias, giving up after 5 s.
+const CLIENT: &str = "timeout 5 wget -q -O - http://web:8080/ 2>/dev/null";
+
 #[tokio::test]
 async fn containers_of_another_workflow_cannot_reach_the_service() {
     let test = TestRun::new("isolation").await;
     let with_service = test.workflow("with-service").await;
     let other = test.workflow("other").await;
 
-    let (_service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
-    let (output, _) =
-        test.run_step(&other, shell_step("client", "wget -q -T 2 -O - http://web:8080/ 2>/dev/null || echo unreachable")).await;
+    let (service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
+    wait_until_serving(&test, &service).await;
+    // Not `wget -T`: this busybox's wget crashes on it, which read as "unreachable" whatever the network did.
+    let (output, _) = test.run_step(&other, shell_step("client", &format!("{CLIENT} || echo unreachable"))).await;
     assert_eq!(output.stdout_text(), "unreachable\n");
+    // The same client in the service's own workflow does reach it.
+    let (output, _) = test.run_step(&with_service, shell_step("client", CLIENT)).await;
+    assert_eq!(output.stdout_text(), "hello from the service\n");
 
     test.backend.teardown(other).await;
     test.finish(with_service).await;
@@ -94,10 +109,7 @@ async fn when_addressed_steps_use_the_default_bridge_until_the_workflow_has_a_se
         .await
         .unwrap();
     let (service, _output) = test.start(&with_service, service_step("web server", HTTP_SERVER, &["web"])).await;
-    let ready = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"].map(String::from);
-    while !test.backend.probe(&service, &ready).await.unwrap() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_serving(&test, &service).await;
     let output = collect(test.backend.start(&early).await.unwrap()).await;
     assert_eq!(output.stdout_text(), "workflow-network\nhello from the service\n");
     assert_eq!(test.backend.wait(&early).await.unwrap(), 0);

@@ -1,0 +1,225 @@
+//! The REST API's bodies (`proto::api`): each one, with every optional field set, reads back
+//! unchanged and keeps its pinned JSON.
+
+use std::collections::BTreeMap;
+
+use proto::api::{
+    Agent, Build, BuildCreate, BuildDiagnostic, BuildNotification, Cron, CronWrite, ErrorBody, LogEntry, Login, Member, MemberSet,
+    Notifier, NotifierCreate, Repo, RepoCreate, RepoUpdate, Role, Secret, SecretWrite, Step, Token, TokenCreate, TokenCreated,
+    TriggerResult, User, UserCreate, Workflow,
+};
+use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
+
+use crate::support::{check, check_each};
+
+/// 2026-01-01 00:00:00 UTC, and times a little after it.
+const CREATED: i64 = 1_767_225_600;
+
+fn step() -> Step {
+    Step {
+        id: 5003,
+        name: "test".into(),
+        state: State::Failure,
+        exit_code: Some(101),
+        reason: Some("exit code 101".into()),
+        started: Some(CREATED + 70),
+        finished: Some(CREATED + 141),
+        log_lines: 1204,
+    }
+}
+
+fn workflow() -> Workflow {
+    Workflow {
+        id: 311,
+        name: "test".into(),
+        state: State::Failure,
+        agent: Some("builder-1".into()),
+        reason: Some("step `test` failed".into()),
+        started: Some(CREATED + 62),
+        finished: Some(CREATED + 150),
+        steps: vec![step()],
+    }
+}
+
+fn diagnostic() -> BuildDiagnostic {
+    BuildDiagnostic {
+        severity: "warning".into(),
+        code: "deprecated".into(),
+        file: ".woodpecker/test.yml".into(),
+        line: 12,
+        column: 5,
+        message: "`pipeline` is deprecated".into(),
+        hint: Some("rename it to `steps`".into()),
+    }
+}
+
+fn build() -> Build {
+    Build {
+        id: 97,
+        repo: "team/app".into(),
+        number: 42,
+        event: "pull_request".into(),
+        state: State::Failure,
+        reference: "refs/pull/7/head".into(),
+        branch: "parse-tabs".into(),
+        commit: "5d1f0c3a9b7e2d4c6a8b0e1f3a5c7e9b2d4f6a8c".into(),
+        message: "parse tabs as tabs".into(),
+        author: "ada".into(),
+        trigger: "webhook".into(),
+        pull_request: Some("7".into()),
+        reason: Some("waiting for a maintainer's approval".into()),
+        from_fork: true,
+        approved_by: Some("grace".into()),
+        approved: Some(CREATED + 60),
+        created: CREATED,
+        started: Some(CREATED + 61),
+        finished: Some(CREATED + 151),
+        diagnostics: vec![diagnostic()],
+        workflows: Some(vec![workflow()]),
+    }
+}
+
+#[test]
+fn errors_and_roles() {
+    check(&ErrorBody {
+        code: "bad_request".into(),
+        error: "the schedule has 4 fields; it needs 5 or 6".into(),
+        field: Some("schedule".into()),
+    });
+    // A role added later fails to compile here until it is listed.
+    let listed = |role: Role| match role {
+        Role::Read | Role::Write | Role::Admin => role,
+    };
+    check_each(&[Role::Read, Role::Write, Role::Admin].map(listed));
+}
+
+#[test]
+fn users_sign_in_and_tokens() {
+    check(&User { id: 3, login: "ada".into(), admin: true, created: CREATED });
+    check(&UserCreate { login: "ada".into(), password: "correct horse battery staple".into(), admin: true });
+    check(&Login { login: "ada".into(), password: "correct horse battery staple".into() });
+    check(&TokenCreate { name: "laptop".into(), expires_in_days: Some(90) });
+    check(&TokenCreated {
+        id: 8,
+        name: "laptop".into(),
+        token: "gta_0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
+        expires: Some(CREATED + 90 * 86_400),
+    });
+    check(&Token { id: 8, name: "laptop".into(), kind: "api".into(), created: CREATED, expires: Some(CREATED + 90 * 86_400) });
+    check(&Member { login: "grace".into(), role: Role::Write });
+    check(&MemberSet { role: Role::Admin });
+}
+
+#[test]
+fn repositories() {
+    check(&Repo {
+        id: 12,
+        full_name: "team/app".into(),
+        clone_url: "https://git.example.com/team/app.git".into(),
+        forge: ForgeKind::Gitea,
+        default_branch: "main".into(),
+        config_path: ".woodpecker/".into(),
+        trust: Trust { privileged: true, volumes: true, network: true },
+        timeout_minutes: 60,
+        cancel_previous: true,
+        poll_interval_seconds: Some(300),
+        lost_policy: LostPolicy::Fail,
+        approval: ApprovalPolicy::PullRequests,
+        forge_api_url: Some("https://git.example.com/api/v1".into()),
+        webhook_url: "https://ci.example.com/hooks/12".into(),
+        role: Some(Role::Admin),
+        webhook_secret: Some("whsec_5b3a1c9d7e2f4a6b8c0d".into()),
+        created: CREATED,
+    });
+    check(&RepoCreate {
+        full_name: "team/app".into(),
+        clone_url: "https://git.example.com/team/app.git".into(),
+        forge: Some(ForgeKind::Gitea),
+        default_branch: Some("main".into()),
+        config_path: Some(".woodpecker/".into()),
+        webhook_secret: Some("whsec_5b3a1c9d7e2f4a6b8c0d".into()),
+        timeout_minutes: Some(60),
+        cancel_previous: Some(true),
+        poll_interval_seconds: Some(300),
+        lost_policy: Some(LostPolicy::Fail),
+        approval: Some(ApprovalPolicy::PullRequests),
+        trust: Some(Trust { privileged: true, volumes: false, network: true }),
+        forge_token: Some("gitea_token_1234".into()),
+        forge_api_url: Some("https://git.example.com/api/v1".into()),
+        clone_username: Some("ci".into()),
+        clone_password: Some("s3cret".into()),
+    });
+    check(&RepoUpdate {
+        clone_url: Some("https://git.example.com/team/app-renamed.git".into()),
+        forge: Some(ForgeKind::Gitlab),
+        default_branch: Some("trunk".into()),
+        config_path: Some(".drone.yml".into()),
+        webhook_secret: Some("whsec_new".into()),
+        timeout_minutes: Some(30),
+        cancel_previous: Some(false),
+        poll_interval_seconds: Some(0),
+        lost_policy: Some(LostPolicy::Requeue),
+        approval: Some(ApprovalPolicy::AllEvents),
+        trust: Some(Trust { privileged: false, volumes: true, network: false }),
+        forge_token: Some("glpat-abcdef".into()),
+        forge_api_url: Some(String::new()),
+        clone_username: Some("deploy".into()),
+        clone_password: Some("n3w-s3cret".into()),
+    });
+}
+
+#[test]
+fn builds_workflows_steps_and_logs() {
+    check(&diagnostic());
+    check(&build());
+    check(&workflow());
+    check(&step());
+    check(&BuildCreate {
+        branch: Some("release".into()),
+        commit: Some("9b2d4f6a8c5d1f0c3a9b7e2d4c6a8b0e1f3a5c7e".into()),
+        variables: BTreeMap::from([("DEPLOY_TO".to_owned(), "staging".to_owned())]),
+    });
+    check(&LogEntry { seq: 17, at_ms: (CREATED + 71) * 1000 + 250, stream: "stderr".into(), text: "warning: unused variable `x`".into() });
+}
+
+#[test]
+fn secrets_crons_and_notifiers() {
+    check(&Secret {
+        name: "registry_password".into(),
+        events: vec!["push".into(), "tag".into()],
+        images: vec!["plugins/docker".into()],
+        created: CREATED,
+        updated: CREATED + 3600,
+    });
+    check(&SecretWrite {
+        value: "hunter2".into(),
+        events: Some(vec!["push".into(), "tag".into()]),
+        images: Some(vec!["plugins/docker".into()]),
+    });
+    check(&Cron { name: "nightly".into(), schedule: "0 3 * * *".into(), branch: "main".into(), next: CREATED + 10_800, created: CREATED });
+    check(&CronWrite { schedule: "@daily".into(), branch: Some("main".into()) });
+    check(&Notifier {
+        id: 4,
+        kind: "slack".into(),
+        url: "https://hooks.example.com/T000/B000".into(),
+        states: vec![State::Failure, State::Error],
+    });
+    check(&NotifierCreate { kind: "webhook".into(), url: "https://ci-events.example.com/gantry".into(), states: vec![State::Success] });
+    check(&BuildNotification { repo: "team/app".into(), build: build(), url: "https://ci.example.com/team/app/builds/42".into() });
+}
+
+#[test]
+fn agents_and_triggers() {
+    check(&Agent {
+        id: 7,
+        name: "builder-1".into(),
+        labels: BTreeMap::from([("platform".to_owned(), "linux/amd64".to_owned()), ("backend".to_owned(), "docker".to_owned())]),
+        capacity: 2,
+        version: "0.4.0".into(),
+        last_seen: CREATED + 600,
+        connected: true,
+        running: 1,
+        created: CREATED,
+    });
+    check(&TriggerResult { builds: vec![97, 98], ignored: Some("no pipeline file at the commit".into()) });
+}
