@@ -68,28 +68,7 @@ pub async fn poll_repo(state: &AppState, repo: &RepoRecord) -> Result<Vec<i64>, 
     };
     let mut builds = Vec::new();
     for (reference, commit) in changed_refs(&previous, &refs) {
-        let request = if let Some(branch) = reference.strip_prefix("refs/heads/") {
-            BuildRequest {
-                event: "push".into(),
-                reference: reference.clone(),
-                branch: branch.to_owned(),
-                commit: Some(commit.clone()),
-                before: previous.get(&reference).cloned(),
-                trigger: "poll".into(),
-                honour_skip_ci: true,
-                ..BuildRequest::default()
-            }
-        } else if let Some(tag) = reference.strip_prefix("refs/tags/") {
-            BuildRequest {
-                event: "tag".into(),
-                reference: reference.clone(),
-                tag: Some(tag.to_owned()),
-                commit: Some(commit.clone()),
-                trigger: "poll".into(),
-                honour_skip_ci: true,
-                ..BuildRequest::default()
-            }
-        } else {
+        let Some(request) = BuildRequest::polled(&reference, &commit, previous.get(&reference).map(String::as_str)) else {
             continue;
         };
         match crate::trigger::start_build(state, repo, request).await {
@@ -141,14 +120,7 @@ pub async fn fire_due_crons(state: &AppState) -> Result<(), store::StoreError> {
             continue; // another server fired it
         }
         let Some(repo) = state.store.repo_by_id(cron.repo_id).await? else { continue };
-        let request = BuildRequest {
-            event: "cron".into(),
-            reference: format!("refs/heads/{}", cron.branch),
-            branch: cron.branch.clone(),
-            cron: Some(cron.name.clone()),
-            trigger: format!("cron:{}", cron.name),
-            ..BuildRequest::default()
-        };
+        let request = BuildRequest::cron(&cron.name, &cron.branch);
         match crate::trigger::start_build(state, &repo, request).await {
             Ok(Outcome::Started(build)) => tracing::info!(repo = %repo.full_name, cron = %cron.name, build = build.number, "cron build"),
             Ok(Outcome::Ignored(reason)) => tracing::info!(repo = %repo.full_name, cron = %cron.name, %reason, "cron: nothing to build"),

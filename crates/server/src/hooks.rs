@@ -13,24 +13,26 @@ use axum::body::Bytes;
 use axum::extract::{Path, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use forge::webhook::{HookEvent, PullRequestAction, WebhookError};
+use forge::webhook::{Delivery, WebhookError};
 use proto::ForgeKind;
 use proto::api::TriggerResult;
+use store::RepoRecord;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now_ms};
-use crate::trigger::{BuildRequest, Outcome};
+use crate::trigger::{BuildRequest, Ignored, Outcome, TriggerError};
 
 fn count(result: &'static str) {
     metrics::counter!("gantry_webhooks_total", "result" => result).increment(1);
 }
 
-fn ignored(reason: impl Into<String>) -> Response {
+fn ignored(reason: &Ignored) -> Response {
     count("ignored");
-    (StatusCode::ACCEPTED, Json(TriggerResult { builds: Vec::new(), ignored: Some(reason.into()) })).into_response()
+    (StatusCode::ACCEPTED, Json(TriggerResult { builds: Vec::new(), ignored: Some(reason.to_string()) })).into_response()
 }
 
-/// Receives a webhook for repository `owner/name`.
+/// Receives a webhook for repository `owner/name`: verified, turned into a build request (or
+/// ignored), claimed against redeliveries, then started.
 #[utoipa::path(post, path = "/api/hooks/{owner}/{name}", tag = "webhooks",
     params(("owner" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = TriggerResult), (status = 202, body = TriggerResult), (status = 401, body = proto::api::ErrorBody),
@@ -42,92 +44,20 @@ pub async fn receive(
     body: Bytes,
 ) -> ApiResult<Response> {
     let full_name = format!("{owner}/{name}");
-    let header_pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_ascii_lowercase(), value.to_owned())))
-        .collect();
-    let Some(repo) = state.store.repo_by_name(&full_name).await? else {
-        count("unknown_repository");
-        // The same work as for a registered repository, then the same answer.
-        let _ = forge::webhook::parse(ForgeKind::Github, &header_pairs, &body, UNKNOWN_REPOSITORY_SECRET);
-        tracing::info!(repo = %full_name, "webhook for a repository that is not registered");
-        return Err(not_accepted());
-    };
-    let delivery = match forge::webhook::parse(repo.forge, &header_pairs, &body, &repo.webhook_secret) {
-        Ok(delivery) => delivery,
-        Err(error @ WebhookError::Malformed { .. }) => {
-            count("malformed");
-            return Err(ApiError::bad_request(error.to_string()));
-        }
-        Err(error) => {
-            count("unauthorized");
-            tracing::warn!(repo = %full_name, %error, "webhook refused");
-            return Err(not_accepted());
-        }
-    };
-    let request = match delivery.event {
-        HookEvent::Push(push) => BuildRequest {
-            event: "push".into(),
-            reference: push.reference,
-            branch: push.branch,
-            commit: Some(push.commit),
-            before: push.before,
-            message: (!push.message.is_empty()).then_some(push.message),
-            author: (!push.author.is_empty()).then_some(push.author),
-            author_email: (!push.author_email.is_empty()).then_some(push.author_email),
-            changed_files: push.changed_files,
-            ..webhook_defaults()
-        },
-        HookEvent::Tag(tag) => BuildRequest {
-            event: "tag".into(),
-            reference: tag.reference,
-            branch: String::new(),
-            tag: Some(tag.tag),
-            commit: Some(tag.commit),
-            message: (!tag.message.is_empty()).then_some(tag.message),
-            author: (!tag.author.is_empty()).then_some(tag.author),
-            ..webhook_defaults()
-        },
-        HookEvent::PullRequest(pull) => {
-            let forge::webhook::PullRequest { action, number, title, head_commit, head_branch, base_branch, from_fork, author, .. } = pull;
-            let (event, action_name) = match action {
-                PullRequestAction::Opened => ("pull_request", "opened"),
-                PullRequestAction::Reopened => ("pull_request", "reopened"),
-                PullRequestAction::Synchronized => ("pull_request", "synchronized"),
-                PullRequestAction::Closed => ("pull_request_closed", "closed"),
-            };
-            let reference = match repo.forge {
-                ForgeKind::Gitlab => format!("refs/merge-requests/{number}/head"),
-                _ => format!("refs/pull/{number}/head"),
-            };
-            BuildRequest {
-                event: event.into(),
-                reference,
-                branch: base_branch.clone(),
-                commit: Some(head_commit),
-                message: Some(title),
-                author: Some(author),
-                pull_request: Some(number.to_string()),
-                source_branch: Some(head_branch),
-                target_branch: Some(base_branch),
-                action: Some(action_name.into()),
-                from_fork,
-                ..webhook_defaults()
-            }
-        }
-        HookEvent::Deleted { reference } => return Ok(ignored(format!("{reference} was deleted"))),
-        HookEvent::Ping => return Ok(ignored("ping")),
-        HookEvent::Ignored { event } => return Ok(ignored(format!("event `{event}` starts no build"))),
+    let (repo, Delivery { id, event }) = verify(&state, &full_name, &headers, &body).await?;
+    let request = match BuildRequest::from_hook(repo.forge, event) {
+        Ok(request) => request,
+        Err(reason) => return Ok(ignored(&reason)),
     };
     // A forge's redelivery repeats the id and the body; a replay by someone who kept a signed
     // body may come with any id (or none), but not with other bytes.
-    let mut keys: Vec<String> = delivery.id.iter().cloned().collect();
+    let mut keys: Vec<String> = id.iter().cloned().collect();
     keys.push(body_key(&body));
     let now = now_ms();
     let stale_before = now - CLAIM_STALE_AFTER.as_millis() as i64;
     if !state.store.claim_delivery(repo.id, &keys, now, stale_before).await? {
         count("duplicate");
-        let what = delivery.id.as_deref().map_or_else(|| "this delivery".to_owned(), |id| format!("delivery {id}"));
+        let what = id.as_deref().map_or_else(|| "this delivery".to_owned(), |id| format!("delivery {id}"));
         return Ok((StatusCode::OK, Json(TriggerResult { builds: Vec::new(), ignored: Some(format!("{what} was already received")) }))
             .into_response());
     }
@@ -136,12 +66,45 @@ pub async fn receive(
         Ok(_) => state.store.complete_delivery(repo.id, &keys, now_ms()).await?,
         Err(_) => state.store.release_delivery(repo.id, &keys).await?,
     }
+    answer(&full_name, outcome)
+}
+
+/// The repository registered as `full_name` and the delivery its webhook secret verifies; the
+/// same refusal for an unknown repository as for a delivery that fails its check.
+async fn verify(state: &AppState, full_name: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<(RepoRecord, Delivery)> {
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_ascii_lowercase(), value.to_owned())))
+        .collect();
+    let Some(repo) = state.store.repo_by_name(full_name).await? else {
+        count("unknown_repository");
+        // The same work as for a registered repository, then the same answer.
+        let _ = forge::webhook::parse(ForgeKind::Github, &header_pairs, body, UNKNOWN_REPOSITORY_SECRET);
+        tracing::info!(repo = %full_name, "webhook for a repository that is not registered");
+        return Err(not_accepted());
+    };
+    match forge::webhook::parse(repo.forge, &header_pairs, body, &repo.webhook_secret) {
+        Ok(delivery) => Ok((repo, delivery)),
+        Err(error @ WebhookError::Malformed { .. }) => {
+            count("malformed");
+            Err(ApiError::bad_request(error.to_string()))
+        }
+        Err(error) => {
+            count("unauthorized");
+            tracing::warn!(repo = %full_name, %error, "webhook refused");
+            Err(not_accepted())
+        }
+    }
+}
+
+/// The answer to a delivery whose build was asked for.
+fn answer(full_name: &str, outcome: Result<Outcome, TriggerError>) -> ApiResult<Response> {
     match outcome {
         Ok(Outcome::Started(build)) => {
             count("started");
             Ok((StatusCode::OK, Json(TriggerResult { builds: vec![build.number], ignored: None })).into_response())
         }
-        Ok(Outcome::Ignored(reason)) => Ok(ignored(reason)),
+        Ok(Outcome::Ignored(reason)) => Ok(ignored(&reason)),
         Err(error) => {
             count("error");
             tracing::warn!(repo = %full_name, %error, "webhook could not start a build");
@@ -169,8 +132,4 @@ fn not_accepted() -> ApiError {
 fn body_key(body: &[u8]) -> String {
     use sha2::Digest as _;
     format!("body:sha256:{}", hex::encode(sha2::Sha256::digest(body)))
-}
-
-fn webhook_defaults() -> BuildRequest {
-    BuildRequest { trigger: "webhook".into(), honour_skip_ci: true, ..BuildRequest::default() }
 }

@@ -79,15 +79,7 @@ pub async fn create(
         check_length("variables", value, MAX_VARIABLE_VALUE)?;
     }
     let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
-    let request = BuildRequest {
-        event: "manual".into(),
-        reference: format!("refs/heads/{branch}"),
-        branch,
-        commit: body.commit.clone(),
-        trigger: format!("user:{}", caller.login()),
-        variables: body.variables.clone(),
-        ..BuildRequest::default()
-    };
+    let request = BuildRequest::manual(branch, body.commit.clone(), caller.login(), body.variables.clone());
     let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
 }
@@ -97,7 +89,7 @@ pub async fn create(
 pub fn started(outcome: Result<Outcome, TriggerError>, caller: &Caller) -> ApiResult<store::BuildRecord> {
     match outcome {
         Ok(Outcome::Started(build)) => Ok(*build),
-        Ok(Outcome::Ignored(reason)) => Err(ApiError::bad_request(reason)),
+        Ok(Outcome::Ignored(reason)) => Err(ApiError::bad_request(reason.to_string())),
         Err(error) => Err(error.into_api_error(caller.server_admin)),
     }
 }
@@ -132,24 +124,7 @@ pub async fn restart(
 ) -> ApiResult<(StatusCode, Json<Build>)> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
     let old = find(&state, repo.id, &repo.full_name, number).await?;
-    let tag = old.reference.strip_prefix("refs/tags/").map(str::to_owned);
-    let request = BuildRequest {
-        event: old.event.clone(),
-        reference: old.reference.clone(),
-        branch: old.branch.clone(),
-        tag,
-        commit: Some(old.commit.clone()),
-        message: Some(old.message.clone()),
-        author: Some(old.author.clone()),
-        pull_request: old.pull_request.clone(),
-        from_fork: old.from_fork,
-        trigger: format!("restart:{number}"),
-        variables: old.variables.clone(),
-        // Restarting needs the write role, as approving does: a restart of a build that would
-        // wait runs at once, recorded as approved by whoever restarted it.
-        approved_by: Some(approver(&caller)),
-        ..BuildRequest::default()
-    };
+    let request = BuildRequest::restart(&old, approver(&caller));
     let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
 }

@@ -1,0 +1,113 @@
+//! The git phase of a build: fetch the request's refs into the repository's bare mirror,
+//! resolve its commit, and read what the build needs from that commit (message and author,
+//! changed files, the pipeline files), holding the repository's git lock throughout.
+
+use pipeline::SourceFile;
+use store::RepoRecord;
+
+use super::request::{BuildRequest, Ignored};
+use super::{RemoteAccess, TriggerError};
+use crate::state::AppState;
+
+/// What git said about the commit a request builds.
+pub(super) struct Checkout {
+    /// The full commit id.
+    pub(super) commit: String,
+    /// The request's message, else the commit's.
+    pub(super) message: String,
+    /// The request's author, else the commit's.
+    pub(super) author: String,
+    pub(super) author_email: String,
+    /// The files the commit changed, when the forge listed them or git could tell.
+    pub(super) changed_files: Option<Vec<String>>,
+    /// The pipeline files at the commit; empty when there are none.
+    pub(super) files: Vec<SourceFile>,
+}
+
+/// What the git phase found.
+pub(super) enum Fetched {
+    Ready(Checkout),
+    /// The commit's message asks to skip CI: nothing more was read.
+    Skipped(Ignored),
+}
+
+/// Fetches `request`'s commit of `repo` through `access` and reads what its build needs.
+pub(super) async fn fetch(
+    state: &AppState,
+    repo: &RepoRecord,
+    access: &RemoteAccess,
+    request: &BuildRequest,
+) -> Result<Fetched, TriggerError> {
+    let lock = state.git_lock(repo.id);
+    let _guard = lock.lock().await;
+    let mirror = forge::git::Mirror::open(&state.mirrors, &repo.id.to_string()).await?;
+    let mut refspecs = vec!["+refs/heads/*:refs/heads/*".to_owned(), "+refs/tags/*:refs/tags/*".to_owned()];
+    if !request.reference.starts_with("refs/heads/") && !request.reference.starts_with("refs/tags/") && !request.reference.is_empty() {
+        refspecs.push(format!("+{0}:{0}", request.reference));
+    }
+    let refspec_refs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
+    mirror.fetch(&access.url, &access.git(), &refspec_refs).await?;
+    let commit = match &request.commit {
+        Some(commit) => mirror
+            .resolve(commit)
+            .await
+            .map_err(|_| TriggerError::NotFound(format!("commit {commit} is not in the repository's remote")))?,
+        None => mirror
+            .resolve(&request.reference)
+            .await
+            .map_err(|_| TriggerError::NotFound(format!("{} does not exist in the repository's remote", request.reference)))?,
+    };
+    let info = mirror.commit_info(&commit).await?;
+    let message = request.message.clone().unwrap_or_else(|| info.message.clone());
+    if let Some(skipped) = request.skip_ci(&commit, &message) {
+        return Ok(Fetched::Skipped(skipped));
+    }
+    let changed_files = match (&request.changed_files, &request.before) {
+        (Some(files), _) => Some(files.clone()),
+        (None, Some(before)) => mirror.changed_files(before, &commit).await.ok(),
+        (None, None) => match info.parents.first() {
+            Some(parent) if request.event == "push" => mirror.changed_files(parent, &commit).await.ok(),
+            _ => None,
+        },
+    };
+    let files = read_pipeline_files(&mirror, &commit, &repo.config_path).await?;
+    Ok(Fetched::Ready(Checkout {
+        author: request.author.clone().unwrap_or(info.author),
+        author_email: request.author_email.clone().unwrap_or(info.author_email),
+        commit,
+        message,
+        changed_files,
+        files,
+    }))
+}
+
+/// The pipeline files at `commit`: the configured file or folder, or discovery as in `gantry plan`.
+async fn read_pipeline_files(mirror: &forge::git::Mirror, commit: &str, config_path: &str) -> Result<Vec<SourceFile>, TriggerError> {
+    let config_path = config_path.trim_matches('/');
+    let paths: Vec<String> = if config_path.is_empty() {
+        let root = mirror.list_dir(commit, "").await?;
+        let folder = mirror.list_dir(commit, pipeline::discovery::WOODPECKER_FOLDER).await?;
+        let root_refs: Vec<&str> = root.iter().map(String::as_str).collect();
+        let folder_refs: Vec<&str> = folder.iter().map(String::as_str).collect();
+        pipeline::discovery::discover(&root_refs, if folder.is_empty() { None } else { Some(&folder_refs) })
+    } else if config_path.ends_with(".yml") || config_path.ends_with(".yaml") {
+        vec![config_path.to_owned()]
+    } else {
+        let mut names: Vec<String> = mirror
+            .list_dir(commit, config_path)
+            .await?
+            .into_iter()
+            .filter(|name| name.ends_with(".yml") || name.ends_with(".yaml"))
+            .map(|name| format!("{config_path}/{name}"))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        if let Some(bytes) = mirror.read_file(commit, &path).await? {
+            files.push(SourceFile::new(path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    Ok(files)
+}
