@@ -31,8 +31,9 @@ fn ignored(reason: &Ignored) -> Response {
     (StatusCode::ACCEPTED, Json(TriggerResult { builds: Vec::new(), ignored: Some(reason.to_string()) })).into_response()
 }
 
-/// Receives a webhook for repository `owner/name`: verified, turned into a build request (or
-/// ignored), claimed against redeliveries, then started.
+// Verified, turned into a build request (or ignored), claimed against redeliveries, then
+// started. (The doc line below is the operation's summary in the OpenAPI document.)
+/// Receives a webhook for repository `owner/name`.
 #[utoipa::path(post, path = "/api/hooks/{owner}/{name}", tag = "webhooks",
     params(("owner" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = TriggerResult), (status = 202, body = TriggerResult), (status = 401, body = proto::api::ErrorBody),
