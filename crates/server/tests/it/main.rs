@@ -10,4 +10,5 @@ mod hooks;
 mod openapi;
 mod queue;
 mod reporting;
+mod request;
 mod security;
