@@ -53,7 +53,7 @@ pub async fn receive(
         tracing::info!(repo = %full_name, "webhook for a repository that is not registered");
         return Err(not_accepted());
     };
-    let delivery = match forge::webhook::parse(repo.forge, &header_pairs, &body, &repo.webhook_secret) {
+    let delivery = match forge::webhook::parse(repo.settings.forge, &header_pairs, &body, &repo.settings.webhook_secret) {
         Ok(delivery) => delivery,
         Err(error @ WebhookError::Malformed { .. }) => {
             count("malformed");
@@ -96,7 +96,7 @@ pub async fn receive(
                 PullRequestAction::Synchronized => ("pull_request", "synchronized"),
                 PullRequestAction::Closed => ("pull_request_closed", "closed"),
             };
-            let reference = match repo.forge {
+            let reference = match repo.settings.forge {
                 ForgeKind::Gitlab => format!("refs/merge-requests/{number}/head"),
                 _ => format!("refs/pull/{number}/head"),
             };

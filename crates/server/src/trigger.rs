@@ -135,8 +135,8 @@ pub async fn remote_access(state: &AppState, repo: &RepoRecord) -> Result<Remote
 
 /// As [`remote_access`], without the egress check (for a job's description).
 async fn unchecked_remote_access(state: &AppState, repo: &RepoRecord) -> Result<RemoteAccess, store::StoreError> {
-    let (url, url_credentials) = proto::remote::split_credentials(&repo.clone_url);
-    let admin_chosen = state.store.approved_remote(repo.id).await?.is_some_and(|approved| approved == repo.clone_url);
+    let (url, url_credentials) = proto::remote::split_credentials(&repo.settings.clone_url);
+    let admin_chosen = state.store.approved_remote(repo.id).await?.is_some_and(|approved| approved == repo.settings.clone_url);
     let network = matches!(proto::remote::classify(&url), Ok(proto::remote::RemoteKind::Network(_)));
     Ok(RemoteAccess {
         url,
@@ -195,12 +195,12 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
             _ => None,
         },
     };
-    let files = read_pipeline_files(&mirror, &commit, &repo.config_path).await?;
+    let files = read_pipeline_files(&mirror, &commit, &repo.settings.config_path).await?;
     drop(_guard);
 
     let author = request.author.clone().unwrap_or_else(|| info.author.clone());
     let author_email = request.author_email.clone().unwrap_or_else(|| info.author_email.clone());
-    let needs_approval = repo.approval.requires_approval(&request.event, request.from_fork);
+    let needs_approval = repo.settings.approval.requires_approval(&request.event, request.from_fork);
     let mut new_build = NewBuild {
         repo_id: repo.id,
         event: request.event.clone(),
@@ -220,7 +220,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
     };
     if files.is_empty() {
         new_build.state = State::Error;
-        new_build.reason = Some(no_pipeline_reason(&repo.config_path));
+        new_build.reason = Some(no_pipeline_reason(&repo.settings.config_path));
         let build = state.store.create_build(&new_build, &[], now_ms()).await?;
         crate::queue::build_changed(state, &build).await;
         return Ok(Outcome::Started(Box::new(build)));
@@ -243,7 +243,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
         // Without credentials: these reach every step's environment.
         repo_clone_url: access.url.clone(),
         repo_url: web_url(&access.url),
-        default_branch: repo.default_branch.clone(),
+        default_branch: repo.settings.default_branch.clone(),
         pull_request: request.pull_request.clone(),
         source_branch: request.source_branch.clone(),
         target_branch: request.target_branch.clone(),
@@ -265,7 +265,7 @@ pub async fn start_build(state: &AppState, repo: &RepoRecord, request: BuildRequ
         crate::queue::build_changed(state, &build).await;
         return Ok(Outcome::Started(Box::new(build)));
     }
-    if repo.cancel_previous && request.event != "tag" {
+    if repo.settings.cancel_previous && request.event != "tag" {
         cancel_older_builds(state, repo, &build).await?;
     }
     let mut workflows: Vec<NewWorkflow> = plan.workflows.iter().map(new_workflow).collect();
@@ -299,7 +299,7 @@ pub const WAITING_FOR_APPROVAL: &str = "waiting for a maintainer's approval: `ga
 
 /// The stored credentials agents and the server's mirror use to clone.
 pub fn clone_credentials(repo: &RepoRecord) -> Option<forge::git::Credentials> {
-    match (&repo.clone_username, &repo.clone_password) {
+    match (&repo.settings.clone_username, &repo.settings.clone_password) {
         (Some(username), Some(password)) => Some(forge::git::Credentials { username: username.clone(), password: password.clone() }),
         (None, Some(password)) => Some(forge::git::Credentials { username: "oauth2".into(), password: password.clone() }),
         _ => None,

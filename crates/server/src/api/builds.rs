@@ -78,7 +78,7 @@ pub async fn create(
         }
         check_length("variables", value, MAX_VARIABLE_VALUE)?;
     }
-    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
+    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.settings.default_branch.clone());
     let request = BuildRequest {
         event: "manual".into(),
         reference: format!("refs/heads/{branch}"),
