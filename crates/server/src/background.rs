@@ -42,7 +42,7 @@ async fn poll_loop(state: AppState, shutdown: CancellationToken) {
         };
         let now = now_ms();
         for repo in repos {
-            let Some(interval) = repo.poll_interval_seconds else { continue };
+            let Some(interval) = repo.settings.poll_interval_seconds else { continue };
             if last_poll.get(&repo.id).is_some_and(|last| now - last < i64::from(interval) * 1000) {
                 continue;
             }

@@ -46,7 +46,7 @@ pub async fn receive(
 ) -> ApiResult<Response> {
     let full_name = format!("{owner}/{name}");
     let (repo, Delivery { id, event }) = verify(&state, &full_name, &headers, &body).await?;
-    let request = match BuildRequest::from_hook(repo.forge, event) {
+    let request = match BuildRequest::from_hook(repo.settings.forge, event) {
         Ok(request) => request,
         Err(reason) => return Ok(ignored(&reason)),
     };
@@ -84,7 +84,7 @@ async fn verify(state: &AppState, full_name: &str, headers: &HeaderMap, body: &[
         tracing::info!(repo = %full_name, "webhook for a repository that is not registered");
         return Err(not_accepted());
     };
-    match forge::webhook::parse(repo.forge, &header_pairs, body, &repo.webhook_secret) {
+    match forge::webhook::parse(repo.settings.forge, &header_pairs, body, &repo.settings.webhook_secret) {
         Ok(delivery) => Ok((repo, delivery)),
         Err(error @ WebhookError::Malformed { .. }) => {
             count("malformed");

@@ -16,9 +16,13 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub async fn build_changed(state: &AppState, build: &BuildRecord) {
     let Ok(Some(repo)) = state.store.repo_by_id(build.repo_id).await else { return };
     let build_url = state.build_url(&repo.full_name, build.number);
-    let api_base = repo.forge_api_url.clone().or_else(|| forge::status::api_base_from_clone_url(repo.forge, &repo.clone_url));
-    if let (Some(token), Some(api_base)) = (repo.forge_token.clone(), api_base) {
-        let target = forge::status::StatusTarget { forge: repo.forge, api_base, full_name: repo.full_name.clone(), token };
+    let api_base = repo
+        .settings
+        .forge_api_url
+        .clone()
+        .or_else(|| forge::status::api_base_from_clone_url(repo.settings.forge, &repo.settings.clone_url));
+    if let (Some(token), Some(api_base)) = (repo.settings.forge_token.clone(), api_base) {
+        let target = forge::status::StatusTarget { forge: repo.settings.forge, api_base, full_name: repo.full_name.clone(), token };
         let status = forge::status::CommitStatus {
             commit: build.commit.clone(),
             state: build.state,

@@ -78,8 +78,8 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             plan,
             secrets,
             // A fork's code runs with no trust at all, whatever the repository is allowed.
-            trust: if build.from_fork { proto::Trust::default() } else { repo.trust },
-            timeout_seconds: u64::from(repo.timeout_minutes.max(1)) * 60,
+            trust: if build.from_fork { proto::Trust::default() } else { repo.settings.trust },
+            timeout_seconds: u64::from(repo.settings.timeout_minutes.max(1)) * 60,
         }));
     }
     Ok(None)
@@ -249,7 +249,8 @@ pub async fn lose_workflows_of(state: &AppState, agent: &AgentRecord, reason: &s
         tracing::warn!(agent = %agent.name, workflow = workflow.id, %reason, "workflow lost");
         let Some(build) = state.store.build_by_id(workflow.build_id).await? else { continue };
         let Some(repo) = state.store.repo_by_id(build.repo_id).await? else { continue };
-        let requeue = repo.lost_policy == proto::LostPolicy::Requeue && workflow.attempts < MAX_ATTEMPTS && !workflow.cancel_requested;
+        let requeue =
+            repo.settings.lost_policy == proto::LostPolicy::Requeue && workflow.attempts < MAX_ATTEMPTS && !workflow.cancel_requested;
         if requeue && state.store.requeue_workflow_of_lost_agent(workflow.id, agent.id, &format!("re-queued: {reason}")).await? {
             for step in state.store.steps_of_workflow(workflow.id).await? {
                 state.hub.notify(Topic::Step(step.id));

@@ -35,9 +35,10 @@ pub struct TokenRecord {
     pub created: i64,
 }
 
+/// What a repository is set to: everything about it but its identity (id, name, creation).
+/// Credentials here are in the clear; the store seals them on the way in.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewRepo {
-    pub full_name: String,
+pub struct RepoSettings {
     pub clone_url: String,
     pub forge: ForgeKind,
     pub default_branch: String,
@@ -57,24 +58,16 @@ pub struct NewRepo {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRepo {
+    pub full_name: String,
+    pub settings: RepoSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoRecord {
     pub id: i64,
     pub full_name: String,
-    pub clone_url: String,
-    pub forge: ForgeKind,
-    pub default_branch: String,
-    pub config_path: String,
-    pub webhook_secret: String,
-    pub trust: Trust,
-    pub timeout_minutes: u32,
-    pub cancel_previous: bool,
-    pub poll_interval_seconds: Option<u32>,
-    pub lost_policy: LostPolicy,
-    pub approval: ApprovalPolicy,
-    pub forge_token: Option<String>,
-    pub clone_username: Option<String>,
-    pub clone_password: Option<String>,
-    pub forge_api_url: Option<String>,
+    pub settings: RepoSettings,
     pub created: i64,
 }
 

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use crate::columns::{flag, flag_value, narrow, narrow_optional};
 use crate::error::classify;
-use crate::{NewRepo, RepoRecord, Store, StoreError};
+use crate::{NewRepo, RepoRecord, RepoSettings, Store, StoreError};
 
 /// Binds the settings of a repository (a `NewRepo` or a `RepoRecord`: the fields are the same),
 /// with its credentials as sealed in `$sealed`, as parameters `$1` to `$18`, in the column order
@@ -14,23 +14,23 @@ macro_rules! bind_settings_of {
     ($query:expr, $repo:expr, $sealed:expr) => {
         $query
             .bind(&$repo.full_name)
-            .bind(&$repo.clone_url)
-            .bind($repo.forge.as_str())
-            .bind(&$repo.default_branch)
-            .bind(&$repo.config_path)
+            .bind(&$repo.settings.clone_url)
+            .bind($repo.settings.forge.as_str())
+            .bind(&$repo.settings.default_branch)
+            .bind(&$repo.settings.config_path)
             .bind(&$sealed.webhook_secret)
-            .bind(flag_value($repo.trust.privileged))
-            .bind(flag_value($repo.trust.volumes))
-            .bind(flag_value($repo.trust.network))
-            .bind(i64::from($repo.timeout_minutes))
-            .bind(flag_value($repo.cancel_previous))
-            .bind($repo.poll_interval_seconds.map(i64::from))
-            .bind($repo.lost_policy.as_str())
+            .bind(flag_value($repo.settings.trust.privileged))
+            .bind(flag_value($repo.settings.trust.volumes))
+            .bind(flag_value($repo.settings.trust.network))
+            .bind(i64::from($repo.settings.timeout_minutes))
+            .bind(flag_value($repo.settings.cancel_previous))
+            .bind($repo.settings.poll_interval_seconds.map(i64::from))
+            .bind($repo.settings.lost_policy.as_str())
             .bind($sealed.forge_token.as_deref())
-            .bind($repo.clone_username.as_deref())
+            .bind($repo.settings.clone_username.as_deref())
             .bind($sealed.clone_password.as_deref())
-            .bind($repo.forge_api_url.as_deref())
-            .bind($repo.approval.as_str())
+            .bind($repo.settings.forge_api_url.as_deref())
+            .bind($repo.settings.approval.as_str())
     };
 }
 
@@ -111,7 +111,12 @@ impl Store {
         .fetch_one(&mut *transaction)
         .await
         .map_err(|error| classify(error, || format!("repository {}", repo.full_name), || format!("repository {}", repo.full_name)))?;
-        let sealed = self.seal_credentials(id, &repo.webhook_secret, repo.forge_token.as_deref(), repo.clone_password.as_deref());
+        let sealed = self.seal_credentials(
+            id,
+            &repo.settings.webhook_secret,
+            repo.settings.forge_token.as_deref(),
+            repo.settings.clone_password.as_deref(),
+        );
         sqlx::query("UPDATE repos SET webhook_secret = $2, forge_token = $3, clone_password = $4 WHERE id = $1")
             .bind(id)
             .bind(&sealed.webhook_secret)
@@ -120,26 +125,7 @@ impl Store {
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        Ok(RepoRecord {
-            id,
-            full_name: repo.full_name.clone(),
-            clone_url: repo.clone_url.clone(),
-            forge: repo.forge,
-            default_branch: repo.default_branch.clone(),
-            config_path: repo.config_path.clone(),
-            webhook_secret: repo.webhook_secret.clone(),
-            trust: repo.trust,
-            timeout_minutes: repo.timeout_minutes,
-            cancel_previous: repo.cancel_previous,
-            poll_interval_seconds: repo.poll_interval_seconds,
-            lost_policy: repo.lost_policy,
-            approval: repo.approval,
-            forge_token: repo.forge_token.clone(),
-            clone_username: repo.clone_username.clone(),
-            clone_password: repo.clone_password.clone(),
-            forge_api_url: repo.forge_api_url.clone(),
-            created: now,
-        })
+        Ok(RepoRecord { id, full_name: repo.full_name.clone(), settings: repo.settings.clone(), created: now })
     }
 
     pub async fn repo_by_name(&self, full_name: &str) -> Result<Option<RepoRecord>, StoreError> {
@@ -164,7 +150,12 @@ impl Store {
     /// Writes every field of `repo` except `id` and `created`. `StoreError::Conflict` when the new
     /// `full_name` belongs to another repository, `StoreError::NotFound` when there is no such id.
     pub async fn update_repo(&self, repo: &RepoRecord) -> Result<(), StoreError> {
-        let sealed = self.seal_credentials(repo.id, &repo.webhook_secret, repo.forge_token.as_deref(), repo.clone_password.as_deref());
+        let sealed = self.seal_credentials(
+            repo.id,
+            &repo.settings.webhook_secret,
+            repo.settings.forge_token.as_deref(),
+            repo.settings.clone_password.as_deref(),
+        );
         let result = bind_settings_of!(
             sqlx::query(
                 "UPDATE repos SET full_name = $1, clone_url = $2, forge = $3, default_branch = $4, config_path = $5, \
@@ -282,28 +273,30 @@ impl Store {
         Ok(RepoRecord {
             id,
             full_name: row.try_get("full_name")?,
-            clone_url: row.try_get("clone_url")?,
-            forge: proto::ForgeKind::parse(&forge)
-                .ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
-            default_branch: row.try_get("default_branch")?,
-            config_path: row.try_get("config_path")?,
-            webhook_secret: open("webhook_secret")?.unwrap_or_default(),
-            trust: proto::Trust {
-                privileged: flag(row, "trust_privileged")?,
-                volumes: flag(row, "trust_volumes")?,
-                network: flag(row, "trust_network")?,
+            settings: RepoSettings {
+                clone_url: row.try_get("clone_url")?,
+                forge: proto::ForgeKind::parse(&forge)
+                    .ok_or_else(|| StoreError::Corrupt(format!("column forge holds {forge:?}, which is not a forge")))?,
+                default_branch: row.try_get("default_branch")?,
+                config_path: row.try_get("config_path")?,
+                webhook_secret: open("webhook_secret")?.unwrap_or_default(),
+                trust: proto::Trust {
+                    privileged: flag(row, "trust_privileged")?,
+                    volumes: flag(row, "trust_volumes")?,
+                    network: flag(row, "trust_network")?,
+                },
+                timeout_minutes: narrow(row, "timeout_minutes")?,
+                cancel_previous: flag(row, "cancel_previous")?,
+                poll_interval_seconds: narrow_optional(row, "poll_interval_seconds")?,
+                lost_policy: proto::LostPolicy::parse(&lost_policy)
+                    .ok_or_else(|| StoreError::Corrupt(format!("column lost_policy holds {lost_policy:?}, which is not a policy")))?,
+                approval: proto::ApprovalPolicy::parse(&approval)
+                    .ok_or_else(|| StoreError::Corrupt(format!("column approval holds {approval:?}, which is not a policy")))?,
+                forge_token: open("forge_token")?,
+                clone_username: row.try_get("clone_username")?,
+                clone_password: open("clone_password")?,
+                forge_api_url: row.try_get("forge_api_url")?,
             },
-            timeout_minutes: narrow(row, "timeout_minutes")?,
-            cancel_previous: flag(row, "cancel_previous")?,
-            poll_interval_seconds: narrow_optional(row, "poll_interval_seconds")?,
-            lost_policy: proto::LostPolicy::parse(&lost_policy)
-                .ok_or_else(|| StoreError::Corrupt(format!("column lost_policy holds {lost_policy:?}, which is not a policy")))?,
-            approval: proto::ApprovalPolicy::parse(&approval)
-                .ok_or_else(|| StoreError::Corrupt(format!("column approval holds {approval:?}, which is not a policy")))?,
-            forge_token: open("forge_token")?,
-            clone_username: row.try_get("clone_username")?,
-            clone_password: open("clone_password")?,
-            forge_api_url: row.try_get("forge_api_url")?,
             created: row.try_get("created")?,
         })
     }

@@ -78,7 +78,7 @@ pub async fn create(
         }
         check_length("variables", value, MAX_VARIABLE_VALUE)?;
     }
-    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
+    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.settings.default_branch.clone());
     let request = BuildRequest::manual(branch, body.commit.clone(), caller.login(), body.variables.clone());
     let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))

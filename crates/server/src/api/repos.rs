@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use proto::api::{Member, MemberSet, Repo, RepoCreate, RepoUpdate, Role, TriggerResult};
 use proto::remote::RemoteKind;
 use proto::{ForgeKind, LostPolicy};
-use store::{NewRepo, RepoRecord};
+use store::{NewRepo, RepoRecord, RepoSettings};
 
 use crate::auth::Caller;
 use crate::config::RepoCreation;
@@ -65,33 +65,35 @@ pub async fn create(
     };
     let new_repo = NewRepo {
         full_name: body.full_name.clone(),
-        clone_url: remote.url.clone(),
-        forge,
-        default_branch: body.default_branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| "main".into()),
-        config_path: body.config_path.clone().unwrap_or_default(),
-        webhook_secret: body.webhook_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or_else(|| new_token("")),
-        trust: body.trust.unwrap_or_default(),
-        timeout_minutes: timeout.unwrap_or(DEFAULT_TIMEOUT_MINUTES),
-        cancel_previous: body.cancel_previous.unwrap_or(false),
-        poll_interval_seconds: poll.filter(|seconds| *seconds > 0),
-        lost_policy: body.lost_policy.unwrap_or(LostPolicy::Requeue),
-        approval: body.approval.unwrap_or_default(),
-        forge_token: body.forge_token.clone().filter(|token| !token.is_empty()),
-        forge_api_url,
-        clone_username: clone_username.filter(|name| !name.is_empty()),
-        clone_password: clone_password.filter(|password| !password.is_empty()),
+        settings: RepoSettings {
+            clone_url: remote.url.clone(),
+            forge,
+            default_branch: body.default_branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| "main".into()),
+            config_path: body.config_path.clone().unwrap_or_default(),
+            webhook_secret: body.webhook_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or_else(|| new_token("")),
+            trust: body.trust.unwrap_or_default(),
+            timeout_minutes: timeout.unwrap_or(DEFAULT_TIMEOUT_MINUTES),
+            cancel_previous: body.cancel_previous.unwrap_or(false),
+            poll_interval_seconds: poll.filter(|seconds| *seconds > 0),
+            lost_policy: body.lost_policy.unwrap_or(LostPolicy::Requeue),
+            approval: body.approval.unwrap_or_default(),
+            forge_token: body.forge_token.clone().filter(|token| !token.is_empty()),
+            forge_api_url,
+            clone_username: clone_username.filter(|name| !name.is_empty()),
+            clone_password: clone_password.filter(|password| !password.is_empty()),
+        },
     };
     let repo = state.store.create_repo(&new_repo, now_ms()).await?;
     if let Some(user) = &caller.user {
         state.store.set_member(repo.id, user.id, Role::Admin.as_str()).await?;
     }
     if caller.server_admin {
-        state.store.approve_remote(repo.id, &repo.clone_url, caller.login(), now_ms()).await?;
+        state.store.approve_remote(repo.id, &repo.settings.clone_url, caller.login(), now_ms()).await?;
     }
     tracing::info!(repo = %repo.full_name, by = caller.login(), "repository registered");
     let mut view = views::repo(&state, &repo, Some(Role::Admin));
     if body.webhook_secret.as_deref().is_none_or(str::is_empty) {
-        view.webhook_secret = Some(repo.webhook_secret.clone());
+        view.webhook_secret = Some(repo.settings.webhook_secret.clone());
     }
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -125,10 +127,10 @@ pub async fn update(
 ) -> ApiResult<Json<Repo>> {
     let (mut repo, role) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     if let Some(trust) = body.trust {
-        if trust != repo.trust {
+        if trust != repo.settings.trust {
             caller.require_server_admin()?;
         }
-        repo.trust = trust;
+        repo.settings.trust = trust;
     }
     let before = repo.clone();
     if let Some(url) = &body.clone_url {
@@ -143,9 +145,9 @@ pub async fn update(
     apply_update(&mut repo, &body, forge_api_url)?;
     keep_credentials_with_their_origin(&before, &mut repo, &body);
     state.store.update_repo(&repo).await?;
-    if repo.clone_url != before.clone_url {
+    if repo.settings.clone_url != before.settings.clone_url {
         if caller.server_admin {
-            state.store.approve_remote(repo.id, &repo.clone_url, caller.login(), now_ms()).await?;
+            state.store.approve_remote(repo.id, &repo.settings.clone_url, caller.login(), now_ms()).await?;
         } else {
             state.store.forget_remote_approval(repo.id).await?;
         }
@@ -155,76 +157,78 @@ pub async fn update(
 
 /// Clears the stored credentials whose origin the update moved and that it did not set again.
 fn keep_credentials_with_their_origin(before: &RepoRecord, after: &mut RepoRecord, body: &RepoUpdate) {
-    let clone_moved = proto::remote::credential_scope(&before.clone_url) != proto::remote::credential_scope(&after.clone_url);
+    let clone_moved =
+        proto::remote::credential_scope(&before.settings.clone_url) != proto::remote::credential_scope(&after.settings.clone_url);
     if clone_moved && body.clone_username.is_none() && body.clone_password.is_none() {
-        if before.clone_username.is_some() || before.clone_password.is_some() {
+        if before.settings.clone_username.is_some() || before.settings.clone_password.is_some() {
             tracing::info!(repo = %after.full_name, "the clone URL moved to another origin: its credentials are cleared");
         }
-        after.clone_username = None;
-        after.clone_password = None;
+        after.settings.clone_username = None;
+        after.settings.clone_password = None;
     }
     let api_origin = |repo: &RepoRecord| {
-        repo.forge_api_url
+        repo.settings
+            .forge_api_url
             .clone()
-            .or_else(|| forge::status::api_base_from_clone_url(repo.forge, &repo.clone_url))
+            .or_else(|| forge::status::api_base_from_clone_url(repo.settings.forge, &repo.settings.clone_url))
             .map(|url| proto::remote::credential_scope(&url))
     };
     if api_origin(before) != api_origin(after) && body.forge_token.is_none() {
-        if before.forge_token.is_some() {
+        if before.settings.forge_token.is_some() {
             tracing::info!(repo = %after.full_name, "the forge API moved to another origin: its token is cleared");
         }
-        after.forge_token = None;
+        after.settings.forge_token = None;
     }
 }
 
 fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate, forge_api_url: Option<String>) -> ApiResult<()> {
     if let Some(url) = &body.clone_url {
-        repo.clone_url = url.clone();
+        repo.settings.clone_url = url.clone();
     }
     if let Some(forge) = body.forge {
-        repo.forge = forge;
+        repo.settings.forge = forge;
     }
     if let Some(branch) = &body.default_branch {
         if branch.trim().is_empty() {
             return Err(ApiError::invalid("default_branch", "the default branch cannot be empty"));
         }
-        repo.default_branch = branch.clone();
+        repo.settings.default_branch = branch.clone();
     }
     if let Some(path) = &body.config_path {
-        repo.config_path = path.clone();
+        repo.settings.config_path = path.clone();
     }
     if let Some(secret) = &body.webhook_secret {
         if secret.is_empty() {
             return Err(ApiError::invalid("webhook_secret", "the webhook secret cannot be empty"));
         }
-        repo.webhook_secret = secret.clone();
+        repo.settings.webhook_secret = secret.clone();
     }
     if let Some(timeout) = check_timeout(body.timeout_minutes)? {
-        repo.timeout_minutes = timeout;
+        repo.settings.timeout_minutes = timeout;
     }
     if let Some(cancel_previous) = body.cancel_previous {
-        repo.cancel_previous = cancel_previous;
+        repo.settings.cancel_previous = cancel_previous;
     }
     if let Some(seconds) = check_poll(body.poll_interval_seconds)? {
-        repo.poll_interval_seconds = (seconds > 0).then_some(seconds);
+        repo.settings.poll_interval_seconds = (seconds > 0).then_some(seconds);
     }
     if let Some(policy) = body.lost_policy {
-        repo.lost_policy = policy;
+        repo.settings.lost_policy = policy;
     }
     if let Some(approval) = body.approval {
-        repo.approval = approval;
+        repo.settings.approval = approval;
     }
     if let Some(token) = &body.forge_token {
-        repo.forge_token = (!token.is_empty()).then(|| token.clone());
+        repo.settings.forge_token = (!token.is_empty()).then(|| token.clone());
     }
     if let Some(url) = forge_api_url {
-        repo.forge_api_url = (!url.is_empty()).then_some(url);
+        repo.settings.forge_api_url = (!url.is_empty()).then_some(url);
     }
     if let Some(username) = &body.clone_username {
-        repo.clone_username = (!username.is_empty()).then(|| username.clone());
+        repo.settings.clone_username = (!username.is_empty()).then(|| username.clone());
     }
     if let Some(password) = &body.clone_password {
-        repo.clone_password = (!password.is_empty()).then(|| password.clone());
+        repo.settings.clone_password = (!password.is_empty()).then(|| password.clone());
     }
     Ok(())
 }

@@ -60,7 +60,7 @@ pub async fn put_cron(
         return Err(ApiError::invalid("name", format!("`{cron}` is not a schedule name (letters, digits, `-`, `_`, `.`)")));
     }
     let next = next_fire(&body.schedule, now_ms()).map_err(|message| ApiError::invalid("schedule", message))?;
-    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.default_branch.clone());
+    let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.settings.default_branch.clone());
     state
         .store
         .put_cron(&NewCron { repo_id: repo.id, name: cron.clone(), schedule: body.schedule.clone(), branch, next }, now_ms())

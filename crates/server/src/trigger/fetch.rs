@@ -70,7 +70,7 @@ pub(super) async fn fetch(
             _ => None,
         },
     };
-    let files = read_pipeline_files(&mirror, &commit, &repo.config_path).await?;
+    let files = read_pipeline_files(&mirror, &commit, &repo.settings.config_path).await?;
     Ok(Fetched::Ready(Checkout {
         author: request.author.clone().unwrap_or(info.author),
         author_email: request.author_email.clone().unwrap_or(info.author_email),

@@ -102,8 +102,8 @@ pub async fn remote_access(state: &AppState, repo: &RepoRecord) -> Result<Remote
 
 /// As [`remote_access`], without the egress check (for a job's description).
 async fn unchecked_remote_access(state: &AppState, repo: &RepoRecord) -> Result<RemoteAccess, store::StoreError> {
-    let (url, url_credentials) = proto::remote::split_credentials(&repo.clone_url);
-    let admin_chosen = state.store.approved_remote(repo.id).await?.is_some_and(|approved| approved == repo.clone_url);
+    let (url, url_credentials) = proto::remote::split_credentials(&repo.settings.clone_url);
+    let admin_chosen = state.store.approved_remote(repo.id).await?.is_some_and(|approved| approved == repo.settings.clone_url);
     let network = matches!(proto::remote::classify(&url), Ok(proto::remote::RemoteKind::Network(_)));
     Ok(RemoteAccess {
         url,
@@ -144,7 +144,7 @@ pub const WAITING_FOR_APPROVAL: &str = "waiting for a maintainer's approval: `ga
 
 /// The stored credentials agents and the server's mirror use to clone.
 pub fn clone_credentials(repo: &RepoRecord) -> Option<forge::git::Credentials> {
-    match (&repo.clone_username, &repo.clone_password) {
+    match (&repo.settings.clone_username, &repo.settings.clone_password) {
         (Some(username), Some(password)) => Some(forge::git::Credentials { username: username.clone(), password: password.clone() }),
         (None, Some(password)) => Some(forge::git::Credentials { username: "oauth2".into(), password: password.clone() }),
         _ => None,

@@ -22,11 +22,11 @@ pub(super) async fn record(
     request: &BuildRequest,
     checkout: Checkout,
 ) -> Result<BuildRecord, TriggerError> {
-    let needs_approval = repo.approval.requires_approval(&request.event, request.from_fork);
+    let needs_approval = repo.settings.approval.requires_approval(&request.event, request.from_fork);
     let mut new_build = new_build(repo, request, &checkout, needs_approval);
     if checkout.files.is_empty() {
         new_build.state = State::Error;
-        new_build.reason = Some(no_pipeline_reason(&repo.config_path));
+        new_build.reason = Some(no_pipeline_reason(&repo.settings.config_path));
         let build = state.store.create_build(&new_build, &[], now_ms()).await?;
         crate::queue::build_changed(state, &build).await;
         return Ok(build);
@@ -45,7 +45,7 @@ pub(super) async fn record(
         crate::queue::build_changed(state, &build).await;
         return Ok(build);
     }
-    if repo.cancel_previous && request.event != "tag" {
+    if repo.settings.cancel_previous && request.event != "tag" {
         cancel_older_builds(state, repo, &build).await?;
     }
     let mut workflows: Vec<NewWorkflow> = plan.workflows.iter().map(new_workflow).collect();
@@ -111,7 +111,7 @@ fn context(repo: &RepoRecord, clone_url: &str, request: &BuildRequest, checkout:
         // Without credentials: these reach every step's environment.
         repo_clone_url: clone_url.to_owned(),
         repo_url: web_url(clone_url),
-        default_branch: repo.default_branch.clone(),
+        default_branch: repo.settings.default_branch.clone(),
         pull_request: request.pull_request.clone(),
         source_branch: request.source_branch.clone(),
         target_branch: request.target_branch.clone(),

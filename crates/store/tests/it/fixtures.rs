@@ -5,28 +5,30 @@ use std::collections::BTreeMap;
 use proto::agent::{LogLine, LogStream};
 use proto::api::BuildDiagnostic;
 use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
-use store::{NewBuild, NewRepo, NewStep, NewWorkflow, RepoRecord, Store};
+use store::{NewBuild, NewRepo, NewStep, NewWorkflow, RepoRecord, RepoSettings, Store};
 
 pub(crate) const NOW: i64 = 1_700_000_000_000;
 
 pub(crate) fn new_repo(full_name: &str) -> NewRepo {
     NewRepo {
         full_name: full_name.to_owned(),
-        clone_url: format!("https://git.example.com/{full_name}.git"),
-        forge: ForgeKind::Gitea,
-        default_branch: "main".to_owned(),
-        config_path: ".woodpecker".to_owned(),
-        webhook_secret: "hook secret".to_owned(),
-        trust: Trust::default(),
-        timeout_minutes: 60,
-        cancel_previous: false,
-        poll_interval_seconds: None,
-        lost_policy: LostPolicy::Requeue,
-        approval: ApprovalPolicy::Forks,
-        forge_token: None,
-        clone_username: None,
-        clone_password: None,
-        forge_api_url: Some("https://git.example.com/api/v1".to_owned()),
+        settings: RepoSettings {
+            clone_url: format!("https://git.example.com/{full_name}.git"),
+            forge: ForgeKind::Gitea,
+            default_branch: "main".to_owned(),
+            config_path: ".woodpecker".to_owned(),
+            webhook_secret: "hook secret".to_owned(),
+            trust: Trust::default(),
+            timeout_minutes: 60,
+            cancel_previous: false,
+            poll_interval_seconds: None,
+            lost_policy: LostPolicy::Requeue,
+            approval: ApprovalPolicy::Forks,
+            forge_token: None,
+            clone_username: None,
+            clone_password: None,
+            forge_api_url: Some("https://git.example.com/api/v1".to_owned()),
+        },
     }
 }
 

@@ -12,30 +12,30 @@ store_tests!(repositories_round_trip, names_are_unique, members_have_one_role, d
 
 async fn repositories_round_trip(store: Store) {
     let mut wanted = new_repo("acme/web");
-    wanted.poll_interval_seconds = Some(300);
-    wanted.forge_token = Some("forge token".into());
-    wanted.clone_username = Some("bot".into());
-    wanted.clone_password = Some("bot password".into());
+    wanted.settings.poll_interval_seconds = Some(300);
+    wanted.settings.forge_token = Some("forge token".into());
+    wanted.settings.clone_username = Some("bot".into());
+    wanted.settings.clone_password = Some("bot password".into());
     let created = store.create_repo(&wanted, NOW).await.unwrap();
     assert_eq!(store.repo_by_id(created.id).await.unwrap(), Some(created.clone()));
     assert_eq!(store.repo_by_name("acme/web").await.unwrap(), Some(created.clone()));
-    assert_eq!(created.poll_interval_seconds, Some(300));
+    assert_eq!(created.settings.poll_interval_seconds, Some(300));
 
     let mut changed = created.clone();
     changed.full_name = "acme/website".into();
-    changed.clone_url = "ssh://git@example.com/acme/website.git".into();
-    changed.forge = ForgeKind::Github;
-    changed.default_branch = "trunk".into();
-    changed.config_path = ".gantry.yml".into();
-    changed.webhook_secret = "new secret".into();
-    changed.trust = Trust { privileged: true, volumes: false, network: true };
-    changed.timeout_minutes = u32::MAX;
-    changed.cancel_previous = true;
-    changed.poll_interval_seconds = None;
-    changed.lost_policy = LostPolicy::Fail;
-    changed.forge_token = None;
-    changed.clone_username = None;
-    changed.clone_password = None;
+    changed.settings.clone_url = "ssh://git@example.com/acme/website.git".into();
+    changed.settings.forge = ForgeKind::Github;
+    changed.settings.default_branch = "trunk".into();
+    changed.settings.config_path = ".gantry.yml".into();
+    changed.settings.webhook_secret = "new secret".into();
+    changed.settings.trust = Trust { privileged: true, volumes: false, network: true };
+    changed.settings.timeout_minutes = u32::MAX;
+    changed.settings.cancel_previous = true;
+    changed.settings.poll_interval_seconds = None;
+    changed.settings.lost_policy = LostPolicy::Fail;
+    changed.settings.forge_token = None;
+    changed.settings.clone_username = None;
+    changed.settings.clone_password = None;
     changed.created = 1; // not written
     store.update_repo(&changed).await.unwrap();
     changed.created = NOW;

@@ -59,19 +59,19 @@ const CREDENTIALS_SQL: &str =
 async fn repository_credentials_are_sealed_at_rest(location: Location) {
     let store = location.open().await;
     let mut new = new_repo("acme/web");
-    new.webhook_secret = "hook-secret-value".into();
-    new.forge_token = Some("ghp_forge_token_value".into());
-    new.clone_password = Some("clone-password-value".into());
+    new.settings.webhook_secret = "hook-secret-value".into();
+    new.settings.forge_token = Some("ghp_forge_token_value".into());
+    new.settings.clone_password = Some("clone-password-value".into());
     let created = store.create_repo(&new, NOW).await.unwrap();
     assert_eq!(
-        (created.webhook_secret.as_str(), created.forge_token.as_deref(), created.clone_password.as_deref()),
+        (created.settings.webhook_secret.as_str(), created.settings.forge_token.as_deref(), created.settings.clone_password.as_deref()),
         ("hook-secret-value", Some("ghp_forge_token_value"), Some("clone-password-value"))
     );
     let mut changed = store.repo_by_name("acme/web").await.unwrap().unwrap();
     assert_eq!(changed, created, "credentials read back as written");
-    changed.forge_token = Some("ghp_second_token_value".into());
+    changed.settings.forge_token = Some("ghp_second_token_value".into());
     store.update_repo(&changed).await.unwrap();
-    assert_eq!(store.repo_by_id(created.id).await.unwrap().unwrap().forge_token.as_deref(), Some("ghp_second_token_value"));
+    assert_eq!(store.repo_by_id(created.id).await.unwrap().unwrap().settings.forge_token.as_deref(), Some("ghp_second_token_value"));
 
     let stored = raw_texts(&location, CREDENTIALS_SQL).await;
     assert_eq!(stored.len(), 3);
@@ -122,7 +122,10 @@ async fn credentials_stored_in_plain_text_are_sealed_when_the_store_opens(locati
 
     let store = location.open().await;
     let reopened = store.repo_by_id(created.id).await.unwrap().unwrap();
-    assert_eq!((reopened.webhook_secret.as_str(), reopened.forge_token.as_deref()), ("old-hook-secret", Some("old-forge-token")));
+    assert_eq!(
+        (reopened.settings.webhook_secret.as_str(), reopened.settings.forge_token.as_deref()),
+        ("old-hook-secret", Some("old-forge-token"))
+    );
     let stored = raw_texts(&location, "SELECT webhook_secret FROM repos UNION ALL SELECT forge_token FROM repos").await;
     assert!(stored.iter().all(|text| text.starts_with("sealed:v1:") && !text.contains("old-")), "{stored:?}");
     store.close().await;

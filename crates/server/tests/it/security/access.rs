@@ -338,7 +338,7 @@ async fn sealed_credentials(harness: Harness) {
         json!({ "webhook_secret": "plain-hook-secret", "forge_token": "ghp_plain_forge_token", "clone_password": "plain-clone-password" });
     harness.repo("acme/app", &url, secrets).await;
     let stored = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
-    assert_eq!(stored.forge_token.as_deref(), Some("ghp_plain_forge_token"), "the server reads them back");
+    assert_eq!(stored.settings.forge_token.as_deref(), Some("ghp_plain_forge_token"), "the server reads them back");
 
     use std::os::unix::fs::PermissionsExt as _;
     let data = harness.dir.path().join("data");

@@ -42,7 +42,7 @@ async fn planted_remote(harness: &Harness, user: &str, full_name: &str, url: &st
     let (status, answer) = harness.call(Method::POST, "/api/v1/repos", Some(user), Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let mut stored = harness.state.store.repo_by_name(full_name).await.unwrap().unwrap();
-    stored.clone_url = url.to_owned();
+    stored.settings.clone_url = url.to_owned();
     harness.state.store.update_repo(&stored).await.unwrap();
     stored
 }
@@ -299,8 +299,8 @@ async fn url_credentials_stay_out_of_steps(harness: Harness) {
     let registered = harness.repo("acme/app", &url, json!({})).await;
     assert!(!registered.to_string().contains(PASSWORD), "{registered}");
     let stored = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
-    assert_eq!(stored.clone_url, format!("http://{address}/repo.git"), "the stored URL holds no credentials");
-    assert_eq!((stored.clone_username.as_deref(), stored.clone_password.as_deref()), (Some("bot"), Some(PASSWORD)));
+    assert_eq!(stored.settings.clone_url, format!("http://{address}/repo.git"), "the stored URL holds no credentials");
+    assert_eq!((stored.settings.clone_username.as_deref(), stored.settings.clone_password.as_deref()), (Some("bot"), Some(PASSWORD)));
 
     let (status, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "commit": sha }))).await;
     assert_eq!(status, StatusCode::CREATED, "{build}");
@@ -369,8 +369,8 @@ async fn credentials_do_not_follow_a_moved_host(harness: Harness) {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let stored = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
-    assert_eq!(stored.forge_token, None, "the token was cleared");
-    assert_eq!(stored.clone_password.as_deref(), Some(PASSWORD), "the clone URL did not move");
+    assert_eq!(stored.settings.forge_token, None, "the token was cleared");
+    assert_eq!(stored.settings.clone_password.as_deref(), Some(PASSWORD), "the clone URL did not move");
     let (status, _) = harness.call(Method::POST, "/api/v1/repos/acme/app/builds", Some(&mallory), Some(json!({ "commit": sha }))).await;
     assert_eq!(status, StatusCode::CREATED);
     // A token given in the same request goes with the new address: the listener sees that one.
@@ -393,7 +393,7 @@ async fn credentials_do_not_follow_a_moved_host(harness: Harness) {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let stored = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
-    assert_eq!((stored.clone_username, stored.clone_password), (None, None));
+    assert_eq!((stored.settings.clone_username, stored.settings.clone_password), (None, None));
     let (status, answer) = harness.call(Method::POST, "/api/v1/repos/acme/app/builds", Some(&mallory), Some(json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let received = attacker.received();
@@ -482,8 +482,8 @@ async fn private_addresses_are_refused_to_non_admins(harness: Harness) {
         assert_eq!(status, StatusCode::CREATED, "server admins may: {answer}");
     }
     let stored = harness.state.store.repo_by_name("dev/app").await.unwrap().unwrap();
-    assert_eq!(stored.clone_url, "https://192.0.2.10/app.git");
-    assert_eq!(stored.forge_api_url, None);
+    assert_eq!(stored.settings.clone_url, "https://192.0.2.10/app.git");
+    assert_eq!(stored.settings.forge_api_url, None);
     let (status, answer) =
         harness.admin(Method::PATCH, "/api/v1/repos/dev/app", Some(json!({ "clone_url": "http://127.0.0.1:22/x.git" }))).await;
     assert_eq!(status, StatusCode::OK, "server admins may: {answer}");
@@ -699,11 +699,11 @@ async fn trigger_errors_carry_no_credentials(harness: Harness) {
     harness.repo("acme/app", &format!("http://bot:{PASSWORD}@{address}/repo.git"), json!({ "forge": "github" })).await;
     // An older server stored the URL as given: the password in it must not leak either.
     let mut stored = harness.state.store.repo_by_name("acme/app").await.unwrap().unwrap();
-    stored.clone_url = format!("http://bot:{PASSWORD}@{address}/repo.git");
-    stored.clone_username = None;
-    stored.clone_password = None;
+    stored.settings.clone_url = format!("http://bot:{PASSWORD}@{address}/repo.git");
+    stored.settings.clone_username = None;
+    stored.settings.clone_password = None;
     harness.state.store.update_repo(&stored).await.unwrap();
-    harness.state.store.approve_remote(stored.id, &stored.clone_url, "admin-token", 0).await.unwrap();
+    harness.state.store.approve_remote(stored.id, &stored.settings.clone_url, "admin-token", 0).await.unwrap();
     let missing = "0123456789abcdef0123456789abcdef01234567";
     let (status, answer) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "commit": missing }))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
