@@ -152,23 +152,44 @@ pub struct Repo {
     pub created: i64,
 }
 
+/// Registers a repository: its name and remote, and any settings that should not take their
+/// defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RepoCreate {
     pub full_name: String,
     pub clone_url: String,
+    #[serde(flatten)]
+    pub settings: RepoSettingsChange,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoUpdate {
+    #[serde(default)]
+    pub clone_url: Option<String>,
+    #[serde(flatten)]
+    pub settings: RepoSettingsChange,
+}
+
+/// A repository's settings as a request gives them: registering one or changing it. An absent
+/// field takes its default when registering and stays as it is when changing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoSettingsChange {
     #[serde(default)]
     pub forge: Option<ForgeKind>,
     #[serde(default)]
     pub default_branch: Option<String>,
     #[serde(default)]
     pub config_path: Option<String>,
-    /// Shared with the forge to sign webhooks; generated when absent. Never returned.
+    /// Shared with the forge to sign webhooks; generated when registering without one. Never
+    /// returned.
     #[serde(default)]
     pub webhook_secret: Option<String>,
     #[serde(default)]
     pub timeout_minutes: Option<u32>,
     #[serde(default)]
     pub cancel_previous: Option<bool>,
+    /// `0` turns polling off.
     #[serde(default)]
     pub poll_interval_seconds: Option<u32>,
     #[serde(default)]
@@ -183,47 +204,10 @@ pub struct RepoCreate {
     #[serde(default)]
     pub forge_token: Option<String>,
     /// The forge's API base (`https://git.example.com/api/v1`), when the clone URL does not
-    /// tell it (self-hosted forges behind another address).
+    /// tell it (self-hosted forges behind another address). Empty clears it.
     #[serde(default)]
     pub forge_api_url: Option<String>,
     /// Credentials for cloning over HTTP(S); never returned.
-    #[serde(default)]
-    pub clone_username: Option<String>,
-    #[serde(default)]
-    pub clone_password: Option<String>,
-}
-
-/// Fields to change; absent fields stay as they are.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RepoUpdate {
-    #[serde(default)]
-    pub clone_url: Option<String>,
-    #[serde(default)]
-    pub forge: Option<ForgeKind>,
-    #[serde(default)]
-    pub default_branch: Option<String>,
-    #[serde(default)]
-    pub config_path: Option<String>,
-    #[serde(default)]
-    pub webhook_secret: Option<String>,
-    #[serde(default)]
-    pub timeout_minutes: Option<u32>,
-    #[serde(default)]
-    pub cancel_previous: Option<bool>,
-    /// `0` turns polling off.
-    #[serde(default)]
-    pub poll_interval_seconds: Option<u32>,
-    #[serde(default)]
-    pub lost_policy: Option<LostPolicy>,
-    #[serde(default)]
-    pub approval: Option<ApprovalPolicy>,
-    #[serde(default)]
-    pub trust: Option<Trust>,
-    #[serde(default)]
-    pub forge_token: Option<String>,
-    /// Empty clears it.
-    #[serde(default)]
-    pub forge_api_url: Option<String>,
     #[serde(default)]
     pub clone_username: Option<String>,
     #[serde(default)]

@@ -1,7 +1,7 @@
 //! `gantry repo add|ls|show|rm`: registering repositories and looking at their settings.
 
 use clap::{Args, Subcommand, ValueEnum};
-use proto::api::{Repo, RepoCreate};
+use proto::api::{Repo, RepoCreate, RepoSettingsChange};
 use proto::{ForgeKind, LostPolicy};
 
 use super::RepoName;
@@ -149,15 +149,17 @@ async fn add(client: &Client, args: AddArgs, json: bool) -> anyhow::Result<u8> {
     let body = RepoCreate {
         full_name: args.repo.to_string(),
         clone_url: args.clone_url,
-        forge: args.forge.map(Into::into),
-        default_branch: args.branch,
-        config_path: args.config_path,
-        webhook_secret: args.webhook_secret.clone(),
-        timeout_minutes: args.timeout,
-        cancel_previous: args.cancel_previous.then_some(true),
-        poll_interval_seconds: args.poll,
-        lost_policy: args.lost_policy.map(Into::into),
-        ..RepoCreate::default()
+        settings: RepoSettingsChange {
+            forge: args.forge.map(Into::into),
+            default_branch: args.branch,
+            config_path: args.config_path,
+            webhook_secret: args.webhook_secret.clone(),
+            timeout_minutes: args.timeout,
+            cancel_previous: args.cancel_previous.then_some(true),
+            poll_interval_seconds: args.poll,
+            lost_policy: args.lost_policy.map(Into::into),
+            ..RepoSettingsChange::default()
+        },
     };
     let repo: Repo = client.post(&["repos"], &body).await?;
     if json {

@@ -52,32 +52,32 @@ pub async fn create(
     }
     validate_full_name(&body.full_name)?;
     let remote = check_clone_url(&state, &caller, &body.clone_url).await?;
-    if body.trust.is_some_and(proto::Trust::is_any) {
+    if body.settings.trust.is_some_and(proto::Trust::is_any) {
         caller.require_server_admin()?;
     }
-    let poll = check_poll(body.poll_interval_seconds)?;
-    let timeout = check_timeout(body.timeout_minutes)?;
-    let forge_api_url = check_api_url(&state, &caller, body.forge_api_url.as_deref()).await?.filter(|url| !url.is_empty());
-    let forge = body.forge.unwrap_or_else(|| guess_forge(&remote.url));
-    let (clone_username, clone_password) = match (&body.clone_username, &body.clone_password, &remote.credentials) {
+    let poll = check_poll(body.settings.poll_interval_seconds)?;
+    let timeout = check_timeout(body.settings.timeout_minutes)?;
+    let forge_api_url = check_api_url(&state, &caller, body.settings.forge_api_url.as_deref()).await?.filter(|url| !url.is_empty());
+    let forge = body.settings.forge.unwrap_or_else(|| guess_forge(&remote.url));
+    let (clone_username, clone_password) = match (&body.settings.clone_username, &body.settings.clone_password, &remote.credentials) {
         (None, None, Some(credentials)) => (Some(credentials.username.clone()), Some(credentials.password.clone())),
-        _ => (body.clone_username.clone(), body.clone_password.clone()),
+        _ => (body.settings.clone_username.clone(), body.settings.clone_password.clone()),
     };
     let new_repo = NewRepo {
         full_name: body.full_name.clone(),
         settings: RepoSettings {
             clone_url: remote.url.clone(),
             forge,
-            default_branch: body.default_branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| "main".into()),
-            config_path: body.config_path.clone().unwrap_or_default(),
-            webhook_secret: body.webhook_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or_else(|| new_token("")),
-            trust: body.trust.unwrap_or_default(),
+            default_branch: body.settings.default_branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| "main".into()),
+            config_path: body.settings.config_path.clone().unwrap_or_default(),
+            webhook_secret: body.settings.webhook_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or_else(|| new_token("")),
+            trust: body.settings.trust.unwrap_or_default(),
             timeout_minutes: timeout.unwrap_or(DEFAULT_TIMEOUT_MINUTES),
-            cancel_previous: body.cancel_previous.unwrap_or(false),
+            cancel_previous: body.settings.cancel_previous.unwrap_or(false),
             poll_interval_seconds: poll.filter(|seconds| *seconds > 0),
-            lost_policy: body.lost_policy.unwrap_or(LostPolicy::Requeue),
-            approval: body.approval.unwrap_or_default(),
-            forge_token: body.forge_token.clone().filter(|token| !token.is_empty()),
+            lost_policy: body.settings.lost_policy.unwrap_or(LostPolicy::Requeue),
+            approval: body.settings.approval.unwrap_or_default(),
+            forge_token: body.settings.forge_token.clone().filter(|token| !token.is_empty()),
             forge_api_url,
             clone_username: clone_username.filter(|name| !name.is_empty()),
             clone_password: clone_password.filter(|password| !password.is_empty()),
@@ -92,7 +92,7 @@ pub async fn create(
     }
     tracing::info!(repo = %repo.full_name, by = caller.login(), "repository registered");
     let mut view = views::repo(&state, &repo, Some(Role::Admin));
-    if body.webhook_secret.as_deref().is_none_or(str::is_empty) {
+    if body.settings.webhook_secret.as_deref().is_none_or(str::is_empty) {
         view.webhook_secret = Some(repo.settings.webhook_secret.clone());
     }
     Ok((StatusCode::CREATED, Json(view)))
@@ -126,7 +126,7 @@ pub async fn update(
     Json(mut body): Json<RepoUpdate>,
 ) -> ApiResult<Json<Repo>> {
     let (mut repo, role) = caller.repo(&state, &owner, &name, Role::Admin).await?;
-    if let Some(trust) = body.trust {
+    if let Some(trust) = body.settings.trust {
         if trust != repo.settings.trust {
             caller.require_server_admin()?;
         }
@@ -135,13 +135,13 @@ pub async fn update(
     let before = repo.clone();
     if let Some(url) = &body.clone_url {
         let remote = check_clone_url(&state, &caller, url).await?;
-        if let (Some(credentials), None, None) = (&remote.credentials, &body.clone_username, &body.clone_password) {
-            body.clone_username = Some(credentials.username.clone());
-            body.clone_password = Some(credentials.password.clone());
+        if let (Some(credentials), None, None) = (&remote.credentials, &body.settings.clone_username, &body.settings.clone_password) {
+            body.settings.clone_username = Some(credentials.username.clone());
+            body.settings.clone_password = Some(credentials.password.clone());
         }
         body.clone_url = Some(remote.url);
     }
-    let forge_api_url = check_api_url(&state, &caller, body.forge_api_url.as_deref()).await?;
+    let forge_api_url = check_api_url(&state, &caller, body.settings.forge_api_url.as_deref()).await?;
     apply_update(&mut repo, &body, forge_api_url)?;
     keep_credentials_with_their_origin(&before, &mut repo, &body);
     state.store.update_repo(&repo).await?;
@@ -159,7 +159,7 @@ pub async fn update(
 fn keep_credentials_with_their_origin(before: &RepoRecord, after: &mut RepoRecord, body: &RepoUpdate) {
     let clone_moved =
         proto::remote::credential_scope(&before.settings.clone_url) != proto::remote::credential_scope(&after.settings.clone_url);
-    if clone_moved && body.clone_username.is_none() && body.clone_password.is_none() {
+    if clone_moved && body.settings.clone_username.is_none() && body.settings.clone_password.is_none() {
         if before.settings.clone_username.is_some() || before.settings.clone_password.is_some() {
             tracing::info!(repo = %after.full_name, "the clone URL moved to another origin: its credentials are cleared");
         }
@@ -173,7 +173,7 @@ fn keep_credentials_with_their_origin(before: &RepoRecord, after: &mut RepoRecor
             .or_else(|| forge::status::api_base_from_clone_url(repo.settings.forge, &repo.settings.clone_url))
             .map(|url| proto::remote::credential_scope(&url))
     };
-    if api_origin(before) != api_origin(after) && body.forge_token.is_none() {
+    if api_origin(before) != api_origin(after) && body.settings.forge_token.is_none() {
         if before.settings.forge_token.is_some() {
             tracing::info!(repo = %after.full_name, "the forge API moved to another origin: its token is cleared");
         }
@@ -185,49 +185,49 @@ fn apply_update(repo: &mut RepoRecord, body: &RepoUpdate, forge_api_url: Option<
     if let Some(url) = &body.clone_url {
         repo.settings.clone_url = url.clone();
     }
-    if let Some(forge) = body.forge {
+    if let Some(forge) = body.settings.forge {
         repo.settings.forge = forge;
     }
-    if let Some(branch) = &body.default_branch {
+    if let Some(branch) = &body.settings.default_branch {
         if branch.trim().is_empty() {
             return Err(ApiError::invalid("default_branch", "the default branch cannot be empty"));
         }
         repo.settings.default_branch = branch.clone();
     }
-    if let Some(path) = &body.config_path {
+    if let Some(path) = &body.settings.config_path {
         repo.settings.config_path = path.clone();
     }
-    if let Some(secret) = &body.webhook_secret {
+    if let Some(secret) = &body.settings.webhook_secret {
         if secret.is_empty() {
             return Err(ApiError::invalid("webhook_secret", "the webhook secret cannot be empty"));
         }
         repo.settings.webhook_secret = secret.clone();
     }
-    if let Some(timeout) = check_timeout(body.timeout_minutes)? {
+    if let Some(timeout) = check_timeout(body.settings.timeout_minutes)? {
         repo.settings.timeout_minutes = timeout;
     }
-    if let Some(cancel_previous) = body.cancel_previous {
+    if let Some(cancel_previous) = body.settings.cancel_previous {
         repo.settings.cancel_previous = cancel_previous;
     }
-    if let Some(seconds) = check_poll(body.poll_interval_seconds)? {
+    if let Some(seconds) = check_poll(body.settings.poll_interval_seconds)? {
         repo.settings.poll_interval_seconds = (seconds > 0).then_some(seconds);
     }
-    if let Some(policy) = body.lost_policy {
+    if let Some(policy) = body.settings.lost_policy {
         repo.settings.lost_policy = policy;
     }
-    if let Some(approval) = body.approval {
+    if let Some(approval) = body.settings.approval {
         repo.settings.approval = approval;
     }
-    if let Some(token) = &body.forge_token {
+    if let Some(token) = &body.settings.forge_token {
         repo.settings.forge_token = (!token.is_empty()).then(|| token.clone());
     }
     if let Some(url) = forge_api_url {
         repo.settings.forge_api_url = (!url.is_empty()).then_some(url);
     }
-    if let Some(username) = &body.clone_username {
+    if let Some(username) = &body.settings.clone_username {
         repo.settings.clone_username = (!username.is_empty()).then(|| username.clone());
     }
-    if let Some(password) = &body.clone_password {
+    if let Some(password) = &body.settings.clone_password {
         repo.settings.clone_password = (!password.is_empty()).then(|| password.clone());
     }
     Ok(())
