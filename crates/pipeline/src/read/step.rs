@@ -205,7 +205,9 @@ fn read_step(
             "backend_options" => {
                 if value.as_mapping().is_none() && !value.is_null() {
                     reader.wrong_type(value, "backend_options", "a mapping");
-                } else {
+                } else if !value.is_null() {
+                    // An empty key is no options: `Some(null)` would not survive the plan's
+                    // trip through JSON to an agent (the fuzzer found it).
                     step.backend_options = Some(to_json(value));
                 }
             }

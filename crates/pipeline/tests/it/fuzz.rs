@@ -11,6 +11,10 @@ fn exercise(path: &str, text: &str) {
         let _ = diagnostic.render(Some(text));
         assert!(diagnostic.line >= 1 && diagnostic.column >= 1, "{diagnostic:?}");
     }
+    // A plan reaches agents as JSON: it must read back as itself.
+    let json = serde_json::to_string(&plan).expect("a plan serializes");
+    let read: pipeline::Plan = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}: {json}"));
+    assert!(read == plan, "a plan changed on its way through JSON: {json}");
     let (workflows, _) = pipeline::read_and_lint(&files);
     let all = pipeline::compile_with(&workflows, &Context::default(), CompileOptions { ignore_conditions: true, local: true });
     let _ = pipeline::docs::render_markdown(&workflows, &all);
@@ -81,4 +85,15 @@ fn arbitrary_bytes_as_lossy_text_never_panic() {
             Ok(())
         })
         .unwrap();
+}
+
+#[test]
+fn an_empty_backend_options_key_is_no_options_and_survives_json() {
+    // Found by the fuzz target `pipeline_plan`: `Some(null)` was written as `null` and read
+    // back as `None`, so an agent would have seen another plan than the server stored.
+    exercise(".woodpecker.yml", "steps:\n  build:\n    image: alpine\n    commands: [true]\n    backend_options:\n");
+    let files = [SourceFile::new(".woodpecker.yml", "steps:\n  build:\n    image: alpine\n    backend_options: ~\n")];
+    let plan = plan_files(&files, &Context::default(), CompileOptions::default());
+    let step = plan.workflows[0].steps.iter().find(|step| step.name == "build").expect("the step is planned");
+    assert_eq!(step.backend_options, None);
 }
