@@ -270,19 +270,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_leave_urls() {
-        let (url, credentials) = split_credentials("https://bot:s3%40cret@example.com/a/b.git");
-        assert_eq!(url, "https://example.com/a/b.git");
-        let credentials = credentials.unwrap();
-        assert_eq!((credentials.username.as_str(), credentials.password.as_str()), ("bot", "s3@cret"));
-        assert_eq!(split_credentials("https://example.com/a@b.git"), ("https://example.com/a@b.git".into(), None));
-        assert_eq!(split_credentials("git@example.com:a/b.git"), ("git@example.com:a/b.git".into(), None));
-        assert_eq!(split_credentials("ssh://git:pw@example.com/a.git"), ("ssh://git@example.com/a.git".into(), None));
-        assert_eq!(split_credentials("file:///srv/repo.git"), ("file:///srv/repo.git".into(), None));
-        assert_eq!(credential_target("http://127.0.0.1:8080/x.git"), ("http".into(), "127.0.0.1:8080".into()));
-    }
-
-    #[test]
     fn commits_and_references_are_checked_before_they_reach_git() {
         assert!(is_commit_id("0123456789abcdef0123456789abcdef01234567"));
         assert!(!is_commit_id("--upload-pack=evil"));

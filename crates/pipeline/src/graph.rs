@@ -83,15 +83,19 @@ impl ReadySet {
     {
         let nodes: Vec<(&str, Vec<&String>)> =
             nodes.into_iter().map(|(name, depends_on)| (name, depends_on.into_iter().collect())).collect();
-        let names: Vec<String> = nodes.iter().map(|(name, _)| (*name).to_owned()).collect();
+        // Every node of a name: names are unique in a plan, but a graph read back from storage
+        // is not trusted to be.
+        let mut by_name: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+        for (node, (name, _)) in nodes.iter().enumerate() {
+            by_name.entry(name).or_default().push(node);
+        }
         let dependencies = nodes
             .iter()
             .map(|(_, depends_on)| {
-                // Every node of that name: names are unique in a plan, but a graph read back from
-                // storage is not trusted to be.
-                depends_on.iter().flat_map(|dependency| (0..names.len()).filter(|node| &names[*node] == *dependency)).collect()
+                depends_on.iter().flat_map(|dependency| by_name.get(dependency.as_str()).into_iter().flatten().copied()).collect()
             })
             .collect();
+        let names: Vec<String> = nodes.iter().map(|(name, _)| (*name).to_owned()).collect();
         ReadySet { states: vec![NodeState::Waiting; names.len()], names, dependencies }
     }
 

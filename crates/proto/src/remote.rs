@@ -379,6 +379,7 @@ mod tests {
         assert_eq!(split_credentials("git@host:x.git"), ("git@host:x.git".into(), None));
         assert_eq!(split_credentials("file:///srv/x.git"), ("file:///srv/x.git".into(), None));
         assert_eq!(split_credentials("https://host/a@b.git"), ("https://host/a@b.git".into(), None));
+        assert_eq!(credential_target("http://127.0.0.1:8080/x.git"), ("http".into(), "127.0.0.1:8080".into()));
     }
 
     #[test]

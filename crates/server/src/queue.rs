@@ -26,18 +26,21 @@ pub fn labels_match(wanted: &BTreeMap<String, String>, agent_labels: &BTreeMap<S
 /// The first pending workflow `agent` may run, claimed for it, as a job.
 pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>, StoreError> {
     let candidates = state.store.pending_workflows(200).await?;
-    let mut siblings: HashMap<i64, Vec<WorkflowRecord>> = HashMap::new();
+    // Per build with dependent workflows: its workflows and their graph, read once.
+    let mut graphs: HashMap<i64, (Vec<WorkflowRecord>, ReadySet)> = HashMap::new();
     for workflow in candidates {
         if workflow.cancel_requested || !labels_match(&workflow.labels, &agent.labels) {
             continue;
         }
         if !workflow.depends_on.is_empty() {
-            if let std::collections::hash_map::Entry::Vacant(entry) = siblings.entry(workflow.build_id) {
-                entry.insert(state.store.workflows_of_build(workflow.build_id).await?);
+            if let std::collections::hash_map::Entry::Vacant(entry) = graphs.entry(workflow.build_id) {
+                let siblings = state.store.workflows_of_build(workflow.build_id).await?;
+                let graph = workflow_graph(&siblings);
+                entry.insert((siblings, graph));
             }
-            let siblings = &siblings[&workflow.build_id];
+            let (siblings, graph) = &graphs[&workflow.build_id];
             let Some(index) = siblings.iter().position(|sibling| sibling.id == workflow.id) else { continue };
-            if !workflow_graph(siblings).is_due(index) {
+            if !graph.is_due(index) {
                 continue;
             }
         }

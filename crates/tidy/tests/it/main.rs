@@ -13,6 +13,17 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
 }
 
+/// The workspace's packages, read once for every test of this binary.
+fn packages() -> &'static [Package] {
+    static PACKAGES: std::sync::OnceLock<Vec<Package>> = std::sync::OnceLock::new();
+    PACKAGES.get_or_init(|| workspace_packages(&workspace_root().join("Cargo.toml")).unwrap())
+}
+
+/// Each package's name and the text of its `Cargo.toml`.
+fn manifests() -> Vec<(&'static str, String)> {
+    packages().iter().map(|package| (package.name.as_str(), std::fs::read_to_string(&package.manifest_path).unwrap())).collect()
+}
+
 fn package(name: &str, dependencies: &[(&str, DependencyKind)]) -> Package {
     Package {
         name: name.to_owned(),
@@ -23,9 +34,9 @@ fn package(name: &str, dependencies: &[(&str, DependencyKind)]) -> Package {
 
 #[test]
 fn the_workspace_keeps_its_layering() {
-    let packages = workspace_packages(&workspace_root().join("Cargo.toml")).unwrap();
+    let packages = packages();
     assert!(packages.len() >= 12, "cargo metadata lists the workspace's crates: {packages:?}");
-    let violations: Vec<String> = check_layering(&packages, LAYERS).iter().map(ToString::to_string).collect();
+    let violations: Vec<String> = check_layering(packages, LAYERS).iter().map(ToString::to_string).collect();
     assert!(violations.is_empty(), "dependencies against ARCHITECTURE.md's table:\n{}", violations.join("\n"));
 }
 
@@ -95,12 +106,10 @@ fn a_module_doc_must_come_before_the_first_item() {
 
 #[test]
 fn every_crate_inherits_the_workspace_lints() {
-    let packages = workspace_packages(&workspace_root().join("Cargo.toml")).unwrap();
     let mut without = Vec::new();
-    for package in &packages {
-        let manifest = std::fs::read_to_string(&package.manifest_path).unwrap();
+    for (name, manifest) in manifests() {
         if !manifest.lines().map(str::trim).collect::<Vec<_>>().windows(2).any(|pair| pair == ["[lints]", "workspace = true"]) {
-            without.push(package.name.clone());
+            without.push(name);
         }
     }
     assert!(without.is_empty(), "crates without `[lints] workspace = true`: {without:?}");
@@ -110,10 +119,8 @@ fn every_crate_inherits_the_workspace_lints() {
 
 #[test]
 fn every_dependency_version_is_pinned_once_in_the_workspace() {
-    let packages = workspace_packages(&workspace_root().join("Cargo.toml")).unwrap();
     let mut local = Vec::new();
-    for package in &packages {
-        let manifest = std::fs::read_to_string(&package.manifest_path).unwrap();
+    for (name, manifest) in manifests() {
         let mut in_dependencies = false;
         for line in manifest.lines().map(str::trim) {
             if line.starts_with('[') {
@@ -125,7 +132,7 @@ fn every_dependency_version_is_pinned_once_in_the_workspace() {
             }
             // `workspace = true` (dotted or in a table), or the crate itself with a feature.
             if !(line.contains("workspace = true") || line.contains("path = \".\"")) {
-                local.push(format!("{}: {line}", package.name));
+                local.push(format!("{name}: {line}"));
             }
         }
     }
