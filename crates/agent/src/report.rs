@@ -421,7 +421,7 @@ impl Uploader {
     /// The next request: states and lines from the front of the queue, up to the limits.
     fn batch(&self) -> Batch {
         let queue = self.shared.lock();
-        let mut updates = JobUpdates { agent_id: self.destination.agent_id, steps: Vec::new(), logs: Vec::new() };
+        let mut updates = JobUpdates { agent_id: self.destination.agent_id, steps: Vec::new(), logs: Vec::new(), published: Vec::new() };
         let mut entries = 0;
         let mut lines = 0;
         let mut bytes = 0;

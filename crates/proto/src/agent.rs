@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use pipeline::plan::Plan;
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::{PublishedImage, RegistryAuth};
 use crate::state::{State, Trust};
 
 pub const PREFIX: &str = "/api/agent/v1";
@@ -115,6 +116,11 @@ pub struct Job {
     pub trust: Trust,
     /// Limit for the whole workflow; steps still running then are killed.
     pub timeout_seconds: u64,
+    /// Credentials for private registries: the repository's own (`gantry registry add`) and
+    /// those of the workflow's `image_pull_secrets`. Used to pull step images and `FROM` images
+    /// and to push built images; never given to a step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<RegistryAuth>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,13 +192,16 @@ pub struct StepUpdate {
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobUpdates {
     pub agent_id: i64,
     #[serde(default)]
     pub steps: Vec<StepUpdate>,
     #[serde(default)]
     pub logs: Vec<LogBatch>,
+    /// Images pushed since the last update (see [`PublishedImage`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<PublishedImage>,
 }
 
 /// The server's answer to [`JobUpdates`]: for every step that sent lines, the number of the next

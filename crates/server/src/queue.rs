@@ -83,6 +83,7 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             // A fork's code runs with no trust at all, whatever the repository is allowed.
             trust: if build.from_fork { proto::Trust::default() } else { repo.settings.trust },
             timeout_seconds: u64::from(repo.settings.timeout_minutes.max(1)) * 60,
+            registries: Vec::new(),
         }));
     }
     Ok(None)

@@ -52,6 +52,7 @@ pub(crate) fn job(id: i64, plan: Plan) -> Job {
         secrets: Default::default(),
         trust: Default::default(),
         timeout_seconds: 300,
+        registries: Vec::new(),
     }
 }
 

@@ -137,6 +137,7 @@ fn job() -> Job {
         ]),
         trust: Trust { privileged: true, volumes: true, network: true },
         timeout_seconds: 3600,
+        registries: Vec::new(),
     }
 }
 
@@ -194,7 +195,7 @@ fn updates_and_their_answer() {
     };
     check(&batch);
     check(&step_update());
-    check(&JobUpdates { agent_id: 7, steps: vec![step_update()], logs: vec![batch] });
+    check(&JobUpdates { agent_id: 7, steps: vec![step_update()], logs: vec![batch], published: Vec::new() });
     check(&JobUpdatesResponse { next_seq: BTreeMap::from([("test".to_owned(), 122)]), cancel: true });
 }
 
@@ -220,7 +221,7 @@ fn bodies_without_later_fields_still_read() {
     let update =
         StepUpdate { step: "test".into(), state: State::Running, exit_code: None, started_ms: None, finished_ms: None, reason: None };
     reads_as(serde_json::json!({ "step": "test", "state": "running" }), &update);
-    reads_as(serde_json::json!({ "agent_id": 7 }), &JobUpdates { agent_id: 7, steps: vec![], logs: vec![] });
+    reads_as(serde_json::json!({ "agent_id": 7 }), &JobUpdates { agent_id: 7, steps: vec![], logs: vec![], published: Vec::new() });
     reads_as(
         serde_json::json!({ "agent_id": 7, "state": "success" }),
         &JobDone { agent_id: 7, state: State::Success, reason: None, steps: vec![] },
