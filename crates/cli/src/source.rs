@@ -63,7 +63,8 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Pipeline> {
         let root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
         let mut diagnostics = Vec::new();
-        let files = vec![read_source(path, display_path(path), &mut diagnostics)?];
+        let mut files = vec![read_source(path, display_path(path), &mut diagnostics)?];
+        files.extend(sibling_workflow_files(path));
         return Ok(Pipeline { root, files, diagnostics });
     }
     let root_names = names_in(path)?;
@@ -90,6 +91,27 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Pipeline> {
     Ok(Pipeline { root, files, diagnostics })
 }
 
+/// The other workflow files of a `.woodpecker/` folder when one of its files is planned alone:
+/// their workflows' names make a `depends_on` on them a dependency left out, not an error.
+/// Unreadable ones are skipped: they are not what was asked for.
+fn sibling_workflow_files(path: &Path) -> Vec<SourceFile> {
+    let Some(folder) = path.parent().filter(|folder| folder.file_name().is_some_and(|name| name == WOODPECKER_FOLDER)) else {
+        return Vec::new();
+    };
+    let Ok(names) = names_in(folder) else { return Vec::new() };
+    names
+        .iter()
+        .filter(|name| {
+            (name.ends_with(".yml") || name.ends_with(".yaml")) && Some(name.as_str()) != path.file_name().and_then(|own| own.to_str())
+        })
+        .filter_map(|name| {
+            let full = folder.join(name);
+            let text = fs::read_to_string(&full).ok()?;
+            Some(SourceFile::sibling(display_path(&full), text))
+        })
+        .collect()
+}
+
 /// Loads several paths: each folder is its own pipeline; files given together that sit in the
 /// same folder form one pipeline (so that `depends_on` between them resolves).
 pub(crate) fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
@@ -101,6 +123,10 @@ pub(crate) fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
             Some((_, existing)) => {
                 existing.files.append(&mut pipeline.files);
                 existing.diagnostics.append(&mut pipeline.diagnostics);
+                // A file given itself is planned, not a sibling of another; siblings once each.
+                let given: Vec<String> = existing.files.iter().filter(|file| !file.sibling).map(|file| file.path.clone()).collect();
+                let mut seen = std::collections::HashSet::new();
+                existing.files.retain(|file| !file.sibling || (!given.contains(&file.path) && seen.insert(file.path.clone())));
             }
             None => pipelines.push((is_file, pipeline)),
         }

@@ -10,8 +10,9 @@ use crate::container::ContainerOptions;
 use crate::context::Context;
 use crate::diagnostic::{self, Diagnostic, code, did_you_mean};
 use crate::environment::{WorkflowFacts, builtin_environment, encode_value, setting_variable, step_environment};
+use crate::image_build::{BuildForm, JSON_KEY_USER_VARIABLE, PlanOutcome, PluginFamily, build_form, read_build, secret_argument_variable};
 use crate::model::{CloneSpec, Dialect, Matrix, PullPolicy, StepSpec, VolumeKind, WorkflowSpec};
-use crate::plan::{CloneOptions, ConcurrencyPlan, Plan, RunOn, StepKind, StepPlan, WorkflowPlan, Workspace};
+use crate::plan::{CloneOptions, ConcurrencyPlan, Plan, RunOn, SecretReference, StepKind, StepPlan, WorkflowPlan, Workspace};
 use crate::read::reread_document;
 use crate::substitution::substitute;
 use crate::yaml::{Node, NodeValue};
@@ -315,12 +316,61 @@ fn compile_row(
         let kind = if spec.is_plugin() { StepKind::Plugin } else { StepKind::Commands };
         let mut step = lower_step(workflow, spec, kind, next_number(), &workspace_dir, diagnostics);
         decide_step(&mut step, spec, &input, &workflow.file, diagnostics);
+        if let Some(form) = build_form(spec) {
+            lower_build(&mut step, spec, form, workflow, context, diagnostics);
+        }
         steps.push(step);
     }
     make_names_unique(&mut steps[clone_count..], workflow, diagnostics);
     link_steps(&mut steps, clone_count, workflow, diagnostics);
     plan.steps = steps;
     plan
+}
+
+/// Makes a step an image build: no image of its own to run (and so none of the container options
+/// the builder plugin's Docker-in-Docker needed, such as `privileged`), the build decided for
+/// this context.
+fn lower_build(
+    step: &mut StepPlan,
+    spec: &StepSpec,
+    form: BuildForm,
+    workflow: &WorkflowSpec,
+    context: &Context,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let dialect = workflow.dialect;
+    let settings = read_build(spec, form, &workflow.file, &|key| setting_variable(dialect, key), diagnostics);
+    if settings.fallback.is_some() {
+        return;
+    }
+    step.kind = StepKind::Build;
+    step.image = None;
+    step.container = ContainerOptions::default();
+    for (argument, secret) in &settings.secret_build_args {
+        step.secrets.push(SecretReference { env: secret_argument_variable(argument), secret: secret.clone(), embedded: false });
+    }
+    if let BuildForm::Plugin(PluginFamily::Gcr) = form {
+        step.environment.insert(JSON_KEY_USER_VARIABLE.to_owned(), "_json_key".to_owned());
+    }
+    match settings.plan(
+        context,
+        &step.working_dir,
+        &workflow.file,
+        spec.key_span(if form == BuildForm::Native { "build" } else { "settings" }),
+    ) {
+        Ok(build) => step.build = Some(build),
+        Err(PlanOutcome::Skip(reason)) => {
+            if !step.skipped {
+                step.skipped = true;
+                step.skip_reason = Some(reason);
+            }
+        }
+        Err(PlanOutcome::Error(diagnostic)) => {
+            diagnostics.push(diagnostic);
+            step.skipped = true;
+            step.skip_reason = Some("its image build could not be planned".into());
+        }
+    }
 }
 
 fn base_step(name: &str, kind: StepKind, workspace_dir: &str) -> StepPlan {
@@ -347,6 +397,7 @@ fn base_step(name: &str, kind: StepKind, workspace_dir: &str) -> StepPlan {
         healthcheck: None,
         timeout_seconds: None,
         clone: None,
+        build: None,
     }
 }
 
@@ -398,15 +449,23 @@ fn resolve_volume(workflow: &WorkflowSpec, spec: &StepSpec, volume: &str, diagno
     match resolved_volume(workflow, volume) {
         Ok(resolved) => resolved,
         Err(name) => {
-            let mut diagnostic = Diagnostic::error(
+            // Drone's runner skips such a mount silently; real pipelines rely on it (a `gopath`
+            // volume declared in the first pipeline only), so it stays a warning, said aloud.
+            let mut diagnostic = Diagnostic::warning(
                 code::UNKNOWN_DEPENDENCY,
                 &workflow.file,
-                spec.span,
-                format!("step `{}` mounts volume `{name}`, which the pipeline does not declare", spec.name),
+                spec.key_span("volumes"),
+                format!(
+                    "step `{}` mounts volume `{name}`, which the pipeline does not declare; the mount is ignored, as Drone does",
+                    spec.name
+                ),
             );
             diagnostic.hint = Some(match did_you_mean(name, workflow.volumes.iter().map(|declared| declared.name.as_str())) {
                 Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                None => "declare it under the pipeline's `volumes:` with `temp: {}` or `host: {path: ...}`".into(),
+                None => {
+                    "declare it under this pipeline's `volumes:` (each pipeline declares its own) with `temp: {}` or `host: {path: ...}`"
+                        .into()
+                }
             });
             diagnostics.push(diagnostic);
             None

@@ -15,6 +15,7 @@ pub mod docs;
 pub mod environment;
 pub mod evaluate;
 pub mod graph;
+pub mod image_build;
 pub mod lint;
 pub mod model;
 pub mod plan;
@@ -49,14 +50,43 @@ pub fn plan_files(files: &[SourceFile], context: &Context, options: CompileOptio
     plan
 }
 
-/// The workflows of all files and the diagnostics of reading and linting them.
+/// The workflows of all files and the diagnostics of reading and linting them. Sibling files
+/// (see [`SourceFile::sibling`]) only name workflows: dependencies on them are left out with a
+/// warning that says how to plan them too.
 pub fn read_and_lint(files: &[SourceFile]) -> (Vec<WorkflowSpec>, Vec<Diagnostic>) {
     let mut workflows = Vec::new();
     let mut diagnostics = Vec::new();
+    let mut siblings: Vec<(String, String)> = Vec::new();
     for file in files {
         let read = read_file(file);
+        if file.sibling {
+            siblings.extend(read.workflows.into_iter().map(|workflow| (workflow.name, workflow.file)));
+            continue;
+        }
         workflows.extend(read.workflows);
         diagnostics.extend(read.diagnostics);
+    }
+    siblings.retain(|(name, _)| !workflows.iter().any(|workflow| &workflow.name == name));
+    for workflow in &mut workflows {
+        let file = workflow.file.clone();
+        let name = workflow.name.clone();
+        workflow.depends_on.retain(|dependency| {
+            let Some((_, sibling_file)) = siblings.iter().find(|(sibling, _)| *sibling == dependency.name) else { return true };
+            let folder = sibling_file.rsplit_once('/').map_or(".", |(folder, _)| folder);
+            diagnostics.push(
+                Diagnostic::warning(
+                    diagnostic::code::UNKNOWN_DEPENDENCY,
+                    &file,
+                    dependency.span,
+                    format!(
+                        "workflow `{name}` depends on `{}` of `{sibling_file}`, which is not loaded: it is planned without that dependency",
+                        dependency.name
+                    ),
+                )
+                .with_hint(format!("plan the whole folder (`{folder}`) to include `{}`", dependency.name)),
+            );
+            false
+        });
     }
     diagnostics.extend(lint::lint_workflows(&workflows));
     diagnostic::sort(&mut diagnostics);

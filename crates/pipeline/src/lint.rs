@@ -9,7 +9,8 @@ use crate::compile::{
 use crate::context::Context;
 use crate::dag::find_cycle;
 use crate::diagnostic::{Diagnostic, code, did_you_mean};
-use crate::environment::{WorkflowFacts, builtin_environment};
+use crate::environment::{WorkflowFacts, builtin_environment, setting_variable};
+use crate::image_build::{build_form, read_build, runs_natively};
 use crate::model::{CloneSpec, Dialect, StepSpec, WorkflowSpec};
 use crate::plan::Workspace;
 use crate::substitution::referenced_variables;
@@ -26,6 +27,7 @@ pub fn lint_workflows(workflows: &[WorkflowSpec]) -> Vec<Diagnostic> {
         check_substitutions(workflow, &mut diagnostics);
         check_services(workflow, &mut diagnostics);
         check_trust(workflow, &mut diagnostics);
+        check_builds(workflow, &mut diagnostics);
     }
     check_workflow_graph(workflows, &mut diagnostics);
     diagnostics
@@ -447,6 +449,32 @@ fn check_services(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
 
 /// Notes what each step needs trust for, at the key that asks for it, so a reviewer sees it
 /// before the pipeline runs (where it is refused without the trust).
+/// Image build steps: every setting Gantry cannot honour, and what the builder plugin's own
+/// container needed that a build run by Gantry does not.
+fn check_builds(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
+    for step in &workflow.steps {
+        let Some(form) = build_form(step) else { continue };
+        let dialect = workflow.dialect;
+        let settings = read_build(step, form, &workflow.file, &|key| setting_variable(dialect, key), diagnostics);
+        if settings.fallback.is_some() {
+            continue;
+        }
+        let unneeded: Vec<&str> = needs(&step.container).iter().map(|need| need.key).collect();
+        if let Some(first) = unneeded.first() {
+            let keys: Vec<String> = unneeded.iter().map(|key| format!("`{key}`")).collect();
+            diagnostics.push(
+                Diagnostic::note(
+                    code::UNSUPPORTED,
+                    &workflow.file,
+                    step.key_span(first),
+                    format!("step `{}` is an image build Gantry runs itself: {} is not needed and not applied", step.name, keys.join(", ")),
+                )
+                .with_hint("the build runs on the agent's engine through its API; no container of the plugin starts"),
+            );
+        }
+    }
+}
+
 fn check_trust(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
     let clone_steps = match &workflow.clone {
         CloneSpec::Custom(steps) => steps.as_slice(),
@@ -455,6 +483,9 @@ fn check_trust(workflow: &WorkflowSpec, diagnostics: &mut Vec<Diagnostic>) {
     let services = workflow.services.iter().map(|service| ("service", service));
     let steps = clone_steps.iter().chain(&workflow.steps).map(|step| ("step", step));
     for (noun, step) in services.chain(steps) {
+        if runs_natively(step, workflow.dialect) {
+            continue;
+        }
         let mut container = step.container.clone();
         container.volumes = container.volumes.iter().filter_map(|volume| resolved_volume(workflow, volume).ok().flatten()).collect();
         for need in needs(&container) {

@@ -21,11 +21,20 @@ pub enum Dialect {
 pub struct SourceFile {
     pub path: String,
     pub text: String,
+    /// Another file of the folder of workflows the planned files come from, read only for its
+    /// workflows' names: planning `.woodpecker/deploy.yml` alone, a `depends_on` naming the
+    /// workflow of `.woodpecker/build.yml` is a dependency left out, not a mistake.
+    pub sibling: bool,
 }
 
 impl SourceFile {
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
-        Self { path: path.into(), text: text.into() }
+        Self { path: path.into(), text: text.into(), sibling: false }
+    }
+
+    /// A file of the same folder that is not planned (see `sibling`).
+    pub fn sibling(path: impl Into<String>, text: impl Into<String>) -> Self {
+        Self { sibling: true, ..Self::new(path, text) }
     }
 }
 
@@ -205,6 +214,8 @@ pub struct StepSpec {
     pub shell: Option<String>,
     pub environment: Vec<EnvironmentEntry>,
     pub settings: Vec<(String, SettingValue)>,
+    /// Gantry's `build:` key: the step builds an image (see `image_build`).
+    pub build: Option<Vec<(String, SettingValue)>>,
     /// Working directory: relative to the workspace path, or absolute.
     pub directory: Option<String>,
     pub when: When,
@@ -220,7 +231,8 @@ pub struct StepSpec {
     pub timeout_seconds: Option<u32>,
     /// Woodpecker's old `group`: consecutive steps of one group ran in parallel.
     pub group: Option<String>,
-    /// Where each key of the step was written, in order, for diagnostics about a key.
+    /// Where each key of the step was written, in order, for diagnostics about a key; keys of
+    /// `settings` and `build` as `settings.<key>`.
     pub key_spans: Vec<(String, Span)>,
 }
 
@@ -246,6 +258,7 @@ impl StepSpec {
             shell: None,
             environment: Vec::new(),
             settings: Vec::new(),
+            build: None,
             directory: None,
             when: When::default(),
             depends_on: None,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::ContainerOptions;
 use crate::diagnostic::Diagnostic;
+use crate::image_build::ImageBuild;
 use crate::model::{Dialect, FailurePolicy, Healthcheck, PullPolicy};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +112,8 @@ pub enum StepKind {
     Commands,
     Plugin,
     Service,
+    /// An image build Gantry runs itself (`step.build`): no container of the step's own.
+    Build,
 }
 
 impl StepKind {
@@ -120,6 +123,7 @@ impl StepKind {
             StepKind::Commands => "commands",
             StepKind::Plugin => "plugin",
             StepKind::Service => "service",
+            StepKind::Build => "build",
         }
     }
 }
@@ -174,6 +178,9 @@ pub struct StepPlan {
     /// Options of the built-in clone step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<CloneOptions>,
+    /// What an image build step builds and pushes (`kind: build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ImageBuild>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,10 +45,6 @@ pub struct RegistryAuth {
 
 impl std::fmt::Debug for RegistryAuth {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("RegistryAuth")
-            .field("host", &self.host)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
+        formatter.debug_struct("RegistryAuth").field("host", &self.host).field("username", &self.username).finish_non_exhaustive()
     }
 }

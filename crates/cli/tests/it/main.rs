@@ -181,6 +181,33 @@ fn plan_exits_1_on_errors_and_prints_them() {
 }
 
 #[test]
+fn plan_of_one_file_of_a_workflow_folder_leaves_its_sibling_dependencies_out() {
+    let dir = repository(&[
+        (".woodpecker/build.yml", GOOD),
+        (".woodpecker/deploy.yml", "depends_on: [build]\nsteps:\n  ship:\n    image: alpine\n    commands: [echo ship]\n"),
+    ]);
+    let output = gantry(&["plan", "--format", "json", ".woodpecker/deploy.yml"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let workflows = plan["workflows"].as_array().unwrap();
+    assert_eq!(workflows.len(), 1, "only the file asked for is planned: {plan}");
+    assert_eq!(workflows[0]["depends_on"], serde_json::json!([]));
+    let warning = &plan["diagnostics"][0];
+    assert_eq!(warning["severity"], "warning", "{plan}");
+    assert!(warning["message"].as_str().unwrap().contains("depends on `build` of `.woodpecker/build.yml`, which is not loaded"), "{plan}");
+    assert!(warning["hint"].as_str().unwrap().contains("plan the whole folder (`.woodpecker`)"), "{plan}");
+    // Both files given together plan both, the dependency kept.
+    let output = gantry(&["lint", ".woodpecker/deploy.yml", ".woodpecker/build.yml"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(!stdout(&output).contains("not loaded"), "{}", stdout(&output));
+    // A dependency on nothing at all is still an error.
+    fs::write(dir.path().join(".woodpecker/deploy.yml"), "depends_on: [biuld]\nsteps:\n  ship:\n    image: alpine\n    commands: [echo]\n")
+        .unwrap();
+    let output = gantry(&["plan", ".woodpecker/deploy.yml"], dir.path());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
+#[test]
 fn docs_writes_markdown_with_a_mermaid_graph() {
     let output = gantry(&["docs", "drone-service"], &examples());
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));

@@ -3,6 +3,7 @@
 use crate::compile::CLONE_STEP;
 use crate::condition::When;
 use crate::environment::{encode_value, setting_variable};
+use crate::image_build::runs_natively;
 use crate::model::{CloneSpec, Dialect, FailurePolicy, StepSpec, WorkflowSpec};
 use crate::plan::{Plan, RunOn, SecretReference, StepKind, StepPlan, WorkflowPlan};
 
@@ -109,7 +110,7 @@ pub(super) fn step_views<'a>(spec: &'a WorkflowSpec, plan: Option<&'a WorkflowPl
     let written: Vec<(StepKind, Option<&StepSpec>)> = if has_default_clone { vec![(StepKind::Clone, None)] } else { Vec::new() }
         .into_iter()
         .chain(clone_specs.iter().map(|step| (StepKind::Clone, Some(step))))
-        .chain(spec.steps.iter().map(|step| (if step.is_plugin() { StepKind::Plugin } else { StepKind::Commands }, Some(step))))
+        .chain(spec.steps.iter().map(|step| (written_kind(spec, step), Some(step))))
         .collect();
     let use_plan = planned.len() == written.len();
     let mut steps: Vec<StepView<'a>> = Vec::with_capacity(written.len());
@@ -130,6 +131,17 @@ pub(super) fn step_views<'a>(spec: &'a WorkflowSpec, plan: Option<&'a WorkflowPl
         })
         .collect();
     (steps, services)
+}
+
+/// A step's kind as written (the plan may be missing or cut short by errors).
+fn written_kind(workflow: &WorkflowSpec, step: &StepSpec) -> StepKind {
+    if runs_natively(step, workflow.dialect) {
+        StepKind::Build
+    } else if step.is_plugin() {
+        StepKind::Plugin
+    } else {
+        StepKind::Commands
+    }
 }
 
 pub(super) fn view<'a>(workflow: &WorkflowSpec, kind: StepKind, spec: Option<&'a StepSpec>, plan: Option<&'a StepPlan>) -> StepView<'a> {

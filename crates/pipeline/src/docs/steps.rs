@@ -51,6 +51,9 @@ pub(super) fn render_service_table(out: &mut String, doc: &WorkflowDoc<'_>) {
 
 /// "commands in `golang:1.23`", "plugin `plugins/s3`", "built-in git clone".
 pub(super) fn does(step: &StepView<'_>) -> String {
+    if step.kind == StepKind::Build {
+        return build_summary(step);
+    }
     let image = step.image().map(code);
     match (step.kind, image) {
         (StepKind::Clone, None) => "built-in git clone".to_owned(),
@@ -63,7 +66,64 @@ pub(super) fn does(step: &StepView<'_>) -> String {
         (StepKind::Commands, None) => format!("{} on the host", commands_noun(step)),
         (StepKind::Service, Some(image)) => format!("service {image}"),
         (StepKind::Service, None) => "service".to_owned(),
+        (StepKind::Build, _) => build_summary(step),
     }
+}
+
+/// "builds and pushes `registry/app:1.2`, `registry/app:latest` (plugin `plugins/docker`, built by Gantry)".
+fn build_summary(step: &StepView<'_>) -> String {
+    let plugin = step.image().map(|image| format!(" (plugin {}, built by Gantry)", code(image))).unwrap_or_default();
+    let Some(build) = step.plan.and_then(|plan| plan.build.as_ref()) else {
+        return format!("builds an image{plugin}");
+    };
+    let verb = if build.push { "builds and pushes" } else { "builds (no push)" };
+    let mut names: Vec<String> = build.references().iter().map(|reference| code(reference)).collect();
+    if let Some(file) = &build.tags_file {
+        names.push(format!("tags from {}{}", code(&file.path), if file.required { "" } else { " if present" }));
+    }
+    format!("{verb} {}{plugin}", names.join(", "))
+}
+
+/// The facts of an image build step: context, Dockerfile, names, arguments, credentials.
+fn render_build_details(out: &mut String, step: &StepView<'_>) {
+    let Some(build) = step.plan.and_then(|plan| plan.build.as_ref()) else {
+        out!(out, "Builds an image; nothing is built for the trigger shown.");
+        out!(out);
+        return;
+    };
+    match &build.plugin {
+        Some(plugin) => out!(
+            out,
+            "Image build from the settings of {}, run by Gantry on the agent's engine (no Docker-in-Docker, not privileged).",
+            code(plugin)
+        ),
+        None => out!(out, "Image build, run by Gantry on the agent's engine."),
+    }
+    out!(out);
+    let mut facts = vec![format!("Context {}, Dockerfile {}.", code(&build.context), code(&build.dockerfile))];
+    let references: Vec<String> = build.references().iter().map(|reference| code(reference)).collect();
+    facts.push(format!("{} {}.", if build.push { "Pushes" } else { "Tags, without pushing," }, references.join(", ")));
+    if let Some(file) = &build.tags_file {
+        let presence = if file.required { "" } else { ", when that file exists" };
+        facts.push(format!("Tags are read from {} when the step runs{presence}.", code(&file.path)));
+    }
+    if let Some(target) = &build.target {
+        facts.push(format!("Target stage {}.", code(target)));
+    }
+    if !build.build_args.is_empty() || !build.build_args_from_env.is_empty() {
+        let mut args: Vec<String> = build.build_args.keys().map(|name| code(name)).collect();
+        args.extend(build.build_args_from_env.keys().map(|name| format!("{} (from the environment)", code(name))));
+        facts.push(format!("Build arguments {}.", args.join(", ")));
+    }
+    match &build.login {
+        Some(login) => facts.push(format!("Logs in to {} with the step's settings.", code(&login.registry))),
+        None if build.push => facts.push("Pushes with the repository's registry credentials (`gantry registry add`).".to_owned()),
+        None => {}
+    }
+    for fact in facts {
+        out!(out, "- {fact}");
+    }
+    out!(out);
 }
 
 /// No commands, entrypoint or arguments: the image's own entrypoint does the work.
@@ -155,13 +215,14 @@ pub(super) fn render_step_details(out: &mut String, step: &StepView<'_>) {
     out!(out);
     let mut facts: Vec<String> = Vec::new();
     match step.kind {
+        StepKind::Build => render_build_details(out, step),
         _ if runs_image_as_is(step) => {
             let what = match step.kind {
                 _ if step.is_plugin() => "Plugin",
                 StepKind::Plugin => "Plugin",
                 StepKind::Service => "Service",
                 StepKind::Clone => "Clone plugin",
-                StepKind::Commands => "Runs",
+                StepKind::Commands | StepKind::Build => "Runs",
             };
             match &spec.image {
                 Some(image) => out!(out, "{what} {}{}", code(image), if spec.settings.is_empty() { "." } else { " with settings:" }),

@@ -277,6 +277,10 @@ pub(super) fn render_step_graph(out: &mut String, doc: &WorkflowDoc<'_>) {
                 note(&mut legend, "rounded = clone");
                 format!("([\"{text}\"])")
             }
+            StepKind::Build => {
+                note(&mut legend, "hexagon = image build");
+                format!("{{{{\"{text}\"}}}}")
+            }
             _ if step.is_plugin() => {
                 note(&mut legend, "double-sided box = plugin");
                 format!("[[\"{text}\"]]")

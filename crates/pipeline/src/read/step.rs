@@ -4,7 +4,7 @@ use crate::diagnostic::code;
 use crate::model::{Dialect, EnvironmentEntry, FailurePolicy, Healthcheck, PullPolicy, SettingValue, StepSpec};
 use crate::read::condition::{ConditionScope, read_when};
 use crate::read::{Reader, describe, to_json, yaml_1_1_boolean};
-use crate::yaml::{Node, NodeValue};
+use crate::yaml::{Node, NodeValue, Span};
 
 /// What a collection holds; services have a slightly different set of keys and name rules.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,7 @@ const WOODPECKER_STEP_KEYS: &[&str] = &[
     "environment",
     "secrets",
     "settings",
+    "build",
     "directory",
     "when",
     "depends_on",
@@ -62,6 +63,7 @@ const DRONE_STEP_KEYS: &[&str] = &[
     "entrypoint",
     "environment",
     "settings",
+    "build",
     "when",
     "depends_on",
     "failure",
@@ -179,7 +181,8 @@ fn read_step(
                     .hint = Some("write `environment: {NAME: {from_secret: name}}`".into());
                 legacy_secrets = read_legacy_secrets(reader, value);
             }
-            "settings" => step.settings = read_settings(reader, value),
+            "settings" => step.settings = read_settings(reader, value, "settings", &mut step.key_spans),
+            "build" => step.build = Some(read_settings(reader, value, "build", &mut step.key_spans)),
             "directory" | "working_dir" => step.directory = reader.string(value, &name),
             "when" => step.when = read_when(reader, value, dialect, ConditionScope::Step),
             "depends_on" => {
@@ -251,7 +254,24 @@ fn read_step(
             step.environment.push(entry);
         }
     }
-    if step.image.is_none() && image_required {
+    if step.build.is_some() {
+        let conflicting: Vec<String> = ["image", "commands", "command", "entrypoint", "settings"]
+            .into_iter()
+            .filter(|key| step.key_spans.iter().any(|(written, _)| written == key))
+            .map(|key| format!("`{key}`"))
+            .collect();
+        if role != StepRole::Step {
+            reader.error(code::INVALID_VALUE, step.key_span("build"), format!("only a step can build an image, not a {}", role.noun()));
+        } else if !conflicting.is_empty() {
+            reader
+                .error(
+                    code::INVALID_VALUE,
+                    step.key_span("build"),
+                    format!("step `{}` builds an image, so it takes no {}", step.name, conflicting.join(", ")),
+                )
+                .hint = Some("Gantry builds the image itself: move commands to a step of their own".into());
+        }
+    } else if step.image.is_none() && image_required {
         reader.error(code::MISSING_KEY, span, format!("{} `{}` has no `image`", role.noun(), step.name)).hint =
             Some("every step runs in a container: add `image: <name>:<tag>`".into());
     }
@@ -349,10 +369,12 @@ fn read_legacy_secrets(reader: &mut Reader<'_>, node: &Node) -> Vec<EnvironmentE
     entries
 }
 
-fn read_settings(reader: &mut Reader<'_>, node: &Node) -> Vec<(String, SettingValue)> {
+/// A mapping of plugin settings (or `build:`); each key's place is kept as `<section>.<key>`.
+fn read_settings(reader: &mut Reader<'_>, node: &Node, section: &str, key_spans: &mut Vec<(String, Span)>) -> Vec<(String, SettingValue)> {
     let mut settings = Vec::new();
-    for (key, value) in reader.mapping(node, "settings") {
+    for (key, value) in reader.mapping(node, section) {
         let Some(name) = reader.key_text(key) else { continue };
+        key_spans.push((format!("{section}.{name}"), key.span));
         let value = reader.setting_value(value);
         settings.push((name.into_owned(), value));
     }

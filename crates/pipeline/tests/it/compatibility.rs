@@ -24,7 +24,7 @@ fn plugin_parameters_on_the_step_in_the_old_format_are_settings() {
     // A commands step keeps unknown keys unknown.
     assert!(warnings.iter().any(|w| w == "unknown-key: unknown key `foo` in a step; it is ignored"), "{warnings:?}");
     // In the current format a stray key stays a stray key.
-    let (_, warnings) = plan(".woodpecker.yml", "steps:\n  publish:\n    image: plugins/docker\n    repo: acme/app\n");
+    let (_, warnings) = plan(".woodpecker.yml", "steps:\n  publish:\n    image: plugins/webhook\n    repo: acme/app\n");
     assert!(warnings.iter().any(|w| w.starts_with("unknown-key: unknown key `repo`")), "{warnings:?}");
 }
 

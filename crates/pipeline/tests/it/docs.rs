@@ -86,7 +86,7 @@ fn mermaid_node_ids_are_generated_and_labels_escaped() {
         if line.starts_with("classDef") || line.starts_with("class ") || line.starts_with("subgraph") || line == "end" {
             continue;
         }
-        let id: String = line.chars().take_while(|c| !matches!(c, '[' | '(' | ' ')).collect();
+        let id: String = line.chars().take_while(|c| !matches!(c, '[' | '(' | '{' | ' ')).collect();
         assert!(!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "unsafe node id {id:?} in {line:?}");
         // Inside labels nothing is left that ends the quoted label early.
         if let Some(start) = line.find("\"") {
@@ -182,7 +182,7 @@ fn every_secret_is_listed_with_who_uses_it_and_as_what() {
 #[test]
 fn only_secret_names_appear_never_values_or_placeholders() {
     let page = woodpecker(
-        "steps:\n  - name: push\n    image: plugins/docker\n    settings:\n      password:\n        from_secret: registry_password\n      \
+        "steps:\n  - name: push\n    image: plugins/webhook\n    settings:\n      password:\n        from_secret: registry_password\n      \
          auth:\n        header: Bearer\n        token:\n          from_secret: auth_token\n",
     );
     assert!(page.contains("password: { from_secret: registry_password }"), "{page}");

@@ -29,7 +29,7 @@ fn woodpecker_settings_become_plugin_variables() {
     let yaml = r#"
 steps:
   publish:
-    image: woodpeckerci/plugin-docker-buildx
+    image: woodpeckerci/plugin-s3
     settings:
       repo: acme/app
       dry-run: true
@@ -166,4 +166,18 @@ fn drone_volumes_resolve_to_host_paths_and_workflow_volumes() {
     let workflow = plan(".drone.yml", yaml, Context::default());
     assert_eq!(step(&workflow, "a").container.volumes, ["/var/run/docker.sock:/var/run/docker.sock", "cache:/root/.cache"]);
     assert_eq!(workflow.volumes, ["cache"]);
+}
+
+#[test]
+fn a_drone_mount_of_an_undeclared_volume_is_ignored_with_a_warning_as_drone_does() {
+    // Real pipelines declare a `gopath` temp volume in their first pipeline only and mount it
+    // in the next ones too; Drone's runner skips such a mount silently.
+    let yaml = "kind: pipeline\nname: first\nvolumes:\n- name: gopath\n  temp: {}\nsteps:\n- name: a\n  image: golang\n  volumes:\n  - name: gopath\n    path: /go\n  commands: [go build]\n---\nkind: pipeline\nname: second\nsteps:\n- name: b\n  image: golang\n  volumes:\n  - name: gopath\n    path: /go\n  commands: [go test]\n";
+    let plan = plan_files(&[SourceFile::new(".drone.yml", yaml)], &Context::default(), CompileOptions::default());
+    assert!(!plan.has_errors(), "{:#?}", plan.diagnostics);
+    assert!(plan.workflows[1].steps.iter().find(|s| s.name == "b").unwrap().container.volumes.is_empty());
+    let warning = plan.diagnostics.iter().find(|d| d.message.contains("`gopath`")).unwrap();
+    assert_eq!(warning.severity, pipeline::Severity::Warning);
+    assert_eq!(warning.line, 19, "{warning:?}");
+    assert!(warning.message.ends_with("which the pipeline does not declare; the mount is ignored, as Drone does"), "{warning:?}");
 }

@@ -12,6 +12,7 @@ mod environment;
 mod evaluate;
 mod fuzz;
 mod graph;
+mod image_build;
 mod readiness;
 mod substitution;
 mod support;
