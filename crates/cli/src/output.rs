@@ -105,7 +105,18 @@ pub(crate) fn render_plan(plan: &Plan, context: &Context) -> String {
 
 fn write_step(out: &mut String, step: &StepPlan) {
     let marker = if step.skipped { "-" } else { "+" };
-    let image = step.image.as_deref().unwrap_or("(built-in)");
+    let image = match &step.build {
+        // What a build step makes is what a reviewer needs to see: every name it pushes.
+        Some(build) => {
+            let verb = if build.push { "push" } else { "build only" };
+            let mut names = build.references();
+            if let Some(file) = &build.tags_file {
+                names.push(format!("(tags from {}{})", file.path, if file.required { "" } else { " if present" }));
+            }
+            format!("{verb} {}", names.join(" "))
+        }
+        None => step.image.as_deref().unwrap_or("(built-in)").to_owned(),
+    };
     let _ = write!(out, "  {marker} {:<24} {:<9} {image}", step.name, step.kind.as_str());
     if step.skipped {
         let _ = write!(out, "  skipped: {}", step.skip_reason.as_deref().unwrap_or("condition is false"));

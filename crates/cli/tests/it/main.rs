@@ -181,6 +181,19 @@ fn plan_exits_1_on_errors_and_prints_them() {
 }
 
 #[test]
+fn plan_shows_an_image_build_step_with_every_name_it_pushes() {
+    let dir = repository(&[(
+        ".drone.yml",
+        "kind: pipeline\nname: default\nsteps:\n- name: publish\n  image: plugins/docker\n  privileged: true\n  settings:\n    repo: 127.0.0.1:5000/acme/app\n    tags: [latest, v1]\n",
+    )]);
+    let output = gantry(&["plan", "--branch", "main"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("publish                  build     push 127.0.0.1:5000/acme/app:latest 127.0.0.1:5000/acme/app:v1"), "{text}");
+    assert!(!text.contains("needs trust"), "a native build needs no privileges: {text}");
+}
+
+#[test]
 fn plan_of_one_file_of_a_workflow_folder_leaves_its_sibling_dependencies_out() {
     let dir = repository(&[
         (".woodpecker/build.yml", GOOD),
