@@ -11,7 +11,7 @@ use pipeline::plan::{Plan, StepKind, StepPlan};
 use proto::agent::{Job, JobDone, LogStream};
 use proto::{State, Trust};
 use runtime::run::RunError;
-use runtime::{EventSink, RunOptions, RunSummary, Status, WorkspaceSource};
+use runtime::{EventSink, PublishOptions, RegistryCredential, RunOptions, RunSummary, Status, WorkspaceSource};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -25,6 +25,9 @@ pub(crate) struct AgentContext {
     pub client: ServerClient,
     /// The id the registration gave; fixed for the life of the process.
     pub agent_id: i64,
+    /// The agent's name and its server's address: who built an image, and where the build is.
+    pub name: String,
+    pub server: String,
     pub backend: Arc<DockerBackend>,
     pub work_dir: PathBuf,
     pub parallel: usize,
@@ -195,11 +198,23 @@ async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<Jo
         }
     };
 
+    let publish = PublishOptions {
+        push: true,
+        registries: job
+            .registries
+            .iter()
+            .map(|auth| RegistryCredential { host: auth.host.clone(), username: auth.username.clone(), password: auth.password.clone() })
+            .collect(),
+        builder_id: format!("{}/agents/{}", context.server, context.name),
+        build_url: Some(format!("{}/api/v1/repos/{}/builds/{}", context.server, job.repo.full_name, job.build_number)),
+        pipeline_files: pipeline_file_digests(plan, &workspace),
+    };
     let options = RunOptions {
         parallel: context.parallel,
         timeout: timeout.map(|timeout| timeout.saturating_sub(started.elapsed())),
         workspace,
         secrets: job.secrets.clone(),
+        publish,
     };
     let events: Arc<dyn EventSink> = sink.clone();
     match runtime::run_plan(plan, context.backend.clone(), options, events, control.token().clone()).await {
@@ -239,6 +254,19 @@ fn timed_out(seconds: u64) -> String {
 }
 
 /// The job's state from the run: the workflow's, or killed when the run was stopped.
+/// sha256 of each workflow's file in the checkout, for the provenance of the images it builds.
+fn pipeline_file_digests(plan: &Plan, workspace: &WorkspaceSource) -> BTreeMap<String, String> {
+    let WorkspaceSource::WorkingTree(checkout) = workspace else { return BTreeMap::new() };
+    plan.workflows
+        .iter()
+        .filter_map(|workflow| {
+            let text = std::fs::read(checkout.join(&workflow.file)).ok()?;
+            use sha2::Digest as _;
+            Some((workflow.file.clone(), hex::encode(sha2::Sha256::digest(&text))))
+        })
+        .collect()
+}
+
 fn outcome_of(summary: &RunSummary, control: &JobControl, timeout_seconds: u64) -> Outcome {
     let workflow = match summary.workflows.as_slice() {
         [workflow] => Some(workflow),

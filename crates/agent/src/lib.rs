@@ -180,6 +180,8 @@ async fn run_agent(config: AgentConfig, shutdown: CancellationToken, span: traci
     let context = Arc::new(AgentContext {
         client,
         agent_id: registration.agent_id,
+        name: config.name.clone(),
+        server: config.server.trim_end_matches('/').to_owned(),
         backend: Arc::new(backend),
         work_dir: config.work_dir.clone(),
         parallel: config.parallel.max(1),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use proto::State;
 use proto::agent::{JobUpdates, LogBatch, LogLine, LogStream, StepUpdate};
+use proto::artifact::PublishedImage;
 use runtime::{Event, EventSink, OutputStream, Status};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -63,8 +64,14 @@ pub(crate) fn state_of(status: Status) -> State {
 }
 
 enum Entry {
-    Line { step: Arc<str>, seq: u64, line: LogLine },
+    Line {
+        step: Arc<str>,
+        seq: u64,
+        line: LogLine,
+    },
     State(StepUpdate),
+    /// An image a build step pushed; like a state, sent once and kept until acknowledged.
+    Published(PublishedImage),
 }
 
 #[derive(Default)]
@@ -202,6 +209,25 @@ impl JobSink {
         self.shared.lock().steps.iter().find(|update| update.step == step).map(|update| update.state)
     }
 
+    /// Queues an image a build step pushed, for the server's artifacts.
+    pub(crate) fn published(&self, step: &str, image: runtime::PublishedImage) {
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            return;
+        }
+        queue.entries.push_back(Entry::Published(PublishedImage {
+            step: step.to_owned(),
+            repository: image.repository,
+            tags: image.tags,
+            digest: image.digest,
+            size: image.size,
+            provenance: image.provenance,
+            provenance_digest: image.provenance_digest,
+        }));
+        drop(queue);
+        self.shared.wake.notify_one();
+    }
+
     fn push_state(&self, queue: &mut Queue, update: StepUpdate) {
         match queue.steps.iter_mut().find(|known| known.step == update.step) {
             Some(known) => *known = update.clone(),
@@ -251,6 +277,7 @@ impl EventSink for JobSink {
                 };
                 self.log(&step, stream, line);
             }
+            Event::ImagePublished { step, image, .. } => self.published(&step, image),
             Event::RunStarted { run, .. } => tracing::debug!(run = %run, "run started"),
             Event::WorkflowStarted { .. } | Event::WorkflowFinished { .. } | Event::RunFinished { .. } => {}
         }
@@ -428,6 +455,7 @@ impl Uploader {
         for entry in &queue.entries {
             match entry {
                 Entry::State(update) => updates.steps.push(update.clone()),
+                Entry::Published(image) => updates.published.push(image.clone()),
                 Entry::Line { step, seq, line } => {
                     if lines >= self.batch_lines || (lines > 0 && bytes + line.text.len() > self.batch_bytes) {
                         break;
@@ -491,7 +519,7 @@ impl Uploader {
                 let in_batch = index < batch.entries;
                 index += 1;
                 let keep = match entry {
-                    Entry::State(_) => !in_batch,
+                    Entry::State(_) | Entry::Published(_) => !in_batch,
                     Entry::Line { step, seq, .. } => *seq >= acknowledged.get(step).copied().unwrap_or(0),
                 };
                 if !keep && let Entry::Line { line, .. } = entry {

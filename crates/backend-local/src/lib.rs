@@ -292,6 +292,11 @@ fn refuse_what_needs_a_container(step: &StepRequest) -> Result<(), BackendError>
     if step.kind == StepKind::Service {
         return unsupported(format!("services (`{name}`)"));
     }
+    if step.kind == StepKind::Build {
+        return unsupported(format!(
+            "image builds (`{name}`: Gantry builds images through a Docker engine's API; run with `--backend docker`)"
+        ));
+    }
     if step.kind == StepKind::Plugin {
         return unsupported(format!("plugins (`{name}`: a plugin is an image run as it is, so plugins need a container backend)"));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use pipeline::CompileOptions;
-use runtime::{Backend, RunOptions, Status, WorkspaceSource};
+use runtime::{Backend, PublishOptions, RunOptions, Status, WorkspaceSource};
 use tokio_util::sync::CancellationToken;
 
 use crate::exec_output::{ExecOutput, OutputMode};
@@ -70,6 +70,10 @@ pub(crate) struct ExecArgs {
     /// steps use the engine's default bridge, which makes each step start faster.
     #[arg(long)]
     pub network_per_workflow: bool,
+    /// Build images of build steps on the local engine without pushing them (they keep their
+    /// tags there).
+    #[arg(long)]
+    pub no_push: bool,
     #[arg(long = "output", value_enum, default_value_t = ExecOutputFormat::Human)]
     pub output: ExecOutputFormat,
 }
@@ -92,6 +96,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Collects secrets from flags, files and the environment. Later sources win.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 fn collect_secrets(args: &ExecArgs) -> anyhow::Result<BTreeMap<String, String>> {
     let mut secrets = BTreeMap::new();
     for file in &args.secrets_file {
@@ -153,7 +162,13 @@ pub(crate) fn execute(args: ExecArgs) -> anyhow::Result<u8> {
     let secrets = collect_secrets(&args)?;
     let workspace =
         if args.clone { WorkspaceSource::GitHead(loaded.root.clone()) } else { WorkspaceSource::WorkingTree(loaded.root.clone()) };
-    let options = RunOptions { parallel: usize::from(args.parallel), timeout: args.timeout, workspace, secrets };
+    let publish = PublishOptions {
+        push: !args.no_push,
+        registries: crate::registry_auth::docker_config_credentials(),
+        pipeline_files: loaded.files.iter().filter(|file| !file.sibling).map(|file| (file.path.clone(), sha256_hex(&file.text))).collect(),
+        ..PublishOptions::default()
+    };
+    let options = RunOptions { parallel: usize::from(args.parallel), timeout: args.timeout, workspace, secrets, publish };
     let mode = OutputMode::choose(args.output == ExecOutputFormat::Json);
 
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -6,6 +6,7 @@ mod exec;
 mod exec_output;
 mod git;
 mod output;
+mod registry_auth;
 mod serve;
 mod source;
 

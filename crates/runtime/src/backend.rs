@@ -11,6 +11,8 @@ use pipeline::ContainerOptions;
 use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 
+use crate::publish::{BuildRequest, PublishedImage};
+
 /// A run: one `gantry exec` or one agent job. Everything a backend creates carries its id as a
 /// label, so that leftovers of a run that died can be found and removed.
 #[derive(Clone, Debug)]
@@ -64,6 +66,8 @@ pub struct StepRequest {
     pub network_aliases: Vec<String>,
     /// As the plan gives them: the backend translates what it supports.
     pub container: ContainerOptions,
+    /// For `StepKind::Build`: the image to build instead of a process to run.
+    pub build: Option<BuildRequest>,
 }
 
 impl StepRequest {
@@ -81,6 +85,7 @@ impl StepRequest {
             working_dir: working_dir.to_owned(),
             network_aliases: Vec::new(),
             container: ContainerOptions::default(),
+            build: None,
         }
     }
 }
@@ -161,6 +166,13 @@ pub trait Backend: Send + Sync + 'static {
     fn stop(&self, step: &Self::Step) -> impl Future<Output = ()> + Send;
 
     fn remove(&self, step: Self::Step) -> impl Future<Output = ()> + Send;
+
+    /// The images a build step pushed, once `wait` returned; none for other steps and for
+    /// backends that cannot build images.
+    fn published(&self, step: &Self::Step) -> Vec<PublishedImage> {
+        let _ = step;
+        Vec::new()
+    }
 
     fn teardown(&self, workflow: Self::Workflow) -> impl Future<Output = ()> + Send;
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::backend::OutputStream;
+use crate::publish::PublishedImage;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +97,12 @@ pub enum Event {
         /// Why it was skipped, or what went wrong.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// A build step pushed an image (sent before the step's end).
+    ImagePublished {
+        workflow: String,
+        step: String,
+        image: PublishedImage,
     },
     WorkflowFinished {
         workflow: String,

@@ -9,6 +9,7 @@ pub mod event;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod mask;
+pub mod publish;
 pub mod run;
 pub mod script;
 pub mod trust;
@@ -18,4 +19,5 @@ pub use event::{Event, EventSink, Status};
 /// Plan types a backend needs, so that backends depend on the runtime alone for them.
 pub use pipeline::model::PullPolicy;
 pub use pipeline::plan::StepKind;
+pub use publish::{BuildRequest, PublishOptions, PublishedImage, RegistryCredential};
 pub use run::{RunOptions, RunSummary, run_plan};

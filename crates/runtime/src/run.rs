@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures_util::{FutureExt as _, StreamExt};
 use pipeline::graph::{Held, Outcome, ReadySet, runs_after};
+use pipeline::image_build::ImageBuild;
 use pipeline::plan::{Plan, SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX, StepKind, StepPlan, WorkflowPlan};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
@@ -23,6 +24,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::backend::{Backend, BackendError, OutputStream, OutputStreamOf, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
 use crate::event::{Event, EventSink, Status};
 use crate::mask::{LineSplitter, Masker};
+use crate::publish::{BuildRequest, ProvenanceFacts, PublishOptions, RegistryCredential, image_labels, now_rfc3339};
 use crate::script::commands_script;
 
 /// How to run.
@@ -35,6 +37,8 @@ pub struct RunOptions {
     pub workspace: WorkspaceSource,
     /// Secret values by name. A step receives only those its plan references.
     pub secrets: BTreeMap<String, String>,
+    /// How image build steps push, and what they say about it.
+    pub publish: PublishOptions,
 }
 
 #[derive(Clone, Debug)]
@@ -84,9 +88,10 @@ pub async fn run_plan<B: Backend>(
     cancel: CancellationToken,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let RunOptions { parallel, timeout, workspace, secrets } = options;
+    let RunOptions { parallel, timeout, workspace, secrets, publish } = options;
     check_secrets(plan, &secrets)?;
-    let masker = Masker::new(secrets.values().map(String::as_str));
+    let registry_passwords = publish.registries.iter().map(|credential| credential.password.as_str());
+    let masker = Masker::new(secrets.values().map(String::as_str).chain(registry_passwords));
     match guarded(backend.sweep()).await {
         Ok(Ok(())) => {}
         Ok(Err(error @ BackendError::Unavailable { .. })) => return Err(error.into()),
@@ -113,6 +118,7 @@ pub async fn run_plan<B: Backend>(
         run,
         masker,
         secrets,
+        publish,
         workspace,
         step_slots: Arc::new(Semaphore::new(parallel.max(1))),
         creations: parallel,
@@ -353,6 +359,7 @@ struct Shared<B: Backend> {
     run: RunInfo,
     masker: Masker,
     secrets: BTreeMap<String, String>,
+    publish: PublishOptions,
     workspace: WorkspaceSource,
     step_slots: Arc<Semaphore>,
     /// Containers created at once, ahead of their steps.
@@ -410,13 +417,70 @@ fn step_request<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, step: &
         pull: step.pull,
         entrypoint,
         command,
-        environment,
         working_dir: step.working_dir.clone(),
         // Services and detached steps are what other steps reach by name. Only they get a
         // name on the network: a backend may keep the others off the workflow's own network,
         // which makes starting them cheaper.
         network_aliases: if step.kind == StepKind::Service || step.detach { vec![step.name.clone()] } else { Vec::new() },
         container: step.container.clone(),
+        build: step.build.as_ref().map(|build| build_request(shared, workflow, step, build, &environment)),
+        environment,
+    }
+}
+
+/// An image build with everything from the step's environment and the run filled in.
+fn build_request<B: Backend>(
+    shared: &Shared<B>,
+    workflow: &WorkflowPlan,
+    step: &StepPlan,
+    build: &ImageBuild,
+    environment: &BTreeMap<String, String>,
+) -> BuildRequest {
+    let mut build_args = build.build_args.clone();
+    for (argument, variable) in &build.build_args_from_env {
+        build_args.insert(argument.clone(), environment.get(variable).cloned().unwrap_or_default());
+    }
+    let started_on = now_rfc3339();
+    let mut labels = build.labels.clone();
+    labels.extend(image_labels(environment, shared.publish.build_url.as_deref(), &workflow.file, &started_on));
+    let mut credentials = Vec::new();
+    if let Some(login) = &build.login {
+        let username = environment.get(&login.username_variable).cloned().unwrap_or_default();
+        let password = environment.get(&login.password_variable).cloned().unwrap_or_default();
+        if !username.is_empty() || !password.is_empty() {
+            credentials.push(RegistryCredential { host: login.registry.clone(), username, password });
+        }
+    }
+    credentials.extend(shared.publish.registries.iter().cloned());
+    let get = |key: &str| environment.get(key).cloned().unwrap_or_default();
+    // The plan as written, minus nothing secret: secret values live only in the environment.
+    let parameters = serde_json::to_value(build).unwrap_or_default();
+    BuildRequest {
+        build: build.clone(),
+        build_args,
+        labels,
+        credentials,
+        push: build.push && shared.publish.push,
+        provenance: ProvenanceFacts {
+            builder_id: shared.publish.builder_id.clone(),
+            repository: get("CI_REPO"),
+            repository_url: environment
+                .get("CI_REPO_URL")
+                .filter(|url| !url.is_empty())
+                .cloned()
+                .unwrap_or_else(|| get("CI_REPO_CLONE_URL")),
+            commit: get("CI_COMMIT_SHA"),
+            reference: get("CI_COMMIT_REF"),
+            event: get("CI_PIPELINE_EVENT"),
+            build_number: get("CI_PIPELINE_NUMBER"),
+            build_url: shared.publish.build_url.clone(),
+            workflow: workflow.name.clone(),
+            step: step.name.clone(),
+            pipeline_file: workflow.file.clone(),
+            pipeline_file_sha256: shared.publish.pipeline_files.get(&workflow.file).cloned(),
+            parameters,
+            started_on,
+        },
     }
 }
 
@@ -1052,6 +1116,10 @@ async fn execute_step<B: Backend>(
     };
     // Every line is reported before the step's end.
     let _ = forwarding.await;
+    // Images pushed are reported even when a later push of the step failed: they exist.
+    for image in shared.backend.published(&handle) {
+        shared.events.emit(Event::ImagePublished { workflow: workflow.clone(), step: step.name.clone(), image });
+    }
     let finished = match exit {
         _ if killed => Finished { status: Status::Killed, exit_code: None, duration: started.elapsed(), reason },
         Ok(0) if reason.is_none() => Finished { status: Status::Success, exit_code: Some(0), duration: started.elapsed(), reason: None },

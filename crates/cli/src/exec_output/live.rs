@@ -117,7 +117,7 @@ impl ExecOutput {
                     run.collapse_when_crowded(&live.multi, (live.terminal_rows)(), self.colored, now);
                 }
             }
-            Event::RunStarted { .. } | Event::RunFinished { .. } | Event::Log { .. } => {}
+            Event::RunStarted { .. } | Event::RunFinished { .. } | Event::Log { .. } | Event::ImagePublished { .. } => {}
         }
     }
 }

@@ -21,6 +21,8 @@ pub(super) struct RunModel {
     pub(super) workflow_index: HashMap<String, usize>,
     /// Widest log prefix so far (live view), within `LIVE_PREFIX_WIDTH_LIMIT`.
     pub(super) prefix_width: usize,
+    /// Images build steps pushed, in order, as `repository@digest (tags)`.
+    pub(super) published: Vec<String>,
 }
 
 pub(super) struct WorkflowView {
@@ -106,6 +108,7 @@ impl RunModel {
                 view.phase = Phase::Finished { status: *status, exit_code: None, duration: *duration };
                 view.reason = reason.clone();
             }
+            Event::ImagePublished { image, .. } => self.published.push(published_line(image)),
             Event::Log { .. } | Event::RunFinished { .. } => {}
         }
     }
@@ -144,4 +147,9 @@ impl WorkflowView {
         };
         &mut self.steps[index]
     }
+}
+
+/// `127.0.0.1:5000/app@sha256:… (latest, 1.2)`: the pinned name a deployer uses, then the tags.
+pub(super) fn published_line(image: &runtime::PublishedImage) -> String {
+    format!("{}@{} ({})", image.repository, image.digest, image.tags.join(", "))
 }

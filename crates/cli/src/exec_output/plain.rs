@@ -44,6 +44,9 @@ fn plain_state_line(event: &Event, run: &RunModel) -> Option<String> {
         Event::WorkflowFinished { workflow, status, duration, reason } => {
             Some(format!("{} workflow {workflow} {}", status_marker(*status), outcome_text(*status, None, *duration, reason.as_deref())))
         }
+        Event::ImagePublished { workflow, step, image } => {
+            Some(format!("▲ {} published {}", run.label(workflow, step), super::model::published_line(image)))
+        }
         Event::Log { .. } | Event::RunFinished { .. } => None,
     }
 }

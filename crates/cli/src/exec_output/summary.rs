@@ -58,6 +58,12 @@ pub(super) fn render_summary(summary: &RunSummary, run: &RunModel, colored: bool
         table.push('\n');
     }
     table.push('\n');
+    if !run.published.is_empty() {
+        for image in &run.published {
+            table.push_str(&format!("published {image}\n"));
+        }
+        table.push('\n');
+    }
     let totals = totals_line(summary);
     let totals_colour = if summary.status.is_failure() { RED } else { BOLD };
     push_painted(&mut table, colored, totals_colour, &totals);

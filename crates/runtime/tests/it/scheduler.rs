@@ -451,6 +451,7 @@ async fn check(case: &Case) -> Result<(), String> {
         timeout: case.timeout,
         workspace: WorkspaceSource::Empty,
         secrets: case.secrets.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect::<BTreeMap<_, _>>(),
+        publish: Default::default(),
     };
     let summary = runtime::run_plan(&plan, Arc::new(backend.clone()), options, Arc::new(sink), cancel)
         .await
@@ -585,7 +586,8 @@ async fn a_workflow_whose_task_dies_still_ends_every_step() {
             events.lock().unwrap().push(event);
         }
     };
-    let options = RunOptions { parallel: 2, timeout: None, workspace: WorkspaceSource::Empty, secrets: BTreeMap::new() };
+    let options =
+        RunOptions { parallel: 2, timeout: None, workspace: WorkspaceSource::Empty, secrets: BTreeMap::new(), publish: Default::default() };
     let summary = tokio::time::timeout(
         Duration::from_secs(30),
         runtime::run_plan(&plan, Arc::new(FakeBackend::new()), options, Arc::new(sink), CancellationToken::new()),

@@ -1,0 +1,75 @@
+//! Registry credentials for `gantry exec`: the ones `docker login` saved, so a local run pushes
+//! where the user's own `docker push` would.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use runtime::RegistryCredential;
+
+/// The `auths` of `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`) that hold a user
+/// name and password. Credential helpers (`credsStore`) are not asked: their secrets stay where
+/// they are, and such registries are pushed to without credentials.
+pub(crate) fn docker_config_credentials() -> Vec<RegistryCredential> {
+    let Some(path) = config_path() else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(&path) else { return Vec::new() };
+    match credentials_in(&text) {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot read Docker's saved registry logins");
+            Vec::new()
+        }
+    }
+}
+
+fn config_path() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
+        None => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json")),
+    }
+}
+
+/// Entries with `auth` (base64 of `user:password`) or `username` and `password`.
+fn credentials_in(text: &str) -> Result<Vec<RegistryCredential>, String> {
+    let config: serde_json::Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    let Some(auths) = config.get("auths").and_then(serde_json::Value::as_object) else { return Ok(Vec::new()) };
+    let mut credentials = Vec::new();
+    for (host, entry) in auths {
+        let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+        let (username, password) = match entry.get("auth").and_then(serde_json::Value::as_str) {
+            Some(encoded) if !encoded.is_empty() => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|_| format!("the login of `{host}` is not base64"))?;
+                let decoded = String::from_utf8(decoded).map_err(|_| format!("the login of `{host}` is not text"))?;
+                let Some((username, password)) = decoded.split_once(':') else { return Err(format!("the login of `{host}` has no `:`")) };
+                (username.to_owned(), password.to_owned())
+            }
+            _ => (field("username"), field("password")),
+        };
+        if !username.is_empty() || !password.is_empty() {
+            let host = host.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+            // `docker login` without a host saves Docker Hub under its v1 index address.
+            let host = if host.starts_with("index.docker.io") { "docker.io".to_owned() } else { host.to_owned() };
+            credentials.push(RegistryCredential { host, username, password });
+        }
+    }
+    Ok(credentials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credentials_in;
+
+    #[test]
+    fn saved_logins_are_read_from_auth_or_fields() {
+        let text = r#"{"auths":{"127.0.0.1:5001":{"auth":"Z2FudHJ5OnMzY3JldA=="},"https://index.docker.io/v1/":{"username":"u","password":"p"},"ghcr.io":{}}}"#;
+        let credentials = credentials_in(text).unwrap();
+        assert_eq!(credentials.len(), 2);
+        assert_eq!(
+            (credentials[0].host.as_str(), credentials[0].username.as_str(), credentials[0].password.as_str()),
+            ("127.0.0.1:5001", "gantry", "s3cret")
+        );
+        assert_eq!(credentials[1].host, "docker.io");
+        assert!(credentials_in("{").is_err());
+    }
+}
