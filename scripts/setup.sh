@@ -29,4 +29,7 @@ command -v git >/dev/null 2>&1 || { log "installing git"; apt_install git ca-cer
 # A Docker engine and the local test images (`gantry exec` and its tests run on it).
 "$(dirname "$0")/docker-up.sh"
 
+# Two image registries on 127.0.0.1 (open on :5000, htpasswd on :5001) that build tests push to.
+"$(dirname "$0")/registry-up.sh"
+
 log "ready: $(cargo --version), $(git --version), $(docker version --format 'Docker {{.Server.Version}}')"

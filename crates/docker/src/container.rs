@@ -1,5 +1,5 @@
 //! Containers: create from a `ContainerSpec`, start, follow output, wait, signal, remove, exec,
-//! and upload a tar archive into one.
+//! and copy tar archives into and out of one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
@@ -102,6 +102,9 @@ pub struct OutputFrame {
 
 /// A container's output from its first byte until it stops.
 pub type OutputFrames = Pin<Box<dyn Stream<Item = Result<OutputFrame, DockerError>> + Send>>;
+
+/// A tar archive read out of a container, chunk by chunk.
+pub type ArchiveStream = Pin<Box<dyn Stream<Item = Result<Bytes, DockerError>> + Send>>;
 
 /// What a command run with `Engine::exec` did.
 #[derive(Clone, Debug)]
@@ -406,6 +409,35 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// A tar archive of `path` in the container (running or not; volumes mounted there
+    /// included), streamed as the engine reads the files: nothing is held in memory.
+    ///
+    /// The entries are named after `path`'s last component: `/workspace/app` gives
+    /// `app/`, `app/Dockerfile`, …, while `/workspace/app/.` gives the folder's content at the
+    /// root of the archive, `./`, `./Dockerfile`, …, which is what a build context needs
+    /// (`BuildOptions::dockerfile` is then relative to `app`). A `path` that does not exist is
+    /// `DockerError::Container` with status 404 and the engine's message; a container that does
+    /// not exist is `DockerError::ContainerNotFound`. The request is sent when the stream is
+    /// first polled.
+    pub fn container_archive(&self, container: &str, path: &str) -> ArchiveStream {
+        let options = bollard::query_parameters::DownloadFromContainerOptions { path: path.to_string() };
+        let container = container.to_string();
+        let archive = self.client.download_from_container(&container, Some(options)).map(move |chunk| {
+            chunk.map_err(|error| match failure(error) {
+                Failure::Engine { status: 404, message } if message.contains("No such container") => {
+                    DockerError::ContainerNotFound { container: container.clone() }
+                }
+                Failure::Engine { status, message } => {
+                    DockerError::Container { operation: "read an archive of", container: container.clone(), status, message }
+                }
+                Failure::Transport { message } => {
+                    DockerError::Transport { operation: "read an archive of", target: container.clone(), message }
+                }
+            })
+        });
+        Box::pin(archive)
     }
 
     /// Every container (running or not) carrying all of `labels` (`key=value` or `key`).

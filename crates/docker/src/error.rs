@@ -15,6 +15,17 @@ pub enum DockerError {
     ImageNotFound { image: String },
     #[error("image `{image}` could not be pulled: {reason}")]
     PullFailed { image: String, reason: String },
+    /// The build stopped with the engine's error: a Dockerfile that does not parse (the message
+    /// names its line), a `RUN` that failed (with its exit code), a base image that could not be
+    /// pulled, a context that is not a tar archive.
+    #[error("image build failed: {message}")]
+    BuildFailed { message: String },
+    #[error("image `{image}` could not be pushed: {reason}")]
+    PushFailed { image: String, reason: String },
+    /// The registry refused the credentials (or their absence). The reason is the registry's
+    /// answer as the engine reports it; it never holds the password.
+    #[error("registry `{registry}` refused access to `{image}` ({reason}); check the registry's username and password")]
+    RegistryAuth { registry: String, image: String, reason: String },
     #[error("container `{container}` does not exist")]
     ContainerNotFound { container: String },
     #[error("{operation} container `{container}` failed (status {status}): {message}")]

@@ -1,21 +1,27 @@
-//! Gantry's one door to the Docker Engine API (over bollard): connecting, images, containers,
-//! networks, volumes, and label-based cleanup. No other crate knows bollard; callers see the
+//! Gantry's one door to the Docker Engine API (over bollard): connecting, images (builds,
+//! pushes, pulls with registry credentials), containers, networks, volumes, and label-based
+//! cleanup. No other crate knows bollard; callers see the
 //! plain types defined here and one error enum, `DockerError`.
 
+mod build;
 mod cleanup;
 mod container;
+mod credentials;
 mod engine;
 mod error;
 mod image;
 mod network;
 mod volume;
 
+pub use build::{BuildEvent, BuildEvents, BuildOptions, IntermediateContainers};
 pub use cleanup::LabelledResources;
 pub use container::{
-    ContainerSpec, ContainerSummary, Device, ExecOutcome, NetworkAttachment, OutputFrame, OutputFrames, OutputKind, VolumeMount,
+    ArchiveStream, ContainerSpec, ContainerSummary, Device, ExecOutcome, NetworkAttachment, OutputFrame, OutputFrames, OutputKind,
+    VolumeMount,
 };
+pub use credentials::{DOCKER_HUB, RegistryCredentials, registry_host};
 pub use engine::{DEFAULT_HOST, Engine, EngineVersion, resolve_host};
 pub use error::DockerError;
-pub use image::split_reference;
+pub use image::{ImageDetails, PushedImage, split_reference};
 pub use network::NetworkSummary;
 pub use volume::VolumeSummary;

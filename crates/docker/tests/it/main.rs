@@ -6,6 +6,7 @@
 // A test stops at what it did not expect, helpers included.
 #![allow(clippy::unwrap_used)]
 
+mod build;
 mod cleanup;
 mod containers;
 mod engine;

@@ -81,7 +81,31 @@ impl TestResources {
         within("cleanup", self.engine.remove_labelled(&self.filter())).await.expect("cleanup");
         let left = within("listing", self.engine.list_labelled(&self.filter())).await.expect("listing");
         assert!(left.is_empty(), "test {} leaked: {left:#?}", self.id);
+        let images = remove_labelled_images(&self.filter()[0]);
+        assert!(images.is_empty(), "test {} leaked images: {images:?}", self.id);
     }
+}
+
+/// Removes every image carrying `label` (`key=value`), intermediate build images included, and
+/// returns those still there. The crate lists no images, so the docker CLI does it here. An
+/// image that is the parent of another cannot go first: removing the children removes their
+/// untagged parents too, so a few rounds remove a whole chain.
+pub(crate) fn remove_labelled_images(label: &str) -> Vec<String> {
+    let list = || {
+        let listed = std::process::Command::new("docker")
+            .args(["image", "ls", "--all", "--quiet", "--no-trunc", "--filter", &format!("label={label}")])
+            .output()
+            .expect("the docker CLI runs");
+        String::from_utf8_lossy(&listed.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+    };
+    for _ in 0..10 {
+        let images = list();
+        if images.is_empty() {
+            break;
+        }
+        let _ = std::process::Command::new("docker").args(["image", "rm", "--force"]).args(&images).output();
+    }
+    list()
 }
 
 impl Drop for TestResources {
@@ -98,6 +122,7 @@ impl Drop for TestResources {
         if let Ok(Err(error)) = cleanup.join() {
             eprintln!("cleanup failed: {error}");
         }
+        remove_labelled_images(&self.filter()[0]);
     }
 }
 
