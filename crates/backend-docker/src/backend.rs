@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use pipeline::plan::StepKind;
 use runtime::backend::OutputStreamOf;
 use runtime::{Backend, BackendError, OutputChunk, OutputStream, RunInfo, StepRequest, WorkflowSetup, WorkspaceSource};
 
+use crate::build::{BuildStep, WorkspaceAccess};
 use crate::owner::{LABEL_HOST, LABEL_RUN, LABEL_STEP, LABEL_WORKFLOW, ProcessIdentity, host_name, owner_may_be_alive};
 use crate::step::{DEFAULT_BRIDGE, DockerStep};
 use crate::workflow::{DockerWorkflow, torn_down};
@@ -229,6 +230,19 @@ impl Backend for DockerBackend {
     }
 
     async fn prepare(&self, workflow: &DockerWorkflow, step: &StepRequest) -> Result<DockerStep, BackendError> {
+        if let Some(request) = &step.build {
+            // An image build runs no container of its own: the engine builds from the workspace.
+            let helper_image = self.helper_image().await?.to_string();
+            let access = WorkspaceAccess::new(workflow, &helper_image, &step.name);
+            return Ok(DockerStep {
+                container_id: String::new(),
+                container_name: access.container_name.clone(),
+                step_name: step.name.clone(),
+                kind: step.kind,
+                network_move: None,
+                build: Some(Arc::new(BuildStep::new(request.clone(), access))),
+            });
+        }
         step::prepare(&self.engine, workflow, step).await
     }
 
@@ -237,6 +251,9 @@ impl Backend for DockerBackend {
     /// however soon the step exits. The stream must be read (or dropped): the step writes no
     /// faster than it is read, as with `docker run`.
     async fn start(&self, step: &DockerStep) -> Result<OutputStreamOf, BackendError> {
+        if let Some(build) = &step.build {
+            return Ok(build.start(&self.engine, &step.step_name));
+        }
         let operation = || format!("start step `{}`", step.step_name);
         if let Some(pending) = &step.network_move
             && pending.workflow_addressed.load(Ordering::SeqCst)
@@ -266,6 +283,9 @@ impl Backend for DockerBackend {
     }
 
     async fn probe(&self, step: &DockerStep, command: &[String]) -> Result<bool, BackendError> {
+        if step.build.is_some() {
+            return Err(BackendError::Unsupported { what: format!("a readiness check of image build step `{}`", step.step_name) });
+        }
         let outcome = self
             .engine
             .exec(&step.container_id, command)
@@ -275,6 +295,9 @@ impl Backend for DockerBackend {
     }
 
     async fn wait(&self, step: &DockerStep) -> Result<i64, BackendError> {
+        if let Some(build) = &step.build {
+            return Ok(build.wait().await);
+        }
         self.engine
             .wait_container(&step.container_id)
             .await
@@ -282,6 +305,10 @@ impl Backend for DockerBackend {
     }
 
     async fn stop(&self, step: &DockerStep) {
+        if let Some(build) = &step.build {
+            build.stop();
+            return;
+        }
         let stopped = if step.kind == StepKind::Service {
             let grace = i32::try_from(self.options.service_stop_grace.as_secs()).unwrap_or(i32::MAX);
             self.engine.stop_container(&step.container_id, grace).await
@@ -294,9 +321,17 @@ impl Backend for DockerBackend {
     }
 
     async fn remove(&self, step: DockerStep) {
+        if step.build.is_some() {
+            // Its helper container is removed by the build itself, or by teardown.
+            return;
+        }
         if let Err(error) = self.engine.remove_container(&step.container_id).await {
             tracing::warn!(step = %step.step_name, %error, "could not remove the step's container; teardown will");
         }
+    }
+
+    fn published(&self, step: &DockerStep) -> Vec<runtime::PublishedImage> {
+        step.build.as_ref().map(|build| build.published()).unwrap_or_default()
     }
 
     async fn teardown(&self, workflow: DockerWorkflow) {

@@ -3,6 +3,7 @@
 //! can be removed at the end or swept after a crash.
 
 mod backend;
+mod build;
 mod owner;
 mod step;
 mod translate;

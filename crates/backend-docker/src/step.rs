@@ -11,6 +11,7 @@ use runtime::{BackendError, StepRequest};
 
 use crate::backend::NetworkPolicy;
 use crate::backend_error;
+use crate::build::BuildStep;
 use crate::owner::LABEL_STEP;
 use crate::translate::{VolumeSpec, parse_byte_size, parse_device, parse_tmpfs, parse_volume};
 use crate::workflow::{DockerWorkflow, torn_down};
@@ -28,6 +29,8 @@ pub struct DockerStep {
     /// Set when the container was created on the default bridge (`NetworkPolicy::WhenAddressed`):
     /// it moves to the workflow's network at start if the workflow is addressed by then.
     pub(crate) network_move: Option<NetworkMove>,
+    /// An image build step: no container of its own (`container_id` is empty), a build instead.
+    pub(crate) build: Option<Arc<BuildStep>>,
 }
 
 #[derive(Clone, Debug)]
@@ -91,7 +94,7 @@ pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &S
     };
     let container_id = created.map_err(|error| backend_error(operation(), error))?;
     tracing::debug!(step = %step.name, container = %container_name, "container created");
-    Ok(DockerStep { container_id, container_name, step_name: step.name.clone(), kind: step.kind, network_move })
+    Ok(DockerStep { container_id, container_name, step_name: step.name.clone(), kind: step.kind, network_move, build: None })
 }
 
 /// Creates the container in a way teardown cannot miss (see `DockerWorkflow::create_guarded`).

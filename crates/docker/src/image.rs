@@ -149,6 +149,20 @@ impl Engine {
         }
     }
 
+    /// Removes the name `image` and, when it was the image's last name, the image itself, but
+    /// keeps its untagged parent images (`docker rmi --no-prune`): the classic builder's layer
+    /// cache lives in those parents, so a build purged after its push still speeds up the next.
+    pub async fn untag_image(&self, image: &str) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::RemoveImageOptions { force: false, noprune: true, platforms: None };
+        match self.client.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(error) => match image_error("remove", image, error) {
+                error if error.is_not_found() => Ok(()),
+                error => Err(error),
+            },
+        }
+    }
+
     /// What the engine knows of `image` (a name, `repository@digest` or an id);
     /// `DockerError::ImageNotFound` when it is not on this machine.
     pub async fn inspect_image(&self, image: &str) -> Result<ImageDetails, DockerError> {
