@@ -6,6 +6,7 @@
 
 mod cleanup;
 mod engine;
+mod image_build;
 mod lifecycle;
 mod overhead;
 mod services;
