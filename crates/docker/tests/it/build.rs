@@ -155,6 +155,28 @@ async fn a_dockerfile_that_does_not_parse_fails_with_its_line() {
 }
 
 #[tokio::test]
+async fn a_context_that_fails_midway_fails_the_build() {
+    let test = TestResources::new("build-context-fails").await;
+    let dockerfile = format!("{}COPY . /context/\n", dockerfile_start(&test));
+    let whole: Vec<Bytes> = context(&[("Dockerfile", &dockerfile), ("big.txt", &"x".repeat(100_000))]).map(Result::unwrap).collect().await;
+    // Half the archive, then the error a workspace read would give.
+    let half = whole.len() / 2;
+    let mut chunks: Vec<Result<Bytes, std::io::Error>> = whole.into_iter().take(half).map(Ok).collect();
+    chunks.push(Err(std::io::Error::other("the workspace could not be read")));
+    let name = image_name(&test, "", "truncated");
+    let built = finish_build(
+        test.engine.build_image(futures_util::stream::iter(chunks), BuildOptions { tags: vec![name.clone()], ..BuildOptions::default() }),
+    )
+    .await;
+    match &built.result {
+        Err(error @ DockerError::Transport { .. }) => assert!(error.to_string().contains("the workspace could not be read"), "{error}"),
+        other => panic!("expected the context's error, got {other:?}"),
+    }
+    assert!(!within("inspect", test.engine.image_exists(&name)).await.unwrap(), "an image was built from half a context");
+    test.finish().await;
+}
+
+#[tokio::test]
 async fn a_second_build_of_the_same_context_reuses_the_layers_of_the_first() {
     let test = TestResources::new("build-cache").await;
     let dockerfile = format!("{}RUN echo built once > /layer\nCOPY file.txt /file.txt\n", dockerfile_start(&test));
@@ -167,6 +189,11 @@ async fn a_second_build_of_the_same_context_reuses_the_layers_of_the_first() {
     // LABEL, RUN and COPY: each step of the second build reused the first's layer.
     assert_eq!(second.output.matches("Using cache").count(), 3, "{}", second.output);
     assert_eq!(first_id, second_id);
+    // Naming the first image as cache source (the API takes it as JSON) keeps the cache.
+    let options = BuildOptions { cache_from: vec![image_name(&test, "", "first")], ..BuildOptions::default() };
+    let from_named = build(&test, &files, options).await;
+    assert_eq!(from_named.result.ok().as_deref(), Some(first_id.as_str()));
+    assert_eq!(from_named.output.matches("Using cache").count(), 3, "{}", from_named.output);
 
     // Without the cache, the RUN step runs again.
     let uncached = build(&test, &files, BuildOptions { no_cache: true, ..BuildOptions::default() }).await;
