@@ -84,7 +84,7 @@ start_registry() {
   chmod 0700 "$dir/storage"
   chmod 0644 "$dir/config.yml"
   log "starting the $name registry at $address (log: $log_file)"
-  nohup setpriv --reuid=docker-registry --regid=docker-registry --init-groups \
+  setsid nohup setpriv --reuid=docker-registry --regid=docker-registry --init-groups \
     docker-registry serve "$dir/config.yml" >>"$log_file" 2>&1 </dev/null &
   for _ in $(seq "$readiness_seconds"); do
     [[ "$(v2_status "$address")" == "$expected" ]] && return

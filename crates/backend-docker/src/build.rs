@@ -219,14 +219,41 @@ impl BuildStep {
             digest = pushed.digest;
         }
         let statement = self.request.provenance.statement(repository, &digest, &now_rfc3339());
+        let provenance_digest = match self.attach_provenance(repository, &digest, &statement).await {
+            Ok(attestation) => {
+                log.line(OutputStream::Stdout, &format!("attached provenance {attestation} to {repository}@{digest}")).await;
+                Some(attestation)
+            }
+            Err(message) => {
+                // The image is pushed and its provenance is still recorded with the build: a
+                // registry that refuses artifacts costs the attachment, not the build.
+                log.line(OutputStream::Stderr, &format!("warning: the provenance could not be attached in the registry: {message}")).await;
+                None
+            }
+        };
         Ok(PublishedImage {
             repository: repository.to_string(),
             tags: tags.to_vec(),
             digest,
             size,
             provenance: Some(statement),
-            provenance_digest: None,
+            provenance_digest,
         })
+    }
+
+    /// Pushes the statement as an OCI artifact whose `subject` is the image just pushed.
+    async fn attach_provenance(&self, repository: &str, digest: &str, statement: &serde_json::Value) -> Result<String, String> {
+        let credentials = self
+            .request
+            .credential_for(registry_host(repository))
+            .map(|credential| registry::Credentials { username: credential.username.clone(), password: credential.password.clone() });
+        let registry = registry::Registry::new();
+        let subject =
+            registry.fetch_manifest(repository, digest, credentials.as_ref()).await.map_err(|error| error.to_string())?.descriptor;
+        let body = serde_json::to_vec(statement).map_err(|error| error.to_string())?;
+        let attestation =
+            registry.push_attestation(repository, &subject, &body, credentials.as_ref()).await.map_err(|error| error.to_string())?;
+        Ok(attestation.digest)
     }
 
     /// A container, never started, with the workspace mounted read-only: the build context and

@@ -455,6 +455,7 @@ pub fn read_build(
         apply_family(&mut settings, family);
     }
     check_names(&settings, &mut report);
+    warn_of_secrets_in_history(&settings, &mut report);
     if !fallback.is_empty() {
         // The plugin runs as written: what was said about its settings no longer applies.
         report.diagnostics.truncate(first_diagnostic);
@@ -539,6 +540,31 @@ fn check_names(settings: &BuildSettings, report: &mut Report<'_>) {
                 .with_hint(format!("add `{name}` to the step's `environment` (e.g. `{name}: {{from_secret: …}}`), or it is passed empty unless a built-in variable has that name"));
             report.push(diagnostic);
         }
+    }
+}
+
+/// The engine's builder writes the build arguments a `RUN` line sees into the image's history,
+/// so a secret given as one ends up in the image. It works (and is masked in the log), as with
+/// the plugins, but the author must know.
+fn warn_of_secrets_in_history(settings: &BuildSettings, report: &mut Report<'_>) {
+    let mut secrets: Vec<(&str, &str)> =
+        settings.secret_build_args.iter().map(|(argument, secret)| (argument.as_str(), secret.as_str())).collect();
+    for name in &settings.build_args_from_env {
+        if let Some(SettingValue::Secret(secret)) =
+            report.step.environment.iter().find(|entry| &entry.name == name).map(|entry| &entry.value)
+        {
+            secrets.push((name.as_str(), secret.as_str()));
+        }
+    }
+    let key = if settings.form == BuildForm::Native { "args" } else { "build_args" };
+    for (argument, secret) in secrets {
+        let message = format!(
+            "build argument `{argument}` holds secret `{secret}`: the engine's builder records the arguments a `RUN` line sees in the image's history, where anyone who can pull the image reads it"
+        );
+        let diagnostic = report
+            .diagnostic(false, key, message)
+            .with_hint("use it only in a build stage the final image does not start from (a multi-stage Dockerfile), or fetch what it unlocks in an earlier step");
+        report.push(diagnostic);
     }
 }
 

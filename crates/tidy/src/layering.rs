@@ -21,7 +21,7 @@ pub const LAYERS: &[Layer] = &[
     // Registries' HTTP API; `docker` only as a dev-dependency (its tests push images).
     Layer { crate_name: "registry", may_depend_on: &[] },
     Layer { crate_name: "gitcmd", may_depend_on: &[] },
-    Layer { crate_name: "backend-docker", may_depend_on: &["runtime", "pipeline", "docker", "gitcmd"] },
+    Layer { crate_name: "backend-docker", may_depend_on: &["runtime", "pipeline", "docker", "registry", "gitcmd"] },
     Layer { crate_name: "backend-local", may_depend_on: &["runtime", "pipeline", "gitcmd"] },
     Layer { crate_name: "proto", may_depend_on: &["pipeline"] },
     Layer { crate_name: "store", may_depend_on: &["proto"] },

@@ -156,6 +156,17 @@ async fn a_build_step_pushes_labelled_images_and_reports_them_with_provenance() 
     assert_eq!(statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"], context().commit_sha.as_str());
     assert_eq!(statement["predicate"]["buildDefinition"]["externalParameters"]["trigger"], "push");
 
+    // The statement is in the registry too, an artifact referring to the image.
+    let attestation = image.provenance_digest.clone().expect("the provenance was attached");
+    let registry = registry::Registry::new();
+    let referrers = registry.referrers(&repository, &image.digest, None).await.unwrap();
+    let listed = referrers.iter().find(|referrer| referrer.digest == attestation).expect("the attestation is a referrer of the image");
+    assert_eq!(listed.artifact_type.as_deref(), Some("application/vnd.in-toto+json"));
+    let artifact = registry.fetch_manifest(&repository, &attestation, None).await.unwrap();
+    let pushed: serde_json::Value =
+        serde_json::from_slice(&registry.fetch_blob(&repository, &artifact.layers[0], None).await.unwrap()).unwrap();
+    assert_eq!(&pushed, statement);
+
     // The image in the registry is what was asked: pulled back by digest, with its labels,
     // built to the `runtime` stage with the build argument.
     let pinned = format!("{repository}@{}", image.digest);

@@ -157,6 +157,12 @@ fn secret_build_arguments_arrive_through_the_environment_and_never_as_values() {
     assert_eq!(build.build_args_from_env.get("GIT_TOKEN").map(String::as_str), Some("GIT_TOKEN"));
     assert!(image.secrets.iter().any(|secret| secret.env == "GANTRY_BUILD_ARG_NPM_TOKEN" && secret.secret == "npm_token"));
     assert!(!build.build_args.contains_key("NPM_TOKEN"));
+    // Both work, but the engine keeps build arguments in the image's history: the author is told.
+    let warnings = messages(&plan.diagnostics, Severity::Warning);
+    for (argument, secret) in [("NPM_TOKEN", "npm_token"), ("GIT_TOKEN", "git_token")] {
+        let expected = format!("build argument `{argument}` holds secret `{secret}`: the engine's builder records");
+        assert!(warnings.iter().any(|warning| warning.contains(&expected)), "{warnings:?}");
+    }
 }
 
 #[test]
