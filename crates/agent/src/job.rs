@@ -208,6 +208,12 @@ async fn execute(context: &AgentContext, job: &Job, folder: &Path, sink: &Arc<Jo
         builder_id: format!("{}/agents/{}", context.server, context.name),
         build_url: Some(format!("{}/api/v1/repos/{}/builds/{}", context.server, job.repo.full_name, job.build_number)),
         pipeline_files: pipeline_file_digests(plan, &workspace),
+        source_date: match &workspace {
+            WorkspaceSource::WorkingTree(checkout) => gitcmd::output_in(checkout, &["log", "-1", "--format=%cI"])
+                .ok()
+                .and_then(|output| runtime::publish::commit_date(&String::from_utf8_lossy(&output))),
+            _ => None,
+        },
     };
     let options = RunOptions {
         parallel: context.parallel,

@@ -16,6 +16,7 @@ use runtime::{BackendError, BuildRequest, OutputChunk, OutputStream, PublishedIm
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::dockerignore::{DockerIgnore, filter_context};
 use crate::owner::LABEL_STEP;
 use crate::workflow::DockerWorkflow;
 
@@ -129,9 +130,15 @@ impl BuildStep {
             build.repositories.iter().flat_map(|repository| tags.iter().map(move |tag| format!("{repository}:{tag}"))).collect();
         log.line(OutputStream::Stdout, &format!("building {} from {} ({})", references.join(", "), build.context, build.dockerfile)).await;
 
-        let context = engine
-            .container_archive(&helper, &format!("{}/.", build.context.trim_end_matches('/')))
+        let context_dir = build.context.trim_end_matches('/');
+        let ignore = match read_workspace_file(engine, &helper, &format!("{context_dir}/.dockerignore")).await? {
+            Some(text) => DockerIgnore::parse(&text)?,
+            None => DockerIgnore::default(),
+        };
+        let archive = engine
+            .container_archive(&helper, &format!("{context_dir}/."))
             .map(|chunk| chunk.map_err(|error| std::io::Error::other(error.to_string())));
+        let context = if ignore.is_empty() { archive.boxed() } else { filter_context(archive, ignore, build.dockerfile.clone()).boxed() };
         // Labels go on in a second, one-line build: the classic builder turns each build label
         // into a step of its own, and `org.opencontainers.image.created` changes every time, so
         // the labels would cost a container commit each and defeat the cache of those after it.

@@ -4,6 +4,7 @@
 
 mod backend;
 mod build;
+mod dockerignore;
 mod owner;
 mod step;
 mod translate;

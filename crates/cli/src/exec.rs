@@ -166,6 +166,9 @@ pub(crate) fn execute(args: ExecArgs) -> anyhow::Result<u8> {
         push: !args.no_push,
         registries: crate::registry_auth::docker_config_credentials(),
         pipeline_files: loaded.files.iter().filter(|file| !file.sibling).map(|file| (file.path.clone(), sha256_hex(&file.text))).collect(),
+        source_date: gitcmd::output_in(&loaded.root, &["log", "-1", "--format=%cI"])
+            .ok()
+            .and_then(|output| runtime::publish::commit_date(&String::from_utf8_lossy(&output))),
         ..PublishOptions::default()
     };
     let options = RunOptions { parallel: usize::from(args.parallel), timeout: args.timeout, workspace, secrets, publish };

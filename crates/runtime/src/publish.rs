@@ -25,6 +25,11 @@ pub struct PublishOptions {
     /// sha256 (hex) of each pipeline file by its path in the repository: the provenance names
     /// the exact pipeline definition that built an image.
     pub pipeline_files: BTreeMap<String, String>,
+    /// When the built images say they were created (`org.opencontainers.image.created`): the
+    /// commit's time, so the same commit builds the same image and a rebuild is all cache (as
+    /// `SOURCE_DATE_EPOCH` does for reproducible builds). Now, when unknown. The provenance
+    /// keeps the real times of the build.
+    pub source_date: Option<String>,
 }
 
 impl Default for PublishOptions {
@@ -35,6 +40,7 @@ impl Default for PublishOptions {
             builder_id: format!("https://gantry.dev/builder/exec@{}", env!("CARGO_PKG_VERSION")),
             build_url: None,
             pipeline_files: BTreeMap::new(),
+            source_date: None,
         }
     }
 }
@@ -194,6 +200,13 @@ pub fn image_labels(
     put("io.gantry.build", get("CI_PIPELINE_NUMBER"));
     put("io.gantry.pipeline", Some(pipeline_file.to_owned()));
     labels
+}
+
+/// The time of `HEAD`'s commit in a git checkout, as RFC 3339 (`git log -1 --format=%cI`); for
+/// [`PublishOptions::source_date`].
+pub fn commit_date(git_output: &str) -> Option<String> {
+    let text = git_output.trim();
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().map(|_| text.to_owned())
 }
 
 /// Now, as RFC 3339 in UTC.

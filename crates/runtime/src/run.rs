@@ -441,8 +441,9 @@ fn build_request<B: Backend>(
         build_args.insert(argument.clone(), environment.get(variable).cloned().unwrap_or_default());
     }
     let started_on = now_rfc3339();
+    let created = shared.publish.source_date.clone().unwrap_or_else(|| started_on.clone());
     let mut labels = build.labels.clone();
-    labels.extend(image_labels(environment, shared.publish.build_url.as_deref(), &workflow.file, &started_on));
+    labels.extend(image_labels(environment, shared.publish.build_url.as_deref(), &workflow.file, &created));
     let mut credentials = Vec::new();
     if let Some(login) = &build.login {
         let username = environment.get(&login.username_variable).cloned().unwrap_or_default();

@@ -330,3 +330,29 @@ async fn an_earlier_step_writes_the_tags_file_the_build_pushes() {
     assert_eq!(step_status(&summary, "publish"), Status::Success, "{}{}", recorded.log_of("tags"), recorded.log_of("publish"));
     assert_eq!(recorded.published[0].tags, ["a1", "b2"]);
 }
+
+#[tokio::test]
+async fn the_dockerignore_of_the_context_keeps_files_out_of_the_build() {
+    let test = TestRun::new("build_dockerignore").await;
+    let dockerfile = format!("FROM {BUSYBOX}\nCOPY . /context\nRUN find /context -type f | sort\n");
+    let files = [
+        ("Dockerfile", dockerfile.as_str()),
+        (".dockerignore", "# what the image must not hold\n.env\nnode_modules\n*.log\n!keep.log\n"),
+        (".env", "SECRET=do-not-ship\n"),
+        ("node_modules/left/index.js", "x\n"),
+        ("debug.log", "noise\n"),
+        ("keep.log", "wanted\n"),
+        ("src/main.js", "code\n"),
+    ];
+    let pipeline = "steps:\n  - name: image\n    build:\n      image: gantry-it/dockerignore\n      push: false\n      no_cache: true\n";
+    let (summary, recorded) = run_pipeline(&test, &files, pipeline, &[], PublishOptions::default(), |_, _| {}).await;
+    let log = recorded.log_of("image");
+    assert_eq!(step_status(&summary, "image"), Status::Success, "{log}");
+    for sent in ["/context/src/main.js", "/context/keep.log", "/context/Dockerfile", "/context/.dockerignore"] {
+        assert!(log.contains(sent), "{sent} is in the context:\n{log}");
+    }
+    for kept_out in ["/context/.env", "node_modules", "/context/debug.log"] {
+        assert!(!log.contains(kept_out), "{kept_out} is left out:\n{log}");
+    }
+    remove_images(&test, &["gantry-it/dockerignore:latest".to_owned()]).await;
+}
