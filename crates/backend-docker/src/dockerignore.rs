@@ -129,7 +129,7 @@ fn copy_kept(reader: impl Read, writer: ChannelWriter, ignore: &DockerIgnore, al
         }
         let mut header = entry.header().clone();
         // Long names travel in extension entries the reader already folded into `path`.
-        let link = entry.link_name()?.map(|link| link.into_owned());
+        let link = entry.link_name()?.map(std::borrow::Cow::into_owned);
         match link {
             Some(link) => builder.append_link(&mut header, &path, link)?,
             None => builder.append_data(&mut header, &path, &mut entry)?,
