@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use docker::{ContainerSpec, DockerError, Engine, NetworkAttachment, VolumeMount};
+use docker::{ContainerSpec, DockerError, Engine, NetworkAttachment, RegistryCredentials, VolumeMount};
 use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 use runtime::{BackendError, StepRequest};
@@ -74,14 +74,18 @@ pub(crate) async fn prepare(engine: &Engine, workflow: &DockerWorkflow, step: &S
         && step.container.network_mode.as_deref().is_none_or(str::is_empty))
     .then(|| NetworkMove { workflow_addressed: workflow.addressed.clone(), network: workflow.network.clone() });
 
+    let credentials = step
+        .pull_credentials
+        .as_ref()
+        .map(|credential| RegistryCredentials { username: credential.username.clone(), password: credential.password.clone() });
     if step.pull == PullPolicy::Always {
-        pull_always(engine, workflow, &image).await?;
+        pull_always(engine, workflow, &image, credentials.as_ref()).await?;
     }
     // The common case (image present) costs one request: create first, pull only when the
     // engine says the image is missing.
     let created = match create(engine, workflow, spec.clone(), &operation).await? {
         Err(DockerError::ImageNotFound { .. }) if step.pull == PullPolicy::IfNotPresent => {
-            pull_if_missing(engine, workflow, &image).await?;
+            pull_if_missing(engine, workflow, &image, credentials.as_ref()).await?;
             create(engine, workflow, spec, &operation).await?
         }
         Err(DockerError::ImageNotFound { .. }) => {
@@ -109,13 +113,18 @@ async fn create(
 }
 
 /// `always`: pull once per workflow; when the pull fails, a local copy will do.
-async fn pull_always(engine: &Engine, workflow: &DockerWorkflow, image: &str) -> Result<(), BackendError> {
+async fn pull_always(
+    engine: &Engine,
+    workflow: &DockerWorkflow,
+    image: &str,
+    credentials: Option<&RegistryCredentials>,
+) -> Result<(), BackendError> {
     let lock = workflow.pull_lock(image);
     let mut pulled = lock.lock().await;
     if *pulled {
         return Ok(());
     }
-    match engine.pull_image(image).await {
+    match engine.pull_image_with_credentials(image, credentials).await {
         Ok(()) => {}
         Err(DockerError::PullFailed { reason, .. }) => {
             if !engine.image_exists(image).await.map_err(|error| backend_error(format!("inspect image `{image}`"), error))? {
@@ -131,14 +140,19 @@ async fn pull_always(engine: &Engine, workflow: &DockerWorkflow, image: &str) ->
 
 /// `if-not-present`, after the engine said the image is missing: pull unless another step of
 /// the workflow pulled it meanwhile.
-async fn pull_if_missing(engine: &Engine, workflow: &DockerWorkflow, image: &str) -> Result<(), BackendError> {
+async fn pull_if_missing(
+    engine: &Engine,
+    workflow: &DockerWorkflow,
+    image: &str,
+    credentials: Option<&RegistryCredentials>,
+) -> Result<(), BackendError> {
     let lock = workflow.pull_lock(image);
     let mut pulled = lock.lock().await;
     if *pulled || engine.image_exists(image).await.map_err(|error| backend_error(format!("inspect image `{image}`"), error))? {
         return Ok(());
     }
     tracing::info!(image, "pulling image");
-    engine.pull_image(image).await.map_err(|error| backend_error(format!("pull image `{image}`"), error))?;
+    engine.pull_image_with_credentials(image, credentials).await.map_err(|error| backend_error(format!("pull image `{image}`"), error))?;
     *pulled = true;
     Ok(())
 }

@@ -11,7 +11,7 @@ use pipeline::ContainerOptions;
 use pipeline::model::PullPolicy;
 use pipeline::plan::StepKind;
 
-use crate::publish::{BuildRequest, PublishedImage};
+use crate::publish::{BuildRequest, PublishedImage, RegistryCredential};
 
 /// A run: one `gantry exec` or one agent job. Everything a backend creates carries its id as a
 /// label, so that leftovers of a run that died can be found and removed.
@@ -68,6 +68,8 @@ pub struct StepRequest {
     pub container: ContainerOptions,
     /// For `StepKind::Build`: the image to build instead of a process to run.
     pub build: Option<BuildRequest>,
+    /// Credentials for the registry of `image`, when the run has some (a private step image).
+    pub pull_credentials: Option<RegistryCredential>,
 }
 
 impl StepRequest {
@@ -86,6 +88,7 @@ impl StepRequest {
             network_aliases: Vec::new(),
             container: ContainerOptions::default(),
             build: None,
+            pull_credentials: None,
         }
     }
 }

@@ -32,6 +32,13 @@ pub struct PublishOptions {
     pub source_date: Option<String>,
 }
 
+impl PublishOptions {
+    /// The run's credentials for a registry host.
+    pub fn credential_for(&self, host: &str) -> Option<&RegistryCredential> {
+        self.registries.iter().find(|credential| same_host(&credential.host, host))
+    }
+}
+
 impl Default for PublishOptions {
     fn default() -> Self {
         Self {

@@ -424,8 +424,14 @@ fn step_request<B: Backend>(shared: &Shared<B>, workflow: &WorkflowPlan, step: &
         network_aliases: if step.kind == StepKind::Service || step.detach { vec![step.name.clone()] } else { Vec::new() },
         container: step.container.clone(),
         build: step.build.as_ref().map(|build| build_request(shared, workflow, step, build, &environment)),
+        pull_credentials: step.image.as_deref().and_then(|image| shared.publish.credential_for(image_registry(image))).cloned(),
         environment,
     }
+}
+
+/// The registry host an image reference names (`docker.io` when it names none).
+fn image_registry(image: &str) -> &str {
+    pipeline::image_build::registry_host(image)
 }
 
 /// An image build with everything from the step's environment and the run filled in.

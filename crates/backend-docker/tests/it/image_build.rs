@@ -356,3 +356,45 @@ async fn the_dockerignore_of_the_context_keeps_files_out_of_the_build() {
     }
     remove_images(&test, &["gantry-it/dockerignore:latest".to_owned()]).await;
 }
+
+#[tokio::test]
+async fn private_images_are_pulled_with_the_run_registries_for_steps_and_from_lines() {
+    let test = TestRun::new("private_images").await;
+    let (username, password) = auth_registry_login();
+    let private = repository(AUTH_REGISTRY, "private-base");
+    let reference = format!("{private}:base");
+    let credentials = docker::RegistryCredentials { username: username.clone(), password: password.clone() };
+    test.engine().tag_image(BUSYBOX, &reference).await.unwrap();
+    test.engine().push_image(&private, "base", Some(&credentials)).await.unwrap();
+    let pipeline = format!(
+        "steps:\n  - name: private-step\n    image: {reference}\n    pull: always\n    commands: [echo ran in the private image]\n  - name: image\n    build:\n      image: gantry-it/from-private\n      push: false\n      pull: true\n"
+    );
+    let dockerfile = format!("FROM {reference}\nRUN echo built from the private image\n");
+    let files = [("Dockerfile", dockerfile.as_str())];
+
+    // Without credentials neither the step's image nor the `FROM` image can be had.
+    test.engine().remove_image(&reference).await.unwrap();
+    let (summary, recorded) = run_pipeline(&test, &files, &pipeline, &[], PublishOptions::default(), |_, _| {}).await;
+    assert_eq!(step_status(&summary, "private-step"), Status::Error, "{}", recorded.log_of("private-step"));
+
+    let publish = PublishOptions {
+        registries: vec![runtime::RegistryCredential { host: AUTH_REGISTRY.into(), username, password: password.clone() }],
+        ..PublishOptions::default()
+    };
+    test.engine().remove_image(&reference).await.unwrap();
+    let (summary, recorded) = run_pipeline(&test, &files, &pipeline, &[], publish.clone(), |_, _| {}).await;
+    assert_eq!(step_status(&summary, "private-step"), Status::Success, "{}", recorded.log_of("private-step"));
+    assert!(recorded.log_of("private-step").contains("ran in the private image"));
+    assert_eq!(step_status(&summary, "image"), Status::Success, "{}", recorded.log_of("image"));
+
+    // The build's `FROM` pull needs them too (`pull: true` asks the registry every time).
+    test.engine().remove_image(&reference).await.unwrap();
+    let build_only =
+        format!("steps:\n  - name: image\n    build:\n      image: gantry-it/from-private\n      push: false\n      pull: true\n");
+    let (summary, recorded) = run_pipeline(&test, &files, &build_only, &[], PublishOptions::default(), |_, _| {}).await;
+    assert_eq!(step_status(&summary, "image"), Status::Failure, "{}", recorded.log_of("image"));
+    let (summary, recorded) = run_pipeline(&test, &files, &build_only, &[], publish, |_, _| {}).await;
+    assert_eq!(step_status(&summary, "image"), Status::Success, "{}", recorded.log_of("image"));
+    assert!(!recorded.log_of("image").contains(&password));
+    remove_images(&test, &[reference, "gantry-it/from-private:latest".to_owned()]).await;
+}
