@@ -389,11 +389,10 @@ async fn private_images_are_pulled_with_the_run_registries_for_steps_and_from_li
 
     // The build's `FROM` pull needs them too (`pull: true` asks the registry every time).
     test.engine().remove_image(&reference).await.unwrap();
-    let build_only =
-        format!("steps:\n  - name: image\n    build:\n      image: gantry-it/from-private\n      push: false\n      pull: true\n");
-    let (summary, recorded) = run_pipeline(&test, &files, &build_only, &[], PublishOptions::default(), |_, _| {}).await;
+    let build_only = "steps:\n  - name: image\n    build:\n      image: gantry-it/from-private\n      push: false\n      pull: true\n";
+    let (summary, recorded) = run_pipeline(&test, &files, build_only, &[], PublishOptions::default(), |_, _| {}).await;
     assert_eq!(step_status(&summary, "image"), Status::Failure, "{}", recorded.log_of("image"));
-    let (summary, recorded) = run_pipeline(&test, &files, &build_only, &[], publish, |_, _| {}).await;
+    let (summary, recorded) = run_pipeline(&test, &files, build_only, &[], publish, |_, _| {}).await;
     assert_eq!(step_status(&summary, "image"), Status::Success, "{}", recorded.log_of("image"));
     assert!(!recorded.log_of("image").contains(&password));
     remove_images(&test, &[reference, "gantry-it/from-private:latest".to_owned()]).await;
