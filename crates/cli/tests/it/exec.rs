@@ -592,3 +592,33 @@ fn clone_starts_from_a_clean_checkout_of_head() {
     let output = exec(dir.path(), &[]);
     assert!(logs_of(&self::events(&output), "look").contains(&"changed but not committed".to_owned()));
 }
+
+#[test]
+fn an_image_build_step_pushes_and_reports_the_image_or_with_no_push_only_tags_it() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let unique = format!("{}-{nanos}", std::process::id());
+    let repository_name = format!("127.0.0.1:5000/gantry-cli-it/exec-{unique}");
+    let pipeline = format!("steps:\n  - name: image\n    build:\n      image: {repository_name}\n      tags: [v1]\n");
+    let dir = repository(".woodpecker.yml", &pipeline);
+    fs::write(dir.path().join("Dockerfile"), format!("FROM {IMAGE}\nCOPY README.md /README.md\n")).unwrap();
+
+    let output = exec(dir.path(), &["--no-push"]);
+    let built = events(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!built.iter().any(|e| e["event"] == "image_published"), "nothing is pushed with --no-push");
+    let tagged = Command::new("docker").args(["image", "inspect", &format!("{repository_name}:v1")]).output().unwrap();
+    assert!(tagged.status.success(), "--no-push leaves the tagged image on the engine");
+    assert_nothing_left(&run_id(&built));
+
+    let output = exec(dir.path(), &[]);
+    let pushed = events(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let published = pushed.iter().find(|e| e["event"] == "image_published").expect("an image_published event");
+    assert_eq!(published["image"]["repository"], repository_name.as_str());
+    assert_eq!(published["image"]["tags"], serde_json::json!(["v1"]));
+    let digest = published["image"]["digest"].as_str().unwrap();
+    assert!(digest.starts_with("sha256:"), "{published}");
+    assert!(published["image"]["provenance_digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{published}");
+    let _ = Command::new("docker").args(["rmi", &format!("{repository_name}:v1")]).output();
+    assert_nothing_left(&run_id(&pushed));
+}
