@@ -164,7 +164,7 @@ pub(crate) fn execute(args: ExecArgs) -> anyhow::Result<u8> {
         if args.clone { WorkspaceSource::GitHead(loaded.root.clone()) } else { WorkspaceSource::WorkingTree(loaded.root.clone()) };
     let publish = PublishOptions {
         push: !args.no_push,
-        registries: crate::registry_auth::docker_config_credentials(),
+        registries: crate::registry_auth::run_credentials(&plan, &secrets)?,
         pipeline_files: loaded.files.iter().filter(|file| !file.sibling).map(|file| (file.path.clone(), sha256_hex(&file.text))).collect(),
         source_date: gitcmd::output_in(&loaded.root, &["log", "-1", "--format=%cI"])
             .ok()

@@ -1,10 +1,29 @@
 //! Registry credentials for `gantry exec`: the ones `docker login` saved, so a local run pushes
 //! where the user's own `docker push` would.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use base64::Engine as _;
 use runtime::RegistryCredential;
+
+/// The registry credentials of a local run: those of the workflows' `image_pull_secrets` (Drone:
+/// secrets holding a Docker config JSON) first, then Docker's saved logins.
+pub(crate) fn run_credentials(plan: &pipeline::Plan, secrets: &BTreeMap<String, String>) -> anyhow::Result<Vec<RegistryCredential>> {
+    let mut credentials = Vec::new();
+    for name in plan.workflows.iter().flat_map(|workflow| &workflow.image_pull_secrets) {
+        let Some(value) = secrets.get(name) else {
+            anyhow::bail!("`image_pull_secrets` names secret `{name}`, which was not given (--secret {name}=… with a Docker config JSON)");
+        };
+        // The value is a secret: the error says what is wrong with it, never what it holds.
+        credentials.extend(
+            credentials_in(value)
+                .map_err(|error| anyhow::anyhow!("secret `{name}` of `image_pull_secrets` is not a Docker config JSON: {error}"))?,
+        );
+    }
+    credentials.extend(docker_config_credentials());
+    Ok(credentials)
+}
 
 /// The `auths` of `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`) that hold a user
 /// name and password. Credential helpers (`credsStore`) are not asked: their secrets stay where
