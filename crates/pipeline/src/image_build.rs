@@ -388,7 +388,9 @@ pub fn read_build(
         match meaning {
             Meaning::Repositories => settings.repositories = report.list(name, value),
             Meaning::Registry => settings.registry = report.text(name, value),
-            Meaning::Tags => settings.tags = report.list(name, value),
+            // A tag made of a variable empty in this context (`${CI_COMMIT_TAG}` on a push) is left
+            // out, so a workflow written for tags still plans on other events.
+            Meaning::Tags => settings.tags = report.list(name, value).into_iter().filter(|tag| !tag.is_empty()).collect(),
             Meaning::AutoTag => settings.auto_tag = report.boolean(name, value),
             Meaning::AutoTagSuffix => settings.auto_tag_suffix = report.text(name, value),
             Meaning::TagsFile => settings.tags_file = report.text(name, value),

@@ -134,6 +134,17 @@ fn tags_files_are_read_when_the_step_runs() {
 }
 
 #[test]
+fn a_tag_made_of_a_variable_empty_on_this_event_is_left_out() {
+    // A release workflow tags with the git tag; planned for a push, that variable is empty.
+    let yaml = "steps:\n  image:\n    image: woodpeckerci/plugin-docker-buildx:5\n    settings:\n      repo: acme/web\n      tags: [latest, \"${CI_COMMIT_TAG##v}\"]\n";
+    let plan = plan_with(".woodpecker.yml", yaml, &push_to_main());
+    assert!(plan.diagnostics.is_empty(), "{:#?}", plan.diagnostics);
+    assert_eq!(build(&plan, "image").tags, ["latest"]);
+    let plan = plan_with(".woodpecker.yml", yaml, &tag("v1.4.0"));
+    assert_eq!(build(&plan, "image").tags, ["latest", "1.4.0"]);
+}
+
+#[test]
 fn secret_build_arguments_arrive_through_the_environment_and_never_as_values() {
     let yaml = r#"steps:
   image:
