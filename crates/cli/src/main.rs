@@ -66,6 +66,10 @@ enum Command {
     Build(client::BuildCommand),
     /// Repository secrets on a server (values are write-only).
     Secret(client::SecretCommand),
+    /// Where a repository's build results and published images are sent (delivery webhooks).
+    Notifier(client::NotifierCommand),
+    /// Which build produced an image (IMAGE@DIGEST).
+    Artifact(client::ArtifactCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -254,5 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Repo(command) => client::repo(command),
         Command::Build(command) => client::build(command),
         Command::Secret(command) => client::secret(command),
+        Command::Notifier(command) => client::notifier(command),
+        Command::Artifact(command) => client::artifact(command),
     }
 }

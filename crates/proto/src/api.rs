@@ -451,7 +451,7 @@ pub struct Artifact {
     /// The digest of the provenance artifact pushed beside the image, referring to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance_digest: Option<String>,
-    /// Unix milliseconds of the push's report.
+    /// Unix seconds of the push's report.
     pub created: i64,
 }
 

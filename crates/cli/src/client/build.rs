@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
 use proto::State;
-use proto::api::{Build, BuildCreate, BuildDiagnostic, Workflow};
+use proto::api::{Artifact, Build, BuildCreate, BuildDiagnostic, Workflow};
 
 use super::RepoName;
 use super::http::Client;
@@ -86,10 +86,21 @@ pub(super) async fn execute(client: Client, action: BuildAction, json: bool) -> 
         }
         BuildAction::Show(target) => {
             let build = fetch(&client, &target.repo, target.number).await?;
+            let number = target.number.to_string();
+            let artifacts: Vec<Artifact> = client.get(&target.repo.path(&["builds", &number, "artifacts"])).await?;
             if json {
-                render::emit_json(&build)?;
+                let mut value = serde_json::to_value(&build)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("artifacts".into(), serde_json::to_value(&artifacts)?);
+                }
+                render::emit_json(&value)?;
             } else {
-                render::emit(&describe(&build, render::now()))?;
+                let mut text = describe(&build, render::now());
+                if !artifacts.is_empty() {
+                    text.push('\n');
+                    text.push_str(&super::artifact::table(&artifacts));
+                }
+                render::emit(&text)?;
             }
             Ok(0)
         }

@@ -1,13 +1,15 @@
-//! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, talking to a server
-//! at GANTRY_SERVER with GANTRY_TOKEN.
+//! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, `gantry notifier`,
+//! `gantry artifact`, talking to a server at GANTRY_SERVER with GANTRY_TOKEN.
 //!
 //! Exit codes: 0 done; 1 the server said no (its message is printed) or, for a followed log,
 //! the build did not succeed; 2 usage and configuration errors, a server that cannot be reached.
 
 mod agents;
+mod artifact;
 mod build;
 mod http;
 mod logs;
+mod notifier;
 mod render;
 mod repo;
 mod secret;
@@ -61,6 +63,30 @@ pub(crate) struct SecretCommand {
     action: secret::SecretAction,
 }
 
+/// `gantry notifier …`
+#[derive(Args, Clone, Debug)]
+pub(crate) struct NotifierCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true, display_order = 99)]
+    json: bool,
+    #[command(subcommand)]
+    action: notifier::NotifierAction,
+}
+
+/// `gantry artifact …`
+#[derive(Args, Clone, Debug)]
+pub(crate) struct ArtifactCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true, display_order = 99)]
+    json: bool,
+    #[command(subcommand)]
+    action: artifact::ArtifactAction,
+}
+
 /// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.
 pub(crate) fn agents(server: Option<String>, token: Option<String>, action: AgentAction, json: bool) -> anyhow::Result<u8> {
     let connection = Connection { server, token };
@@ -79,6 +105,14 @@ pub(crate) fn build(command: BuildCommand) -> anyhow::Result<u8> {
 
 pub(crate) fn secret(command: SecretCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| secret::execute(client, command.action, command.json))
+}
+
+pub(crate) fn notifier(command: NotifierCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| notifier::execute(client, command.action, command.json))
+}
+
+pub(crate) fn artifact(command: ArtifactCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| artifact::execute(client, command.action, command.json))
 }
 
 /// Runs one command on a small runtime. A refusal by the server is printed here and exits 1;
@@ -160,6 +194,8 @@ mod tests {
         Repo(RepoCommand),
         Build(BuildCommand),
         Secret(SecretCommand),
+        Notifier(NotifierCommand),
+        Artifact(ArtifactCommand),
     }
 
     #[test]

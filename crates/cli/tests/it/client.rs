@@ -316,6 +316,57 @@ fn secrets_are_written_but_never_shown() {
 }
 
 #[test]
+fn notifiers_and_delivery_webhooks_are_added_listed_and_removed_without_showing_their_secret() {
+    let server = Server::start();
+    let remote = Remote::with_files(&[(".woodpecker.yml", PIPELINE)]);
+    server.add_repo(&remote);
+    let secret = "delivery-secret-5b1e9c0d7a";
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(secret_file.path(), format!("{secret}\n")).unwrap();
+
+    let output = server.gantry(&[
+        "notifier",
+        "add",
+        "acme/shop",
+        "https://deploy.example.com/hooks/gantry",
+        "--event",
+        "image.published",
+        "--secret-from-file",
+        secret_file.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    assert!(
+        stdout(&output)
+            .contains("added notifier 1 of acme/shop: webhook https://deploy.example.com/hooks/gantry for image.published, signed"),
+        "{}",
+        detail(&output)
+    );
+    server.ok(&["notifier", "add", "acme/shop", "https://chat.example.com/hook", "--kind", "slack", "--state", "failure"]);
+
+    let listed = server.gantry(&["notifier", "ls", "acme/shop"]);
+    let text = stdout(&listed);
+    assert!(text.starts_with("ID "), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("1 ") && line.contains("image.published") && line.contains("yes")), "{text}");
+    assert!(
+        text.lines().any(|line| line.starts_with("2 ") && line.contains("slack") && line.contains("failure") && line.contains(" no ")),
+        "{text}"
+    );
+    let notifiers = server.json(&["notifier", "ls", "acme/shop"]);
+    assert_eq!(notifiers[0]["signed"], true);
+    for output in [&output, &listed] {
+        assert!(!format!("{}{}", stdout(output), stderr(output)).contains(secret), "the secret was printed: {}", detail(output));
+    }
+    assert!(!notifiers.to_string().contains(secret));
+
+    let bad = server.gantry(&["notifier", "add", "acme/shop", "https://deploy.example.com/", "--event", "image.pushed"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", detail(&bad));
+    assert!(stderr(&bad).contains("`image.pushed` is not a notifier event") && stderr(&bad).contains("field: events"), "{}", detail(&bad));
+
+    assert!(server.ok(&["notifier", "rm", "acme/shop", "1"]).contains("removed notifier 1 of acme/shop"));
+    assert!(!server.ok(&["notifier", "ls", "acme/shop"]).contains("image.published"));
+}
+
+#[test]
 fn builds_are_run_listed_shown_cancelled_and_restarted() {
     let server = Server::start();
     let remote = Remote::with_files(&[(".woodpecker.yml", PIPELINE)]);

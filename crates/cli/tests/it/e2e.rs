@@ -422,6 +422,124 @@ async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests_even
     assert!(!build.to_string().contains(value));
 }
 
+/// A local delivery webhook receiver: the first request's headers (lower-cased) and body.
+fn start_receiver() -> (u16, std::sync::mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(mut connection) = connection else { return };
+            let mut reader = std::io::BufReader::new(connection.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some((name, value)) = line.trim_end().split_once(':') {
+                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                }
+                line.clear();
+            }
+            let length = headers.iter().find(|(name, _)| name == "content-length").and_then(|(_, value)| value.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = connection.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            if sender.send((headers, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (port, receiver)
+}
+
+/// CI's product end to end: a push builds and pushes an image to the local registry; the
+/// server lists it as the build's artifact, traces its digest back to the build, and announces
+/// it, signed, to a delivery webhook, which is all a deployer needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_commit_publishes_an_image_listed_as_the_builds_artifact_and_announced_signed() {
+    const DELIVERY_SECRET: &str = "e2e-delivery-secret-0123456789";
+    let cluster = Cluster::start(&[]).await;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let repository = format!("127.0.0.1:5000/gantry-e2e/app-{}-{nanos}", std::process::id());
+    let pipeline = format!(
+        "steps:\n  test:\n    image: gantry-test/busybox:latest\n    commands:\n      - test -f README\n  image:\n    image: plugins/docker\n    settings:\n      repo: {repository}\n      tags: [latest, '1.0']\n      purge: true\n"
+    );
+    let dockerfile = "FROM gantry-test/busybox:latest\nCOPY README /README\n";
+    let (url, work) = remote(cluster.dir.path(), &[(".woodpecker.yml", &pipeline), ("Dockerfile", dockerfile), ("README", "v1")]);
+    cluster.add_repo(&url, json!({ "forge": "github" })).await;
+    let (port, deliveries) = start_receiver();
+    let gantry = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(args)
+            .env("GANTRY_SERVER", cluster.url())
+            .env("GANTRY_TOKEN", ADMIN)
+            .env("DELIVERY_SECRET", DELIVERY_SECRET)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "gantry {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let receiver_url = format!("http://127.0.0.1:{port}/gantry");
+    let added =
+        gantry(&["notifier", "add", "acme/app", &receiver_url, "--event", "image.published", "--secret-from-env", "DELIVERY_SECRET"]);
+    assert!(added.contains("image.published, signed"), "{added}");
+
+    let sha = push_commit(&work, &[("README", "v2")], "Release");
+    let (status, answer) = deliver_push(&cluster, &sha, "release-1").await;
+    assert_eq!(status, 200, "{answer}");
+    let number = answer["builds"][0].as_i64().unwrap();
+    let build = cluster.wait_finished(number).await;
+    assert_eq!(build["state"], "success", "{build}\n{}", cluster.log("agent.log"));
+
+    // The build's artifact is the image in the registry.
+    let (status, artifacts) = cluster.api(reqwest::Method::GET, &format!("/api/v1/repos/acme/app/builds/{number}/artifacts"), None).await;
+    assert_eq!(status, 200, "{artifacts}");
+    let artifact = &artifacts[0];
+    assert_eq!(artifact["image"], repository.as_str());
+    assert_eq!(artifact["tags"], json!(["latest", "1.0"]));
+    let digest = artifact["digest"].as_str().unwrap().to_owned();
+    let (name, _) = repository.split_once('/').map(|(_, name)| (name, ())).unwrap();
+    let manifest = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:5000/v2/{name}/manifests/1.0"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.headers()["docker-content-digest"].to_str().unwrap(), digest, "the recorded digest is the registry's");
+    let (status, statement) = cluster.api(reqwest::Method::GET, artifact["provenance"].as_str().unwrap(), None).await;
+    assert_eq!(status, 200, "{statement}");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.trim_start_matches("sha256:"));
+
+    // The digest leads back to the build; the CLI shows both ways.
+    let pinned = format!("{repository}@{digest}");
+    let shown = gantry(&["build", "show", "acme/app", &number.to_string()]);
+    assert!(shown.contains("artifacts:") && shown.contains(&digest), "{shown}");
+    let traced = gantry(&["artifact", "show", &pinned]);
+    assert!(traced.contains(&format!("acme/app build {number} (success)")) && traced.contains(&sha[..8]), "{traced}");
+
+    // Announced to the delivery webhook, signed with its secret.
+    let (headers, body) = deliveries.recv_timeout(Duration::from_secs(30)).expect("an image.published delivery");
+    let header = |name: &str| headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default();
+    assert_eq!(header("x-gantry-event"), "image.published");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(DELIVERY_SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    assert_eq!(header("x-gantry-signature"), format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (event["repository"].clone(), event["build"].clone(), event["commit"].clone()),
+        (json!("acme/app"), json!(number), json!(sha))
+    );
+    assert_eq!(
+        (event["image"].as_str(), event["digest"].as_str(), event["pinned"].as_str()),
+        (Some(repository.as_str()), Some(digest.as_str()), Some(pinned.as_str()))
+    );
+    assert_eq!(event["tags"], json!(["latest", "1.0"]));
+    let pids = cluster.agent_pids.clone();
+    assert_nothing_left(&pids).await;
+    let leftover = Command::new("docker").args(["image", "inspect", &format!("{repository}:latest")]).output().unwrap();
+    assert!(!leftover.status.success(), "purge: true leaves no tag on the agent's engine");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_build_stops_its_running_step_and_leaves_nothing() {
     let cluster = Cluster::start(&[]).await;

@@ -129,6 +129,6 @@ pub fn view(artifact: &ArtifactRecord, full_name: &str) -> Artifact {
             format!("{}/repos/{full_name}/builds/{}/artifacts/{}/provenance", proto::api::PREFIX, artifact.build_number, artifact.id)
         }),
         provenance_digest: artifact.provenance_digest.clone(),
-        created: artifact.created,
+        created: artifact.created / 1000,
     }
 }
