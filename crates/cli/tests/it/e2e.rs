@@ -422,8 +422,11 @@ async fn secrets_are_masked_for_pushes_and_withheld_from_fork_pull_requests_even
     assert!(!build.to_string().contains(value));
 }
 
-/// A local delivery webhook receiver: the first request's headers (lower-cased) and body.
-fn start_receiver() -> (u16, std::sync::mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>) {
+/// A request as a receiver saw it: headers (names lower-cased) and body.
+type Delivery = (Vec<(String, String)>, Vec<u8>);
+
+/// A local delivery webhook receiver: its port, and the requests it receives.
+fn start_receiver() -> (u16, std::sync::mpsc::Receiver<Delivery>) {
     use std::io::{BufRead as _, Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
