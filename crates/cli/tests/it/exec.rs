@@ -131,10 +131,10 @@ steps:
     for step in ["a", "b", "c", "d", "e"] {
         assert!(statuses.contains(&format!("{step}=success")), "{statuses:?}");
     }
-    // d finished before c: the order of finish events shows it.
+    // c passing shows d ran while c did; the order of their finish events is a race (c exits
+    // as soon as it sees d's marker, maybe before d's exit is reported), so it is not checked.
     let position = |name: &str| statuses.iter().position(|s| s.starts_with(&format!("{name}="))).unwrap();
-    assert!(position("d") < position("c"), "{statuses:?}");
-    assert!(position("e") > position("c"), "{statuses:?}");
+    assert!(position("e") > position("c") && position("e") > position("d"), "{statuses:?}");
     assert_nothing_left(&run_id(&events));
 }
 
