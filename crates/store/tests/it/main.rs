@@ -17,6 +17,7 @@ mod logs;
 mod notifiers;
 mod open;
 mod queue;
+mod registries;
 mod repos;
 mod secrets;
 mod security;
