@@ -66,6 +66,8 @@ enum Command {
     Build(client::BuildCommand),
     /// Repository secrets on a server (values are write-only).
     Secret(client::SecretCommand),
+    /// Logins for private registries on a server, per repository (passwords are write-only).
+    Registry(client::RegistryCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -254,5 +256,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Repo(command) => client::repo(command),
         Command::Build(command) => client::build(command),
         Command::Secret(command) => client::secret(command),
+        Command::Registry(command) => client::registry(command),
     }
 }

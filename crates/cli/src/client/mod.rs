@@ -1,5 +1,5 @@
-//! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, talking to a server
-//! at GANTRY_SERVER with GANTRY_TOKEN.
+//! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, `gantry registry`,
+//! talking to a server at GANTRY_SERVER with GANTRY_TOKEN.
 //!
 //! Exit codes: 0 done; 1 the server said no (its message is printed) or, for a followed log,
 //! the build did not succeed; 2 usage and configuration errors, a server that cannot be reached.
@@ -8,6 +8,7 @@ mod agents;
 mod build;
 mod http;
 mod logs;
+mod registry;
 mod render;
 mod repo;
 mod secret;
@@ -61,6 +62,18 @@ pub(crate) struct SecretCommand {
     action: secret::SecretAction,
 }
 
+/// `gantry registry …`
+#[derive(Args, Clone, Debug)]
+pub(crate) struct RegistryCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true, display_order = 99)]
+    json: bool,
+    #[command(subcommand)]
+    action: registry::RegistryAction,
+}
+
 /// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.
 pub(crate) fn agents(server: Option<String>, token: Option<String>, action: AgentAction, json: bool) -> anyhow::Result<u8> {
     let connection = Connection { server, token };
@@ -79,6 +92,10 @@ pub(crate) fn build(command: BuildCommand) -> anyhow::Result<u8> {
 
 pub(crate) fn secret(command: SecretCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| secret::execute(client, command.action, command.json))
+}
+
+pub(crate) fn registry(command: RegistryCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| registry::execute(client, command.action, command.json))
 }
 
 /// Runs one command on a small runtime. A refusal by the server is printed here and exits 1;
@@ -160,6 +177,7 @@ mod tests {
         Repo(RepoCommand),
         Build(BuildCommand),
         Secret(SecretCommand),
+        Registry(RegistryCommand),
     }
 
     #[test]
