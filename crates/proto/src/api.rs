@@ -397,7 +397,20 @@ pub struct CronWrite {
     pub branch: Option<String>,
 }
 
-/// Where to send a notification when a build finishes.
+/// The events a notifier can be sent: a build finished (its final state is one of the
+/// notifier's `states`), or a build step pushed an image (the delivery webhook a deployer
+/// listens to).
+pub const NOTIFIER_EVENTS: &[&str] = &[BUILD_FINISHED, IMAGE_PUBLISHED];
+pub const BUILD_FINISHED: &str = "build.finished";
+pub const IMAGE_PUBLISHED: &str = "image.published";
+
+/// The header carrying a notification's signature, when its notifier has a secret:
+/// `sha256=` and the hex HMAC-SHA256 of the body under that secret (GitHub's scheme).
+pub const SIGNATURE_HEADER: &str = "X-Gantry-Signature";
+/// The header naming the event of a notification (`build.finished`, `image.published`).
+pub const EVENT_HEADER: &str = "X-Gantry-Event";
+
+/// Where to send notifications: when a build finishes, when a build publishes an image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Notifier {
     pub id: i64,
@@ -406,14 +419,104 @@ pub struct Notifier {
     pub url: String,
     /// Final states to notify about; empty: all.
     pub states: Vec<State>,
+    /// What it is sent: `build.finished`, `image.published`.
+    pub events: Vec<String>,
+    /// Whether bodies carry an `X-Gantry-Signature` (the secret itself is never shown).
+    pub signed: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NotifierCreate {
     pub kind: String,
     pub url: String,
     #[serde(default)]
     pub states: Vec<State>,
+    /// Default: `build.finished` only.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Signs every body with HMAC-SHA256 (`X-Gantry-Signature: sha256=<hex>`); write-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for NotifierCreate {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("NotifierCreate")
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("states", &self.states)
+            .field("events", &self.events)
+            .field("signed", &self.secret.is_some())
+            .finish()
+    }
+}
+
+/// An image a build pushed: every tag of one repository, pointing at one manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Artifact {
+    pub id: i64,
+    /// The build's number in its repository.
+    pub build: i64,
+    pub workflow: String,
+    pub step: String,
+    /// The image repository, registry included: `registry.example.com/team/app`.
+    pub image: String,
+    /// The manifest digest, `sha256:<hex>`.
+    pub digest: String,
+    /// `image@digest`: what a deployer pins.
+    pub pinned: String,
+    pub tags: Vec<String>,
+    /// Bytes of the manifest's config and layers, when the registry told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// The API path of its provenance statement (in-toto, SLSA provenance v1), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
+    /// The digest of the provenance artifact pushed beside the image, referring to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance_digest: Option<String>,
+    /// Unix milliseconds of the push's report.
+    pub created: i64,
+}
+
+/// Which build produced an image: the answer of `GET /api/v1/artifacts?image=IMAGE@DIGEST`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactOrigin {
+    pub repo: String,
+    pub artifact: Artifact,
+    pub build: Build,
+    /// Link to the build in the UI.
+    pub url: String,
+}
+
+/// The body of an `image.published` notification: what a deployer needs to act on a new
+/// image without asking the CI server anything, and no credential of any environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImagePublished {
+    /// Always `image.published`.
+    pub event: String,
+    /// The repository that built it: `owner/name`.
+    pub repository: String,
+    /// The build's number.
+    pub build: i64,
+    /// Link to the build in the UI.
+    pub build_url: String,
+    pub commit: String,
+    pub branch: String,
+    pub reference: String,
+    /// The build's trigger event (`push`, `tag`, ...).
+    pub trigger: String,
+    pub workflow: String,
+    pub step: String,
+    /// The image repository, registry included.
+    pub image: String,
+    pub digest: String,
+    /// `image@digest`.
+    pub pinned: String,
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance_digest: Option<String>,
 }
 
 /// The body of a `webhook` notification.

@@ -174,6 +174,7 @@ async fn updates(
         state.hub.notify(Topic::Step(id));
     }
     apply_steps(&state, &workflow, &request.steps, &steps).await?;
+    crate::artifacts::record(&state, &workflow, &request.published).await?;
     Ok(Json(JobUpdatesResponse { next_seq, cancel: workflow.cancel_requested }))
 }
 

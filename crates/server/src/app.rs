@@ -24,6 +24,7 @@ use crate::state::AppState;
         api::repos::members, api::repos::set_member, api::repos::remove_member, api::repos::poll,
         api::builds::list, api::builds::show, api::builds::create, api::builds::cancel, api::builds::restart,
         api::builds::approve, api::builds::decline,
+        api::artifacts::list, api::artifacts::provenance, api::artifacts::lookup,
         api::logs::download, api::logs::follow,
         api::secrets::list, api::secrets::put, api::secrets::delete,
         api::registries::list, api::registries::put, api::registries::delete,
@@ -33,7 +34,7 @@ use crate::state::AppState;
         crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
     ),
     tags(
-        (name = "users"), (name = "repos"), (name = "builds"), (name = "logs"), (name = "secrets"), (name = "registries"), (name = "crons"),
+        (name = "users"), (name = "repos"), (name = "builds"), (name = "artifacts"), (name = "logs"), (name = "secrets"), (name = "registries"), (name = "crons"),
         (name = "notifiers"), (name = "agents"), (name = "webhooks"), (name = "operations"),
     ),
     modifiers(&CommonAnswers)
@@ -112,6 +113,9 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{repo}/builds/{{number}}/restart"), post(api::builds::restart))
         .route(&format!("{repo}/builds/{{number}}/approve"), post(api::builds::approve))
         .route(&format!("{repo}/builds/{{number}}/decline"), post(api::builds::decline))
+        .route(&format!("{repo}/builds/{{number}}/artifacts"), get(api::artifacts::list))
+        .route(&format!("{repo}/builds/{{number}}/artifacts/{{id}}/provenance"), get(api::artifacts::provenance))
+        .route("/api/v1/artifacts", get(api::artifacts::lookup))
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log"), get(api::logs::download))
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log/stream"), get(api::logs::follow))
         .route(&format!("{repo}/secrets"), get(api::secrets::list))

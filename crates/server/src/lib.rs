@@ -6,6 +6,7 @@
 pub mod agent_api;
 pub mod api;
 pub mod app;
+pub mod artifacts;
 pub mod auth;
 pub mod background;
 pub mod config;

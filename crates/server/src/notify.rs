@@ -1,12 +1,15 @@
 //! Telling the outside world: commit statuses on the forge for every build state change, and
-//! notifications (Gantry's JSON webhook, Slack-compatible) when a build finishes. Both are sent
-//! in the background with retries and backoff, so a slow forge never slows a build down.
+//! notifications (Gantry's JSON webhook, Slack-compatible) when a build finishes or publishes
+//! an image (the delivery webhooks deployers listen to). All are sent in the background with
+//! retries and backoff, so a slow forge never slows a build down; a notifier with a secret
+//! signs each body (`X-Gantry-Signature: sha256=<hex HMAC-SHA256>`).
 
 use std::time::Duration;
 
+use hmac::{KeyInit as _, Mac as _};
 use proto::State;
-use proto::api::BuildNotification;
-use store::BuildRecord;
+use proto::api::{BUILD_FINISHED, BuildNotification, EVENT_HEADER, IMAGE_PUBLISHED, ImagePublished, SIGNATURE_HEADER};
+use store::{ArtifactRecord, BuildRecord, NotifierRecord};
 
 use crate::state::AppState;
 
@@ -47,6 +50,9 @@ pub async fn build_changed(state: &AppState, build: &BuildRecord) {
     };
     let view = crate::views::build(build, &repo.full_name, None);
     for notifier in notifiers {
+        if !notifier.events.iter().any(|event| event == BUILD_FINISHED) {
+            continue;
+        }
         if !notifier.states.is_empty() && !notifier.states.contains(&build.state) {
             continue;
         }
@@ -55,16 +61,87 @@ pub async fn build_changed(state: &AppState, build: &BuildRecord) {
             _ => serde_json::to_value(BuildNotification { repo: repo.full_name.clone(), build: view.clone(), url: build_url.clone() })
                 .unwrap_or_default(),
         };
-        let http = state.http.clone();
-        let url = notifier.url.clone();
-        tokio::spawn(async move {
-            retry("notification", || async {
-                let response = http.post(&url).json(&body).send().await.map_err(|error| error.without_url().to_string())?;
-                if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
-            })
-            .await;
-        });
+        send(state, &notifier, BUILD_FINISHED, &body);
     }
+}
+
+/// Announces a recorded artifact to the notifiers of its repository that want
+/// `image.published`.
+pub async fn image_published(state: &AppState, artifact: &ArtifactRecord) {
+    let (Ok(Some(repo)), Ok(Some(build))) =
+        (state.store.repo_by_id(artifact.repo_id).await, state.store.build_by_id(artifact.build_id).await)
+    else {
+        return;
+    };
+    let notifiers = match state.store.list_notifiers(repo.id).await {
+        Ok(notifiers) => notifiers,
+        Err(error) => {
+            tracing::error!(%error, "cannot list notifiers");
+            return;
+        }
+    };
+    let event = ImagePublished {
+        event: IMAGE_PUBLISHED.to_owned(),
+        repository: repo.full_name.clone(),
+        build: build.number,
+        build_url: state.build_url(&repo.full_name, build.number),
+        commit: build.commit.clone(),
+        branch: build.branch.clone(),
+        reference: build.reference.clone(),
+        trigger: build.event.clone(),
+        workflow: artifact.workflow.clone(),
+        step: artifact.step.clone(),
+        image: artifact.repository.clone(),
+        digest: artifact.digest.clone(),
+        pinned: format!("{}@{}", artifact.repository, artifact.digest),
+        tags: artifact.tags.clone(),
+        provenance_digest: artifact.provenance_digest.clone(),
+    };
+    for notifier in notifiers.iter().filter(|notifier| notifier.events.iter().any(|event| event == IMAGE_PUBLISHED)) {
+        let body = match notifier.kind.as_str() {
+            "slack" => serde_json::json!({
+                "text": format!("<{}|{} build #{}> published `{}` ({})", event.build_url, event.repository, event.build, event.pinned,
+                    event.tags.join(", ")),
+            }),
+            _ => serde_json::to_value(&event).unwrap_or_default(),
+        };
+        send(state, notifier, IMAGE_PUBLISHED, &body);
+    }
+}
+
+/// Posts `body` in the background, signed when the notifier has a secret.
+fn send(state: &AppState, notifier: &NotifierRecord, event: &'static str, body: &serde_json::Value) {
+    let body = body.to_string();
+    let signature = match notifier.secret_ciphertext.as_deref().map(|sealed| state.secrets.open_signing_key(notifier.repo_id, sealed)) {
+        None => None,
+        Some(Ok(key)) => Some(signature(&key, body.as_bytes())),
+        Some(Err(_)) => {
+            // Sending unsigned would teach receivers to accept unsigned bodies.
+            tracing::error!(notifier = notifier.id, "the notifier's signing secret cannot be opened; nothing is sent");
+            return;
+        }
+    };
+    let http = state.http.clone();
+    let url = notifier.url.clone();
+    tokio::spawn(async move {
+        retry(event, || async {
+            let mut request =
+                http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").header(EVENT_HEADER, event).body(body.clone());
+            if let Some(signature) = &signature {
+                request = request.header(SIGNATURE_HEADER, signature);
+            }
+            let response = request.send().await.map_err(|error| error.without_url().to_string())?;
+            if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+        })
+        .await;
+    });
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `key`, as GitHub signs its webhooks.
+pub fn signature(key: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 async fn retry<F, Fut, E>(what: &str, mut attempt: F)

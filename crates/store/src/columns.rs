@@ -68,7 +68,7 @@ macro_rules! cron_columns {
 
 macro_rules! notifier_columns {
     () => {
-        "id, repo_id, kind, url, states"
+        "id, repo_id, kind, url, states, events, secret_ciphertext"
     };
 }
 

@@ -13,6 +13,7 @@
 mod columns;
 
 mod agents;
+mod artifacts;
 mod build_plan;
 mod builds;
 mod error;

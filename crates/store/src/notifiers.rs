@@ -1,30 +1,37 @@
-//! Notifiers: where a repository's build results are sent, for which states.
+//! Notifiers: where a repository's build results and published images are sent, for which
+//! states and events, signed or not.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::columns::{states, states_to_json};
+use crate::columns::{json, states, states_to_json, to_json};
 use crate::error::classify;
-use crate::{NotifierRecord, Store, StoreError};
+use crate::{NewNotifier, NotifierRecord, Store, StoreError};
 
 impl Store {
     /// `StoreError::NotFound` when the repository does not exist.
-    pub async fn create_notifier(
-        &self,
-        repo_id: i64,
-        kind: &str,
-        url: &str,
-        states: &[proto::State],
-    ) -> Result<NotifierRecord, StoreError> {
-        let id: i64 = sqlx::query_scalar("INSERT INTO notifiers (repo_id, kind, url, states) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(repo_id)
-            .bind(kind)
-            .bind(url)
-            .bind(states_to_json(states)?)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|error| classify(error, || format!("notifier {url}"), || format!("repository {repo_id}")))?;
-        Ok(NotifierRecord { id, repo_id, kind: kind.to_owned(), url: url.to_owned(), states: states.to_vec() })
+    pub async fn create_notifier(&self, repo_id: i64, notifier: &NewNotifier) -> Result<NotifierRecord, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO notifiers (repo_id, kind, url, states, events, secret_ciphertext) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(repo_id)
+        .bind(&notifier.kind)
+        .bind(&notifier.url)
+        .bind(states_to_json(&notifier.states)?)
+        .bind(to_json(&notifier.events, "the events of a notifier")?)
+        .bind(notifier.secret_ciphertext.clone())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| classify(error, || format!("notifier {}", notifier.url), || format!("repository {repo_id}")))?;
+        Ok(NotifierRecord {
+            id,
+            repo_id,
+            kind: notifier.kind.clone(),
+            url: notifier.url.clone(),
+            states: notifier.states.clone(),
+            events: notifier.events.clone(),
+            secret_ciphertext: notifier.secret_ciphertext.clone(),
+        })
     }
 
     /// Oldest first.
@@ -50,5 +57,7 @@ fn notifier_from_row(row: &AnyRow) -> Result<NotifierRecord, StoreError> {
         kind: row.try_get("kind")?,
         url: row.try_get("url")?,
         states: states(row, "states")?,
+        events: json(row, "events")?,
+        secret_ciphertext: row.try_get("secret_ciphertext")?,
     })
 }

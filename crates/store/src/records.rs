@@ -283,4 +283,59 @@ pub struct NotifierRecord {
     pub kind: String,
     pub url: String,
     pub states: Vec<State>,
+    /// `build.finished`, `image.published` (see `proto::api::NOTIFIER_EVENTS`).
+    pub events: Vec<String>,
+    /// The signing secret sealed by the server's secret service; `None`: bodies go unsigned.
+    pub secret_ciphertext: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNotifier {
+    pub kind: String,
+    pub url: String,
+    pub states: Vec<State>,
+    pub events: Vec<String>,
+    pub secret_ciphertext: Option<Vec<u8>>,
+}
+
+/// An image a build step pushed, as the agent reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewArtifact {
+    pub build_id: i64,
+    pub workflow_id: i64,
+    pub step: String,
+    pub repository: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub size: Option<i64>,
+    /// The in-toto statement as JSON text.
+    pub provenance: Option<String>,
+    pub provenance_digest: Option<String>,
+}
+
+/// A recorded artifact with the build that made it; the provenance statement is read apart
+/// ([`crate::Store::artifact_provenance`]), as lists do not need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactRecord {
+    pub id: i64,
+    pub repo_id: i64,
+    pub build_id: i64,
+    pub build_number: i64,
+    pub workflow: String,
+    pub step: String,
+    pub repository: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub size: Option<i64>,
+    pub has_provenance: bool,
+    pub provenance_digest: Option<String>,
+    pub created: i64,
+}
+
+/// What recording an artifact changed: a report repeated by the agent changes nothing, and
+/// only a change is announced to delivery webhooks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArtifactChange {
+    Recorded(ArtifactRecord),
+    Unchanged(ArtifactRecord),
 }

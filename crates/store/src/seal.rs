@@ -88,6 +88,15 @@ impl SecretBox {
         self.open_with(&secret_associated_data(repo_id, name), sealed)
     }
 
+    /// The key a notifier of repository `repo_id` signs its bodies with.
+    pub fn seal_signing_key(&self, repo_id: i64, value: &str) -> Vec<u8> {
+        self.seal_with(&signing_key_associated_data(repo_id), value)
+    }
+
+    pub fn open_signing_key(&self, repo_id: i64, sealed: &[u8]) -> Result<String, DecryptError> {
+        self.open_with(&signing_key_associated_data(repo_id), sealed)
+    }
+
     /// A repository credential as it is kept in its text column.
     pub(crate) fn seal_credential(&self, repo_id: i64, column: &str, value: &str) -> String {
         let sealed = self.seal_with(&credential_associated_data(repo_id, column), value);
@@ -132,6 +141,10 @@ impl SecretBox {
             self.cipher.decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: associated_data }).map_err(|_| DecryptError)?;
         String::from_utf8(plain).map_err(|_| DecryptError)
     }
+}
+
+fn signing_key_associated_data(repo_id: i64) -> Vec<u8> {
+    format!("gantry-signing-key:{repo_id}").into_bytes()
 }
 
 fn secret_associated_data(repo_id: i64, name: &str) -> Vec<u8> {

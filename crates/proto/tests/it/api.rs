@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use proto::api::{
-    Agent, Build, BuildCreate, BuildDiagnostic, BuildNotification, Cron, CronWrite, ErrorBody, LogEntry, Login, Member, MemberSet,
-    Notifier, NotifierCreate, Registry, RegistryWrite, Repo, RepoCreate, RepoSettingsChange, RepoUpdate, Role, Secret, SecretWrite, Step,
-    Token, TokenCreate, TokenCreated, TriggerResult, User, UserCreate, Workflow,
+    Agent, Artifact, ArtifactOrigin, Build, BuildCreate, BuildDiagnostic, BuildNotification, Cron, CronWrite, ErrorBody, ImagePublished,
+    LogEntry, Login, Member, MemberSet, Notifier, NotifierCreate, Registry, RegistryWrite, Repo, RepoCreate, RepoSettingsChange,
+    RepoUpdate, Role, Secret, SecretWrite, Step, Token, TokenCreate, TokenCreated, TriggerResult, User, UserCreate, Workflow,
 };
 use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
@@ -209,9 +209,61 @@ fn secrets_registries_crons_and_notifiers() {
         kind: "slack".into(),
         url: "https://hooks.example.com/T000/B000".into(),
         states: vec![State::Failure, State::Error],
+        events: vec!["build.finished".into()],
+        signed: false,
     });
-    check(&NotifierCreate { kind: "webhook".into(), url: "https://ci-events.example.com/gantry".into(), states: vec![State::Success] });
+    check(&NotifierCreate {
+        kind: "webhook".into(),
+        url: "https://ci-events.example.com/gantry".into(),
+        states: vec![State::Success],
+        events: vec!["build.finished".into(), "image.published".into()],
+        secret: Some("a signing secret of some length".into()),
+    });
     check(&BuildNotification { repo: "team/app".into(), build: build(), url: "https://ci.example.com/team/app/builds/42".into() });
+    check(&artifact());
+    check(&ArtifactOrigin {
+        repo: "team/app".into(),
+        artifact: artifact(),
+        build: build(),
+        url: "https://ci.example.com/team/app/builds/42".into(),
+    });
+    check(&ImagePublished {
+        event: "image.published".into(),
+        repository: "team/app".into(),
+        build: 42,
+        build_url: "https://ci.example.com/repos/team/app/builds/42".into(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        branch: "main".into(),
+        reference: "refs/heads/main".into(),
+        trigger: "push".into(),
+        workflow: "release".into(),
+        step: "image".into(),
+        image: "registry.example.com/team/app".into(),
+        digest: DIGEST.into(),
+        pinned: format!("registry.example.com/team/app@{DIGEST}"),
+        tags: vec!["latest".into(), "1.4.0".into()],
+        provenance_digest: Some(PROVENANCE_DIGEST.into()),
+    });
+}
+
+const DIGEST: &str = "sha256:4d1c1ef2a8c7e6f1b3d2e9c4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e";
+const PROVENANCE_DIGEST: &str = "sha256:9a8b7c6d5e4f30211a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081";
+
+fn artifact() -> Artifact {
+    Artifact {
+        id: 7,
+        build: 42,
+        workflow: "release".into(),
+        step: "image".into(),
+        image: "registry.example.com/team/app".into(),
+        digest: DIGEST.into(),
+        pinned: format!("registry.example.com/team/app@{DIGEST}"),
+        tags: vec!["latest".into(), "1.4.0".into()],
+        size: Some(31_457_280),
+        provenance: Some("/api/v1/repos/team/app/builds/42/artifacts/7/provenance".into()),
+        provenance_digest: Some(PROVENANCE_DIGEST.into()),
+        created: CREATED,
+    }
 }
 
 #[test]

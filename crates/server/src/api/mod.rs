@@ -1,6 +1,7 @@
 //! REST handlers under `/api/v1`, one module per resource.
 
 pub mod agents;
+pub mod artifacts;
 pub mod builds;
 pub mod logs;
 pub mod registries;

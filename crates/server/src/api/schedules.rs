@@ -101,22 +101,15 @@ pub async fn list_notifiers(
 ) -> ApiResult<Json<Vec<Notifier>>> {
     let (repo, _) = caller.repo(&state, &owner, &name, Role::Admin).await?;
     let notifiers = state.store.list_notifiers(repo.id).await?;
-    Ok(Json(
-        notifiers
-            .into_iter()
-            .map(|record| Notifier {
-                id: record.id,
-                kind: record.kind,
-                url: proto::remote::redact_credentials(&record.url),
-                states: record.states,
-            })
-            .collect(),
-    ))
+    Ok(Json(notifiers.into_iter().map(notifier_view).collect()))
 }
 
-/// Adds a notifier: `webhook` (Gantry's JSON) or `slack`, sent when a build finishes. For users
-/// who are not server administrators, the URL's host must not resolve to an address the
-/// server keeps them from (loopback, link-local, unspecified, and what the egress settings add).
+/// Adds a notifier: `webhook` (Gantry's JSON) or `slack`, sent when a build finishes
+/// (`build.finished`) and/or when a build step pushes an image (`image.published`: a delivery
+/// webhook). With a `secret`, every body is signed (`X-Gantry-Signature: sha256=<hex HMAC>`);
+/// the secret is sealed and never shown again. For users who are not server administrators,
+/// the URL's host must not resolve to an address the server keeps them from (loopback,
+/// link-local, unspecified, and what the egress settings add).
 #[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/notifiers", tag = "notifiers", request_body = NotifierCreate,
     params(("owner" = String, Path), ("name" = String, Path)),
     responses((status = 201, body = Notifier), (status = 400, body = proto::api::ErrorBody), (status = 403, body = proto::api::ErrorBody)))]
@@ -133,14 +126,48 @@ pub async fn create_notifier(
     if !body.url.starts_with("http://") && !body.url.starts_with("https://") {
         return Err(ApiError::invalid("url", "a notifier's url starts with http:// or https://"));
     }
+    let events = if body.events.is_empty() { vec![proto::api::BUILD_FINISHED.to_owned()] } else { body.events.clone() };
+    if let Some(unknown) = events.iter().find(|event| !proto::api::NOTIFIER_EVENTS.contains(&event.as_str())) {
+        return Err(ApiError::invalid(
+            "events",
+            format!("`{unknown}` is not a notifier event; use {}", proto::api::NOTIFIER_EVENTS.join(" or ")),
+        ));
+    }
+    if let Some(secret) = &body.secret
+        && !(MIN_SIGNING_SECRET..=MAX_SIGNING_SECRET).contains(&secret.len())
+    {
+        return Err(ApiError::invalid(
+            "secret",
+            format!("a signing secret is {MIN_SIGNING_SECRET} to {MAX_SIGNING_SECRET} bytes (try `openssl rand -hex 32`)"),
+        ));
+    }
     if !caller.server_admin {
         crate::egress::check_field(&state.config.egress, "url", &body.url).await?;
     }
-    let record = state.store.create_notifier(repo.id, &body.kind, &body.url, &body.states).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Notifier { id: record.id, kind: record.kind, url: proto::remote::redact_credentials(&record.url), states: record.states }),
-    ))
+    let new = store::NewNotifier {
+        kind: body.kind.clone(),
+        url: body.url.clone(),
+        states: body.states.clone(),
+        events,
+        secret_ciphertext: body.secret.as_deref().map(|secret| state.secrets.seal_signing_key(repo.id, secret)),
+    };
+    let record = state.store.create_notifier(repo.id, &new).await?;
+    Ok((StatusCode::CREATED, Json(notifier_view(record))))
+}
+
+/// Shorter secrets are guessable offline from one signed body.
+const MIN_SIGNING_SECRET: usize = 16;
+const MAX_SIGNING_SECRET: usize = 1024;
+
+fn notifier_view(record: store::NotifierRecord) -> Notifier {
+    Notifier {
+        id: record.id,
+        kind: record.kind,
+        url: proto::remote::redact_credentials(&record.url),
+        states: record.states,
+        events: record.events,
+        signed: record.secret_ciphertext.is_some(),
+    }
 }
 
 /// Removes a notifier.

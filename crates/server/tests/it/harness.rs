@@ -276,11 +276,16 @@ pub(crate) const PIPELINE: &str = "steps:\n  build:\n    image: gantry-test/busy
 /// A request as received: path, JSON body, `Authorization` header.
 pub(crate) type Received = (String, Value, Option<String>);
 
+/// A request exactly as received: path, headers, body bytes.
+pub(crate) type RawRequest = (String, axum::http::HeaderMap, Vec<u8>);
+
 /// A local stand-in for a forge's API and for notification receivers: records every request;
 /// the first request to `/flaky` fails.
 #[derive(Clone, Default)]
 pub(crate) struct Recorder {
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    /// Every request as it came (to check signatures).
+    pub raw: std::sync::Arc<std::sync::Mutex<Vec<RawRequest>>>,
 }
 
 impl Recorder {
@@ -291,7 +296,9 @@ impl Recorder {
             async move {
                 let path = request.uri().path().to_owned();
                 let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok()).map(str::to_owned);
+                let headers = request.headers().clone();
                 let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+                recorder.raw.lock().unwrap().push((path.clone(), headers, body.to_vec()));
                 let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let mut requests = recorder.requests.lock().unwrap();
                 let first_flaky = path == "/flaky" && !requests.iter().any(|(seen, _, _)| seen == "/flaky");

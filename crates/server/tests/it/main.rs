@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod artifacts;
 mod harness;
 mod hooks;
 mod openapi;

@@ -12,6 +12,7 @@ mod harness;
 mod fixtures;
 
 mod agents;
+mod artifacts;
 mod builds;
 mod logs;
 mod notifiers;

@@ -98,8 +98,32 @@ async fn deleting_a_repository_removes_all_it_owns(store: Store) {
         store.logs().append(steps[1].id, 0, &lines(0, 2)).await.unwrap();
         let cron = NewCron { repo_id: repo.id, name: "nightly".into(), schedule: "@daily".into(), branch: "main".into(), next: NOW };
         store.put_cron(&cron, NOW).await.unwrap();
-        store.create_notifier(repo.id, "webhook", "https://hooks.example.com", &[State::Failure]).await.unwrap();
+        store
+            .create_notifier(
+                repo.id,
+                &store::NewNotifier {
+                    kind: "webhook".to_owned(),
+                    url: "https://hooks.example.com".to_owned(),
+                    states: vec![State::Failure],
+                    events: vec!["build.finished".to_owned()],
+                    secret_ciphertext: None,
+                },
+            )
+            .await
+            .unwrap();
         assert!(store.record_delivery(repo.id, "delivery-1", NOW).await.unwrap());
+        let artifact = store::NewArtifact {
+            build_id: build.id,
+            workflow_id: store.workflows_of_build(build.id).await.unwrap()[0].id,
+            step: "build".into(),
+            repository: "127.0.0.1:5000/acme/app".into(),
+            digest: "sha256:1234".into(),
+            tags: vec!["latest".into()],
+            size: None,
+            provenance: None,
+            provenance_digest: None,
+        };
+        store.record_artifact(&artifact, NOW).await.unwrap();
         store.set_polled_refs(repo.id, &BTreeMap::from([("refs/heads/main".into(), "abc".into())]), NOW).await.unwrap();
         owned.push((build, steps));
     }
@@ -120,6 +144,7 @@ async fn deleting_a_repository_removes_all_it_owns(store: Store) {
     assert!(store.list_notifiers(web.id).await.unwrap().is_empty());
     assert!(store.list_members(web.id).await.unwrap().is_empty());
     assert_eq!(store.polled_refs(web.id).await.unwrap(), None);
+    assert!(store.artifacts_by_digest("sha256:1234").await.unwrap().iter().all(|artifact| artifact.repo_id != web.id));
 
     // The other repository keeps everything; the user stays; the name is free again.
     let (build, steps) = &owned[1];
@@ -127,6 +152,7 @@ async fn deleting_a_repository_removes_all_it_owns(store: Store) {
     assert_eq!(store.logs().read(steps[0].id, 0, 10).await.unwrap().len(), 3);
     assert_eq!(store.logs().read(steps[1].id, 0, 10).await.unwrap().len(), 2);
     assert_eq!(store.list_secrets(api.id).await.unwrap().len(), 1);
+    assert_eq!(store.artifacts_of_build(build.id).await.unwrap().len(), 1);
     assert_eq!(store.list_members(api.id).await.unwrap().len(), 1);
     assert!(store.user_by_id(alice.id).await.unwrap().is_some());
     assert!(!store.record_delivery(api.id, "delivery-1", NOW).await.unwrap());
