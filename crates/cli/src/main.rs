@@ -70,6 +70,8 @@ enum Command {
     Notifier(client::NotifierCommand),
     /// Which build produced an image (IMAGE@DIGEST).
     Artifact(client::ArtifactCommand),
+    /// Logins for private registries on a server, per repository (passwords are write-only).
+    Registry(client::RegistryCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,5 +262,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Secret(command) => client::secret(command),
         Command::Notifier(command) => client::notifier(command),
         Command::Artifact(command) => client::artifact(command),
+        Command::Registry(command) => client::registry(command),
     }
 }

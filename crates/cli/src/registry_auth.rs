@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use base64::Engine as _;
 use runtime::RegistryCredential;
 
 /// The registry credentials of a local run: those of the workflows' `image_pull_secrets` (Drone:
@@ -47,32 +46,13 @@ fn config_path() -> Option<PathBuf> {
     }
 }
 
-/// Entries with `auth` (base64 of `user:password`) or `username` and `password`.
-fn credentials_in(text: &str) -> Result<Vec<RegistryCredential>, String> {
-    let config: serde_json::Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
-    let Some(auths) = config.get("auths").and_then(serde_json::Value::as_object) else { return Ok(Vec::new()) };
-    let mut credentials = Vec::new();
-    for (host, entry) in auths {
-        let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-        let (username, password) = match entry.get("auth").and_then(serde_json::Value::as_str) {
-            Some(encoded) if !encoded.is_empty() => {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|_| format!("the login of `{host}` is not base64"))?;
-                let decoded = String::from_utf8(decoded).map_err(|_| format!("the login of `{host}` is not text"))?;
-                let Some((username, password)) = decoded.split_once(':') else { return Err(format!("the login of `{host}` has no `:`")) };
-                (username.to_owned(), password.to_owned())
-            }
-            _ => (field("username"), field("password")),
-        };
-        if !username.is_empty() || !password.is_empty() {
-            let host = host.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-            // `docker login` without a host saves Docker Hub under its v1 index address.
-            let host = if host.starts_with("index.docker.io") { "docker.io".to_owned() } else { host.to_owned() };
-            credentials.push(RegistryCredential { host, username, password });
-        }
-    }
-    Ok(credentials)
+/// The logins of a Docker config JSON, read by `proto::artifact` as the server reads an
+/// `image_pull_secrets` secret.
+fn credentials_in(text: &str) -> Result<Vec<RegistryCredential>, proto::artifact::DockerConfigError> {
+    Ok(proto::artifact::docker_config_auths(text)?
+        .into_iter()
+        .map(|auth| RegistryCredential { host: auth.host, username: auth.username, password: auth.password })
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Bodies of the REST API under [`PREFIX`]. Times are Unix seconds, as in Woodpecker's API.
-//! Secrets appear only as names: no response body ever holds a secret value.
+//! Secrets appear only as names: no response body ever holds a secret value or a registry password.
 
 use std::collections::BTreeMap;
 
@@ -352,6 +352,31 @@ pub struct SecretWrite {
 /// Events a secret is available to when none are given: pull requests excluded, since their
 /// code may come from a fork.
 pub const DEFAULT_SECRET_EVENTS: &[&str] = &["push", "tag", "deployment", "cron", "manual", "promote", "rollback", "custom", "release"];
+
+/// Credentials for one registry host, as the repository's builds pull and push with them. The
+/// password is write-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Registry {
+    /// `registry.example.com`, `127.0.0.1:5000`, `docker.io` (Docker Hub).
+    pub host: String,
+    pub username: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// Creates or replaces the credentials of a registry host. The password is never shown again,
+/// nor by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryWrite {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryWrite {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("RegistryWrite").field("username", &self.username).finish_non_exhaustive()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Cron {

@@ -27,13 +27,14 @@ use crate::state::AppState;
         api::artifacts::list, api::artifacts::provenance, api::artifacts::lookup,
         api::logs::download, api::logs::follow,
         api::secrets::list, api::secrets::put, api::secrets::delete,
+        api::registries::list, api::registries::put, api::registries::delete,
         api::schedules::list_crons, api::schedules::put_cron, api::schedules::delete_cron,
         api::schedules::list_notifiers, api::schedules::create_notifier, api::schedules::delete_notifier,
         api::agents::list, api::agents::remove,
         crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
     ),
     tags(
-        (name = "users"), (name = "repos"), (name = "builds"), (name = "artifacts"), (name = "logs"), (name = "secrets"), (name = "crons"),
+        (name = "users"), (name = "repos"), (name = "builds"), (name = "artifacts"), (name = "logs"), (name = "secrets"), (name = "registries"), (name = "crons"),
         (name = "notifiers"), (name = "agents"), (name = "webhooks"), (name = "operations"),
     ),
     modifiers(&CommonAnswers)
@@ -119,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log/stream"), get(api::logs::follow))
         .route(&format!("{repo}/secrets"), get(api::secrets::list))
         .route(&format!("{repo}/secrets/{{secret}}"), put(api::secrets::put).delete(api::secrets::delete))
+        .route(&format!("{repo}/registries"), get(api::registries::list))
+        .route(&format!("{repo}/registries/{{host}}"), put(api::registries::put).delete(api::registries::delete))
         .route(&format!("{repo}/crons"), get(api::schedules::list_crons))
         .route(&format!("{repo}/crons/{{cron}}"), put(api::schedules::put_cron).delete(api::schedules::delete_cron))
         .route(&format!("{repo}/notifiers"), get(api::schedules::list_notifiers).post(api::schedules::create_notifier))

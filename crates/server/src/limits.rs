@@ -13,6 +13,10 @@ pub const MAX_NAME: usize = 100;
 pub const MAX_REPO_PART: usize = 100;
 /// A secret's value.
 pub const MAX_SECRET_VALUE: usize = 64 * 1024;
+/// A registry login's username and password (a Google service account key, `_json_key`'s
+/// password, is a few kilobytes of JSON).
+pub const MAX_REGISTRY_USERNAME: usize = 256;
+pub const MAX_REGISTRY_PASSWORD: usize = 16 * 1024;
 /// A manual build's variable name and value.
 pub const MAX_VARIABLE_NAME: usize = 128;
 pub const MAX_VARIABLE_VALUE: usize = 16 * 1024;

@@ -60,6 +60,13 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
                 continue;
             }
         };
+        let registries = match crate::secrets::registries_for_job(state, &repo, &build, &plan).await {
+            Ok(registries) => registries,
+            Err(reason) => {
+                finish_unrun(state, &workflow, State::Error, &reason).await?;
+                continue;
+            }
+        };
         let job_repository = crate::trigger::job_repository(state, &repo).await?;
         if !state.store.claim_workflow(workflow.id, agent.id, now_ms()).await? {
             continue;
@@ -83,7 +90,7 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
             // A fork's code runs with no trust at all, whatever the repository is allowed.
             trust: if build.from_fork { proto::Trust::default() } else { repo.settings.trust },
             timeout_seconds: u64::from(repo.settings.timeout_minutes.max(1)) * 60,
-            registries: Vec::new(),
+            registries,
         }));
     }
     Ok(None)

@@ -1,8 +1,8 @@
 //! Store records → API bodies. What must never leave the server (hashes, webhook secrets,
-//! tokens, ciphertexts) is dropped here, in one place.
+//! tokens, ciphertexts, registry passwords) is dropped here, in one place.
 
 use proto::api::{self, Role};
-use store::{BuildRecord, RepoRecord, StepRecord, UserRecord, WorkflowRecord};
+use store::{BuildRecord, RegistryCredentialRecord, RepoRecord, StepRecord, UserRecord, WorkflowRecord};
 
 use crate::state::{AppState, seconds};
 
@@ -96,4 +96,15 @@ pub async fn full_build(state: &AppState, record: &BuildRecord, full_name: &str)
         workflows.push(workflow(&workflow_record, agent, &steps));
     }
     Ok(build(record, full_name, Some(workflows)))
+}
+
+/// A registry credential without its password (the record has none: only a job's
+/// `Store::registry_auths` opens one).
+pub fn registry(record: &RegistryCredentialRecord) -> api::Registry {
+    api::Registry {
+        host: record.host.clone(),
+        username: record.username.clone(),
+        created: seconds(record.created),
+        updated: seconds(record.updated),
+    }
 }

@@ -28,6 +28,12 @@ macro_rules! secret_columns {
     };
 }
 
+macro_rules! registry_columns {
+    () => {
+        "id, repo_id, host, username, created, updated"
+    };
+}
+
 macro_rules! build_columns {
     () => {
         "id, repo_id, number, event, state, reference, branch, commit_sha, message, author, trigger_kind, \

@@ -5,6 +5,7 @@
 //! fix the clock. All queries use `$1`-style parameters and SQL both databases accept: they go
 //! through sqlx's `Any` driver, so flags are stored as 0/1 integers and lists or maps as JSON
 //! text. The methods of `Store` live in one module per aggregate: `users`, `repos`, `secrets`,
+//! `registries` (credentials for private registries),
 //! `builds` (with workflows and steps), `queue` (workflows waiting for and held by agents),
 //! `agents`, `triggers` (webhook deliveries, polled refs, crons, approved remotes) and `notifiers`.
 
@@ -20,6 +21,7 @@ pub mod logs;
 mod notifiers;
 mod queue;
 mod records;
+mod registries;
 mod repos;
 mod seal;
 mod secrets;

@@ -1,10 +1,11 @@
 //! Rows as the store returns them and the values it takes to create them. Not `Serialize`:
 //! the server maps them to `proto::api` bodies, dropping what must never leave it (hashes,
-//! webhook secrets, tokens, ciphertexts).
+//! webhook secrets, tokens, ciphertexts, registry passwords).
 
 use std::collections::BTreeMap;
 
 use proto::api::BuildDiagnostic;
+use proto::artifact::RegistryHost;
 use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,34 @@ pub struct SecretRecord {
     pub ciphertext: Vec<u8>,
     pub events: Vec<String>,
     pub images: Vec<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// Credentials for one registry host of a repository. The store seals the password; `Debug`
+/// never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewRegistryCredential {
+    pub host: RegistryHost,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NewRegistryCredential {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("NewRegistryCredential").field("host", &self.host).field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// A repository's credentials for one registry host, without the password: only
+/// `Store::registry_auths` opens passwords, for a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryCredentialRecord {
+    pub id: i64,
+    pub repo_id: i64,
+    /// As `RegistryHost` reads it: `registry.example.com`, `127.0.0.1:5000`, `docker.io`.
+    pub host: String,
+    pub username: String,
     pub created: i64,
     pub updated: i64,
 }

@@ -2,7 +2,7 @@
 //! names what the value is (its repository and name), so a ciphertext copied to another row or
 //! column does not open. Pipeline secrets are sealed by the server before they reach the store;
 //! repository credentials (webhook secret, forge token, clone password) are sealed by the store
-//! itself on every write, so no caller can forget to.
+//! itself on every write, so no caller can forget to, and so are registry passwords.
 //!
 //! The key comes from `GANTRY_SECRET_KEY` (64 hex digits or base64 of 32 bytes) or a 0600 key
 //! file created in the data folder on first start.
@@ -109,6 +109,16 @@ impl SecretBox {
         self.open_with(&credential_associated_data(repo_id, column), &sealed)
     }
 
+    /// The password of a repository's credentials for a registry `host`, kept as bytes like a
+    /// pipeline secret's: nonce followed by ciphertext.
+    pub(crate) fn seal_registry_password(&self, repo_id: i64, host: &str, password: &str) -> Vec<u8> {
+        self.seal_with(&registry_associated_data(repo_id, host), password)
+    }
+
+    pub(crate) fn open_registry_password(&self, repo_id: i64, host: &str, sealed: &[u8]) -> Result<String, DecryptError> {
+        self.open_with(&registry_associated_data(repo_id, host), sealed)
+    }
+
     fn seal_with(&self, associated_data: &[u8], value: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
@@ -145,6 +155,10 @@ fn credential_associated_data(repo_id: i64, column: &str) -> Vec<u8> {
     format!("gantry-repo-credential:{repo_id}:{column}").into_bytes()
 }
 
+fn registry_associated_data(repo_id: i64, host: &str) -> Vec<u8> {
+    format!("gantry-registry:{repo_id}:{host}").into_bytes()
+}
+
 fn parse_key(text: &str) -> Option<[u8; 32]> {
     if text.len() == 64
         && let Ok(bytes) = hex::decode(text)
@@ -157,6 +171,17 @@ fn parse_key(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registry_password_opens_only_for_its_own_repository_and_host() {
+        let sealer = SecretBox::from_key([7; 32]);
+        let sealed = sealer.seal_registry_password(3, "127.0.0.1:5000", "s3cret");
+        assert!(!String::from_utf8_lossy(&sealed).contains("s3cret"));
+        assert_eq!(sealer.open_registry_password(3, "127.0.0.1:5000", &sealed).unwrap(), "s3cret");
+        assert!(sealer.open_registry_password(4, "127.0.0.1:5000", &sealed).is_err());
+        assert!(sealer.open_registry_password(3, "127.0.0.1:5001", &sealed).is_err());
+        assert!(sealer.open(3, "127.0.0.1:5000", &sealed).is_err(), "not a pipeline secret of that name");
+    }
 
     #[test]
     fn a_credential_opens_only_in_its_own_repository_and_column() {

@@ -1,5 +1,5 @@
-//! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, `gantry notifier`,
-//! `gantry artifact`, talking to a server at GANTRY_SERVER with GANTRY_TOKEN.
+//! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, `gantry registry`,
+//! `gantry notifier`, `gantry artifact`, talking to a server at GANTRY_SERVER with GANTRY_TOKEN.
 //!
 //! Exit codes: 0 done; 1 the server said no (its message is printed) or, for a followed log,
 //! the build did not succeed; 2 usage and configuration errors, a server that cannot be reached.
@@ -10,6 +10,7 @@ mod build;
 mod http;
 mod logs;
 mod notifier;
+mod registry;
 mod render;
 mod repo;
 mod secret;
@@ -87,6 +88,18 @@ pub(crate) struct ArtifactCommand {
     action: artifact::ArtifactAction,
 }
 
+/// `gantry registry …`
+#[derive(Args, Clone, Debug)]
+pub(crate) struct RegistryCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true, display_order = 99)]
+    json: bool,
+    #[command(subcommand)]
+    action: registry::RegistryAction,
+}
+
 /// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.
 pub(crate) fn agents(server: Option<String>, token: Option<String>, action: AgentAction, json: bool) -> anyhow::Result<u8> {
     let connection = Connection { server, token };
@@ -113,6 +126,10 @@ pub(crate) fn notifier(command: NotifierCommand) -> anyhow::Result<u8> {
 
 pub(crate) fn artifact(command: ArtifactCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| artifact::execute(client, command.action, command.json))
+}
+
+pub(crate) fn registry(command: RegistryCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| registry::execute(client, command.action, command.json))
 }
 
 /// Runs one command on a small runtime. A refusal by the server is printed here and exits 1;
@@ -196,6 +213,7 @@ mod tests {
         Secret(SecretCommand),
         Notifier(NotifierCommand),
         Artifact(ArtifactCommand),
+        Registry(RegistryCommand),
     }
 
     #[test]

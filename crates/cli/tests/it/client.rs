@@ -1,4 +1,4 @@
-//! The client commands (`gantry repo|build|secret`) against a real `gantry server` process on
+//! The client commands (`gantry repo|build|secret|registry`) against a real `gantry server` process on
 //! 127.0.0.1: what they print, their exit codes and error messages. No agent runs, so builds stay
 //! pending until cancelled. Following a log across a dropped connection is checked against a
 //! stand-in server that drops it on purpose.
@@ -364,6 +364,78 @@ fn notifiers_and_delivery_webhooks_are_added_listed_and_removed_without_showing_
 
     assert!(server.ok(&["notifier", "rm", "acme/shop", "1"]).contains("removed notifier 1 of acme/shop"));
     assert!(!server.ok(&["notifier", "ls", "acme/shop"]).contains("image.published"));
+}
+
+#[test]
+fn registry_logins_are_saved_listed_and_removed_but_their_passwords_never_shown() {
+    let server = Server::start();
+    let remote = Remote::with_files(&[(".woodpecker.yml", PIPELINE)]);
+    server.add_repo(&remote);
+    let from_stdin = "registry-password-stdin-5be1";
+    let from_flag = "registry-password-flag-0c4d";
+    let from_env = "registry-password-env-77a2";
+    let never_shown = |output: &Output| {
+        let all = format!("{}{}", stdout(output), stderr(output));
+        for password in [from_stdin, from_flag, from_env] {
+            assert!(!all.contains(password), "a registry password was printed:\n{}", detail(output));
+        }
+    };
+
+    let output = server.gantry_with_stdin(
+        &["registry", "add", "acme/shop", "https://Registry.Example.com/", "--username", "ci-bot", "--password-stdin"],
+        &format!("{from_stdin}\n"),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    assert!(stdout(&output).contains("saved the login for registry.example.com of acme/shop (username ci-bot)"), "{}", detail(&output));
+    never_shown(&output);
+    let output = server.gantry(&["registry", "add", "acme/shop", "127.0.0.1:5001", "-u", "local", "--password", from_flag]);
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    never_shown(&output);
+    let output = server
+        .command(&["registry", "add", "acme/shop", "docker.io", "-u", "hub", "--password-from-env", "HUB_TOKEN", "--json"])
+        .env("HUB_TOKEN", from_env)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", detail(&output));
+    never_shown(&output);
+    let written: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((written["host"].as_str(), written["username"].as_str()), (Some("docker.io"), Some("hub")), "{written}");
+
+    let listed = server.gantry(&["registry", "ls", "acme/shop"]);
+    never_shown(&listed);
+    let text = stdout(&listed);
+    assert!(text.starts_with("HOST "), "{text}");
+    let hosts: Vec<&str> = text.lines().skip(1).filter_map(|line| line.split_whitespace().next()).collect();
+    assert_eq!(hosts, ["127.0.0.1:5001", "docker.io", "registry.example.com"], "{text}");
+    let registries = server.json(&["registry", "ls", "acme/shop"]);
+    assert_eq!(registries[2]["username"], "ci-bot", "{registries}");
+    assert!(!registries.to_string().contains("registry-password"), "{registries}");
+
+    let both = server.gantry(&["registry", "add", "acme/shop", "ghcr.io", "-u", "x", "--password", "a", "--password-stdin"]);
+    assert_eq!(both.status.code(), Some(2), "one source of a password: {}", detail(&both));
+    let empty = server.gantry_with_stdin(&["registry", "add", "acme/shop", "ghcr.io", "-u", "x", "--password-stdin"], "");
+    assert_eq!(empty.status.code(), Some(2), "{}", detail(&empty));
+    assert!(stderr(&empty).contains("the password for ghcr.io is empty"), "{}", detail(&empty));
+    let path = server.gantry(&["registry", "add", "acme/shop", "ghcr.io/team/app", "-u", "x", "--password", from_flag]);
+    assert_eq!(path.status.code(), Some(2), "a host is checked before anything is sent: {}", detail(&path));
+    assert!(stderr(&path).contains("has a path"), "{}", detail(&path));
+    never_shown(&path);
+    let refused = server.gantry(&["registry", "add", "acme/shop", "ghcr.io", "-u", "ci:bot", "--password", from_flag]);
+    assert_eq!(refused.status.code(), Some(1), "{}", detail(&refused));
+    assert!(stderr(&refused).contains("field: username"), "{}", detail(&refused));
+    never_shown(&refused);
+
+    assert!(
+        server.ok(&["registry", "rm", "acme/shop", "https://index.docker.io/v1/"]).contains("removed the login for docker.io of acme/shop")
+    );
+    assert!(!server.ok(&["registry", "ls", "acme/shop"]).contains("docker.io"));
+    let again = server.gantry(&["registry", "rm", "acme/shop", "docker.io"]);
+    assert_eq!(again.status.code(), Some(1), "{}", detail(&again));
+    assert!(stderr(&again).contains("acme/shop has no credentials for registry docker.io"), "{}", detail(&again));
+    server.ok(&["registry", "rm", "acme/shop", "127.0.0.1:5001"]);
+    server.ok(&["registry", "rm", "acme/shop", "registry.example.com"]);
+    let none = server.ok(&["registry", "ls", "acme/shop"]);
+    assert!(none.contains("acme/shop has no registry logins; add one with `gantry registry add acme/shop HOST"), "{none}");
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use proto::api::{
     Agent, Artifact, ArtifactOrigin, Build, BuildCreate, BuildDiagnostic, BuildNotification, Cron, CronWrite, ErrorBody, ImagePublished,
-    LogEntry, Login, Member, MemberSet, Notifier, NotifierCreate, Repo, RepoCreate, RepoSettingsChange, RepoUpdate, Role, Secret,
-    SecretWrite, Step, Token, TokenCreate, TokenCreated, TriggerResult, User, UserCreate, Workflow,
+    LogEntry, Login, Member, MemberSet, Notifier, NotifierCreate, Registry, RegistryWrite, Repo, RepoCreate, RepoSettingsChange,
+    RepoUpdate, Role, Secret, SecretWrite, Step, Token, TokenCreate, TokenCreated, TriggerResult, User, UserCreate, Workflow,
 };
 use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
@@ -187,7 +187,7 @@ fn builds_workflows_steps_and_logs() {
 }
 
 #[test]
-fn secrets_crons_and_notifiers() {
+fn secrets_registries_crons_and_notifiers() {
     check(&Secret {
         name: "registry_password".into(),
         events: vec!["push".into(), "tag".into()],
@@ -200,6 +200,8 @@ fn secrets_crons_and_notifiers() {
         events: Some(vec!["push".into(), "tag".into()]),
         images: Some(vec!["plugins/docker".into()]),
     });
+    check(&Registry { host: "registry.example.com".into(), username: "ci-bot".into(), created: CREATED, updated: CREATED + 60 });
+    check(&RegistryWrite { username: "ci-bot".into(), password: "hunter2".into() });
     check(&Cron { name: "nightly".into(), schedule: "0 3 * * *".into(), branch: "main".into(), next: CREATED + 10_800, created: CREATED });
     check(&CronWrite { schedule: "@daily".into(), branch: Some("main".into()) });
     check(&Notifier {

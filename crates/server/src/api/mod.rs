@@ -4,6 +4,7 @@ pub mod agents;
 pub mod artifacts;
 pub mod builds;
 pub mod logs;
+pub mod registries;
 pub mod repos;
 pub mod schedules;
 pub mod secrets;

@@ -1,5 +1,5 @@
-//! The REST API: who may call what (every endpoint × every role), secrets never leave the
-//! server, and bad input answered with a JSON body that says what is wrong.
+//! The REST API: who may call what (every endpoint × every role), secrets and registry passwords
+//! never leave the server, and bad input answered with a JSON body that says what is wrong.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -90,6 +90,9 @@ async fn role_matrix(harness: Harness) {
         (Method::GET, format!("{repo}/secrets"), None, Needs::Write),
         (Method::PUT, format!("{repo}/secrets/token"), Some(json!({ "value": "s3cret-value" })), Needs::Admin),
         (Method::DELETE, format!("{repo}/secrets/token"), None, Needs::Admin),
+        (Method::GET, format!("{repo}/registries"), None, Needs::Write),
+        (Method::PUT, format!("{repo}/registries/127.0.0.1:5001"), Some(json!({ "username": "ci", "password": "pw" })), Needs::Admin),
+        (Method::DELETE, format!("{repo}/registries/127.0.0.1:5001"), None, Needs::Admin),
         (Method::GET, format!("{repo}/crons"), None, Needs::Read),
         (Method::PUT, format!("{repo}/crons/nightly"), Some(json!({ "schedule": "0 3 * * *" })), Needs::Admin),
         (Method::DELETE, format!("{repo}/crons/nightly"), None, Needs::Admin),
@@ -163,6 +166,95 @@ async fn secrets_never_leave(harness: Harness) {
     assert!(shown.get("webhook_secret").is_none() && !shown.to_string().contains(&generated), "{shown}");
 }
 both!(secret_values_are_write_only_and_encrypted, secrets_never_leave);
+
+async fn registry_passwords_never_leave(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    let repo = harness.repo("acme/app", &url, json!({})).await;
+    let password = "hunter2-the-registry-password";
+    let mut answers = Vec::new();
+    // The host as a user may paste it: a scheme, capitals and a trailing slash are dropped.
+    for host in ["https:%2F%2FRegistry.Example.com%2F", "127.0.0.1:5001", "index.docker.io"] {
+        let (status, written) = harness
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/repos/acme/app/registries/{host}"),
+                Some(json!({ "username": "ci-bot", "password": password })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{host}: {written}");
+        answers.push(written);
+    }
+    assert_eq!(
+        answers[0],
+        json!({ "host": "registry.example.com", "username": "ci-bot", "created": answers[0]["created"], "updated": answers[0]["updated"] })
+    );
+    let (status, listed) = harness.admin(Method::GET, "/api/v1/repos/acme/app/registries", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let hosts: Vec<&str> = listed.as_array().unwrap().iter().map(|registry| registry["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["127.0.0.1:5001", "docker.io", "registry.example.com"]);
+    answers.push(listed);
+    // Replacing keeps one login per host.
+    let (status, replaced) = harness
+        .admin(Method::PUT, "/api/v1/repos/acme/app/registries/docker.io", Some(json!({ "username": "other-bot", "password": password })))
+        .await;
+    assert_eq!((status, replaced["username"].as_str()), (StatusCode::OK, Some("other-bot")));
+    answers.push(replaced);
+    let (_, listed) = harness.admin(Method::GET, "/api/v1/repos/acme/app/registries", None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    answers.push(listed);
+    answers.push(harness.admin(Method::GET, "/api/v1/repos/acme/app", None).await.1);
+
+    let (status, removed) =
+        harness.admin(Method::DELETE, "/api/v1/repos/acme/app/registries/https:%2F%2Findex.docker.io%2Fv1%2F", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{removed}");
+    let (status, again) = harness.admin(Method::DELETE, "/api/v1/repos/acme/app/registries/docker.io", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(again["error"], "acme/app has no credentials for registry docker.io");
+    let (_, listed) = harness.admin(Method::GET, "/api/v1/repos/acme/app/registries", None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    answers.extend([removed, again, listed]);
+    for answer in &answers {
+        assert!(!answer.to_string().contains(password), "a registry password leaked: {answer}");
+    }
+    // Kept sealed: the store opens it for a job, bound to the repository and the host.
+    let auths = harness.state.store.registry_auths(repo["id"].as_i64().unwrap()).await.unwrap();
+    assert_eq!(
+        auths.iter().map(|auth| (auth.host.as_str(), auth.password.as_str())).collect::<Vec<_>>(),
+        [("127.0.0.1:5001", password), ("registry.example.com", password)]
+    );
+}
+both!(registry_passwords_are_write_only, registry_passwords_never_leave);
+
+async fn bad_registry_input(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    let password = "hunter2-the-registry-password";
+    let login = json!({ "username": "ci-bot", "password": password });
+    // path after the repository, body, field named, what the error says
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        ("registry.example.com%2Fteam%2Fapp", login.clone(), "host", "has a path"),
+        ("registry%20example.com", login.clone(), "host", "` ` is not allowed"),
+        ("registry.example.com:http", login.clone(), "host", "port"),
+        ("registry.example.com", json!({ "username": "", "password": password }), "username", "needs a username"),
+        ("registry.example.com", json!({ "username": "ci:bot", "password": password }), "username", "cannot hold `:`"),
+        ("registry.example.com", json!({ "username": "x".repeat(300), "password": password }), "username", "longer than 256"),
+        ("registry.example.com", json!({ "username": "ci-bot", "password": "" }), "password", "needs a password"),
+        ("registry.example.com", json!({ "username": "ci-bot", "password": format!("{password}\n") }), "password", "line break"),
+        ("registry.example.com", json!({ "username": "ci-bot", "password": password.repeat(1000) }), "password", "at most 16384 bytes"),
+    ];
+    for (host, body, field, says) in cases {
+        let path = format!("/api/v1/repos/acme/app/registries/{host}");
+        let (status, answer) = harness.admin(Method::PUT, &path, Some(body)).await;
+        assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{path}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|error| error.contains(says)), "{path}: {answer} should say {says}");
+        assert!(!answer.to_string().contains(password), "an error echoed the password: {answer}");
+    }
+    let (status, answer) = harness.admin(Method::DELETE, "/api/v1/repos/acme/app/registries/a%2Fb", None).await;
+    assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("host")), "{answer}");
+    let (_, listed) = harness.admin(Method::GET, "/api/v1/repos/acme/app/registries", None).await;
+    assert_eq!(listed, json!([]), "nothing refused was kept");
+}
+both!(bad_registry_logins_are_refused_naming_the_field, bad_registry_input);
 
 async fn bad_input(harness: Harness) {
     // method, path, body, status, field named, what the error says

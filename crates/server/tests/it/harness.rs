@@ -332,3 +332,28 @@ impl Recorder {
         panic!("fewer than {count} requests to {path}: {:?}", self.requests.lock().unwrap());
     }
 }
+
+/// Runs `future` with the server's `tracing` events at INFO and above written to a buffer;
+/// its output and that text.
+pub(crate) async fn captured_logs<T>(future: impl Future<Output = T>) -> (T, String) {
+    use tracing::instrument::WithSubscriber as _;
+
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_ansi(false).with_writer(move || writer.clone()).finish();
+    let output = future.with_subscriber(subscriber).await;
+    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
+    (output, text)
+}

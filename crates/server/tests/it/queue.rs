@@ -1,5 +1,6 @@
 //! The queue through the agent protocol: leasing by labels and dependencies, idempotent log
-//! uploads, completion, cancellation, lost agents, and which secrets a job carries.
+//! uploads, completion, cancellation, lost agents, and which secrets and registry logins a job
+//! carries.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -242,6 +243,90 @@ async fn job_secrets(harness: Harness) {
     assert!(refused.contains("only these images"), "{refused}");
 }
 both!(a_job_carries_only_the_secrets_its_steps_may_have, job_secrets);
+
+/// A Drone pipeline pulling its step image from the password-protected test registry with the
+/// logins of three `image_pull_secrets`: a usable one, a broken one and one the repository lacks.
+const PULLING_PIPELINE: &str = "kind: pipeline\ntype: docker\nname: default\nsteps:\n  - name: build\n    image: 127.0.0.1:5001/team/builder:1\n    commands: [\"true\"]\nimage_pull_secrets:\n  - dockerconfig\n  - broken_config\n  - missing_config\n";
+
+/// A Docker config JSON as `docker login` writes it: `auth` for one registry (base64 of
+/// `pull-user:pull-pass`), fields for Docker Hub under its v1 address.
+const DOCKER_CONFIG: &str = r#"{"auths":{"127.0.0.1:5001":{"auth":"cHVsbC11c2VyOnB1bGwtcGFzcw=="},"https://index.docker.io/v1/":{"username":"hub-user","password":"hub-pass"}}}"#;
+
+/// What a job carries, as (host, username, password).
+fn registries_of(job: &Value) -> Vec<(String, String, String)> {
+    job["registries"]
+        .as_array()
+        .map(|registries| {
+            registries
+                .iter()
+                .map(|auth| {
+                    let field = |name: &str| auth[name].as_str().unwrap().to_owned();
+                    (field("host"), field("username"), field("password"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn login(host: &str, username: &str, password: &str) -> (String, String, String) {
+    (host.to_owned(), username.to_owned(), password.to_owned())
+}
+
+async fn job_registries(harness: Harness) {
+    let (url, _, _) = git_repo(harness.dir.path(), &[(".drone.yml", PULLING_PIPELINE)]);
+    harness.repo("acme/app", &url, json!({})).await;
+    for (host, username, password) in [("127.0.0.1:5001", "repo-user", "repo-pass"), ("https://GHCR.io/", "ghcr-user", "ghcr-pass")] {
+        let (status, answer) = harness
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/repos/acme/app/registries/{}", host.replace('/', "%2F")),
+                Some(json!({ "username": username, "password": password })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    for (name, value) in [("dockerconfig", DOCKER_CONFIG), ("broken_config", "{\"auths\": broken-config-value")] {
+        let (status, answer) =
+            harness.admin(Method::PUT, &format!("/api/v1/repos/acme/app/secrets/{name}"), Some(json!({ "value": value }))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let agent = harness.register_agent("agent-1", json!({})).await;
+
+    let (job, warnings) = crate::harness::captured_logs(lease_one(&harness, agent)).await;
+    assert_eq!(
+        registries_of(&job),
+        [
+            login("127.0.0.1:5001", "pull-user", "pull-pass"),
+            login("docker.io", "hub-user", "hub-pass"),
+            login("ghcr.io", "ghcr-user", "ghcr-pass")
+        ],
+        "the pipeline's image_pull_secrets first, then the repository's logins for other hosts: {job}"
+    );
+    assert_eq!(job["secrets"], json!({}), "image_pull_secrets are logins for the agent, not secrets for steps");
+    assert_eq!(build(&harness, 1).await["workflows"][0]["state"], "running", "a broken or missing pull secret does not stop the job");
+    for name in ["broken_config", "missing_config"] {
+        assert!(warnings.lines().any(|line| line.contains("WARN") && line.contains(name)), "no warning names {name}:\n{warnings}");
+    }
+    assert!(!warnings.contains("broken-config-value") && !warnings.contains("pull-pass"), "a secret's value was logged:\n{warnings}");
+
+    // Without the repository's own logins, a job carries what the pipeline names alone.
+    harness.admin(Method::DELETE, "/api/v1/repos/acme/app/registries/ghcr.io", None).await;
+    harness.admin(Method::DELETE, "/api/v1/repos/acme/app/registries/127.0.0.1:5001", None).await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let job = lease_one(&harness, agent).await;
+    assert_eq!(registries_of(&job), [login("127.0.0.1:5001", "pull-user", "pull-pass"), login("docker.io", "hub-user", "hub-pass")]);
+
+    // A pull secret whose events leave this build's event out is withheld, as a secret would be.
+    harness
+        .admin(Method::PUT, "/api/v1/repos/acme/app/secrets/dockerconfig", Some(json!({ "value": DOCKER_CONFIG, "events": ["tag"] })))
+        .await;
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    let job = lease_one(&harness, agent).await;
+    assert!(registries_of(&job).is_empty(), "{job}");
+    assert!(job.get("registries").is_none(), "no logins, no field on the wire: {job}");
+}
+both!(a_job_carries_the_repositorys_registry_logins_and_its_image_pull_secrets, job_registries);
 
 async fn manual_variables(harness: Harness) {
     let pipeline = "steps:\n  greet:\n    image: gantry-test/busybox:latest\n    commands:\n      - echo hello ${WHO}\n";

@@ -18,6 +18,7 @@ mod logs;
 mod notifiers;
 mod open;
 mod queue;
+mod registries;
 mod repos;
 mod secrets;
 mod security;

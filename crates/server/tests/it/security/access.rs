@@ -36,7 +36,12 @@ fn fork_pull_request(commit: &str) -> BuildRequest {
 /// Registers `acme/app` on a repository with `pipeline`, and pushes a fork's change as pull
 /// request 2; returns the head commit.
 async fn repo_with_fork_head(harness: &Harness, pipeline: &str, settings: Value) -> String {
-    let (url, _, work) = git_repo(harness.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    repo_with_fork_head_files(harness, &[(".woodpecker.yml", pipeline)], settings).await
+}
+
+/// `repo_with_fork_head` with the repository's `files`.
+async fn repo_with_fork_head_files(harness: &Harness, files: &[(&str, &str)], settings: Value) -> String {
+    let (url, _, work) = git_repo(harness.dir.path(), files);
     let head = commit(&work, &[("feature.txt", "from a fork")], "Add a feature");
     git(&work, &["push", "-q", "origin", "HEAD:refs/pull/2/head"]);
     harness.repo("acme/app", &url, settings).await;
@@ -135,6 +140,73 @@ async fn fork_approval(harness: Harness) {
     assert_eq!((restarted["state"].as_str(), restarted["approved_by"].as_str()), (Some("pending"), Some("user:maintainer")));
 }
 both!(a_forks_build_waits_for_a_maintainers_approval_which_is_recorded, fork_approval);
+
+// ---------------------------------------------------------------------------------------------
+// Registry logins: only repository admins write them, nobody reads a password back, and a fork's
+// build gets none, neither the repository's own nor those of its `image_pull_secrets`
+
+const PULL_SECRET_PIPELINE: &str = "kind: pipeline
+type: docker
+name: default
+steps:
+  - name: build
+    image: 127.0.0.1:5001/team/builder:1
+    commands: [\"true\"]
+image_pull_secrets:
+  - dockerconfig
+";
+
+async fn registry_logins_by_role(harness: Harness) {
+    let password = "registry-password-never-echoed";
+    let head = repo_with_fork_head_files(&harness, &[(".drone.yml", PULL_SECRET_PIPELINE)], json!({ "approval": "none" })).await;
+    let reader = member(&harness, "reader", "read").await;
+    let writer = member(&harness, "writer", "write").await;
+    let owner = member(&harness, "owner", "admin").await;
+    let path = "/api/v1/repos/acme/app/registries/127.0.0.1:5001";
+    let login = json!({ "username": "ci-bot", "password": password });
+
+    let (status, answer) = harness.call(Method::PUT, path, None, Some(login.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    for (who, token) in [("reader", &reader), ("writer", &writer)] {
+        let (status, answer) = harness.call(Method::PUT, path, Some(token), Some(login.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "a {who} adds no registry login: {answer}");
+        assert!(!answer.to_string().contains(password), "{answer}");
+    }
+    let (status, written) = harness.call(Method::PUT, path, Some(&owner), Some(login.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    for (who, token) in [("reader", &reader), ("writer", &writer)] {
+        let (status, answer) = harness.call(Method::DELETE, path, Some(token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "a {who} removes no registry login: {answer}");
+    }
+    let (status, _) = harness.call(Method::DELETE, path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = harness.call(Method::GET, "/api/v1/repos/acme/app/registries", Some(&reader), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "readers do not see which registries a repository logs in to");
+    let (status, _) = harness.call(Method::GET, "/api/v1/repos/acme/app/registries", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, listed) = harness.call(Method::GET, "/api/v1/repos/acme/app/registries", Some(&writer), None).await;
+    assert_eq!((status, listed[0]["username"].as_str()), (StatusCode::OK, Some("ci-bot")), "{listed}");
+    for answer in [&written, &listed] {
+        assert!(!answer.to_string().contains(password), "a registry password was echoed: {answer}");
+    }
+
+    // The pull secret is available to pull requests, and still withheld from a fork's.
+    let config = r#"{"auths":{"ghcr.io":{"username":"pull-user","password":"pull-secret-password"}}}"#;
+    let (status, _) = harness
+        .admin(Method::PUT, "/api/v1/repos/acme/app/secrets/dockerconfig", Some(json!({ "value": config, "events": ["pull_request"] })))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let agent = harness.register_agent("agent", json!({})).await;
+    start(&harness, BuildRequest { from_fork: false, ..fork_pull_request(&head) }).await;
+    let own = lease_now(&harness, agent).await.expect("the repository's own pull request");
+    let hosts: Vec<&str> = own.registries.iter().map(|auth| auth.host.as_str()).collect();
+    assert_eq!(hosts, ["ghcr.io", "127.0.0.1:5001"], "the repository's own pull request logs in: {:?}", own.registries);
+    start(&harness, fork_pull_request(&head)).await;
+    let fork = lease_now(&harness, agent).await.expect("the fork's pull request");
+    assert_eq!(fork.build_number, 2);
+    assert!(fork.registries.is_empty(), "a fork's build gets no registry login: {:?}", fork.registries);
+}
+both!(registry_logins_are_written_by_admins_only_and_withheld_from_forks, registry_logins_by_role);
 
 // ---------------------------------------------------------------------------------------------
 // 4. A secret limited to images reaches only plugin steps of those images
