@@ -543,6 +543,68 @@ async fn a_pushed_commit_publishes_an_image_listed_as_the_builds_artifact_and_an
     assert!(!leftover.status.success(), "purge: true leaves no tag on the agent's engine");
 }
 
+/// A private registry's login, kept by the server for the repository (`gantry registry add`),
+/// reaches the agent, which pulls the step's private image with it; no step and no log sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repositorys_registry_login_lets_its_agent_pull_a_private_step_image() {
+    let login = std::fs::read_to_string("/var/lib/gantry-test/registry-auth/credentials").expect("run scripts/registry-up.sh");
+    let (username, password) = login.trim().split_once(':').unwrap();
+    let cluster = Cluster::start(&[]).await;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let reference = format!("127.0.0.1:5001/gantry-e2e/private-{}-{nanos}:base", std::process::id());
+    let docker_config = cluster.dir.path().join("docker-config");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let docker = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut child = Command::new("docker")
+            .arg("--config")
+            .arg(&docker_config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    docker(&["tag", "gantry-test/busybox:latest", &reference], None);
+    docker(&["login", "127.0.0.1:5001", "-u", username, "--password-stdin"], Some(password));
+    docker(&["push", "-q", &reference], None);
+    docker(&["rmi", &reference], None);
+
+    let pipeline = format!("steps:\n  private:\n    image: {reference}\n    commands:\n      - echo ran in the private image\n");
+    let (url, _) = remote(cluster.dir.path(), &[(".woodpecker.yml", &pipeline)]);
+    cluster.add_repo(&url, json!({})).await;
+    let run = || async {
+        let (status, build) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+        assert_eq!(status, 201, "{build}");
+        cluster.wait_finished(build["number"].as_i64().unwrap()).await
+    };
+
+    let refused = run().await;
+    let reason = step(&refused, "private")["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("could not be pulled") && reason.contains("no basic auth credentials"), "without a login: {refused}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["registry", "add", "acme/app", "127.0.0.1:5001", "--username", username, "--password-from-env", "E2E_REGISTRY_PASSWORD"])
+        .env("GANTRY_SERVER", cluster.url())
+        .env("GANTRY_TOKEN", ADMIN)
+        .env("E2E_REGISTRY_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let pulled = run().await;
+    assert_eq!(pulled["state"], "success", "{pulled}\n{}", cluster.log("agent.log"));
+    let log = cluster.log_text(pulled["number"].as_i64().unwrap(), step(&pulled, "private")).await;
+    assert!(log.contains("ran in the private image"), "{log}");
+    for text in [log, pulled.to_string(), refused.to_string(), cluster.log("agent.log"), cluster.log("server.log")] {
+        assert!(!text.contains(password), "the registry password leaked: {text}");
+    }
+    let _ = Command::new("docker").args(["rmi", &reference]).output();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_build_stops_its_running_step_and_leaves_nothing() {
     let cluster = Cluster::start(&[]).await;
