@@ -42,8 +42,11 @@ pub const LAYERS: &[Layer] = &[
             "forge",
             "server",
             "agent",
+            "deploy",
         ],
     },
+    // Delivery: the environment repository's format now; reconciling through `docker` later.
+    Layer { crate_name: "deploy", may_depend_on: &["pipeline", "proto", "docker", "registry", "gitcmd"] },
     Layer { crate_name: "bench", may_depend_on: &["pipeline"] },
     Layer { crate_name: "tidy", may_depend_on: &[] },
 ];

@@ -1,0 +1,13 @@
+//! Delivery: what should run in an environment, as an environment repository says it.
+//!
+//! An environment repository is a git repository, one per environment: `environment.yml` (the
+//! environment's name, its targets, defaults) and one file per application in `apps/` (owner,
+//! image, replicas, ports, health check, update and drift policies, configs beside it, secrets
+//! by name). `read` turns its files into the `model`, or into every mistake with its file, line
+//! and column. The format is documented in the README ("Environment repositories").
+
+pub mod model;
+pub mod read;
+
+pub use model::{App, EnvironmentRepo};
+pub use read::{ReadOptions, RepoFile, read_repository};
