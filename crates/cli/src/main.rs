@@ -2,6 +2,7 @@
 
 mod agent_cmd;
 mod client;
+mod environment;
 mod exec;
 mod exec_output;
 mod git;
@@ -32,7 +33,8 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Check pipeline files and report every problem with its file, line and column.
+    /// Check pipeline files, or an environment repository (a folder with environment.yml), and report
+    /// every problem with its file, line and column.
     Lint {
         /// Repository folders, workflow folders or pipeline files (default: the current folder).
         paths: Vec<PathBuf>,
@@ -210,9 +212,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Lint { paths, format } => {
             let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
-            let pipelines = source::load_all(&paths)?;
+            let (environments, paths): (Vec<PathBuf>, Vec<PathBuf>) =
+                paths.into_iter().partition(|path| environment::is_environment_repository(path));
+            let pipelines = if paths.is_empty() && !environments.is_empty() { Vec::new() } else { source::load_all(&paths)? };
             let mut all = Vec::new();
             let mut files = Vec::new();
+            for root in &environments {
+                let (diagnostics, sources) = environment::lint(root)?;
+                all.extend(diagnostics);
+                files.extend(sources);
+            }
             for pipeline in &pipelines {
                 all.extend(pipeline.diagnostics.iter().cloned());
                 all.extend(pipeline::lint_files(&pipeline.files));

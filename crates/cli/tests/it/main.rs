@@ -64,6 +64,33 @@ fn lint_exit_codes_say_clean_warnings_errors_or_usage() {
 }
 
 #[test]
+fn lint_checks_an_environment_repository_with_every_mistake_in_place() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = gantry(&["lint", "examples/environment"], &root);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("3 files checked: no problems"), "{}", stdout(&output));
+
+    let output = gantry(&["lint", "crates/deploy/tests/it/repos/mistakes", "--format", "json"], &root);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let found: Vec<String> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}:{}:{} {}", d["file"].as_str().unwrap(), d["line"], d["column"], d["code"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        "crates/deploy/tests/it/repos/mistakes/apps/api.yml:3:9 unknown-target",
+        "crates/deploy/tests/it/repos/mistakes/apps/api.yml:18:1 unknown-key",
+        "crates/deploy/tests/it/repos/mistakes/environment.yml:5:24 unknown-key",
+    ] {
+        assert!(found.iter().any(|line| line == expected), "{expected} in {found:?}");
+    }
+    let text = stdout(&gantry(&["lint", "crates/deploy/tests/it/repos/mistakes"], &root));
+    assert!(text.contains("3 | target: gren") && text.contains("did you mean `green`?"), "the source line and the hint: {text}");
+}
+
+#[test]
 fn lint_reports_every_problem_rustc_style() {
     let broken = repository(&[(".woodpecker.yml", BROKEN)]);
     let text = stdout(&gantry(&["lint"], broken.path()));

@@ -53,7 +53,7 @@ fn dependencies_against_the_table_are_reported_and_dev_dependencies_are_free() {
         package("agent", &[("store", Normal), ("runtime", Normal), ("axum", Dev), ("server", Dev)]),
         package("docker", &[("bollard", Normal)]),
         package("cli", &[("server", Normal), ("bollard", Normal)]),
-        package("deploy", &[("docker", Normal)]),
+        package("kubernetes", &[("docker", Normal)]),
     ];
     let violations: Vec<String> = check_layering(&packages, LAYERS).iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -63,7 +63,7 @@ fn dependencies_against_the_table_are_reported_and_dev_dependencies_are_free() {
             "`server` depends on `runtime`: `server` may depend on `pipeline`, `proto`, `store`, `forge`",
             "`agent` depends on `store`: `agent` may depend on `proto`, `pipeline`, `runtime`, `backend-docker`, `backend-local`, `gitcmd`",
             "`cli` depends on `bollard`: only `docker` links `bollard`",
-            "`deploy` depends on ``: the crate has no row in the layering table (crates/tidy/src/layering.rs, ARCHITECTURE.md)",
+            "`kubernetes` depends on ``: the crate has no row in the layering table (crates/tidy/src/layering.rs, ARCHITECTURE.md)",
         ]
     );
 }
