@@ -4,9 +4,11 @@
 //! environment's name, its targets, defaults) and one file per application in `apps/` (owner,
 //! image, replicas, ports, health check, update and drift policies, configs beside it, secrets
 //! by name). `read` turns its files into the `model`, or into every mistake with its file, line
-//! and column. The format is documented in the README ("Environment repositories").
+//! and column. The format is documented in the README ("Environment repositories"). `plan`
+//! compares what the repository wants with what a target runs.
 
 pub mod model;
+pub mod plan;
 pub mod read;
 
 pub use model::{App, EnvironmentRepo};
