@@ -1,5 +1,6 @@
-//! `gantry lint` on an environment repository (a folder with `environment.yml`): its files read
-//! from disk and checked by `deploy`, with paths shown as given on the command line.
+//! Environment repositories on disk: `gantry lint` on one (a folder with `environment.yml`),
+//! its files read and checked by `deploy` with paths shown as given on the command line; and
+//! `gantry deployer plan`, what it would change on its targets.
 
 use std::path::Path;
 
@@ -34,6 +35,52 @@ pub(crate) fn lint(root: &Path) -> anyhow::Result<(Vec<Diagnostic>, Vec<SourceFi
         .map(|file| SourceFile::new(shown(&file.path), file.text))
         .collect();
     Ok((diagnostics, sources))
+}
+
+/// `gantry deployer plan`: the repository at `root` against what its targets run. Exit 0 with
+/// the plan printed, or 1 with the repository's mistakes.
+pub(crate) fn print_plan(root: &Path, docker_host: Option<&str>) -> anyhow::Result<u8> {
+    use deploy::target::Target as _;
+    let mut files = Vec::new();
+    collect(root, root, &mut files)?;
+    let (repository, diagnostics) = deploy::read_repository(&files, &deploy::ReadOptions::default());
+    let Some(repository) = repository else {
+        let (diagnostics, sources) = lint(root)?;
+        eprint!("{}", crate::output::render_diagnostics(&diagnostics, &sources, true, crate::output::use_color(&std::io::stderr())));
+        return Ok(1);
+    };
+    drop(diagnostics);
+    let mut config_digests = std::collections::BTreeMap::new();
+    for app in repository.apps.values() {
+        for config in &app.configs {
+            let bytes = std::fs::read(root.join(&config.file)).with_context(|| format!("cannot read {}", config.file))?;
+            config_digests.insert(config.file.clone(), deploy::plan::content_digest(&bytes));
+        }
+    }
+    let spec_digests = repository
+        .apps
+        .iter()
+        .map(|(name, app)| (name.clone(), deploy::plan::spec_digest(app, &config_digests, &std::collections::BTreeMap::new())))
+        .collect();
+    let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let observed = runtime.block_on(async {
+        let mut observed = Vec::new();
+        for (name, target) in &repository.environment.targets {
+            if target.kind == deploy::model::TargetKind::Swarm {
+                anyhow::bail!("target `{name}` is a swarm: this deployer observes Docker engines only so far");
+            }
+            let host = docker_host.map(str::to_owned).or_else(|| target.docker_host.clone());
+            let engine = deploy::target::DockerTarget::connect(host.as_deref())
+                .await
+                .with_context(|| format!("cannot reach the Docker engine of target `{name}`"))?;
+            observed.extend(engine.observe(&repository.environment.name).await?);
+        }
+        Ok(observed)
+    })?;
+    let changes = deploy::plan::plan(&repository.apps, &spec_digests, &kinds, &observed);
+    print!("{}", deploy::plan::render(&changes));
+    Ok(0)
 }
 
 /// The files under `dir`, paths relative to `root`; `.git` is skipped. Only the environment

@@ -72,8 +72,26 @@ enum Command {
     Notifier(client::NotifierCommand),
     /// Which build produced an image (IMAGE@DIGEST).
     Artifact(client::ArtifactCommand),
+    /// Delivery: what an environment repository would change on its targets.
+    #[command(subcommand)]
+    Deployer(DeployerCommand),
     /// Logins for private registries on a server, per repository (passwords are write-only).
     Registry(client::RegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum DeployerCommand {
+    /// Print the plan: the environment repository (a local checkout) against what its targets
+    /// run, found by the deployer's labels. Changes nothing.
+    Plan {
+        /// The environment repository's folder.
+        #[arg(long, env = "GANTRY_DEPLOYER_REPO", default_value = ".")]
+        repo: PathBuf,
+        /// The Docker engine to observe, for every target (default: each target's `docker_host`,
+        /// else DOCKER_HOST or the local socket).
+        #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
+        docker_host: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -271,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Secret(command) => client::secret(command),
         Command::Notifier(command) => client::notifier(command),
         Command::Artifact(command) => client::artifact(command),
+        Command::Deployer(DeployerCommand::Plan { repo, docker_host }) => environment::print_plan(&repo, docker_host.as_deref()),
         Command::Registry(command) => client::registry(command),
     }
 }

@@ -5,11 +5,13 @@
 //! image, replicas, ports, health check, update and drift policies, configs beside it, secrets
 //! by name). `read` turns its files into the `model`, or into every mistake with its file, line
 //! and column. The format is documented in the README ("Environment repositories"). `plan`
-//! compares what the repository wants with what a target runs.
+//! compares what the repository wants with what a target runs; `target` observes what runs
+//! (the Docker engine, by labels).
 
 pub mod model;
 pub mod plan;
 pub mod read;
+pub mod target;
 
 pub use model::{App, EnvironmentRepo};
 pub use read::{ReadOptions, RepoFile, read_repository};

@@ -34,8 +34,9 @@ pub struct ObservedInstance {
     /// Container or task id.
     pub id: String,
     pub running: bool,
-    /// The image digest the engine says the instance runs.
-    pub image_digest: Option<String>,
+    /// Set when the target sees the instance run another image than the one it was deployed
+    /// with (started again by hand with another image): what it runs.
+    pub foreign_image: Option<String>,
 }
 
 /// One application's change.
@@ -127,13 +128,9 @@ fn drift_of(app: &App, running: &ObservedApp) -> Vec<String> {
     if up > app.replicas as usize {
         drift.push(format!("{up} running, {} wanted", app.replicas));
     }
-    if let Some(digest) = &app.image.digest {
-        for instance in &running.instances {
-            if let Some(actual) = &instance.image_digest
-                && actual != digest
-            {
-                drift.push(format!("{} runs {actual}, not {digest}", short(&instance.id)));
-            }
+    for instance in &running.instances {
+        if let Some(actual) = &instance.foreign_image {
+            drift.push(format!("{} runs {actual}, not the deployed {}", short(&instance.id), app.image));
         }
     }
     drift

@@ -123,6 +123,8 @@ pub struct ContainerSummary {
     /// `created`, `running`, `exited`, …
     pub state: String,
     pub labels: HashMap<String, String>,
+    /// The id (`sha256:…` of its config) of the image the container was created from.
+    pub image_id: String,
 }
 
 impl ContainerSpec {
@@ -456,6 +458,7 @@ impl Engine {
                 name: container.names.and_then(|names| names.into_iter().next()).unwrap_or_default().trim_start_matches('/').to_string(),
                 state: container.state.map(|state| state.to_string()).unwrap_or_default(),
                 labels: container.labels.unwrap_or_default(),
+                image_id: container.image_id.unwrap_or_default(),
             })
             .collect())
     }

@@ -42,7 +42,7 @@ fn deployed(name: &str, app: &App, digest: &str) -> ObservedApp {
         image: app.image.to_string(),
         desired_replicas: app.replicas,
         instances: (0..app.replicas)
-            .map(|index| ObservedInstance { id: format!("container{index}abcdef"), running: true, image_digest: app.image.digest.clone() })
+            .map(|index| ObservedInstance { id: format!("container{index}abcdef"), running: true, foreign_image: None })
             .collect(),
     }
 }
@@ -128,10 +128,12 @@ fn changes_by_hand_are_drift_healed_or_only_reported_per_app() {
     let mut web = deployed("web", &desired["web"], &digests["web"]);
     web.instances[1].running = false;
     let mut api = deployed("api", &desired["api"], &digests["api"]);
-    api.instances[0].image_digest = Some(OTHER.into());
+    api.instances[0].foreign_image = Some("sha256:0123abcd".into());
     let changes = plan(&desired, &digests, &kinds(), &[web, api]);
     assert_eq!(
         render(&changes),
-        format!("? api: drift (warn only): container0ab runs {OTHER}, not {DIGEST}\n! web: heal drift: 1 of 2 running\n")
+        format!(
+            "? api: drift (warn only): container0ab runs sha256:0123abcd, not the deployed registry.example.com/web:1.0@{DIGEST}\n! web: heal drift: 1 of 2 running\n"
+        )
     );
 }
