@@ -229,6 +229,7 @@ async fn container_spec(
         memory_bytes: size(&step.container.memory_limit, "memory limit")?,
         shm_size_bytes: size(&step.container.shm_size, "shm size")?,
         keep_engine_log: false,
+        ..ContainerSpec::default()
     })
 }
 

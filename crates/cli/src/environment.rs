@@ -2,6 +2,7 @@
 //! its files read and checked by `deploy` with paths shown as given on the command line; and
 //! `gantry deployer plan`, what it would change on its targets.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -37,50 +38,127 @@ pub(crate) fn lint(root: &Path) -> anyhow::Result<(Vec<Diagnostic>, Vec<SourceFi
     Ok((diagnostics, sources))
 }
 
-/// `gantry deployer plan`: the repository at `root` against what its targets run. Exit 0 with
-/// the plan printed, or 1 with the repository's mistakes.
-pub(crate) fn print_plan(root: &Path, docker_host: Option<&str>) -> anyhow::Result<u8> {
+/// A repository read from disk and what its targets run: what `plan` and `apply` start from.
+struct Reconcile {
+    repository: deploy::EnvironmentRepo,
+    spec_digests: BTreeMap<String, String>,
+    config_files: BTreeMap<String, Vec<u8>>,
+    changes: Vec<deploy::plan::Change>,
+    target: deploy::target::DockerTarget,
+}
+
+/// Reads the repository at `root` and observes its targets; `None` (mistakes printed) when the
+/// repository has errors.
+async fn reconcile(root: &Path, docker_host: Option<&str>) -> anyhow::Result<Option<Reconcile>> {
     use deploy::target::Target as _;
     let mut files = Vec::new();
     collect(root, root, &mut files)?;
-    let (repository, diagnostics) = deploy::read_repository(&files, &deploy::ReadOptions::default());
+    let (repository, _) = deploy::read_repository(&files, &deploy::ReadOptions::default());
     let Some(repository) = repository else {
         let (diagnostics, sources) = lint(root)?;
         eprint!("{}", crate::output::render_diagnostics(&diagnostics, &sources, true, crate::output::use_color(&std::io::stderr())));
-        return Ok(1);
+        return Ok(None);
     };
-    drop(diagnostics);
-    let mut config_digests = std::collections::BTreeMap::new();
+    let mut config_files = BTreeMap::new();
+    let mut config_digests = BTreeMap::new();
     for app in repository.apps.values() {
         for config in &app.configs {
             let bytes = std::fs::read(root.join(&config.file)).with_context(|| format!("cannot read {}", config.file))?;
             config_digests.insert(config.file.clone(), deploy::plan::content_digest(&bytes));
+            config_files.insert(config.file.clone(), bytes);
         }
     }
-    let spec_digests = repository
+    let spec_digests: BTreeMap<String, String> = repository
         .apps
         .iter()
-        .map(|(name, app)| (name.clone(), deploy::plan::spec_digest(app, &config_digests, &std::collections::BTreeMap::new())))
+        .map(|(name, app)| (name.clone(), deploy::plan::spec_digest(app, &config_digests, &BTreeMap::new())))
         .collect();
     let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let observed = runtime.block_on(async {
-        let mut observed = Vec::new();
-        for (name, target) in &repository.environment.targets {
-            if target.kind == deploy::model::TargetKind::Swarm {
-                anyhow::bail!("target `{name}` is a swarm: this deployer observes Docker engines only so far");
-            }
-            let host = docker_host.map(str::to_owned).or_else(|| target.docker_host.clone());
-            let engine = deploy::target::DockerTarget::connect(host.as_deref())
-                .await
-                .with_context(|| format!("cannot reach the Docker engine of target `{name}`"))?;
-            observed.extend(engine.observe(&repository.environment.name).await?);
+    // One engine for now: every target of the repository must be a Docker engine, and they are
+    // observed through the first one's address (or --docker-host).
+    let mut hosts = Vec::new();
+    for (name, target) in &repository.environment.targets {
+        if target.kind == deploy::model::TargetKind::Swarm {
+            anyhow::bail!("target `{name}` is a swarm: this deployer works with Docker engines only so far");
         }
-        Ok(observed)
-    })?;
+        hosts.push(docker_host.map(str::to_owned).or_else(|| target.docker_host.clone()));
+    }
+    hosts.dedup();
+    if hosts.len() > 1 {
+        anyhow::bail!("the targets name several Docker engines: this deployer works with one engine so far");
+    }
+    let host = hosts.into_iter().next().flatten();
+    let target = deploy::target::DockerTarget::connect(host.as_deref()).await.context("cannot reach the Docker engine")?;
+    let observed = target.observe(&repository.environment.name).await?;
     let changes = deploy::plan::plan(&repository.apps, &spec_digests, &kinds, &observed);
-    print!("{}", deploy::plan::render(&changes));
+    Ok(Some(Reconcile { repository, spec_digests, config_files, changes, target }))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// `gantry deployer plan`: the repository at `root` against what its targets run. Exit 0 with
+/// the plan printed, or 1 with the repository's mistakes.
+pub(crate) fn print_plan(root: &Path, docker_host: Option<&str>) -> anyhow::Result<u8> {
+    let Some(reconcile) = runtime()?.block_on(reconcile(root, docker_host))? else { return Ok(1) };
+    print!("{}", deploy::plan::render(&reconcile.changes));
     Ok(0)
+}
+
+/// `gantry deployer apply`: the plan, then each change carried out in turn. Exit 1 when the
+/// repository has mistakes or a change failed (the others are still tried).
+pub(crate) fn apply(root: &Path, docker_host: Option<&str>) -> anyhow::Result<u8> {
+    use deploy::plan::Action;
+    runtime()?.block_on(async {
+        let Some(reconcile) = reconcile(root, docker_host).await? else { return Ok(1) };
+        let revision = revision_of(root);
+        let environment = &reconcile.repository.environment;
+        let mut failed = false;
+        for change in &reconcile.changes {
+            print!("{}", deploy::plan::render(std::slice::from_ref(change)));
+            let result = match (&change.action, reconcile.repository.apps.get(&change.app)) {
+                (Action::Remove { .. }, _) => reconcile.target.remove(&environment.name, &change.app).await,
+                (Action::Warn { .. }, _) | (_, None) => Ok(()),
+                (_, Some(app)) => {
+                    let kind = environment.targets.get(&app.target).map(|target| target.kind);
+                    let deployment = deploy::target::Deployment {
+                        environment: &environment.name,
+                        revision: &revision,
+                        app,
+                        spec_digest: &reconcile.spec_digests[&change.app],
+                        config_files: &reconcile.config_files,
+                        order: deploy::plan::effective_order(app, kind),
+                    };
+                    reconcile.target.deploy(&deployment).await
+                }
+            };
+            match result {
+                Ok(()) => println!("  done"),
+                Err(error) => {
+                    println!("  failed: {error}");
+                    failed = true;
+                }
+            }
+        }
+        if reconcile.changes.is_empty() {
+            print!("{}", deploy::plan::render(&[]));
+        }
+        Ok(u8::from(failed))
+    })
+}
+
+/// The repository's commit, or `working-tree` for a folder that is not a git checkout.
+fn revision_of(root: &Path) -> String {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "working-tree".to_owned())
 }
 
 /// The files under `dir`, paths relative to `root`; `.git` is skipped. Only the environment

@@ -72,7 +72,7 @@ enum Command {
     Notifier(client::NotifierCommand),
     /// Which build produced an image (IMAGE@DIGEST).
     Artifact(client::ArtifactCommand),
-    /// Delivery: what an environment repository would change on its targets.
+    /// Delivery: plan and apply an environment repository on its targets (a Docker engine so far).
     #[command(subcommand)]
     Deployer(DeployerCommand),
     /// Logins for private registries on a server, per repository (passwords are write-only).
@@ -89,6 +89,17 @@ enum DeployerCommand {
         repo: PathBuf,
         /// The Docker engine to observe, for every target (default: each target's `docker_host`,
         /// else DOCKER_HOST or the local socket).
+        #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
+        docker_host: Option<String>,
+    },
+    /// Carry out the plan once: start, update (healthy before the old version stops, or
+    /// stop-first where a host port needs it), heal and remove. Exit 1 when a change failed.
+    Apply {
+        /// The environment repository's folder.
+        #[arg(long, env = "GANTRY_DEPLOYER_REPO", default_value = ".")]
+        repo: PathBuf,
+        /// The Docker engine to deploy to (default: the targets' `docker_host`, else DOCKER_HOST
+        /// or the local socket).
         #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
         docker_host: Option<String>,
     },
@@ -290,6 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Notifier(command) => client::notifier(command),
         Command::Artifact(command) => client::artifact(command),
         Command::Deployer(DeployerCommand::Plan { repo, docker_host }) => environment::print_plan(&repo, docker_host.as_deref()),
+        Command::Deployer(DeployerCommand::Apply { repo, docker_host }) => environment::apply(&repo, docker_host.as_deref()),
         Command::Registry(command) => client::registry(command),
     }
 }

@@ -920,6 +920,14 @@ fn check_across(environment: &Environment, apps: &BTreeMap<String, App>, options
                 }
             }
         }
+        if target.kind == TargetKind::Docker && !app.ports.is_empty() && app.replicas > 1 {
+            let diagnostic = reader.error(
+                codes::PORT_CONFLICT,
+                app.spans.ports.first().copied().unwrap_or_default(),
+                format!("{} replicas cannot all publish port {} on one engine", app.replicas, app.ports[0].published),
+            );
+            diagnostic.hint = Some("run one replica here, or deploy it to a swarm target (its routing mesh shares the port)".to_owned());
+        }
         if target.kind == TargetKind::Docker && !app.ports.is_empty() && app.update.order == UpdateOrder::StartFirst {
             let diagnostic = reader.warning(
                 codes::STOP_FIRST,

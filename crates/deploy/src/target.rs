@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use std::time::{Duration, Instant};
+
+use crate::model::{App, Probe, UpdateOrder};
 use crate::plan::{ObservedApp, ObservedInstance};
 
 /// Labels on everything the deployer starts; what it observes is found by them.
@@ -27,6 +30,26 @@ pub mod labels {
 pub enum TargetError {
     #[error(transparent)]
     Engine(#[from] docker::DockerError),
+    /// The new version did not become healthy; what ran before still runs when the update was
+    /// start-first.
+    #[error("{app}: the new version did not become healthy: {why}")]
+    Unhealthy { app: String, why: String },
+    #[error("{app}: {what} is not supported by this deployer yet")]
+    Unsupported { app: String, what: String },
+    #[error("{app}: cannot pack config file {file}: {reason}")]
+    Config { app: String, file: String, reason: String },
+}
+
+/// One application to run as the repository says, with what the target needs to label it.
+pub struct Deployment<'a> {
+    pub environment: &'a str,
+    /// The environment repository's commit.
+    pub revision: &'a str,
+    pub app: &'a App,
+    pub spec_digest: &'a str,
+    /// The content of the repository's files the application mounts, by path.
+    pub config_files: &'a BTreeMap<String, Vec<u8>>,
+    pub order: UpdateOrder,
 }
 
 /// A place applications run.
@@ -51,6 +74,201 @@ impl DockerTarget {
         let host = host.map_or_else(docker::resolve_host, str::to_owned);
         Ok(DockerTarget::new(docker::Engine::connect_to(&host).await?))
     }
+}
+
+impl DockerTarget {
+    /// Runs `deployment`: new containers started and waited for until healthy, then the old
+    /// ones removed (start-first), or the old ones removed first (stop-first). New containers
+    /// that do not become healthy are removed again; with start-first, what ran keeps running.
+    pub async fn deploy(&self, deployment: &Deployment<'_>) -> Result<(), TargetError> {
+        let app = deployment.app;
+        if !app.secrets.is_empty() {
+            return Err(TargetError::Unsupported { app: app.name.clone(), what: "a secret (the deployer's store)".into() });
+        }
+        if !app.networks.is_empty() {
+            return Err(TargetError::Unsupported { app: app.name.clone(), what: "a network".into() });
+        }
+        let image = app.image.pull_reference();
+        if !self.engine.image_exists(&image).await? {
+            self.engine.pull_image(&image).await?;
+        }
+        let image_id = self.engine.inspect_image(&image).await?.id;
+        let old = self.engine.list_containers(&app_labels(deployment.environment, &app.name)).await?;
+        if deployment.order == UpdateOrder::StopFirst {
+            self.remove_containers(&old).await?;
+        }
+        let mut started = Vec::new();
+        let result = self.start_instances(deployment, &image, &image_id, &mut started).await;
+        let result = match result {
+            Ok(()) => self.wait_healthy(app, &started).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            for id in &started {
+                let _ = self.engine.remove_container(id).await;
+            }
+            return Err(error);
+        }
+        if deployment.order == UpdateOrder::StartFirst {
+            self.remove_containers(&old).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops and removes every container of `app`.
+    pub async fn remove(&self, environment: &str, app: &str) -> Result<(), TargetError> {
+        let containers = self.engine.list_containers(&app_labels(environment, app)).await?;
+        self.remove_containers(&containers).await
+    }
+
+    async fn remove_containers(&self, containers: &[docker::ContainerSummary]) -> Result<(), TargetError> {
+        for container in containers {
+            self.engine.remove_container(&container.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_instances(
+        &self,
+        deployment: &Deployment<'_>,
+        image: &str,
+        image_id: &str,
+        started: &mut Vec<String>,
+    ) -> Result<(), TargetError> {
+        let app = deployment.app;
+        let short_spec: String = deployment.spec_digest.trim_start_matches("sha256:").chars().take(12).collect();
+        let labels = BTreeMap::from([
+            (labels::ENVIRONMENT.to_owned(), deployment.environment.to_owned()),
+            (labels::APP.to_owned(), app.name.clone()),
+            (labels::SPEC.to_owned(), deployment.spec_digest.to_owned()),
+            (labels::IMAGE.to_owned(), app.image.to_string()),
+            (labels::IMAGE_ID.to_owned(), image_id.to_owned()),
+            (labels::REPLICAS.to_owned(), app.replicas.to_string()),
+            (labels::REVISION.to_owned(), deployment.revision.to_owned()),
+        ]);
+        let archive = config_archive(app, deployment.config_files)?;
+        for index in 0..app.replicas {
+            let name = format!("{}-{}-{short_spec}-{index}", deployment.environment, app.name);
+            // A container of that name is left from an attempt that stopped midway.
+            let _ = self.engine.remove_container(&name).await;
+            let mut all_labels = labels.clone();
+            all_labels.extend(app.labels.clone());
+            let spec = docker::ContainerSpec {
+                name: Some(name),
+                image: image.to_owned(),
+                command: (!app.command.is_empty()).then(|| app.command.clone()),
+                environment: app.environment.clone(),
+                labels: all_labels,
+                volume_mounts: app
+                    .volumes
+                    .iter()
+                    .map(|volume| docker::VolumeMount {
+                        volume: format!("{}-{}-{}", deployment.environment, app.name, volume.volume),
+                        target: volume.target.clone(),
+                        read_only: volume.read_only,
+                        no_copy: false,
+                        labels: BTreeMap::from([
+                            (labels::ENVIRONMENT.to_owned(), deployment.environment.to_owned()),
+                            (labels::APP.to_owned(), app.name.clone()),
+                        ]),
+                    })
+                    .collect(),
+                published_ports: app
+                    .ports
+                    .iter()
+                    .map(|port| docker::PublishedPort {
+                        host_port: port.published,
+                        container_port: port.target,
+                        protocol: match port.protocol {
+                            crate::model::Protocol::Tcp => "tcp".into(),
+                            crate::model::Protocol::Udp => "udp".into(),
+                        },
+                    })
+                    .collect(),
+                healthcheck: app.healthcheck.as_ref().and_then(|check| match &check.probe {
+                    Probe::Command(command) => Some(docker::HealthcheckSpec {
+                        command: command.clone(),
+                        interval: check.interval,
+                        timeout: check.timeout,
+                        retries: check.retries,
+                        start_period: check.start_period,
+                    }),
+                    Probe::Http { .. } => None,
+                }),
+                memory_bytes: app.resources.memory.and_then(|bytes| i64::try_from(bytes).ok()),
+                nano_cpus: app.resources.cpus.map(|cpus| (cpus * 1e9) as i64),
+                restart_unless_stopped: true,
+                keep_engine_log: true,
+                ..docker::ContainerSpec::default()
+            };
+            let id = self.engine.create_container(spec).await?;
+            started.push(id.clone());
+            if let Some(archive) = &archive {
+                let bytes = bytes::Bytes::from(archive.clone());
+                self.engine.upload_archive(&id, "/", futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) })).await?;
+            }
+            self.engine.start_container(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Until every new container is healthy (its health check) or running (none); an exit, an
+    /// `unhealthy` verdict or the time the check may take is a failure.
+    async fn wait_healthy(&self, app: &App, containers: &[String]) -> Result<(), TargetError> {
+        let limit = app.healthcheck.as_ref().map_or(Duration::from_secs(30), |check| {
+            check.start_period + (check.interval + check.timeout) * (check.retries + 1) + Duration::from_secs(5)
+        });
+        let engine_checks = app.healthcheck.as_ref().is_some_and(|check| matches!(check.probe, Probe::Command(_)));
+        let deadline = Instant::now() + limit;
+        let unhealthy = |why: String| TargetError::Unhealthy { app: app.name.clone(), why };
+        loop {
+            let mut ready = 0;
+            for id in containers {
+                let state = self.engine.container_state(id).await?;
+                if !state.running {
+                    return Err(unhealthy(format!("a container exited with code {}", state.exit_code.unwrap_or(-1))));
+                }
+                match state.health.as_deref() {
+                    Some("unhealthy") => return Err(unhealthy("its health check failed".into())),
+                    Some("healthy") => ready += 1,
+                    None if !engine_checks => ready += 1,
+                    _ => {}
+                }
+            }
+            if ready == containers.len() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(unhealthy(format!("not healthy within {}s", limit.as_secs())));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn app_labels(environment: &str, app: &str) -> Vec<String> {
+    vec![format!("{}={environment}", labels::ENVIRONMENT), format!("{}={app}", labels::APP)]
+}
+
+/// A tar of the application's config files at their targets, read-only for everyone; `None`
+/// when it has none.
+fn config_archive(app: &App, files: &BTreeMap<String, Vec<u8>>) -> Result<Option<Vec<u8>>, TargetError> {
+    if app.configs.is_empty() {
+        return Ok(None);
+    }
+    let fail = |file: &str, reason: String| TargetError::Config { app: app.name.clone(), file: file.to_owned(), reason };
+    let mut archive = tar::Builder::new(Vec::new());
+    for config in &app.configs {
+        let content = files.get(&config.file).ok_or_else(|| fail(&config.file, "not in the repository".into()))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o444);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, config.target.trim_start_matches('/'), content.as_slice())
+            .map_err(|error| fail(&config.file, error.to_string()))?;
+    }
+    archive.into_inner().map(Some).map_err(|error| fail("the archive", error.to_string()))
 }
 
 impl Target for DockerTarget {

@@ -16,8 +16,8 @@ mod volume;
 pub use build::{BuildEvent, BuildEvents, BuildOptions, IntermediateContainers};
 pub use cleanup::LabelledResources;
 pub use container::{
-    ArchiveStream, ContainerSpec, ContainerSummary, Device, ExecOutcome, NetworkAttachment, OutputFrame, OutputFrames, OutputKind,
-    VolumeMount,
+    ArchiveStream, ContainerSpec, ContainerState, ContainerSummary, Device, ExecOutcome, HealthcheckSpec, NetworkAttachment, OutputFrame,
+    OutputFrames, OutputKind, PublishedPort, VolumeMount,
 };
 pub use credentials::{DOCKER_HUB, RegistryCredentials, registry_host};
 pub use engine::{DEFAULT_HOST, Engine, EngineVersion, resolve_host};

@@ -72,3 +72,82 @@ fn the_plan_starts_from_empty_then_sees_what_runs_by_its_labels() {
     assert_eq!(output.status.code(), Some(1), "a repository with mistakes is not planned");
     assert!(String::from_utf8_lossy(&output.stderr).contains("application `broken` needs an `owner`"));
 }
+
+fn deployer(action: &str, repo: &Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gantry")).args(["deployer", action, "--repo"]).arg(repo).output().unwrap();
+    (output.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+}
+
+/// `docker` with these arguments; its standard output, trimmed.
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn apply_deploys_rolls_out_config_changes_heals_and_removes_and_keeps_the_running_version_when_a_new_one_is_unhealthy() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let environment = format!("it-apply-{}-{nanos}", std::process::id());
+    let hand = HandMade { environment: environment.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    std::fs::create_dir_all(repo.join("apps/web")).unwrap();
+    let environment_file =
+        format!("version: 1\nname: {environment}\ntargets:\n  local: {{kind: docker}}\ndefaults:\n  require_digest: false\n");
+    std::fs::write(repo.join("environment.yml"), environment_file).unwrap();
+    let app = |check: &str| {
+        format!(
+            "version: 1\n{OWNER}image: gantry-test/busybox:latest\ncommand: [sh, -c, 'sleep 3600']\nenvironment: {{GREETING: hello}}\n\
+             configs: [{{file: web/site.conf, target: /etc/web/site.conf}}]\n\
+             healthcheck: {{command: [{check}], interval: 1s, timeout: 1s, retries: 2}}\n"
+        )
+    };
+    let healthy = app("test, -f, /etc/web/site.conf");
+    std::fs::write(repo.join("apps/web.yml"), &healthy).unwrap();
+    std::fs::write(repo.join("apps/web/site.conf"), "greeting = first\n").unwrap();
+    let running = || docker(&["ps", "-q", "--no-trunc", "--filter", &format!("label=io.gantry.deploy.environment={environment}")]);
+    let config_in = |container: &str| docker(&["exec", container, "cat", "/etc/web/site.conf"]);
+
+    // The first deploy, healthy; then nothing to do.
+    let (code, output) = deployer("apply", repo);
+    assert_eq!(code, 0, "{output}");
+    let first = running();
+    assert_eq!(first.lines().count(), 1, "{first}");
+    assert_eq!(config_in(&first), "greeting = first");
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Health.Status}}", &first]), "healthy");
+    assert_eq!(deployer("plan", repo).1, "nothing to do: every application runs as the repository says\n");
+
+    // A config change alone rolls the application out, start-first.
+    std::fs::write(repo.join("apps/web/site.conf"), "greeting = second\n").unwrap();
+    assert!(deployer("plan", repo).1.contains("(start-first; configuration changed)"));
+    let (code, output) = deployer("apply", repo);
+    assert_eq!(code, 0, "{output}");
+    let second = running();
+    assert_ne!(second, first);
+    assert_eq!(second.lines().count(), 1, "the old version is gone: {second}");
+    assert_eq!(config_in(&second), "greeting = second");
+
+    // A version whose health check fails is removed; the running one keeps running.
+    std::fs::write(repo.join("apps/web.yml"), app("'false'")).unwrap();
+    let (code, output) = deployer("apply", repo);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("web: the new version did not become healthy: its health check failed"), "{output}");
+    assert_eq!(running(), second, "what ran keeps running");
+
+    // Stopped by hand: drift, healed.
+    std::fs::write(repo.join("apps/web.yml"), &healthy).unwrap();
+    docker(&["stop", "-t", "0", &second]);
+    assert_eq!(deployer("plan", repo).1, "! web: heal drift: 0 of 1 running\n");
+    let (code, output) = deployer("apply", repo);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(running().lines().count(), 1);
+    assert_eq!(deployer("plan", repo).1, "nothing to do: every application runs as the repository says\n");
+
+    // Gone from the repository: removed.
+    std::fs::remove_file(repo.join("apps/web.yml")).unwrap();
+    let (code, output) = deployer("apply", repo);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("- web: stop and remove gantry-test/busybox:latest"), "{output}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &format!("label=io.gantry.deploy.environment={environment}")]), "");
+    drop(hand);
+}

@@ -113,6 +113,17 @@ fn a_host_port_is_published_once_per_target() {
 }
 
 #[test]
+fn replicas_on_one_engine_cannot_share_a_host_port() {
+    let files =
+        [file("environment.yml", ENVIRONMENT), file("apps/a.yml", &app("replicas: 2\nports: [8080:80]\nupdate: {order: stop-first}\n"))];
+    let (_, diagnostics) = read_repository(&files, &ReadOptions::default());
+    assert_eq!(
+        listed(&diagnostics),
+        "apps/a.yml:5:9 error[port-conflict] 2 replicas cannot all publish port 8080 on one engine (hint: run one replica here, or deploy it to a swarm target (its routing mesh shares the port))\n"
+    );
+}
+
+#[test]
 fn a_host_port_on_one_engine_means_stop_first_and_lint_says_so() {
     let files = [file("environment.yml", ENVIRONMENT), file("apps/a.yml", &app("ports: [8080:80]\n"))];
     let (repository, diagnostics) = read_repository(&files, &ReadOptions::default());

@@ -26,6 +26,11 @@ fn app_file(digest: &str, extra: &str) -> String {
     )
 }
 
+/// One replica: a host port on one engine is held by one container.
+fn single(digest: &str, extra: &str) -> String {
+    app_file(digest, extra).replace("replicas: 2\n", "replicas: 1\n")
+}
+
 fn digests(apps: &BTreeMap<String, App>) -> BTreeMap<String, String> {
     apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &BTreeMap::new(), &BTreeMap::new()))).collect()
 }
@@ -68,13 +73,13 @@ fn what_runs_as_the_repository_says_is_nothing_to_do() {
 fn a_new_version_is_an_update_stop_first_when_a_host_port_must_move() {
     let before = apps(&[
         ("apps/web.yml", &app_file(DIGEST, "")),
-        ("apps/api.yml", &app_file(DIGEST, "ports: [8080:80]\nupdate: {order: stop-first}\n")),
+        ("apps/api.yml", &single(DIGEST, "ports: [8080:80]\nupdate: {order: stop-first}\n")),
     ]);
     let before_digests = digests(&before);
     let observed: Vec<ObservedApp> = before.iter().map(|(name, app)| deployed(name, app, &before_digests[name])).collect();
     let after = apps(&[
         ("apps/web.yml", &app_file(OTHER, "")),
-        ("apps/api.yml", &app_file(OTHER, "ports: [8080:80]\nupdate: {order: stop-first}\n")),
+        ("apps/api.yml", &single(OTHER, "ports: [8080:80]\nupdate: {order: stop-first}\n")),
     ]);
     let changes = plan(&after, &digests(&after), &kinds(), &observed);
     let orders: Vec<(&str, UpdateOrder)> = changes
