@@ -72,11 +72,35 @@ enum Command {
     Notifier(client::NotifierCommand),
     /// Which build produced an image (IMAGE@DIGEST).
     Artifact(client::ArtifactCommand),
-    /// Delivery: plan and apply an environment repository on its targets (a Docker engine so far).
-    #[command(subcommand)]
-    Deployer(DeployerCommand),
+    /// Delivery: keep an environment repository and its targets in agreement (a Docker engine so
+    /// far); `plan` and `apply` do one pass over a local folder.
+    Deployer(DeployerArgs),
     /// Logins for private registries on a server, per repository (passwords are write-only).
     Registry(client::RegistryCommand),
+}
+
+/// `gantry deployer --repo URL …`, or one of its subcommands.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct DeployerArgs {
+    #[command(subcommand)]
+    command: Option<DeployerCommand>,
+    /// The environment repository to clone and follow (any URL git takes, a path included).
+    #[arg(long, env = "GANTRY_DEPLOYER_REPO")]
+    repo: Option<String>,
+    #[arg(long, env = "GANTRY_DEPLOYER_BRANCH", default_value = "main")]
+    branch: String,
+    /// Seconds between fetches (plus up to a tenth of it at random, so that deployers do not
+    /// fetch in step).
+    #[arg(long, env = "GANTRY_DEPLOYER_POLL", default_value_t = 30)]
+    poll: u64,
+    /// The deployer's own folder (the checkout).
+    #[arg(long, env = "GANTRY_DEPLOYER_DATA", default_value = "gantry-deployer")]
+    data: PathBuf,
+    /// The Docker engine to deploy to (default: the targets' `docker_host`, else DOCKER_HOST or
+    /// the local socket).
+    #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
+    docker_host: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -85,7 +109,7 @@ enum DeployerCommand {
     /// run, found by the deployer's labels. Changes nothing.
     Plan {
         /// The environment repository's folder.
-        #[arg(long, env = "GANTRY_DEPLOYER_REPO", default_value = ".")]
+        #[arg(long, default_value = ".")]
         repo: PathBuf,
         /// The Docker engine to observe, for every target (default: each target's `docker_host`,
         /// else DOCKER_HOST or the local socket).
@@ -96,7 +120,7 @@ enum DeployerCommand {
     /// stop-first where a host port needs it), heal and remove. Exit 1 when a change failed.
     Apply {
         /// The environment repository's folder.
-        #[arg(long, env = "GANTRY_DEPLOYER_REPO", default_value = ".")]
+        #[arg(long, default_value = ".")]
         repo: PathBuf,
         /// The Docker engine to deploy to (default: the targets' `docker_host`, else DOCKER_HOST
         /// or the local socket).
@@ -223,7 +247,12 @@ fn main() -> ExitCode {
         }
     };
     // Long-running services say what they do; commands a person runs stay quiet but for warnings.
-    let default_level = if matches!(cli.command, Command::Server(_) | Command::Agent(_)) { "info" } else { "warn" };
+    let default_level =
+        if matches!(cli.command, Command::Server(_) | Command::Agent(_) | Command::Deployer(DeployerArgs { command: None, .. })) {
+            "info"
+        } else {
+            "warn"
+        };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
@@ -300,8 +329,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Secret(command) => client::secret(command),
         Command::Notifier(command) => client::notifier(command),
         Command::Artifact(command) => client::artifact(command),
-        Command::Deployer(DeployerCommand::Plan { repo, docker_host }) => environment::print_plan(&repo, docker_host.as_deref()),
-        Command::Deployer(DeployerCommand::Apply { repo, docker_host }) => environment::apply(&repo, docker_host.as_deref()),
+        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Plan { repo, docker_host }), .. }) => {
+            environment::print_plan(&repo, docker_host.as_deref())
+        }
+        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Apply { repo, docker_host }), .. }) => {
+            environment::apply(&repo, docker_host.as_deref())
+        }
+        Command::Deployer(DeployerArgs { command: None, repo, branch, poll, data, docker_host }) => {
+            let Some(repo) = repo else { anyhow::bail!("name the environment repository: gantry deployer --repo URL") };
+            environment::run(deploy::run::RunOptions { repo, branch, data, poll: std::time::Duration::from_secs(poll.max(1)), docker_host })
+        }
         Command::Registry(command) => client::registry(command),
     }
 }

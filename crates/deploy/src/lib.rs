@@ -6,11 +6,14 @@
 //! by name). `read` turns its files into the `model`, or into every mistake with its file, line
 //! and column. The format is documented in the README ("Environment repositories"). `plan`
 //! compares what the repository wants with what a target runs; `target` observes what runs
-//! (the Docker engine, by labels).
+//! (the Docker engine, by labels) and carries changes out; `reconcile` composes one pass and
+//! `run` repeats it against a git checkout.
 
 pub mod model;
 pub mod plan;
 pub mod read;
+pub mod reconcile;
+pub mod run;
 pub mod target;
 
 pub use model::{App, EnvironmentRepo};

@@ -151,3 +151,106 @@ fn apply_deploys_rolls_out_config_changes_heals_and_removes_and_keeps_the_runnin
     assert_eq!(docker(&["ps", "-aq", "--filter", &format!("label=io.gantry.deploy.environment={environment}")]), "");
     drop(hand);
 }
+
+/// A `gantry deployer` process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Deployer {
+    child: Option<std::process::Child>,
+    log: std::path::PathBuf,
+}
+
+impl Deployer {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and its exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = crate::support::kill(crate::support::pid_of(&child), crate::support::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Deployer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits (at most a minute) until `check` holds.
+fn eventually(what: &str, deployer: &Deployer, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not happen; the deployer said:\n{}", deployer.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_deployer_follows_its_repository_and_keeps_the_last_good_state_when_it_is_unreachable() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let environment = format!("it-run-{}-{nanos}", std::process::id());
+    let hand = HandMade { environment: environment.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = (dir.path().join("environment.git"), dir.path().join("work"));
+    crate::git_in(dir.path(), &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    crate::git_in(dir.path(), &["init", "-q", "-b", "main", work.to_str().unwrap()]);
+    crate::git_in(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    std::fs::create_dir(work.join("apps")).unwrap();
+    let environment_file =
+        format!("version: 1\nname: {environment}\ntargets:\n  local: {{kind: docker}}\ndefaults:\n  require_digest: false\n");
+    std::fs::write(work.join("environment.yml"), environment_file).unwrap();
+    let publish = |greeting: &str| {
+        let app = format!(
+            "version: 1\n{OWNER}image: gantry-test/busybox:latest\ncommand: [sleep, '3600']\nenvironment: {{GREETING: {greeting}}}\n"
+        );
+        std::fs::write(work.join("apps/web.yml"), app).unwrap();
+        crate::git_in(&work, &["add", "-A"]);
+        crate::git_in(&work, &["commit", "-q", "-m", &format!("web says {greeting}")]);
+        crate::git_in(&work, &["push", "-q", "origin", "main"]);
+    };
+    let greetings = || {
+        let ids = docker(&["ps", "-q", "--filter", &format!("label=io.gantry.deploy.environment={environment}")]);
+        ids.lines().map(|id| docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", id])).collect::<Vec<_>>()
+    };
+    let says = |greeting: &str| {
+        let all = greetings();
+        all.len() == 1 && all[0].lines().any(|line| line == format!("GREETING={greeting}"))
+    };
+    publish("hello");
+
+    let log = dir.path().join("deployer.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["deployer", "--repo", bare.to_str().unwrap(), "--poll", "1", "--data"])
+        .arg(dir.path().join("data"))
+        .env("GANTRY_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut deployer = Deployer { child: Some(child), log };
+
+    eventually("the first deploy", &deployer, || says("hello"));
+    publish("bonjour");
+    eventually("the pushed commit deployed", &deployer, || says("bonjour"));
+
+    // The repository goes away: what runs stays, and the deployer says why it does nothing.
+    std::fs::rename(&bare, dir.path().join("moved.git")).unwrap();
+    eventually("a failed fetch reported", &deployer, || {
+        deployer.log().contains("cannot fetch the environment repository; keeping the last known good state")
+    });
+    assert!(says("bonjour"), "the last known good state keeps running: {:?}", greetings());
+
+    assert_eq!(deployer.stop(), Some(0), "SIGTERM stops it cleanly:\n{}", deployer.log());
+    assert!(deployer.log().contains("deployer stopped"));
+    drop(hand);
+}
