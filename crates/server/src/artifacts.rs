@@ -23,6 +23,7 @@ pub async fn record(state: &AppState, workflow: &WorkflowRecord, published: &[Pu
     if published.is_empty() {
         return Ok(());
     }
+    let from_fork = state.store.build_by_id(workflow.build_id).await?.is_none_or(|build| build.from_fork);
     let plan: Plan = serde_json::from_value(workflow.plan.clone())
         .map_err(|error| ApiError::invalid("published", format!("the workflow's stored plan cannot be read: {error}")))?;
     for image in published {
@@ -45,7 +46,11 @@ pub async fn record(state: &AppState, workflow: &WorkflowRecord, published: &[Pu
         if let ArtifactChange::Recorded(record) = state.store.record_artifact(&artifact, now_ms()).await? {
             tracing::info!(build = workflow.build_id, step = %record.step, image = %record.repository, digest = %record.digest, "image published");
             metrics::counter!("gantry_images_published_total").increment(1);
-            crate::notify::image_published(state, &record).await;
+            // A fork's pull request runs a stranger's code: what it pushed is listed with its
+            // build, but never announced to deployers.
+            if !from_fork {
+                crate::notify::image_published(state, &record).await;
+            }
         }
     }
     Ok(())

@@ -162,6 +162,27 @@ async fn rogue_reports(harness: Harness) {
 }
 both!(an_agent_cannot_announce_an_image_the_build_was_not_planned_to_push, rogue_reports);
 
+async fn fork_images(harness: Harness) {
+    let recorder = Recorder::default();
+    let base = recorder.start().await;
+    let (agent, job) = leased_release(&harness).await;
+    let delivery = json!({ "kind": "webhook", "url": format!("{base}/deliver"), "events": ["image.published"] });
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/notifiers", Some(delivery)).await;
+    harness.sql("UPDATE builds SET from_fork = 1").await.unwrap();
+
+    let (status, answer) = report(&harness, agent, job, pushed("image", "127.0.0.1:5000/acme/app", DIGEST)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, artifacts) = harness.admin(Method::GET, "/api/v1/repos/acme/app/builds/1/artifacts", None).await;
+    assert_eq!(artifacts.as_array().map(Vec::len), Some(1), "listed with its build: {artifacts}");
+    // The finished build's notification is the marker that deliveries had their chance.
+    let finished = json!({ "kind": "webhook", "url": format!("{base}/finished") });
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/notifiers", Some(finished)).await;
+    harness.agent_ok(&format!("/jobs/{job}/done"), json!({ "agent_id": agent, "state": "success", "steps": [] })).await;
+    recorder.wait_for("/finished", 1).await;
+    assert!(recorder.to("/deliver").is_empty(), "a fork's image is never announced to deployers");
+}
+both!(an_image_pushed_by_a_forks_pull_request_is_never_announced, fork_images);
+
 async fn who_sees(harness: Harness) {
     let (agent, job) = leased_release(&harness).await;
     report(&harness, agent, job, pushed("image", "127.0.0.1:5000/acme/app", DIGEST)).await;
