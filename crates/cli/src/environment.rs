@@ -44,7 +44,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The prepared reconcile, or exit 1 with the repository's mistakes printed.
 async fn prepared(root: &Path, docker_host: Option<&str>) -> anyhow::Result<Option<deploy::reconcile::Prepared>> {
-    match prepare(root, docker_host).await {
+    let options = deploy::reconcile::ReconcileOptions { docker_host, ..Default::default() };
+    match prepare(root, &options).await {
         Ok(prepared) => Ok(Some(prepared)),
         Err(ReconcileError::Mistakes(diagnostics)) => {
             let (diagnostics, sources) = shown(root, diagnostics, read_folder(root)?);
@@ -72,7 +73,8 @@ pub(crate) fn apply(root: &Path, docker_host: Option<&str>) -> anyhow::Result<u8
             print!("{}", deploy::plan::render(&[]));
         }
         let mut failed = false;
-        for outcome in prepared.apply(&revision_of(root)).await {
+        let revision = deploy::reconcile::Revision { id: revision_of(root), author: String::new() };
+        for outcome in prepared.apply(&revision, None).await {
             print!("{}", deploy::plan::render(std::slice::from_ref(&outcome.change)));
             match outcome.result {
                 Ok(()) => println!("  done"),

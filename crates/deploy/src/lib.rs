@@ -10,10 +10,15 @@
 //! `run` repeats it against a git checkout.
 
 pub mod model;
+pub mod edit;
+pub mod envgit;
+pub mod history;
 pub mod plan;
 pub mod read;
 pub mod reconcile;
 pub mod run;
+pub mod secrets;
+pub mod swarm;
 pub mod target;
 
 pub use model::{App, EnvironmentRepo};

@@ -91,6 +91,11 @@ pub struct App {
     pub drift: DriftPolicy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_policy: Option<ImagePolicy>,
+    /// Image versions that must not come back (by digest `sha256:…`, or by tag): the deployer
+    /// adds the digest of a version it rolled back; image automation skips them. A person
+    /// removes a hold by a commit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<String>,
     /// Where the file says things, for diagnostics of checks across files.
     #[serde(skip)]
     pub spans: AppSpans,

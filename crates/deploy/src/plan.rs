@@ -27,6 +27,10 @@ pub struct ObservedApp {
     pub instances: Vec<ObservedInstance>,
     /// Replicas asked of the target (a Swarm service's count; containers on an engine).
     pub desired_replicas: u32,
+    /// The environment repository's commit it was deployed from (its label).
+    pub revision: String,
+    /// When what runs was deployed (Unix seconds): the oldest instance's start.
+    pub since: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +38,8 @@ pub struct ObservedInstance {
     /// Container or task id.
     pub id: String,
     pub running: bool,
+    /// `healthy`, `unhealthy`, `starting` when the target checks its health; `None` otherwise.
+    pub health: Option<String>,
     /// Set when the target sees the instance run another image than the one it was deployed
     /// with (started again by hand with another image): what it runs.
     pub foreign_image: Option<String>,

@@ -383,6 +383,7 @@ const APP_KEYS: &[&str] = &[
     "update",
     "drift",
     "image_policy",
+    "holds",
 ];
 const OWNER_KEYS: &[&str] = &["team", "contact"];
 const PORT_KEYS: &[&str] = &["published", "target", "protocol"];
@@ -422,6 +423,7 @@ fn read_app(file: &RepoFile, environment: &Environment, paths: &BTreeSet<&str>, 
         update: environment.defaults.update.clone(),
         drift: environment.defaults.drift,
         image_policy: None,
+        holds: Vec::new(),
         spans: AppSpans::default(),
     };
     for (key, value, _) in reader.fields(&root, "an application file", APP_KEYS) {
@@ -530,6 +532,18 @@ fn read_app(file: &RepoFile, environment: &Environment, paths: &BTreeSet<&str>, 
             "labels" => app.labels = reader.string_map(value, "labels"),
             "update" => app.update = update_policy(&mut reader, value, "update", &environment.defaults.update),
             "drift" => app.drift = drift_policy(&mut reader, value, "drift").unwrap_or(app.drift),
+            "holds" => {
+                for item in sequence(&mut reader, value, "holds") {
+                    if let Some(hold) = reader.string(item, "holds item") {
+                        let digest_like = hold.starts_with("sha256:");
+                        if digest_like && parse_image(&format!("x@{hold}")).is_err() {
+                            reader.error(code::INVALID_VALUE, item.span, format!("`{hold}` is not a digest (`sha256:` and 64 hex digits)"));
+                        } else {
+                            app.holds.push(hold);
+                        }
+                    }
+                }
+            }
             _ => app.image_policy = read_image_policy(&mut reader, value),
         }
     }

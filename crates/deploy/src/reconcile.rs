@@ -2,7 +2,7 @@
 //! target observed; the plan; and, when asked, each change carried out. `gantry deployer plan`
 //! and `apply` run one; the long-running deployer (`run`) runs one per poll.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use pipeline::Diagnostic;
@@ -11,7 +11,10 @@ use crate::EnvironmentRepo;
 use crate::model::{ENVIRONMENT_FILE, TargetKind};
 use crate::plan::{Action, Change, content_digest, effective_order, plan, spec_digest};
 use crate::read::{ReadOptions, RepoFile, is_app_file, read_repository};
-use crate::target::{Deployment, DockerTarget, Target as _, TargetError};
+use crate::history::{self, DeploymentKind, DeploymentOutcome, DeploymentRecord, History};
+use crate::plan::ObservedApp;
+use crate::secrets::SecretStore;
+use crate::target::{AnyTarget, Deployment, SecretMaterial, Target as _, TargetError};
 
 /// Larger files are not what an environment repository holds; they are listed, not read.
 const MAX_READ_BYTES: u64 = 1024 * 1024;
@@ -32,9 +35,16 @@ pub enum ReconcileError {
 pub struct Prepared {
     pub repository: EnvironmentRepo,
     pub changes: Vec<Change>,
-    spec_digests: BTreeMap<String, String>,
+    /// What the targets run, as observed.
+    pub observed: Vec<ObservedApp>,
+    pub spec_digests: BTreeMap<String, String>,
     config_files: BTreeMap<String, Vec<u8>>,
-    target: DockerTarget,
+    secrets: BTreeMap<String, SecretMaterial>,
+    connections: Vec<Connection>,
+    /// Target name → index in `connections`.
+    connection_of_target: BTreeMap<String, usize>,
+    /// Application → the connection it was observed on.
+    observed_on: BTreeMap<String, usize>,
 }
 
 /// What one change came to.
@@ -74,11 +84,32 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<RepoFile>) -> std::io::Resul
     Ok(())
 }
 
-/// Reads the repository at `root` and observes its target through `docker_host` (default: the
-/// target's own, else DOCKER_HOST or the local socket).
-pub async fn prepare(root: &Path, docker_host: Option<&str>) -> Result<Prepared, ReconcileError> {
+/// What a reconcile may use beyond the repository's files.
+#[derive(Default)]
+pub struct ReconcileOptions<'a> {
+    /// Every target's engine is reached here instead of its own address (tests, a tunnel).
+    pub docker_host: Option<&'a str>,
+    /// The deployer's secret store; without one, an application that names a secret fails.
+    pub secrets: Option<&'a SecretStore>,
+    /// Where deployments are recorded.
+    pub history: Option<&'a History>,
+}
+
+/// The commit being reconciled and who made it.
+#[derive(Clone, Debug, Default)]
+pub struct Revision {
+    pub id: String,
+    pub author: String,
+}
+
+/// Reads the repository at `root` and observes its targets.
+pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prepared, ReconcileError> {
     let files = read_folder(root)?;
-    let (repository, diagnostics) = read_repository(&files, &ReadOptions::default());
+    let known_secrets = match options.secrets {
+        Some(store) => Some(store.names().map_err(|error| ReconcileError::Read(error.to_string()))?),
+        None => None,
+    };
+    let (repository, diagnostics) = read_repository(&files, &ReadOptions { known_secrets });
     let Some(repository) = repository else { return Err(ReconcileError::Mistakes(diagnostics)) };
     let mut config_files = BTreeMap::new();
     let mut config_digests = BTreeMap::new();
@@ -90,57 +121,141 @@ pub async fn prepare(root: &Path, docker_host: Option<&str>) -> Result<Prepared,
             config_files.insert(config.file.clone(), bytes);
         }
     }
-    let spec_digests: BTreeMap<String, String> =
-        repository.apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &BTreeMap::new()))).collect();
+    let wanted: BTreeSet<String> = repository.apps.values().flat_map(|app| app.secrets.iter().map(|secret| secret.name.clone())).collect();
+    let secrets = match options.secrets {
+        Some(store) => store.materials(&wanted).map_err(|error| ReconcileError::Read(error.to_string()))?,
+        None => BTreeMap::new(),
+    };
+    let secret_versions = secrets.iter().map(|(name, material)| (name.clone(), material.version.clone())).collect();
+    let spec_digests: BTreeMap<String, String> = repository
+        .apps
+        .iter()
+        .map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions)))
+        .collect();
     let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
-    // One engine so far: every target must be a Docker engine, reached at one address.
-    let mut hosts = Vec::new();
+
+    // Targets that are one engine (the same kind at the same address) are one connection,
+    // observed once.
+    let mut connections: Vec<Connection> = Vec::new();
+    let mut connection_of_target = BTreeMap::new();
     for (name, target) in &repository.environment.targets {
-        if target.kind == TargetKind::Swarm {
-            return Err(ReconcileError::Unsupported(format!(
-                "target `{name}` is a swarm: this deployer works with Docker engines only so far"
-            )));
+        let host = options.docker_host.map(str::to_owned).or_else(|| target.docker_host.clone());
+        let index = match connections.iter().position(|connection| connection.kind == target.kind && connection.host == host) {
+            Some(index) => index,
+            None => {
+                let connected = AnyTarget::connect(target.kind, host.as_deref()).await?;
+                connections.push(Connection { kind: target.kind, host, target: connected });
+                connections.len() - 1
+            }
+        };
+        connection_of_target.insert(name.clone(), index);
+    }
+    let mut observed = Vec::new();
+    let mut observed_on = BTreeMap::new();
+    for (index, connection) in connections.iter().enumerate() {
+        for app in connection.target.observe(&repository.environment.name).await? {
+            observed_on.insert(app.name.clone(), index);
+            observed.push(app);
         }
-        hosts.push(docker_host.map(str::to_owned).or_else(|| target.docker_host.clone()));
     }
-    hosts.dedup();
-    if hosts.len() > 1 {
-        return Err(ReconcileError::Unsupported("the targets name several Docker engines: this deployer works with one so far".into()));
-    }
-    let target = DockerTarget::connect(hosts.into_iter().next().flatten().as_deref()).await?;
-    let observed = target.observe(&repository.environment.name).await?;
     let changes = plan(&repository.apps, &spec_digests, &kinds, &observed);
-    Ok(Prepared { repository, changes, spec_digests, config_files, target })
+    Ok(Prepared { repository, changes, observed, spec_digests, config_files, secrets, connections, connection_of_target, observed_on })
+}
+
+struct Connection {
+    kind: TargetKind,
+    host: Option<String>,
+    target: AnyTarget,
 }
 
 impl Prepared {
-    /// Carries out every change in turn, whatever happens to the others; `revision` labels
-    /// what is started.
-    pub async fn apply(&self, revision: &str) -> Vec<Outcome> {
+    /// Carries out every change in turn, whatever happens to the others, and records each in
+    /// the history; what is started is labelled with `revision`.
+    pub async fn apply(&self, revision: &Revision, history: Option<&History>) -> Vec<Outcome> {
         let environment = &self.repository.environment;
         let mut outcomes = Vec::new();
         for change in &self.changes {
-            let result = match (&change.action, self.repository.apps.get(&change.app)) {
-                (Action::Remove { .. }, _) => self.target.remove(&environment.name, &change.app).await,
-                (Action::Warn { .. }, _) | (_, None) => Ok(()),
-                (_, Some(app)) => {
-                    let deployment = Deployment {
-                        environment: &environment.name,
-                        revision,
-                        app,
-                        spec_digest: &self.spec_digests[&change.app],
-                        config_files: &self.config_files,
-                        order: effective_order(app, environment.targets.get(&app.target).map(|target| target.kind)),
-                    };
-                    self.target.deploy(&deployment).await
-                }
+            if matches!(change.action, Action::Warn { .. }) {
+                outcomes.push(Outcome { change: change.clone(), result: Ok(()) });
+                continue;
+            }
+            let before = self.observed.iter().find(|app| app.name == change.app);
+            let desired = self.repository.apps.get(&change.app);
+            let mut record = DeploymentRecord {
+                id: history::new_id(),
+                environment: environment.name.clone(),
+                app: change.app.clone(),
+                kind: match change.action {
+                    Action::Create { .. } => DeploymentKind::Create,
+                    Action::Update { .. } => DeploymentKind::Update,
+                    Action::Remove { .. } => DeploymentKind::Remove,
+                    Action::Heal { .. } | Action::Warn { .. } => DeploymentKind::Heal,
+                },
+                from_image: before.map(|app| app.image.clone()),
+                to_image: desired.map(|app| app.image.to_string()),
+                from_revision: before.map(|app| app.revision.clone()).filter(|revision| !revision.is_empty()),
+                revision: revision.id.clone(),
+                author: revision.author.clone(),
+                started_at: history::now_ms(),
+                finished_at: None,
+                outcome: DeploymentOutcome::Running,
+                reason: None,
             };
+            if let Some(history) = history
+                && let Err(error) = history.write(&record)
+            {
+                tracing::warn!(%error, "cannot record the deployment");
+            }
+            let result = self.apply_change(change, revision).await;
+            record.finished_at = Some(history::now_ms());
             match &result {
-                Ok(()) => tracing::info!(app = %change.app, action = ?change.action, "applied"),
-                Err(error) => tracing::warn!(app = %change.app, %error, "not applied"),
+                Ok(()) => {
+                    record.outcome = DeploymentOutcome::Succeeded;
+                    tracing::info!(app = %change.app, action = ?change.action, "applied");
+                }
+                Err(error) => {
+                    record.outcome = DeploymentOutcome::Failed;
+                    record.reason = Some(error.to_string());
+                    tracing::warn!(app = %change.app, %error, "not applied");
+                }
+            }
+            if let Some(history) = history
+                && let Err(error) = history.write(&record)
+            {
+                tracing::warn!(%error, "cannot record the deployment");
             }
             outcomes.push(Outcome { change: change.clone(), result });
         }
         outcomes
+    }
+
+    async fn apply_change(&self, change: &Change, revision: &Revision) -> Result<(), TargetError> {
+        let environment = &self.repository.environment;
+        let observed_on = self.observed_on.get(&change.app).map(|&index| &self.connections[index].target);
+        let Some(app) = self.repository.apps.get(&change.app) else {
+            return match observed_on {
+                Some(target) => target.remove(&environment.name, &change.app).await,
+                None => Ok(()),
+            };
+        };
+        let index = self.connection_of_target[&app.target];
+        let target = &self.connections[index].target;
+        let deployment = Deployment {
+            environment: &environment.name,
+            revision: &revision.id,
+            app,
+            spec_digest: &self.spec_digests[&change.app],
+            config_files: &self.config_files,
+            secrets: &self.secrets,
+            order: effective_order(app, environment.targets.get(&app.target).map(|target| target.kind)),
+        };
+        target.deploy(&deployment).await?;
+        // Moved to another target: what ran on the old one goes once the new one is healthy.
+        if let Some(&old) = self.observed_on.get(&change.app)
+            && old != index
+        {
+            self.connections[old].target.remove(&environment.name, &change.app).await?;
+        }
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::reconcile::{ReconcileError, prepare};
+use crate::reconcile::{ReconcileError, ReconcileOptions, Revision, prepare};
 
 pub struct RunOptions {
     /// Where the repository is cloned from: any URL git takes, chosen by whoever runs the
@@ -45,11 +45,12 @@ pub async fn run(options: &RunOptions, stop: CancellationToken) {
 }
 
 async fn reconcile(checkout: &Path, revision: &str, docker_host: Option<&str>) {
-    match prepare(checkout, docker_host).await {
+    let options = ReconcileOptions { docker_host, ..ReconcileOptions::default() };
+    match prepare(checkout, &options).await {
         Ok(prepared) if prepared.changes.is_empty() => tracing::debug!(%revision, "nothing to do"),
         Ok(prepared) => {
             tracing::info!(%revision, changes = prepared.changes.len(), "reconciling");
-            prepared.apply(revision).await;
+            prepared.apply(&Revision { id: revision.to_owned(), author: String::new() }, None).await;
         }
         Err(ReconcileError::Mistakes(diagnostics)) => {
             let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();

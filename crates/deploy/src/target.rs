@@ -1,7 +1,8 @@
 //! Targets: where applications run, seen through the labels the deployer puts on what it
-//! starts. A target observes (this module) and, next, applies a plan's changes. The Docker
-//! engine is the first; Swarm and Kubernetes implement the same trait: list what carries the
-//! environment's label, grouped by application, in `ObservedApp` terms.
+//! starts. A target observes what runs (grouped by application, in `ObservedApp` terms), runs
+//! one application as a `Deployment` says (waiting until it is healthy), and removes one. The
+//! Docker engine is here, Swarm in `swarm`; a Kubernetes target would implement the same three
+//! calls (a Deployment object per application, labelled alike; observe by label selector).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +25,8 @@ pub mod labels {
     pub const REPLICAS: &str = "io.gantry.deploy.replicas";
     /// The environment repository's commit it was deployed from.
     pub const REVISION: &str = "io.gantry.deploy.revision";
+    /// On a network the deployer created: its name in the repository.
+    pub const NETWORK: &str = "io.gantry.deploy.network";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +39,24 @@ pub enum TargetError {
     Unhealthy { app: String, why: String },
     #[error("{app}: {what} is not supported by this deployer yet")]
     Unsupported { app: String, what: String },
+    #[error("{app}: the secret `{secret}` is not in the deployer's store (gantry deployer secret add {secret})")]
+    MissingSecret { app: String, secret: String },
     #[error("{app}: cannot pack config file {file}: {reason}")]
     Config { app: String, file: String, reason: String },
+}
+
+/// A secret's value from the deployer's store, with the version that names it (a new value is
+/// a new version, so the applications that use it roll).
+#[derive(Clone)]
+pub struct SecretMaterial {
+    pub version: String,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecretMaterial {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "SecretMaterial({})", self.version)
+    }
 }
 
 /// One application to run as the repository says, with what the target needs to label it.
@@ -49,6 +68,8 @@ pub struct Deployment<'a> {
     pub spec_digest: &'a str,
     /// The content of the repository's files the application mounts, by path.
     pub config_files: &'a BTreeMap<String, Vec<u8>>,
+    /// The values of the secrets it names, by name (every one it names is here).
+    pub secrets: &'a BTreeMap<String, SecretMaterial>,
     pub order: UpdateOrder,
 }
 
@@ -56,6 +77,11 @@ pub struct Deployment<'a> {
 pub trait Target {
     /// What runs there of `environment`, by application.
     fn observe(&self, environment: &str) -> impl Future<Output = Result<Vec<ObservedApp>, TargetError>> + Send;
+    /// Runs the application as `deployment` says and returns once it is healthy; when it does
+    /// not become healthy, what ran before runs again (or still) and the error says why.
+    fn deploy(&self, deployment: &Deployment<'_>) -> impl Future<Output = Result<(), TargetError>> + Send;
+    /// Stops and removes everything of one application.
+    fn remove(&self, environment: &str, app: &str) -> impl Future<Output = Result<(), TargetError>> + Send;
 }
 
 /// Containers on one Docker engine.
@@ -76,17 +102,29 @@ impl DockerTarget {
     }
 }
 
+impl Target for DockerTarget {
+    async fn observe(&self, environment: &str) -> Result<Vec<ObservedApp>, TargetError> {
+        self.observe_containers(environment).await
+    }
+
+    async fn deploy(&self, deployment: &Deployment<'_>) -> Result<(), TargetError> {
+        self.deploy_containers(deployment).await
+    }
+
+    async fn remove(&self, environment: &str, app: &str) -> Result<(), TargetError> {
+        let containers = self.engine.list_containers(&app_labels(environment, app)).await?;
+        self.remove_containers(&containers).await
+    }
+}
+
 impl DockerTarget {
     /// Runs `deployment`: new containers started and waited for until healthy, then the old
     /// ones removed (start-first), or the old ones removed first (stop-first). New containers
     /// that do not become healthy are removed again; with start-first, what ran keeps running.
-    pub async fn deploy(&self, deployment: &Deployment<'_>) -> Result<(), TargetError> {
+    async fn deploy_containers(&self, deployment: &Deployment<'_>) -> Result<(), TargetError> {
         let app = deployment.app;
-        if !app.secrets.is_empty() {
-            return Err(TargetError::Unsupported { app: app.name.clone(), what: "a secret (the deployer's store)".into() });
-        }
-        if !app.networks.is_empty() {
-            return Err(TargetError::Unsupported { app: app.name.clone(), what: "a network".into() });
+        for network in &app.networks {
+            self.ensure_network(deployment.environment, network).await?;
         }
         let image = app.image.pull_reference();
         if !self.engine.image_exists(&image).await? {
@@ -115,10 +153,33 @@ impl DockerTarget {
         Ok(())
     }
 
-    /// Stops and removes every container of `app`.
-    pub async fn remove(&self, environment: &str, app: &str) -> Result<(), TargetError> {
-        let containers = self.engine.list_containers(&app_labels(environment, app)).await?;
-        self.remove_containers(&containers).await
+    /// The environment's network `name`, created (labelled) when missing.
+    async fn ensure_network(&self, environment: &str, name: &str) -> Result<(), TargetError> {
+        let full = network_name(environment, name);
+        let existing = self.engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
+        if existing.iter().any(|network| network.name == full) {
+            return Ok(());
+        }
+        let labels = BTreeMap::from([
+            (labels::ENVIRONMENT.to_owned(), environment.to_owned()),
+            (labels::NETWORK.to_owned(), name.to_owned()),
+        ]);
+        match self.engine.create_network(&full, &labels).await {
+            Ok(_) => Ok(()),
+            // Created meanwhile by another rollout.
+            Err(error) if error.status() == Some(409) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Removes the environment's networks no container uses any more.
+    pub async fn prune_networks(&self, environment: &str) -> Result<(), TargetError> {
+        let networks = self.engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
+        for network in networks {
+            // Refused while a container is connected: then it is still in use.
+            let _ = self.engine.remove_network(&network.name).await;
+        }
+        Ok(())
     }
 
     async fn remove_containers(&self, containers: &[docker::ContainerSummary]) -> Result<(), TargetError> {
@@ -146,7 +207,8 @@ impl DockerTarget {
             (labels::REPLICAS.to_owned(), app.replicas.to_string()),
             (labels::REVISION.to_owned(), deployment.revision.to_owned()),
         ]);
-        let archive = config_archive(app, deployment.config_files)?;
+        let archive = files_archive(app, deployment.config_files, deployment.secrets)?;
+        let networks: Vec<String> = app.networks.iter().map(|network| network_name(deployment.environment, network)).collect();
         for index in 0..app.replicas {
             let name = format!("{}-{}-{short_spec}-{index}", deployment.environment, app.name);
             // A container of that name is left from an attempt that stopped midway.
@@ -199,10 +261,17 @@ impl DockerTarget {
                 nano_cpus: app.resources.cpus.map(|cpus| (cpus * 1e9) as i64),
                 restart_unless_stopped: true,
                 keep_engine_log: true,
+                // Applications on one network reach each other by application name.
+                network: networks
+                    .first()
+                    .map(|network| docker::NetworkAttachment { network: network.clone(), aliases: vec![app.name.clone()] }),
                 ..docker::ContainerSpec::default()
             };
             let id = self.engine.create_container(spec).await?;
             started.push(id.clone());
+            for network in networks.iter().skip(1) {
+                self.engine.connect_network(network, &id, std::slice::from_ref(&app.name)).await?;
+            }
             if let Some(archive) = &archive {
                 let bytes = bytes::Bytes::from(archive.clone());
                 self.engine.upload_archive(&id, "/", futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) })).await?;
@@ -250,10 +319,19 @@ fn app_labels(environment: &str, app: &str) -> Vec<String> {
     vec![format!("{}={environment}", labels::ENVIRONMENT), format!("{}={app}", labels::APP)]
 }
 
-/// A tar of the application's config files at their targets, read-only for everyone; `None`
-/// when it has none.
-fn config_archive(app: &App, files: &BTreeMap<String, Vec<u8>>) -> Result<Option<Vec<u8>>, TargetError> {
-    if app.configs.is_empty() {
+fn network_name(environment: &str, network: &str) -> String {
+    format!("{environment}-{network}")
+}
+
+/// A tar of the application's config files at their targets, read-only for everyone, and of
+/// its secrets, readable by root only; `None` when it has neither. On an engine they live in
+/// the container's own layer (never an image's); Swarm keeps secrets in memory instead.
+fn files_archive(
+    app: &App,
+    files: &BTreeMap<String, Vec<u8>>,
+    secrets: &BTreeMap<String, SecretMaterial>,
+) -> Result<Option<Vec<u8>>, TargetError> {
+    if app.configs.is_empty() && app.secrets.is_empty() {
         return Ok(None);
     }
     let fail = |file: &str, reason: String| TargetError::Config { app: app.name.clone(), file: file.to_owned(), reason };
@@ -268,11 +346,24 @@ fn config_archive(app: &App, files: &BTreeMap<String, Vec<u8>>) -> Result<Option
             .append_data(&mut header, config.target.trim_start_matches('/'), content.as_slice())
             .map_err(|error| fail(&config.file, error.to_string()))?;
     }
+    for secret in &app.secrets {
+        let material = secrets.get(&secret.name).ok_or_else(|| TargetError::MissingSecret {
+            app: app.name.clone(),
+            secret: secret.name.clone(),
+        })?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(material.value.len() as u64);
+        header.set_mode(0o400);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, secret.target.trim_start_matches('/'), material.value.as_slice())
+            .map_err(|error| fail(&secret.name, error.to_string()))?;
+    }
     archive.into_inner().map(Some).map_err(|error| fail("the archive", error.to_string()))
 }
 
-impl Target for DockerTarget {
-    async fn observe(&self, environment: &str) -> Result<Vec<ObservedApp>, TargetError> {
+impl DockerTarget {
+    async fn observe_containers(&self, environment: &str) -> Result<Vec<ObservedApp>, TargetError> {
         let containers = self.engine.list_containers(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
         let mut by_app: BTreeMap<String, Vec<docker::ContainerSummary>> = BTreeMap::new();
         for container in containers {
@@ -297,6 +388,8 @@ fn observed_app(name: String, containers: &[docker::ContainerSummary]) -> Observ
         spec_digest: agreed.then_some(spec),
         image: label(first, labels::IMAGE),
         desired_replicas: label(first, labels::REPLICAS).parse().unwrap_or(u32::try_from(containers.len()).unwrap_or(u32::MAX)),
+        revision: label(first, labels::REVISION),
+        since: containers.iter().map(|container| container.created).min().unwrap_or_default(),
         instances: containers
             .iter()
             .map(|container| {
@@ -304,9 +397,49 @@ fn observed_app(name: String, containers: &[docker::ContainerSummary]) -> Observ
                 ObservedInstance {
                     id: container.id.clone(),
                     running: container.state == "running",
+                    health: container.health.clone(),
                     foreign_image: (!deployed_with.is_empty() && container.image_id != deployed_with).then(|| container.image_id.clone()),
                 }
             })
             .collect(),
+    }
+}
+
+/// A target of either kind the environment file can name.
+pub enum AnyTarget {
+    Docker(DockerTarget),
+    Swarm(crate::swarm::SwarmTarget),
+}
+
+impl AnyTarget {
+    /// Connects to the engine at `host` (`None`: DOCKER_HOST or the local socket).
+    pub async fn connect(kind: crate::model::TargetKind, host: Option<&str>) -> Result<AnyTarget, TargetError> {
+        Ok(match kind {
+            crate::model::TargetKind::Docker => AnyTarget::Docker(DockerTarget::connect(host).await?),
+            crate::model::TargetKind::Swarm => AnyTarget::Swarm(crate::swarm::SwarmTarget::connect(host).await?),
+        })
+    }
+}
+
+impl Target for AnyTarget {
+    async fn observe(&self, environment: &str) -> Result<Vec<ObservedApp>, TargetError> {
+        match self {
+            AnyTarget::Docker(target) => target.observe(environment).await,
+            AnyTarget::Swarm(target) => target.observe(environment).await,
+        }
+    }
+
+    async fn deploy(&self, deployment: &Deployment<'_>) -> Result<(), TargetError> {
+        match self {
+            AnyTarget::Docker(target) => target.deploy(deployment).await,
+            AnyTarget::Swarm(target) => target.deploy(deployment).await,
+        }
+    }
+
+    async fn remove(&self, environment: &str, app: &str) -> Result<(), TargetError> {
+        match self {
+            AnyTarget::Docker(target) => target.remove(environment, app).await,
+            AnyTarget::Swarm(target) => target.remove(environment, app).await,
+        }
     }
 }

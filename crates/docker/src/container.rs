@@ -164,6 +164,10 @@ pub struct ContainerSummary {
     pub labels: HashMap<String, String>,
     /// The id (`sha256:…` of its config) of the image the container was created from.
     pub image_id: String,
+    /// When it was created, in Unix seconds.
+    pub created: i64,
+    /// `healthy`, `unhealthy` or `starting` when the container has a health check.
+    pub health: Option<String>,
 }
 
 impl ContainerSpec {
@@ -548,7 +552,15 @@ impl Engine {
                 state: container.state.map(|state| state.to_string()).unwrap_or_default(),
                 labels: container.labels.unwrap_or_default(),
                 image_id: container.image_id.unwrap_or_default(),
+                created: container.created.unwrap_or_default(),
+                health: container.status.as_deref().and_then(health_of_status),
             })
             .collect())
     }
+}
+
+/// The health in a container's status line (`Up 3 minutes (healthy)`, `Up 1 second (health:
+/// starting)`).
+fn health_of_status(status: &str) -> Option<String> {
+    ["unhealthy", "healthy", "starting"].into_iter().find(|word| status.contains(&format!("{word})"))).map(str::to_owned)
 }

@@ -7,76 +7,30 @@
 //! The key comes from `GANTRY_SECRET_KEY` (64 hex digits or base64 of 32 bytes) or a 0600 key
 //! file created in the data folder on first start.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
-use rand::RngCore as _;
+pub use ::seal::{DecryptError, KeyError};
 
-const NONCE_LEN: usize = 12;
 /// How a sealed credential starts in its text column; anything else is a value written before
 /// credentials were sealed, which `Store::open` seals.
 pub(crate) const SEALED_TEXT_PREFIX: &str = "sealed:v1:";
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("GANTRY_SECRET_KEY must be 32 bytes as 64 hex digits or base64")]
-    BadKey,
-    #[error("secret key file {path}: {source}")]
-    File { path: String, source: std::io::Error },
-    #[error("secret key file {path} must hold 32 bytes as 64 hex digits")]
-    BadFile { path: String },
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("a stored secret cannot be decrypted with this key (was GANTRY_SECRET_KEY changed?)")]
-pub struct DecryptError;
-
 /// Encrypts and decrypts values at rest. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SecretBox {
-    cipher: Aes256Gcm,
-}
-
-impl std::fmt::Debug for SecretBox {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("SecretBox")
-    }
+    sealer: ::seal::Sealer,
 }
 
 impl SecretBox {
     pub fn from_key(key: [u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)) }
+        Self { sealer: ::seal::Sealer::from_key(key) }
     }
 
     /// The key from `configured` (the variable's text) or from `<data>/secret.key`, created
     /// with 0600 permissions when missing.
     pub fn load(configured: Option<&str>, data_dir: &Path) -> Result<Self, KeyError> {
-        if let Some(text) = configured {
-            return parse_key(text.trim()).map(Self::from_key).ok_or(KeyError::BadKey);
-        }
-        let path = data_dir.join("secret.key");
-        let display = path.display().to_string();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse_key(text.trim()).map(Self::from_key).ok_or(KeyError::BadFile { path: display }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::rng().fill_bytes(&mut key);
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|source| KeyError::File { path: display.clone(), source })?;
-                file.write_all(hex::encode(key).as_bytes()).map_err(|source| KeyError::File { path: display, source })?;
-                tracing::info!(path = %path.display(), "created a new secret key");
-                Ok(Self::from_key(key))
-            }
-            Err(source) => Err(KeyError::File { path: display, source }),
-        }
+        ::seal::Sealer::load(configured, &data_dir.join("secret.key")).map(|sealer| Self { sealer })
     }
 
     /// A pipeline secret `name` of repository `repo_id`: nonce followed by ciphertext.
@@ -120,26 +74,11 @@ impl SecretBox {
     }
 
     fn seal_with(&self, associated_data: &[u8], value: &str) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: value.as_bytes(), aad: associated_data })
-            .expect("AES-GCM encryption of an in-memory value cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        out
+        self.sealer.seal(associated_data, value.as_bytes())
     }
 
     fn open_with(&self, associated_data: &[u8], sealed: &[u8]) -> Result<String, DecryptError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(DecryptError);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| DecryptError)?;
-        let plain =
-            self.cipher.decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: associated_data }).map_err(|_| DecryptError)?;
-        String::from_utf8(plain).map_err(|_| DecryptError)
+        String::from_utf8(self.sealer.open(associated_data, sealed)?).map_err(|_| DecryptError)
     }
 }
 
@@ -157,15 +96,6 @@ fn credential_associated_data(repo_id: i64, column: &str) -> Vec<u8> {
 
 fn registry_associated_data(repo_id: i64, host: &str) -> Vec<u8> {
     format!("gantry-registry:{repo_id}:{host}").into_bytes()
-}
-
-fn parse_key(text: &str) -> Option<[u8; 32]> {
-    if text.len() == 64
-        && let Ok(bytes) = hex::decode(text)
-    {
-        return bytes.try_into().ok();
-    }
-    base64::engine::general_purpose::STANDARD.decode(text).ok()?.try_into().ok()
 }
 
 #[cfg(test)]

@@ -46,8 +46,10 @@ fn deployed(name: &str, app: &App, digest: &str) -> ObservedApp {
         spec_digest: Some(digest.to_owned()),
         image: app.image.to_string(),
         desired_replicas: app.replicas,
+        revision: "0123abcd".to_owned(),
+        since: 1_700_000_000,
         instances: (0..app.replicas)
-            .map(|index| ObservedInstance { id: format!("container{index}abcdef"), running: true, foreign_image: None })
+            .map(|index| ObservedInstance { id: format!("container{index}abcdef"), running: true, health: None, foreign_image: None })
             .collect(),
     }
 }
