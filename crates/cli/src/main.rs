@@ -75,6 +75,10 @@ enum Command {
     /// Delivery: keep an environment repository and its targets in agreement (a Docker engine so
     /// far); `plan` and `apply` do one pass over a local folder.
     Deployer(DeployerArgs),
+    /// An environment as its deployer sees it: `status`, `history APP`, and `rollback APP` (a
+    /// commit to the environment repository).
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// Logins for private registries on a server, per repository (passwords are write-only).
     Registry(client::RegistryCommand),
 }
@@ -94,13 +98,47 @@ struct DeployerArgs {
     /// fetch in step).
     #[arg(long, env = "GANTRY_DEPLOYER_POLL", default_value_t = 30)]
     poll: u64,
-    /// The deployer's own folder (the checkout).
-    #[arg(long, env = "GANTRY_DEPLOYER_DATA", default_value = "gantry-deployer")]
-    data: PathBuf,
+    #[command(flatten)]
+    data: DeployerData,
     /// The Docker engine to deploy to (default: the targets' `docker_host`, else DOCKER_HOST or
     /// the local socket).
     #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
     docker_host: Option<String>,
+    /// Serve push webhooks (`/hooks/github|gitea|gitlab|generic`), Gantry's `image.published`
+    /// (`/hooks/gantry`), the inventory (`/api/v1/inventory`), history and `/metrics` here.
+    #[arg(long, env = "GANTRY_DEPLOYER_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Verifies push webhooks (HMAC-SHA256 signature, or GitLab's token).
+    #[arg(long, env = "GANTRY_DEPLOYER_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Verifies Gantry's signed `image.published` notifications (the notifier's secret).
+    #[arg(long, env = "GANTRY_DEPLOYER_GANTRY_SECRET", hide_env_values = true)]
+    gantry_secret: Option<String>,
+    /// Required as `Authorization: Bearer …` by the inventory and history endpoints.
+    #[arg(long, env = "GANTRY_DEPLOYER_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Send signed deployment events (started, succeeded, failed, rolled back, drift) here;
+    /// repeat for several receivers.
+    #[arg(long = "notify", env = "GANTRY_DEPLOYER_NOTIFY", value_delimiter = ',')]
+    notify: Vec<String>,
+    /// Signs the deployment events (`X-Gantry-Signature: sha256=<hex HMAC>`).
+    #[arg(long, env = "GANTRY_DEPLOYER_NOTIFY_SECRET", hide_env_values = true)]
+    notify_secret: Option<String>,
+    /// Plan on every pass and change nothing.
+    #[arg(long, env = "GANTRY_DEPLOYER_DRY_RUN")]
+    dry_run: bool,
+}
+
+/// The deployer's own folder and the key of its secret store.
+#[derive(Args, Clone)]
+struct DeployerData {
+    /// The deployer's own folder: the checkout, the secret store, the deployment history.
+    #[arg(long = "data", env = "GANTRY_DEPLOYER_DATA", default_value = "gantry-deployer")]
+    folder: PathBuf,
+    /// The secret store's key (64 hex digits or base64 of 32 bytes); default: a 0600 key file
+    /// in the data folder, created on first use.
+    #[arg(long, env = "GANTRY_DEPLOYER_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +153,8 @@ enum DeployerCommand {
         /// else DOCKER_HOST or the local socket).
         #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
         docker_host: Option<String>,
+        #[command(flatten)]
+        data: DeployerData,
     },
     /// Carry out the plan once: start, update (healthy before the old version stops, or
     /// stop-first where a host port needs it), heal and remove. Exit 1 when a change failed.
@@ -126,7 +166,88 @@ enum DeployerCommand {
         /// or the local socket).
         #[arg(long, env = "GANTRY_DEPLOYER_DOCKER_HOST")]
         docker_host: Option<String>,
+        #[command(flatten)]
+        data: DeployerData,
     },
+    /// The deployer's secrets: values that never go into git, sealed in its data folder and
+    /// given to containers as files. Setting a new value rolls the applications that use it.
+    #[command(subcommand)]
+    Secret(DeployerSecretCommand),
+}
+
+#[derive(Subcommand)]
+enum DeployerSecretCommand {
+    /// Create or replace a secret. The value comes from --value, --from-file, --from-env or stdin.
+    Add {
+        name: String,
+        /// The value. It shows in process lists and shell history: prefer stdin, --from-file or --from-env.
+        #[arg(long, conflicts_with_all = ["from_file", "from_env"])]
+        value: Option<String>,
+        #[arg(long, conflicts_with = "from_env")]
+        from_file: Option<PathBuf>,
+        /// The name of an environment variable holding the value.
+        #[arg(long)]
+        from_env: Option<String>,
+        #[command(flatten)]
+        data: DeployerData,
+    },
+    /// The secrets' names, versions and when they were set (never their values).
+    Ls {
+        #[command(flatten)]
+        data: DeployerData,
+    },
+    /// Remove a secret; applications naming it fail to deploy until it is back.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        data: DeployerData,
+    },
+}
+
+/// `gantry env`: what runs in an environment, its history, and rollbacks as commits.
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Every application: owner, version and digest, replicas healthy of desired, state,
+    /// deployed by, the build that produced it, drift.
+    Status {
+        #[command(flatten)]
+        deployer: DeployerClient,
+        /// Print JSON (the inventory as the deployer serves it).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every deployment of one application: from → to, when, who, outcome, duration, reason.
+    History {
+        app: String,
+        #[command(flatten)]
+        deployer: DeployerClient,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll an application back by a commit to the environment repository: its file as it was
+    /// at REVISION (default: before its image last changed). The deployer then deploys it.
+    Rollback {
+        app: String,
+        /// The environment repository's commit to take the application's file from.
+        #[arg(long)]
+        to: Option<String>,
+        /// The environment repository (any URL git takes) to commit to.
+        #[arg(long, env = "GANTRY_DEPLOYER_REPO")]
+        repo: String,
+        #[arg(long, env = "GANTRY_DEPLOYER_BRANCH", default_value = "main")]
+        branch: String,
+    },
+}
+
+/// Where a deployer's API is.
+#[derive(Args, Clone)]
+struct DeployerClient {
+    /// The deployer's listen address, as a URL (`http://127.0.0.1:8790`).
+    #[arg(long = "deployer", env = "GANTRY_DEPLOYER_URL")]
+    url: String,
+    /// Its API token, when it requires one.
+    #[arg(long, env = "GANTRY_DEPLOYER_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -329,16 +450,43 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Secret(command) => client::secret(command),
         Command::Notifier(command) => client::notifier(command),
         Command::Artifact(command) => client::artifact(command),
-        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Plan { repo, docker_host }), .. }) => {
-            environment::print_plan(&repo, docker_host.as_deref())
+        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Plan { repo, docker_host, data }), .. }) => {
+            environment::print_plan(&repo, docker_host.as_deref(), &data.folder, data.secret_key.as_deref())
         }
-        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Apply { repo, docker_host }), .. }) => {
-            environment::apply(&repo, docker_host.as_deref())
+        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Apply { repo, docker_host, data }), .. }) => {
+            environment::apply(&repo, docker_host.as_deref(), &data.folder, data.secret_key.as_deref())
         }
-        Command::Deployer(DeployerArgs { command: None, repo, branch, poll, data, docker_host }) => {
-            let Some(repo) = repo else { anyhow::bail!("name the environment repository: gantry deployer --repo URL") };
-            environment::run(deploy::run::RunOptions { repo, branch, data, poll: std::time::Duration::from_secs(poll.max(1)), docker_host })
+        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Secret(command)), .. }) => match command {
+            DeployerSecretCommand::Add { name, value, from_file, from_env, data } => {
+                let value = client::secret::read_value(&name, value.as_deref(), from_file.as_deref(), from_env.as_deref())?;
+                environment::secret_add(&data.folder, data.secret_key.as_deref(), &name, &value)
+            }
+            DeployerSecretCommand::Ls { data } => environment::secret_list(&data.folder, data.secret_key.as_deref()),
+            DeployerSecretCommand::Rm { name, data } => environment::secret_remove(&data.folder, data.secret_key.as_deref(), &name),
+        },
+        Command::Deployer(args @ DeployerArgs { command: None, .. }) => {
+            let Some(repo) = args.repo else { anyhow::bail!("name the environment repository: gantry deployer --repo URL") };
+            let secret = args.notify_secret;
+            environment::run(deploy::run::RunOptions {
+                repo,
+                branch: args.branch,
+                data: args.data.folder,
+                poll: std::time::Duration::from_secs(args.poll.max(1)),
+                docker_host: args.docker_host,
+                listen: args.listen,
+                webhook_secret: args.webhook_secret,
+                gantry_secret: args.gantry_secret,
+                api_token: args.api_token,
+                secret_key: args.data.secret_key,
+                receivers: args.notify.into_iter().map(|url| deploy::events::Receiver { url, secret: secret.clone() }).collect(),
+                dry_run: args.dry_run,
+            })
         }
+        Command::Env(command) => match command {
+            EnvCommand::Status { deployer, json } => environment::status(&deployer.url, deployer.token.as_deref(), json),
+            EnvCommand::History { app, deployer, json } => environment::history(&deployer.url, deployer.token.as_deref(), &app, json),
+            EnvCommand::Rollback { app, to, repo, branch } => environment::rollback(&repo, &branch, &app, to.as_deref()),
+        },
         Command::Registry(command) => client::registry(command),
     }
 }

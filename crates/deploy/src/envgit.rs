@@ -91,16 +91,23 @@ impl Checkout {
         self.git(&["show", &format!("{revision}:{path}")], "show").await.map(Some)
     }
 
-    /// Writes `files` (path → text) and commits them as the deployer on the checked-out
-    /// commit, then pushes; a push that fails leaves the commit pending (returned either way).
-    pub async fn commit_and_push(&self, files: &[(String, String)], message: &str) -> Result<String, GitError> {
+    /// Writes `files` (path → text) and commits them on the checked-out commit, by the deployer
+    /// or by `person` (`Name <email>`), then pushes; a push that fails leaves the commit pending
+    /// (returned either way).
+    pub async fn commit_and_push(
+        &self,
+        files: &[(String, String)],
+        message: &str,
+        person: Option<(&str, &str)>,
+    ) -> Result<String, GitError> {
         for (path, text) in files {
             let full = self.path.join(path);
             tokio::fs::write(&full, text).await.map_err(|error| GitError { operation: "write", message: format!("{path}: {error}") })?;
             self.git(&["add", "--", path], "add").await?;
         }
-        let author = format!("{DEPLOYER_NAME} <{DEPLOYER_EMAIL}>");
-        let identity = ["-c", &format!("user.name={DEPLOYER_NAME}"), "-c", &format!("user.email={DEPLOYER_EMAIL}")];
+        let (name, email) = person.unwrap_or((DEPLOYER_NAME, DEPLOYER_EMAIL));
+        let author = format!("{name} <{email}>");
+        let identity = ["-c", &format!("user.name={name}"), "-c", &format!("user.email={email}")];
         let mut arguments: Vec<&str> = identity.to_vec();
         arguments.extend(["commit", "--quiet", "--no-verify", "--author", &author, "-m", message]);
         self.git(&arguments, "commit").await?;
@@ -112,6 +119,12 @@ impl Checkout {
             tracing::warn!(%error, %commit, "cannot push the deployer's commit yet; it is kept and pushed later");
         }
         Ok(commit)
+    }
+
+    /// The commits that changed `path`, newest first.
+    pub async fn commits_touching(&self, path: &str) -> Result<Vec<String>, GitError> {
+        let out = self.git(&["log", "--format=%H", "--", path], "log").await?;
+        Ok(out.lines().map(str::to_owned).collect())
     }
 
     /// Pushes the checked-out commit to the branch; what was pending is no longer.
@@ -127,8 +140,11 @@ impl Checkout {
     }
 
     fn set_pending(&self, commits: &[String]) {
-        let result =
-            if commits.is_empty() { std::fs::remove_file(&self.pending).or(Ok(())) } else { std::fs::write(&self.pending, commits.join("\n")) };
+        let result = if commits.is_empty() {
+            std::fs::remove_file(&self.pending).or(Ok(()))
+        } else {
+            std::fs::write(&self.pending, commits.join("\n"))
+        };
         if let Err(error) = result {
             tracing::warn!(%error, "cannot record the deployer's unpushed commits");
         }

@@ -9,65 +9,10 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore as _;
-use serde::{Deserialize, Serialize};
 
 const HISTORY_FILE: &str = "history.jsonl";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeploymentOutcome {
-    /// Under way.
-    Running,
-    Succeeded,
-    /// Did not become healthy; what ran before runs (or runs again).
-    Failed,
-    /// The deployer stopped before it ended (killed, the machine restarted).
-    Interrupted,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeploymentKind {
-    Create,
-    Update,
-    Heal,
-    Remove,
-    /// Back to the previous version after a failed one (by the deployer or `gantry env rollback`).
-    Rollback,
-}
-
-/// One deployment of one application.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeploymentRecord {
-    pub id: String,
-    pub environment: String,
-    pub app: String,
-    pub kind: DeploymentKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_image: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to_image: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_revision: Option<String>,
-    /// The environment repository's commit deployed.
-    pub revision: String,
-    /// Who made that commit (`Name <email>`); the deployer for its own rollbacks and automation.
-    pub author: String,
-    /// Unix milliseconds.
-    pub started_at: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<u64>,
-    pub outcome: DeploymentOutcome,
-    /// Why it failed, or why it was a rollback.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl DeploymentRecord {
-    pub fn duration_ms(&self) -> Option<u64> {
-        self.finished_at.map(|finished| finished.saturating_sub(self.started_at))
-    }
-}
+pub use proto::delivery::{DeploymentKind, DeploymentOutcome, DeploymentRecord};
 
 #[derive(Debug, thiserror::Error)]
 #[error("deployment history {path}: {source}")]

@@ -9,15 +9,19 @@
 //! (the Docker engine, by labels) and carries changes out; `reconcile` composes one pass and
 //! `run` repeats it against a git checkout.
 
-pub mod model;
 pub mod edit;
 pub mod envgit;
+pub mod events;
 pub mod history;
+pub mod inventory;
+pub mod model;
 pub mod plan;
 pub mod read;
 pub mod reconcile;
+pub mod rollback;
 pub mod run;
 pub mod secrets;
+pub mod serve;
 pub mod swarm;
 pub mod target;
 

@@ -8,11 +8,11 @@ use std::path::Path;
 use pipeline::Diagnostic;
 
 use crate::EnvironmentRepo;
+use crate::history::{self, DeploymentKind, DeploymentOutcome, DeploymentRecord, History};
 use crate::model::{ENVIRONMENT_FILE, TargetKind};
+use crate::plan::ObservedApp;
 use crate::plan::{Action, Change, content_digest, effective_order, plan, spec_digest};
 use crate::read::{ReadOptions, RepoFile, is_app_file, read_repository};
-use crate::history::{self, DeploymentKind, DeploymentOutcome, DeploymentRecord, History};
-use crate::plan::ObservedApp;
 use crate::secrets::SecretStore;
 use crate::target::{AnyTarget, Deployment, SecretMaterial, Target as _, TargetError};
 
@@ -52,6 +52,8 @@ pub struct Prepared {
 pub struct Outcome {
     pub change: Change,
     pub result: Result<(), TargetError>,
+    /// The deployment as recorded; `None` for drift only warned about.
+    pub record: Option<DeploymentRecord>,
 }
 
 /// The files under `root` (`.git` skipped), paths relative to it. Only the environment file
@@ -91,8 +93,26 @@ pub struct ReconcileOptions<'a> {
     pub docker_host: Option<&'a str>,
     /// The deployer's secret store; without one, an application that names a secret fails.
     pub secrets: Option<&'a SecretStore>,
-    /// Where deployments are recorded.
-    pub history: Option<&'a History>,
+}
+
+/// Where each deployment is recorded, when it starts and again when it ends.
+pub trait Journal {
+    fn record(&self, record: &DeploymentRecord);
+}
+
+impl Journal for History {
+    fn record(&self, record: &DeploymentRecord) {
+        if let Err(error) = self.write(record) {
+            tracing::warn!(%error, "cannot record the deployment");
+        }
+    }
+}
+
+/// Records nothing (`gantry deployer apply` without a data folder).
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn record(&self, _: &DeploymentRecord) {}
 }
 
 /// The commit being reconciled and who made it.
@@ -127,11 +147,8 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
         None => BTreeMap::new(),
     };
     let secret_versions = secrets.iter().map(|(name, material)| (name.clone(), material.version.clone())).collect();
-    let spec_digests: BTreeMap<String, String> = repository
-        .apps
-        .iter()
-        .map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions)))
-        .collect();
+    let spec_digests: BTreeMap<String, String> =
+        repository.apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions))).collect();
     let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
 
     // Targets that are one engine (the same kind at the same address) are one connection,
@@ -171,12 +188,12 @@ struct Connection {
 impl Prepared {
     /// Carries out every change in turn, whatever happens to the others, and records each in
     /// the history; what is started is labelled with `revision`.
-    pub async fn apply(&self, revision: &Revision, history: Option<&History>) -> Vec<Outcome> {
+    pub async fn apply(&self, revision: &Revision, journal: &dyn Journal) -> Vec<Outcome> {
         let environment = &self.repository.environment;
         let mut outcomes = Vec::new();
         for change in &self.changes {
             if matches!(change.action, Action::Warn { .. }) {
-                outcomes.push(Outcome { change: change.clone(), result: Ok(()) });
+                outcomes.push(Outcome { change: change.clone(), result: Ok(()), record: None });
                 continue;
             }
             let before = self.observed.iter().find(|app| app.name == change.app);
@@ -201,11 +218,7 @@ impl Prepared {
                 outcome: DeploymentOutcome::Running,
                 reason: None,
             };
-            if let Some(history) = history
-                && let Err(error) = history.write(&record)
-            {
-                tracing::warn!(%error, "cannot record the deployment");
-            }
+            journal.record(&record);
             let result = self.apply_change(change, revision).await;
             record.finished_at = Some(history::now_ms());
             match &result {
@@ -219,12 +232,8 @@ impl Prepared {
                     tracing::warn!(app = %change.app, %error, "not applied");
                 }
             }
-            if let Some(history) = history
-                && let Err(error) = history.write(&record)
-            {
-                tracing::warn!(%error, "cannot record the deployment");
-            }
-            outcomes.push(Outcome { change: change.clone(), result });
+            journal.record(&record);
+            outcomes.push(Outcome { change: change.clone(), result, record: Some(record) });
         }
         outcomes
     }
@@ -248,6 +257,9 @@ impl Prepared {
             config_files: &self.config_files,
             secrets: &self.secrets,
             order: effective_order(app, environment.targets.get(&app.target).map(|target| target.kind)),
+            // A new version is watched for a while before it counts as deployed; starting what
+            // was not running, or putting back what drifted, is not a new version.
+            monitor: if matches!(change.action, Action::Update { .. }) { app.update.monitor } else { std::time::Duration::ZERO },
         };
         target.deploy(&deployment).await?;
         // Moved to another target: what ran on the old one goes once the new one is healthy.

@@ -1,58 +1,399 @@
 //! The long-running deployer: the environment repository cloned into its data folder and
-//! fetched every poll (with jitter, so that many deployers do not fetch in step), then one
-//! reconcile. When the repository cannot be reached, the last fetched commit is reconciled
-//! again: what runs stays the last known good state, and drift is still healed. A commit with
-//! mistakes is not applied; the deployer says so and waits for the next one.
+//! fetched every poll (with jitter, so that many deployers do not fetch in step) or when a
+//! webhook says so, then one reconcile. When the repository cannot be reached, the checkout's
+//! last commit is reconciled again: what runs stays the last known good state, drift is still
+//! healed, and a rollback is still committed (locally, pushed later). A commit with mistakes
+//! is not applied; the deployer says so and waits for the next one.
+//!
+//! A rollout that fails its health check is rolled back as a commit: the application's file
+//! as it was at the revision that last ran, plus a hold on the failed image, by the deployer,
+//! with the reason in the message and trailers naming the failed revision and image. Git and
+//! what runs agree again, and image automation skips the held image. An application whose
+//! policy is `pause` (or that has nothing to go back to) keeps its failed version paused: it is
+//! not retried until the repository changes it.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::reconcile::{ReconcileError, ReconcileOptions, Revision, prepare};
+use crate::envgit::Checkout;
+use crate::events::{self, DeploymentEvent, Receiver};
+use crate::history::{DeploymentOutcome, DeploymentRecord, History};
+use crate::inventory::{self, Metrics};
+use crate::model::{App, FailureAction};
+use crate::plan::Action;
+use crate::reconcile::{Journal, Outcome, ReconcileError, ReconcileOptions, Revision, prepare};
+use crate::secrets::SecretStore;
+use crate::serve::Shared;
+use crate::target::TargetError;
 
 pub struct RunOptions {
     /// Where the repository is cloned from: any URL git takes, chosen by whoever runs the
     /// deployer (a path or `file://` included).
     pub repo: String,
     pub branch: String,
-    /// The deployer's own folder: the checkout lives in `checkout/`.
+    /// The deployer's own folder: the checkout, the secret store, the history.
     pub data: PathBuf,
     pub poll: Duration,
     pub docker_host: Option<String>,
+    /// Serves hooks, the inventory and metrics there.
+    pub listen: Option<SocketAddr>,
+    /// Verifies push webhooks.
+    pub webhook_secret: Option<String>,
+    /// Verifies Gantry's `image.published` events.
+    pub gantry_secret: Option<String>,
+    /// Required as a bearer token by the inventory and history endpoints, when set.
+    pub api_token: Option<String>,
+    /// Seals the secret store (else a key file in `data`).
+    pub secret_key: Option<String>,
+    pub receivers: Vec<Receiver>,
+    /// Plans every pass and changes nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretStoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+    #[error("deployment history: {0}")]
+    History(#[from] crate::history::HistoryError),
 }
 
 /// Reconciles until `stop` is cancelled.
-pub async fn run(options: &RunOptions, stop: CancellationToken) {
-    let checkout = options.data.join("checkout");
+pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<(), RunError> {
+    let secrets = SecretStore::open(&options.data, options.secret_key.as_deref())?;
+    let history = History::new(&options.data);
+    let client = reqwest::Client::new();
+    let shared = Arc::new(Shared {
+        inventory: tokio::sync::RwLock::new(None),
+        metrics: std::sync::Mutex::new(Metrics::default()),
+        history: history.clone(),
+        wake: tokio::sync::Notify::new(),
+        automation_due: std::sync::atomic::AtomicBool::new(false),
+        branch: options.branch.clone(),
+        webhook_secret: options.webhook_secret.clone(),
+        gantry_secret: options.gantry_secret.clone(),
+        api_token: options.api_token.clone(),
+    });
+    for record in history.close_interrupted()? {
+        tracing::warn!(app = %record.app, revision = %record.revision, "a rollout was interrupted when the deployer stopped; reconciling finishes or undoes it");
+        count(&shared, |metrics| *metrics.deployments.entry("interrupted".to_owned()).or_default() += 1);
+    }
+    if let Some(address) = options.listen {
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| RunError::Listen { address, source })?;
+        tracing::info!(%address, "listening for hooks, inventory and metrics");
+        let router = crate::serve::router(shared.clone());
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stopped.cancelled().await }).await;
+        });
+    }
+    let checkout = Checkout::new(&options.repo, &options.branch, &options.data);
+    let mut deployer = Deployer {
+        options: &options,
+        checkout,
+        secrets,
+        shared: shared.clone(),
+        client,
+        paused: BTreeMap::new(),
+        reported_drift: BTreeMap::new(),
+        image_labels: BTreeMap::new(),
+    };
     loop {
-        let revision = match sync(&options.repo, &options.branch, &checkout).await {
-            Ok(revision) => Some(revision),
-            Err(error) => {
-                tracing::warn!(repo = %options.repo, %error, "cannot fetch the environment repository; keeping the last known good state");
-                current_revision(&checkout).await
-            }
-        };
-        if let Some(revision) = revision {
-            reconcile(&checkout, &revision, options.docker_host.as_deref()).await;
+        let again = deployer.pass().await;
+        if again {
+            continue;
         }
         let jitter = options.poll.mul_f64(0.1 * pseudo_random());
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return Ok(()),
             () = tokio::time::sleep(options.poll + jitter) => {}
+            () = shared.wake.notified() => {}
         }
     }
 }
 
-async fn reconcile(checkout: &Path, revision: &str, docker_host: Option<&str>) {
-    let options = ReconcileOptions { docker_host, ..ReconcileOptions::default() };
-    match prepare(checkout, &options).await {
-        Ok(prepared) if prepared.changes.is_empty() => tracing::debug!(%revision, "nothing to do"),
-        Ok(prepared) => {
-            tracing::info!(%revision, changes = prepared.changes.len(), "reconciling");
-            prepared.apply(&Revision { id: revision.to_owned(), author: String::new() }, None).await;
+struct Deployer<'a> {
+    options: &'a RunOptions,
+    checkout: Checkout,
+    secrets: SecretStore,
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    /// Applications whose desired spec failed and is not retried until it changes: spec digest.
+    paused: BTreeMap<String, String>,
+    /// The drift last reported per application, so that it is reported once, not every poll.
+    reported_drift: BTreeMap<String, Vec<String>>,
+    /// Images' labels by reference, for provenance.
+    image_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Writes the history, sends events and counts outcomes as deployments start and end.
+struct RunJournal<'a> {
+    history: &'a History,
+    shared: &'a Shared,
+    client: &'a reqwest::Client,
+    receivers: &'a [Receiver],
+    owners: BTreeMap<String, String>,
+}
+
+impl Journal for RunJournal<'_> {
+    fn record(&self, record: &DeploymentRecord) {
+        self.history.record(record);
+        let event = match record.outcome {
+            DeploymentOutcome::Running => events::DEPLOYMENT_STARTED,
+            DeploymentOutcome::Succeeded => events::DEPLOYMENT_SUCCEEDED,
+            DeploymentOutcome::Failed | DeploymentOutcome::Interrupted => events::DEPLOYMENT_FAILED,
+        };
+        if record.outcome != DeploymentOutcome::Running {
+            let outcome = if record.outcome == DeploymentOutcome::Succeeded { "succeeded" } else { "failed" };
+            count(self.shared, |metrics| *metrics.deployments.entry(outcome.to_owned()).or_default() += 1);
         }
-        Err(ReconcileError::Mistakes(diagnostics)) => {
+        events::send(
+            self.client,
+            self.receivers,
+            &DeploymentEvent {
+                event: event.to_owned(),
+                environment: record.environment.clone(),
+                app: record.app.clone(),
+                owner_team: self.owners.get(&record.app).cloned(),
+                deployment: Some(record.clone()),
+                drift: Vec::new(),
+            },
+        );
+    }
+}
+
+impl Deployer<'_> {
+    /// One pass: fetch, reconcile, roll back what failed. True when a rollback was committed,
+    /// so that it is reconciled at once.
+    async fn pass(&mut self) -> bool {
+        let started = Instant::now();
+        let (revision, reachable) = match self.checkout.sync().await {
+            Ok(revision) => (Some(revision), true),
+            Err(error) => {
+                tracing::warn!(repo = %self.options.repo, %error, "cannot fetch the environment repository; keeping the last known good state");
+                (self.checkout.head().await, false)
+            }
+        };
+        let Some(revision) = revision else { return false };
+        let options = ReconcileOptions { docker_host: self.options.docker_host.as_deref(), secrets: Some(&self.secrets) };
+        let mut prepared = match prepare(&self.checkout.path, &options).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                report_failure(&revision, &error);
+                count(&self.shared, |metrics| {
+                    metrics.reconciles += 1;
+                    metrics.reconcile_failures += 1;
+                });
+                return false;
+            }
+        };
+        // A version that failed is not tried again until the repository changes it.
+        prepared.changes.retain(|change| {
+            let paused = self.paused.get(&change.app).is_some_and(|spec| prepared.spec_digests.get(&change.app) == Some(spec));
+            !(paused && matches!(change.action, Action::Create { .. } | Action::Update { .. }))
+        });
+        self.paused.retain(|app, spec| prepared.spec_digests.get(app) == Some(spec));
+        self.report_drift(&prepared);
+        let mut rolled_back = false;
+        let mut remaining = prepared.changes.clone();
+        if self.options.dry_run {
+            if !prepared.changes.is_empty() {
+                tracing::info!(%revision, plan = %crate::plan::render(&prepared.changes), "dry run: nothing applied");
+            }
+        } else if !prepared.changes.is_empty() {
+            tracing::info!(%revision, changes = prepared.changes.len(), "reconciling");
+            let journal = RunJournal {
+                history: &self.shared.history,
+                shared: &self.shared,
+                client: &self.client,
+                receivers: &self.options.receivers,
+                owners: prepared.repository.apps.iter().map(|(name, app)| (name.clone(), app.owner.team.clone())).collect(),
+            };
+            let author = self.checkout.author_of(&revision).await;
+            let outcomes = prepared.apply(&Revision { id: revision.clone(), author }, &journal).await;
+            for outcome in &outcomes {
+                if outcome.result.is_err()
+                    && let Some(app) = prepared.repository.apps.get(&outcome.change.app)
+                {
+                    rolled_back |= self.after_failure(app, outcome, &prepared.spec_digests).await;
+                }
+            }
+            remaining = outcomes.into_iter().filter(|outcome| outcome.result.is_err()).map(|outcome| outcome.change).collect();
+            remaining.extend(prepared.changes.iter().filter(|change| matches!(change.action, Action::Warn { .. })).cloned());
+            // What runs now, for the inventory.
+            let options = ReconcileOptions { docker_host: self.options.docker_host.as_deref(), secrets: Some(&self.secrets) };
+            if let Ok(after) = prepare(&self.checkout.path, &options).await {
+                prepared.observed = after.observed;
+            }
+        }
+        self.update_inventory(&prepared, &revision, &remaining, reachable).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        count(&self.shared, |metrics| {
+            metrics.reconciles += 1;
+            metrics.last_reconcile_seconds = elapsed;
+            metrics.reconcile_seconds_sum += elapsed;
+        });
+        rolled_back
+    }
+
+    /// A failed rollout: rolled back by a commit when the policy says so and there is a
+    /// revision to go back to; otherwise paused. True when a rollback was committed.
+    async fn after_failure(&mut self, app: &App, outcome: &Outcome, spec_digests: &BTreeMap<String, String>) -> bool {
+        let Err(TargetError::Unhealthy { why, .. }) = &outcome.result else {
+            // Not the version's fault (the engine, a missing secret): tried again next poll.
+            return false;
+        };
+        if let Some(spec) = spec_digests.get(&app.name) {
+            self.paused.insert(app.name.clone(), spec.clone());
+        }
+        let Some(record) = &outcome.record else { return false };
+        let previous = match (&app.update.failure_action, &record.from_revision) {
+            (FailureAction::Rollback, Some(previous)) if matches!(outcome.change.action, Action::Update { .. }) => previous.clone(),
+            _ => {
+                tracing::warn!(app = %app.name, "the new version failed; paused until the repository changes it");
+                return false;
+            }
+        };
+        match self.commit_rollback(app, record, &previous, why).await {
+            Ok(commit) => {
+                tracing::warn!(app = %app.name, %commit, "rolled back by a commit to the environment repository");
+                count(&self.shared, |metrics| metrics.rollbacks += 1);
+                events::send(
+                    &self.client,
+                    &self.options.receivers,
+                    &DeploymentEvent {
+                        event: events::DEPLOYMENT_ROLLED_BACK.to_owned(),
+                        environment: record.environment.clone(),
+                        app: app.name.clone(),
+                        owner_team: Some(app.owner.team.clone()),
+                        deployment: Some(record.clone()),
+                        drift: Vec::new(),
+                    },
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(app = %app.name, %error, "cannot commit the rollback");
+                false
+            }
+        }
+    }
+
+    /// The application's file as it was at `previous`, with a hold on the failed image added
+    /// to the holds it has now, committed by the deployer.
+    async fn commit_rollback(&self, app: &App, record: &DeploymentRecord, previous: &str, why: &str) -> Result<String, String> {
+        let before = self
+            .checkout
+            .file_at(previous, &app.file)
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("{} did not exist at {previous}", app.file))?;
+        let hold = self.hold_for(app).await;
+        let today = time_now_date();
+        let mut holds: Vec<(String, String)> = app.holds.iter().map(|hold| (hold.clone(), String::new())).collect();
+        if !holds.iter().any(|(existing, _)| existing == &hold) {
+            holds.push((hold.clone(), format!("{} rolled back {today}: {why}", app.image)));
+        }
+        let text = crate::edit::set_holds(&before, &holds);
+        let failed_image = app.image.to_string();
+        let restored = record.from_image.clone().unwrap_or_else(|| "the previous version".to_owned());
+        let message = format!(
+            "Roll back {name} to {restored}\n\n{failed_image} did not become healthy: {why}\n\nThe deployer rolled it back and holds {hold}, so that image automation does not\nbring it back; remove the hold by a commit once a fixed version is out.\n\nGantry-Rolled-Back-Revision: {revision}\nGantry-Failed-Image: {failed_image}\n",
+            name = app.name,
+            revision = record.revision,
+        );
+        self.checkout.commit_and_push(&[(app.file.clone(), text)], &message, None).await.map_err(|error| error.to_string())
+    }
+
+    /// What to hold: the failed image's digest (pinned, or as the engine pulled it), else its
+    /// tag.
+    async fn hold_for(&self, app: &App) -> String {
+        if let Some(digest) = &app.image.digest {
+            return digest.clone();
+        }
+        let host = self.options.docker_host.clone().unwrap_or_else(docker::resolve_host);
+        if let Ok(engine) = docker::Engine::connect_to(&host).await
+            && let Ok(details) = engine.inspect_image(&app.image.pull_reference()).await
+            && let Some(digest) = details
+                .repo_digests
+                .iter()
+                .find_map(|pinned| pinned.split_once('@').filter(|(repository, _)| *repository == app.image.repository).map(|(_, d)| d))
+        {
+            return digest.to_owned();
+        }
+        app.image.tag.clone().unwrap_or_else(|| "latest".to_owned())
+    }
+
+    /// Drift reported (log, event) once per change of what drifted.
+    fn report_drift(&mut self, prepared: &crate::reconcile::Prepared) {
+        let mut drifted = BTreeMap::new();
+        for change in &prepared.changes {
+            if let Action::Heal { drift } | Action::Warn { drift } = &change.action {
+                drifted.insert(change.app.clone(), drift.clone());
+            }
+        }
+        for (app, drift) in &drifted {
+            if self.reported_drift.get(app) != Some(drift) {
+                tracing::warn!(%app, drift = %drift.join("; "), "drift detected");
+                events::send(
+                    &self.client,
+                    &self.options.receivers,
+                    &DeploymentEvent {
+                        event: events::DRIFT_DETECTED.to_owned(),
+                        environment: prepared.repository.environment.name.clone(),
+                        app: app.clone(),
+                        owner_team: prepared.repository.apps.get(app).map(|app| app.owner.team.clone()),
+                        deployment: None,
+                        drift: drift.clone(),
+                    },
+                );
+            }
+        }
+        let count_drifted = drifted.len() as u64;
+        count(&self.shared, |metrics| metrics.drifted_apps = count_drifted);
+        self.reported_drift = drifted;
+    }
+
+    async fn update_inventory(
+        &mut self,
+        prepared: &crate::reconcile::Prepared,
+        revision: &str,
+        remaining: &[crate::plan::Change],
+        reachable: bool,
+    ) {
+        let unknown: Vec<String> =
+            prepared.observed.iter().map(|app| app.image.clone()).filter(|image| !self.image_labels.contains_key(image)).collect();
+        if !unknown.is_empty() {
+            let host = self.options.docker_host.clone().unwrap_or_else(docker::resolve_host);
+            if let Ok(engine) = docker::Engine::connect_to(&host).await {
+                for image in unknown {
+                    let reference =
+                        crate::read::parse_image(&image).map(|parsed| parsed.pull_reference()).unwrap_or_else(|_| image.clone());
+                    let labels = engine.inspect_image(&reference).await.map(|details| details.labels).unwrap_or_default();
+                    self.image_labels.insert(image, labels);
+                }
+            }
+        }
+        let history = self.shared.history.read().unwrap_or_default();
+        let mut inventory = inventory::build(&prepared.repository, revision, &prepared.observed, remaining, &history, &self.image_labels);
+        inventory.repository_reachable = reachable;
+        inventory.pending_commits = self.checkout.pending().len();
+        let apps = inventory.apps.len() as u64;
+        count(&self.shared, |metrics| metrics.apps = apps);
+        *self.shared.inventory.write().await = Some(inventory);
+    }
+}
+
+fn report_failure(revision: &str, error: &ReconcileError) {
+    match error {
+        ReconcileError::Mistakes(diagnostics) => {
             let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
             let first = diagnostics
                 .iter()
@@ -60,34 +401,19 @@ async fn reconcile(checkout: &Path, revision: &str, docker_host: Option<&str>) {
                 .map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message));
             tracing::error!(%revision, errors, first = first.unwrap_or_default(), "the environment repository has mistakes; nothing is applied");
         }
-        Err(error) => tracing::error!(%revision, %error, "reconcile failed"),
+        error => tracing::error!(%revision, %error, "reconcile failed"),
     }
 }
 
-/// Clones once, then fetches `branch` and checks it out exactly (local changes and stray files
-/// removed); the commit.
-async fn sync(repo: &str, branch: &str, checkout: &Path) -> Result<String, String> {
-    if !checkout.join(".git").exists() {
-        let _ = tokio::fs::remove_dir_all(checkout).await;
-        let mut clone = gitcmd::git(gitcmd::Protocols::Local);
-        clone.args(["clone", "--quiet", "--single-branch", "--branch", branch, repo]).arg(checkout);
-        run_git(clone).await?;
-    } else {
-        run_git(gitcmd::git_in(checkout, ["fetch", "--quiet", "origin", branch])).await?;
-        run_git(gitcmd::git_in(checkout, ["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"])).await?;
-        run_git(gitcmd::git_in(checkout, ["clean", "--quiet", "-fdx"])).await?;
+fn count(shared: &Shared, update: impl FnOnce(&mut Metrics)) {
+    if let Ok(mut metrics) = shared.metrics.lock() {
+        update(&mut metrics);
     }
-    current_revision(checkout).await.ok_or_else(|| "the checkout has no commit".to_owned())
 }
 
-async fn current_revision(checkout: &Path) -> Option<String> {
-    let output = tokio::process::Command::from(gitcmd::git_in(checkout, ["rev-parse", "HEAD"])).output().await.ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-async fn run_git(command: std::process::Command) -> Result<(), String> {
-    let output = tokio::process::Command::from(command).output().await.map_err(|error| format!("git could not start: {error}"))?;
-    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).trim().to_owned()) }
+/// Today as `YYYY-MM-DD` (UTC), for a hold's note.
+fn time_now_date() -> String {
+    time::OffsetDateTime::now_utc().date().to_string()
 }
 
 /// A number in [0, 1) that differs between processes and calls; jitter needs no better.

@@ -71,6 +71,9 @@ pub struct Deployment<'a> {
     /// The values of the secrets it names, by name (every one it names is here).
     pub secrets: &'a BTreeMap<String, SecretMaterial>,
     pub order: UpdateOrder,
+    /// How long the new version must stay healthy before the old one is gone for good (zero:
+    /// healthy once is enough).
+    pub monitor: Duration,
 }
 
 /// A place applications run.
@@ -111,9 +114,12 @@ impl Target for DockerTarget {
         self.deploy_containers(deployment).await
     }
 
+    /// The application's named volumes stay: they hold data, and a file removed by mistake
+    /// must not take it along. Networks no container uses any more go.
     async fn remove(&self, environment: &str, app: &str) -> Result<(), TargetError> {
         let containers = self.engine.list_containers(&app_labels(environment, app)).await?;
-        self.remove_containers(&containers).await
+        self.remove_containers(&containers).await?;
+        self.prune_networks(environment).await
     }
 }
 
@@ -141,6 +147,10 @@ impl DockerTarget {
             Ok(()) => self.wait_healthy(app, &started).await,
             Err(error) => Err(error),
         };
+        let result = match result {
+            Ok(()) => self.monitor(app, &started, deployment.monitor).await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = result {
             for id in &started {
                 let _ = self.engine.remove_container(id).await;
@@ -160,10 +170,8 @@ impl DockerTarget {
         if existing.iter().any(|network| network.name == full) {
             return Ok(());
         }
-        let labels = BTreeMap::from([
-            (labels::ENVIRONMENT.to_owned(), environment.to_owned()),
-            (labels::NETWORK.to_owned(), name.to_owned()),
-        ]);
+        let labels =
+            BTreeMap::from([(labels::ENVIRONMENT.to_owned(), environment.to_owned()), (labels::NETWORK.to_owned(), name.to_owned())]);
         match self.engine.create_network(&full, &labels).await {
             Ok(_) => Ok(()),
             // Created meanwhile by another rollout.
@@ -281,6 +289,27 @@ impl DockerTarget {
         Ok(())
     }
 
+    /// Watches healthy containers for `window`: one that exits or turns unhealthy fails the
+    /// rollout.
+    async fn monitor(&self, app: &App, containers: &[String], window: Duration) -> Result<(), TargetError> {
+        let until = Instant::now() + window;
+        while Instant::now() < until {
+            for id in containers {
+                let state = self.engine.container_state(id).await?;
+                let why = if !state.running {
+                    format!("a container exited with code {} within the monitor window", state.exit_code.unwrap_or(-1))
+                } else if state.health.as_deref() == Some("unhealthy") {
+                    "its health check failed within the monitor window".to_owned()
+                } else {
+                    continue;
+                };
+                return Err(TargetError::Unhealthy { app: app.name.clone(), why });
+            }
+            tokio::time::sleep(Duration::from_millis(200).min(until.saturating_duration_since(Instant::now()))).await;
+        }
+        Ok(())
+    }
+
     /// Until every new container is healthy (its health check) or running (none); an exit, an
     /// `unhealthy` verdict or the time the check may take is a failure.
     async fn wait_healthy(&self, app: &App, containers: &[String]) -> Result<(), TargetError> {
@@ -347,10 +376,8 @@ fn files_archive(
             .map_err(|error| fail(&config.file, error.to_string()))?;
     }
     for secret in &app.secrets {
-        let material = secrets.get(&secret.name).ok_or_else(|| TargetError::MissingSecret {
-            app: app.name.clone(),
-            secret: secret.name.clone(),
-        })?;
+        let material =
+            secrets.get(&secret.name).ok_or_else(|| TargetError::MissingSecret { app: app.name.clone(), secret: secret.name.clone() })?;
         let mut header = tar::Header::new_gnu();
         header.set_size(material.value.len() as u64);
         header.set_mode(0o400);

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod api;
 pub mod artifact;
+pub mod delivery;
 pub mod remote;
 pub mod state;
 

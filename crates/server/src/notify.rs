@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use hmac::{KeyInit as _, Mac as _};
 use proto::State;
 use proto::api::{BUILD_FINISHED, BuildNotification, EVENT_HEADER, IMAGE_PUBLISHED, ImagePublished, SIGNATURE_HEADER};
 use store::{ArtifactRecord, BuildRecord, NotifierRecord};
@@ -139,9 +138,7 @@ fn send(state: &AppState, notifier: &NotifierRecord, event: &'static str, body: 
 
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `key`, as GitHub signs its webhooks.
 pub fn signature(key: &str, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    forge::webhook::signature(key, body)
 }
 
 async fn retry<F, Fut, E>(what: &str, mut attempt: F)

@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 pub use ::seal::{DecryptError, KeyError};
+use base64::Engine as _;
 
 /// How a sealed credential starts in its text column; anything else is a value written before
 /// credentials were sealed, which `Store::open` seals.

@@ -49,7 +49,7 @@ pub const LAYERS: &[Layer] = &[
         ],
     },
     // Delivery: the environment repository, reconciled on targets through `docker`.
-    Layer { crate_name: "deploy", may_depend_on: &["pipeline", "proto", "docker", "registry", "gitcmd", "seal"] },
+    Layer { crate_name: "deploy", may_depend_on: &["pipeline", "proto", "docker", "registry", "gitcmd", "seal", "forge"] },
     Layer { crate_name: "bench", may_depend_on: &["pipeline"] },
     Layer { crate_name: "tidy", may_depend_on: &[] },
 ];

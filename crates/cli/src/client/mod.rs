@@ -13,7 +13,7 @@ mod notifier;
 mod registry;
 mod render;
 mod repo;
-mod secret;
+pub(crate) mod secret;
 mod sse;
 
 use std::fmt;

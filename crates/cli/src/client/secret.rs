@@ -85,7 +85,7 @@ pub(super) async fn execute(client: Client, action: SecretAction, json: bool) ->
     match action {
         SecretAction::Add(args) => {
             check_name(&args.name)?;
-            let value = read_value(&args)?;
+            let value = read_value(&args.name, args.value.as_deref(), args.from_file.as_deref(), args.from_env.as_deref())?;
             let body = SecretWrite {
                 value,
                 events: (!args.events.is_empty()).then(|| args.events.clone()),
@@ -137,13 +137,21 @@ pub(super) async fn execute(client: Client, action: SecretAction, json: bool) ->
 
 /// The value from wherever it was asked to come from. Read from a pipe, one trailing newline
 /// is dropped (`echo value |` adds it); a file is taken exactly as it is.
-fn read_value(args: &AddArgs) -> anyhow::Result<String> {
-    let value = if let Some(value) = &args.value {
-        value.clone()
-    } else if let Some(path) = &args.from_file {
+/// A secret's value from `value`, the file `from_file`, the variable `from_env`, a prompt
+/// (not echoed) or stdin (one trailing newline dropped); never empty. Also `gantry deployer
+/// secret add`'s.
+pub(crate) fn read_value(
+    name: &str,
+    value: Option<&str>,
+    from_file: Option<&std::path::Path>,
+    from_env: Option<&str>,
+) -> anyhow::Result<String> {
+    let value = if let Some(value) = value {
+        value.to_owned()
+    } else if let Some(path) = from_file {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text; secrets are text", path.display()))?
-    } else if let Some(variable) = &args.from_env {
+    } else if let Some(variable) = from_env {
         match std::env::var(variable) {
             Ok(value) => value,
             Err(std::env::VarError::NotPresent) => bail!("the variable {variable} is not set"),
@@ -152,7 +160,7 @@ fn read_value(args: &AddArgs) -> anyhow::Result<String> {
     } else if std::io::stdin().is_terminal() {
         // Typed by hand: not echoed, and one line.
         let terminal = console::Term::stderr();
-        terminal.write_str(&format!("value of {} (not shown): ", args.name)).context("cannot prompt for the value")?;
+        terminal.write_str(&format!("value of {name} (not shown): ")).context("cannot prompt for the value")?;
         terminal.read_secure_line().context("cannot read the value from the terminal")?
     } else {
         let mut value = String::new();
@@ -166,7 +174,7 @@ fn read_value(args: &AddArgs) -> anyhow::Result<String> {
         value
     };
     if value.is_empty() {
-        bail!("the value of {} is empty; give it with --value, --from-file, --from-env or on stdin", args.name);
+        bail!("the value of {name} is empty; give it with --value, --from-file, --from-env or on stdin");
     }
     Ok(value)
 }

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-const OWNER: &str = "owner: {team: web, contact: web@example.com}\n";
+use crate::delivery::{Deployer, docker, eventually};
+
+use crate::delivery::OWNER;
 
 /// Containers made by hand as the deployer labels them, removed when dropped.
 struct HandMade {
@@ -78,12 +80,6 @@ fn deployer(action: &str, repo: &Path) -> (i32, String) {
     (output.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
 }
 
-/// `docker` with these arguments; its standard output, trimmed.
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 #[test]
 fn apply_deploys_rolls_out_config_changes_heals_and_removes_and_keeps_the_running_version_when_a_new_one_is_unhealthy() {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -152,49 +148,6 @@ fn apply_deploys_rolls_out_config_changes_heals_and_removes_and_keeps_the_runnin
     drop(hand);
 }
 
-/// A `gantry deployer` process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Deployer {
-    child: Option<std::process::Child>,
-    log: std::path::PathBuf,
-}
-
-impl Deployer {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, and its exit code.
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = crate::support::kill(crate::support::pid_of(&child), crate::support::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    }
-}
-
-impl Drop for Deployer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Waits (at most a minute) until `check` holds.
-fn eventually(what: &str, deployer: &Deployer, check: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !check() {
-        assert!(std::time::Instant::now() < deadline, "{what} did not happen; the deployer said:\n{}", deployer.log());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn the_deployer_follows_its_repository_and_keeps_the_last_good_state_when_it_is_unreachable() {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -228,16 +181,12 @@ fn the_deployer_follows_its_repository_and_keeps_the_last_good_state_when_it_is_
     };
     publish("hello");
 
-    let log = dir.path().join("deployer.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["deployer", "--repo", bare.to_str().unwrap(), "--poll", "1", "--data"])
-        .arg(dir.path().join("data"))
-        .env("GANTRY_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut deployer = Deployer { child: Some(child), log };
+    let data = dir.path().join("data");
+    let mut deployer = Deployer::start(
+        &["--repo", bare.to_str().unwrap(), "--poll", "1", "--data", data.to_str().unwrap()],
+        &dir.path().join("deployer.log"),
+        None,
+    );
 
     eventually("the first deploy", &deployer, || says("hello"));
     publish("bonjour");

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod delivery;
 mod deployer;
 mod e2e;
 mod exec;
