@@ -57,7 +57,7 @@ async fn prepared(
     docker_host: Option<&str>,
     secrets: Option<&deploy::secrets::SecretStore>,
 ) -> anyhow::Result<Option<deploy::reconcile::Prepared>> {
-    let options = deploy::reconcile::ReconcileOptions { docker_host, secrets };
+    let options = deploy::reconcile::ReconcileOptions { docker_host, secrets, only_target: None };
     match prepare(root, &options).await {
         Ok(prepared) => Ok(Some(prepared)),
         Err(ReconcileError::Mistakes(diagnostics)) => {

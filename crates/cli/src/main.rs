@@ -127,6 +127,10 @@ struct DeployerArgs {
     /// Plan on every pass and change nothing.
     #[arg(long, env = "GANTRY_DEPLOYER_DRY_RUN")]
     dry_run: bool,
+    /// Reconcile only the environment's target of this name or kind (`docker`, `swarm`) and
+    /// its applications (default: all of them).
+    #[arg(long, env = "GANTRY_DEPLOYER_TARGET")]
+    target: Option<String>,
 }
 
 /// The deployer's own folder and the key of its secret store.
@@ -480,6 +484,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 secret_key: args.data.secret_key,
                 receivers: args.notify.into_iter().map(|url| deploy::events::Receiver { url, secret: secret.clone() }).collect(),
                 dry_run: args.dry_run,
+                target: args.target,
             })
         }
         Command::Env(command) => match command {

@@ -93,6 +93,9 @@ pub struct ReconcileOptions<'a> {
     pub docker_host: Option<&'a str>,
     /// The deployer's secret store; without one, an application that names a secret fails.
     pub secrets: Option<&'a SecretStore>,
+    /// Only the targets of this name or kind (`docker`, `swarm`) and their applications: a
+    /// deployer inside one of an environment's targets leaves the others to theirs.
+    pub only_target: Option<&'a str>,
 }
 
 /// Where each deployment is recorded, when it starts and again when it ends.
@@ -130,7 +133,19 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
         None => None,
     };
     let (repository, diagnostics) = read_repository(&files, &ReadOptions { known_secrets });
-    let Some(repository) = repository else { return Err(ReconcileError::Mistakes(diagnostics)) };
+    let Some(mut repository) = repository else { return Err(ReconcileError::Mistakes(diagnostics)) };
+    if let Some(only) = options.only_target {
+        let kind_name = |kind: TargetKind| match kind {
+            TargetKind::Docker => "docker",
+            TargetKind::Swarm => "swarm",
+        };
+        repository.environment.targets.retain(|name, target| name == only || kind_name(target.kind) == only);
+        if repository.environment.targets.is_empty() {
+            return Err(ReconcileError::Unsupported(format!("the environment has no target named `{only}` or of that kind")));
+        }
+        let targets = repository.environment.targets.clone();
+        repository.apps.retain(|_, app| targets.contains_key(&app.target));
+    }
     let mut config_files = BTreeMap::new();
     let mut config_digests = BTreeMap::new();
     for app in repository.apps.values() {

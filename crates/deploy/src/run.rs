@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub receivers: Vec<Receiver>,
     /// Plans every pass and changes nothing.
     pub dry_run: bool,
+    /// Only this target (by name or kind) and its applications.
+    pub target: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +184,11 @@ impl Deployer<'_> {
             }
         };
         let Some(revision) = revision else { return false };
-        let options = ReconcileOptions { docker_host: self.options.docker_host.as_deref(), secrets: Some(&self.secrets) };
+        let options = ReconcileOptions {
+            docker_host: self.options.docker_host.as_deref(),
+            secrets: Some(&self.secrets),
+            only_target: self.options.target.as_deref(),
+        };
         let mut prepared = match prepare(&self.checkout.path, &options).await {
             Ok(prepared) => prepared,
             Err(error) => {
@@ -228,7 +234,11 @@ impl Deployer<'_> {
             remaining = outcomes.into_iter().filter(|outcome| outcome.result.is_err()).map(|outcome| outcome.change).collect();
             remaining.extend(prepared.changes.iter().filter(|change| matches!(change.action, Action::Warn { .. })).cloned());
             // What runs now, for the inventory.
-            let options = ReconcileOptions { docker_host: self.options.docker_host.as_deref(), secrets: Some(&self.secrets) };
+            let options = ReconcileOptions {
+                docker_host: self.options.docker_host.as_deref(),
+                secrets: Some(&self.secrets),
+                only_target: self.options.target.as_deref(),
+            };
             if let Ok(after) = prepare(&self.checkout.path, &options).await {
                 prepared.observed = after.observed;
             }

@@ -310,15 +310,17 @@ impl DockerTarget {
         Ok(())
     }
 
-    /// Until every new container is healthy (its health check) or running (none); an exit, an
+    /// Until every new container is healthy: its engine health check passes, or the
+    /// deployer's own HTTP probe answers 2xx or 3xx, or (no check) it runs. An exit, an
     /// `unhealthy` verdict or the time the check may take is a failure.
     async fn wait_healthy(&self, app: &App, containers: &[String]) -> Result<(), TargetError> {
         let limit = app.healthcheck.as_ref().map_or(Duration::from_secs(30), |check| {
             check.start_period + (check.interval + check.timeout) * (check.retries + 1) + Duration::from_secs(5)
         });
-        let engine_checks = app.healthcheck.as_ref().is_some_and(|check| matches!(check.probe, Probe::Command(_)));
+        let probe = app.healthcheck.as_ref().map(|check| (&check.probe, check.timeout));
         let deadline = Instant::now() + limit;
         let unhealthy = |why: String| TargetError::Unhealthy { app: app.name.clone(), why };
+        let mut last_probe = String::new();
         loop {
             let mut ready = 0;
             for id in containers {
@@ -326,10 +328,13 @@ impl DockerTarget {
                 if !state.running {
                     return Err(unhealthy(format!("a container exited with code {}", state.exit_code.unwrap_or(-1))));
                 }
-                match state.health.as_deref() {
-                    Some("unhealthy") => return Err(unhealthy("its health check failed".into())),
-                    Some("healthy") => ready += 1,
-                    None if !engine_checks => ready += 1,
+                match (probe, state.health.as_deref()) {
+                    (_, Some("unhealthy")) => return Err(unhealthy("its health check failed".into())),
+                    (_, Some("healthy")) | (None, _) => ready += 1,
+                    (Some((Probe::Http { path, port }, timeout)), _) => match http_probe(&state.ip_addresses, *port, path, timeout).await {
+                        Ok(()) => ready += 1,
+                        Err(why) => last_probe = why,
+                    },
                     _ => {}
                 }
             }
@@ -337,10 +342,28 @@ impl DockerTarget {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(unhealthy(format!("not healthy within {}s", limit.as_secs())));
+                let detail = if last_probe.is_empty() { String::new() } else { format!(" (last probe: {last_probe})") };
+                return Err(unhealthy(format!("not healthy within {}s{detail}", limit.as_secs())));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// `GET path` on the container's first address: 2xx or 3xx is healthy. The deployer runs it
+/// itself, so the image needs no HTTP client.
+async fn http_probe(addresses: &[String], port: u16, path: &str, timeout: Duration) -> Result<(), String> {
+    let address = addresses.first().ok_or_else(|| "the container has no address".to_owned())?;
+    let url = format!("http://{address}:{port}{path}");
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|error| error.to_string())?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() || response.status().is_redirection() => Ok(()),
+        Ok(response) => Err(format!("GET {path} answered {}", response.status())),
+        Err(error) => Err(format!("GET {path}: {}", error.without_url())),
     }
 }
 

@@ -94,6 +94,8 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     /// The id of the image it runs.
     pub image_id: String,
+    /// Its addresses on the networks it is attached to (empty when it does not run).
+    pub ip_addresses: Vec<String>,
 }
 
 /// A host device made available in the container.
@@ -532,6 +534,13 @@ impl Engine {
                 .filter(|status| status != "none" && !status.is_empty()),
             exit_code: state.exit_code,
             image_id: details.image.unwrap_or_default(),
+            ip_addresses: details
+                .network_settings
+                .and_then(|settings| settings.networks)
+                .map(|networks| {
+                    networks.into_values().filter_map(|network| network.ip_address).filter(|address| !address.is_empty()).collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

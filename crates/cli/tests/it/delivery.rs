@@ -547,3 +547,57 @@ fn a_deployer_killed_during_a_rollout_finishes_it_when_it_starts_again_and_never
     assert!(history.contains("\"outcome\":\"interrupted\""), "{history}");
     drop(deployer);
 }
+
+#[test]
+fn the_deployers_own_http_probe_decides_health_and_a_rollback_is_committed_locally_while_the_repository_is_unreachable() {
+    let environment = Environment::new("it-probe");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = EnvRepo::new(dir.path(), &environment.name, "  update: {monitor: 1s}\n");
+    // busybox's httpd serves /www; version 2 has no /healthz, so the probe gets a 404.
+    let app = |version: &str, serves_health: bool| {
+        let health = if serves_health { "echo ok > /www/healthz && " } else { "" };
+        format!(
+            "version: 1\n{OWNER}image: gantry-test/busybox:latest\n\
+             command: [sh, -c, 'mkdir -p /www && {health}exec httpd -f -p 8080 -h /www']\nenvironment: {{VERSION: '{version}'}}\n\
+             healthcheck: {{http: {{path: /healthz, port: 8080}}, interval: 1s, timeout: 1s, retries: 2}}\n"
+        )
+    };
+    repo.write("apps/web.yml", &app("1", true));
+    repo.push("web 1");
+    let address = format!("127.0.0.1:{}", free_port());
+    let data = dir.path().join("data");
+    let deployer = Deployer::start(
+        &["--repo", repo.bare.to_str().unwrap(), "--poll", "1", "--listen", &address, "--data", data.to_str().unwrap()],
+        &dir.path().join("deployer.log"),
+        Some(address.clone()),
+    );
+    eventually("web 1 healthy by the probe", &deployer, || {
+        deployer.app("web").is_some_and(|app| app["state"] == "in-sync" && app["replicas_running"] == 1)
+    });
+    let first = environment.running_app("web");
+
+    // Version 2 starts; the repository goes away while its probe fails.
+    repo.write("apps/web.yml", &app("2", false));
+    repo.push("web 2");
+    eventually("version 2 starting beside version 1", &deployer, || environment.running_app("web").len() == 2);
+    let moved = dir.path().join("moved.git");
+    std::fs::rename(&repo.bare, &moved).unwrap();
+    eventually("the rollback committed locally", &deployer, || deployer.log().contains("cannot push the deployer's commit yet"));
+    assert!(deployer.log().contains("GET /healthz answered 404"), "{}", deployer.log());
+    eventually("version 1 still running, reported unreachable", &deployer, || {
+        deployer.inventory().is_some_and(|inventory| {
+            inventory["repository_reachable"] == false
+                && inventory["pending_commits"] == 1
+                && inventory["apps"][0]["state"] == "in-sync"
+        })
+    });
+    assert_eq!(environment.running_app("web"), first);
+
+    // Back: the rollback is replayed onto the branch and pushed.
+    std::fs::rename(&moved, &repo.bare).unwrap();
+    eventually("the rollback pushed", &deployer, || repo.head("%an").starts_with("Gantry deployer"));
+    assert!(repo.show("apps/web.yml").contains("VERSION: '1'"));
+    eventually("nothing pending", &deployer, || deployer.inventory().is_some_and(|inventory| inventory["pending_commits"] == 0));
+    assert_eq!(environment.running_app("web"), first);
+    drop(deployer);
+}
