@@ -109,7 +109,7 @@ pub fn check_layering(packages: &[Package], layers: &[Layer]) -> Vec<Violation> 
                 violations.push(Violation {
                     crate_name: package.name.clone(),
                     dependency: name.to_owned(),
-                    rule: format!("only {} link `{name}`", listed(owners)),
+                    rule: format!("only {} {} `{name}`", listed(owners), if owners.len() == 1 { "links" } else { "link" }),
                 });
             }
         }
