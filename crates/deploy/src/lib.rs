@@ -7,8 +7,10 @@
 //! and column. The format is documented in the README ("Environment repositories"). `plan`
 //! compares what the repository wants with what a target runs; `target` observes what runs
 //! (the Docker engine, by labels) and carries changes out; `reconcile` composes one pass and
-//! `run` repeats it against a git checkout.
+//! `run` repeats it against a git checkout. `automation` finds the newer images applications'
+//! image policies ask for, and the commits that move them there.
 
+pub mod automation;
 pub mod edit;
 pub mod envgit;
 pub mod events;

@@ -775,9 +775,12 @@ fn read_image_policy(reader: &mut FileReader<'_>, node: &Node) -> Option<ImagePo
     let mut maturing = Duration::ZERO;
     for (field, value, _) in reader.fields(node, "image_policy", IMAGE_POLICY_KEYS) {
         match field {
-            "semver" => rules.extend(reader.string(value, "image_policy.semver").map(ImageRule::Semver)),
-            "branch" => rules.extend(reader.string(value, "image_policy.branch").map(ImageRule::Branch)),
-            "regex" => rules.extend(reader.string(value, "image_policy.regex").map(|pattern| ImageRule::Regex { pattern, order })),
+            "semver" => rules.extend(reader.string(value, "image_policy.semver").map(|range| (ImageRule::Semver(range), value.span))),
+            "branch" => rules.extend(reader.string(value, "image_policy.branch").map(|branch| (ImageRule::Branch(branch), value.span))),
+            "regex" => {
+                let pattern = reader.string(value, "image_policy.regex");
+                rules.extend(pattern.map(|pattern| (ImageRule::Regex { pattern, order }, value.span)));
+            }
             "order" => {
                 order = match value.as_str() {
                     Some("numeric") => RegexOrder::Numeric,
@@ -799,10 +802,22 @@ fn read_image_policy(reader: &mut FileReader<'_>, node: &Node) -> Option<ImagePo
         reader.error(code::INVALID_VALUE, node.span, "an image policy is one of `semver`, `regex` or `branch`");
         return None;
     }
-    let rule = match rules.remove(0) {
+    let (rule, span) = rules.remove(0);
+    let rule = match rule {
         ImageRule::Regex { pattern, .. } => ImageRule::Regex { pattern, order },
         rule => rule,
     };
+    // The deployer would skip the application at every poll: say it now, where it is written.
+    if let Err(error) = crate::automation::Rule::new(&rule) {
+        let hint = match error {
+            crate::automation::PolicyError::InvalidRange { .. } => "`^1.4` (1.4 and later 1.x), `~1.4.2` (1.4.x from 1.4.2), `>=2.0.0, <3`",
+            crate::automation::PolicyError::InvalidPattern { .. } => {
+                "a Rust regular expression whose first group orders the tags: '^main-(\\d+)$'"
+            }
+        };
+        reader.error(code::INVALID_VALUE, span, error.to_string()).hint = Some(hint.to_owned());
+        return None;
+    }
     Some(ImagePolicy { rule, maturing })
 }
 

@@ -60,6 +60,7 @@ impl Registry {
             size,
             artifact_type: Some(IN_TOTO_MEDIA_TYPE.to_string()),
             annotations: Default::default(),
+            platform: None,
         };
         tracing::debug!(repository, artifact = %artifact.digest, subject = %subject.digest, "pushed an attestation");
 

@@ -1,13 +1,16 @@
-//! `Registry`: which registries are reached over plain HTTP, and one `oci-client` client per
-//! operation, made with that operation's credentials.
+//! `Registry`: which registries are reached over plain HTTP, how often one registry may be
+//! asked, and one `oci-client` client per operation, made with that operation's credentials.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use oci_client::Reference;
 use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
+use oci_client::{Reference, RegistryOperation};
 
 use crate::error::{Context, RegistryError};
 
@@ -15,6 +18,13 @@ use crate::error::{Context, RegistryError};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a registry may stay silent in the middle of an answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// The least time between two requests to one registry unless `with_request_interval` says
+/// otherwise: a deployer polling two hundred applications spreads its requests instead of
+/// sending them all at once.
+pub const DEFAULT_REQUEST_INTERVAL: Duration = Duration::from_millis(100);
+/// Tags asked for per page unless `with_tag_page_size` says otherwise: as many as the
+/// registries that cap `n` take.
+const DEFAULT_TAG_PAGE_SIZE: usize = 1000;
 
 /// A username and password for one registry. `Debug` shows the username only.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,9 +43,74 @@ impl std::fmt::Debug for Credentials {
 /// `oci-client` client of its own, because `oci-client` keeps the first credentials it was
 /// given for a registry for the client's whole life, and one process (an agent) pushes for
 /// many repositories with different credentials.
-#[derive(Clone, Debug, Default)]
+///
+/// Requests to one registry are spaced by at least the request interval (default
+/// [`DEFAULT_REQUEST_INTERVAL`]); clones share the spacing, so every task of a process that
+/// uses clones of one `Registry` is paced together. One call counts once for each request it
+/// makes itself (each page of tags, each manifest and blob); the authentication exchange
+/// `oci-client` makes at the start of a call is not counted apart.
+#[derive(Clone, Debug)]
 pub struct Registry {
     insecure_hosts: Vec<String>,
+    pacing: Pacing,
+    /// Tags asked for per page (`n`).
+    pub(crate) tag_page_size: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry { insecure_hosts: Vec::new(), pacing: Pacing::default(), tag_page_size: DEFAULT_TAG_PAGE_SIZE }
+    }
+}
+
+/// When each registry may be asked next. Shared by clones.
+#[derive(Clone, Debug)]
+pub(crate) struct Pacing {
+    interval: Duration,
+    next_request: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl Default for Pacing {
+    fn default() -> Pacing {
+        Pacing { interval: DEFAULT_REQUEST_INTERVAL, next_request: Arc::default() }
+    }
+}
+
+impl Pacing {
+    /// Waits until `registry` may be asked again, and books the time after that for the next
+    /// caller. Callers waiting at once get successive times, in the order they asked.
+    pub(crate) async fn wait(&self, registry: &str) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let slot = {
+            let mut next_request = self.next_request.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let slot = next_request.get(registry).copied().filter(|next| *next > now).unwrap_or(now);
+            next_request.insert(registry.to_owned(), slot + self.interval);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+/// What an operation sends to authenticate a request it makes itself (not through
+/// `oci-client`): the token of the registry's token service, the username and password of a
+/// registry with basic authentication, or nothing.
+pub(crate) enum Authorization {
+    Bearer(String),
+    Basic(String, String),
+    Anonymous,
+}
+
+impl Authorization {
+    pub(crate) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Authorization::Bearer(token) => request.bearer_auth(token),
+            Authorization::Basic(username, password) => request.basic_auth(username, Some(password)),
+            Authorization::Anonymous => request,
+        }
+    }
 }
 
 /// One operation's view of a repository: its reference, the client and credentials to use,
@@ -46,6 +121,9 @@ pub(crate) struct Session<'a> {
     /// The repository without tag or digest, as the registry names it.
     pub(crate) repository: Reference,
     pub(crate) password: Option<&'a str>,
+    /// `http` or `https`.
+    pub(crate) scheme: &'static str,
+    pacing: Pacing,
 }
 
 impl Registry {
@@ -58,6 +136,19 @@ impl Registry {
     /// `host:port` is that port only, a bare `host` every port of it.
     pub fn with_insecure_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Registry {
         self.insecure_hosts.extend(hosts);
+        self
+    }
+
+    /// Asks for `size` tags per page (at least one) when listing tags, for registries that
+    /// refuse the default of 1000.
+    pub fn with_tag_page_size(mut self, size: usize) -> Registry {
+        self.tag_page_size = size.max(1);
+        self
+    }
+
+    /// Spaces requests to one registry by at least `interval` (zero: not at all).
+    pub fn with_request_interval(mut self, interval: Duration) -> Registry {
+        self.pacing = Pacing { interval, next_request: Arc::default() };
         self
     }
 
@@ -86,7 +177,8 @@ impl Registry {
             });
         }
         let registry = parsed.registry().to_string();
-        let protocol = if self.uses_plain_http(&registry) { ClientProtocol::Http } else { ClientProtocol::Https };
+        let plain_http = self.uses_plain_http(&registry);
+        let protocol = if plain_http { ClientProtocol::Http } else { ClientProtocol::Https };
         let config =
             ClientConfig { protocol, connect_timeout: Some(CONNECT_TIMEOUT), read_timeout: Some(READ_TIMEOUT), ..ClientConfig::default() };
         let password = credentials.map(|credentials| credentials.password.as_str());
@@ -98,7 +190,10 @@ impl Registry {
         };
         client.store_auth_if_needed(parsed.resolve_registry(), &auth).await;
         let repository = Reference::with_tag(registry, parsed.repository().to_string(), "latest".to_string());
-        Ok(Session { client, auth, repository, password })
+        let session =
+            Session { client, auth, repository, password, scheme: if plain_http { "http" } else { "https" }, pacing: self.pacing.clone() };
+        session.pace().await;
+        Ok(session)
     }
 }
 
@@ -106,6 +201,39 @@ impl Session<'_> {
     /// The registry as written (`127.0.0.1:5000`).
     pub(crate) fn registry(&self) -> &str {
         self.repository.registry()
+    }
+
+    /// Waits for this registry's next free time (see `Registry`'s pacing).
+    pub(crate) async fn pace(&self) {
+        self.pacing.wait(self.repository.resolve_registry()).await;
+    }
+
+    /// `https://registry` (or `http://`): where the API of this registry is, Docker Hub's
+    /// name resolved to the host that serves it.
+    pub(crate) fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.repository.resolve_registry())
+    }
+
+    /// How to authenticate a pull of this repository in a request of our own: the registry's
+    /// token service is asked (through `oci-client`, which follows the registry's challenge)
+    /// when it has one; a registry with basic authentication gets the credentials.
+    pub(crate) async fn authorization(&self) -> Result<Authorization, OciDistributionError> {
+        match self.client.auth(&self.repository, &self.auth, RegistryOperation::Pull).await? {
+            Some(token) => Ok(Authorization::Bearer(token)),
+            None => Ok(match &self.auth {
+                RegistryAuth::Basic(username, password) => Authorization::Basic(username.clone(), password.clone()),
+                _ => Authorization::Anonymous,
+            }),
+        }
+    }
+
+    /// An HTTP client for requests `oci-client` has no call for, with its timeouts.
+    pub(crate) fn http(&self, context: &Context<'_>) -> Result<reqwest::Client, RegistryError> {
+        reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(|error| context.request(&error))
     }
 
     /// `reference` of this repository, by digest.
@@ -140,7 +268,30 @@ fn tag_written(repository: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::Registry;
+
+    #[tokio::test]
+    async fn requests_to_one_registry_are_spaced_and_other_registries_do_not_wait() {
+        let registry = Registry::new().with_request_interval(Duration::from_millis(80));
+        let clone = registry.clone();
+        let started = Instant::now();
+        registry.pacing.wait("127.0.0.1:5000").await;
+        assert!(started.elapsed() < Duration::from_millis(60), "the first request waits for nothing");
+        registry.pacing.wait("ghcr.io").await;
+        assert!(started.elapsed() < Duration::from_millis(60), "another registry has its own spacing");
+        clone.pacing.wait("127.0.0.1:5000").await;
+        clone.pacing.wait("127.0.0.1:5000").await;
+        assert!(started.elapsed() >= Duration::from_millis(160), "clones share the spacing: {:?}", started.elapsed());
+
+        let unpaced = Registry::new().with_request_interval(Duration::ZERO);
+        let started = Instant::now();
+        for _ in 0..5 {
+            unpaced.pacing.wait("127.0.0.1:5000").await;
+        }
+        assert!(started.elapsed() < Duration::from_millis(60));
+    }
 
     #[test]
     fn loopback_and_listed_registries_are_reached_over_plain_http_like_docker_does() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt;
 use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciManifest};
 
-use crate::client::{Credentials, Registry};
+use crate::client::{Credentials, Registry, Session};
 use crate::error::RegistryError;
 
 /// The media type of an OCI image manifest (artifacts are image manifests too).
@@ -30,6 +30,9 @@ pub struct Descriptor {
     /// For an artifact's manifest: what kind of artifact (`application/vnd.in-toto+json`).
     pub artifact_type: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// For an entry of an index: the platform it is for, `os/architecture[/variant]`
+    /// (`linux/amd64`, `linux/arm64/v8`); `unknown/unknown` for attestations Buildx adds.
+    pub platform: Option<String>,
 }
 
 /// A manifest as the registry holds it: an image's, an artifact's, or an index's.
@@ -56,6 +59,7 @@ impl From<&OciDescriptor> for Descriptor {
             size: u64::try_from(descriptor.size).unwrap_or_default(),
             artifact_type: descriptor.artifact_type.clone(),
             annotations: descriptor.annotations.clone().unwrap_or_default(),
+            platform: None,
         }
     }
 }
@@ -68,6 +72,10 @@ impl From<&ImageIndexEntry> for Descriptor {
             size: u64::try_from(entry.size).unwrap_or_default(),
             artifact_type: entry.artifact_type.clone(),
             annotations: entry.annotations.clone().unwrap_or_default(),
+            platform: entry.platform.as_ref().map(|platform| match &platform.variant {
+                Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
+                None => format!("{}/{}", platform.os, platform.architecture),
+            }),
         }
     }
 }
@@ -95,6 +103,7 @@ pub(crate) fn plain_manifest(manifest: &OciManifest, digest: String, size: u64) 
                 size,
                 artifact_type: image.artifact_type.clone(),
                 annotations: image.annotations.clone().unwrap_or_default(),
+                platform: None,
             },
             config: Some(Descriptor::from(&image.config)),
             layers: image.layers.iter().map(Descriptor::from).collect(),
@@ -109,6 +118,7 @@ pub(crate) fn plain_manifest(manifest: &OciManifest, digest: String, size: u64) 
                 size,
                 artifact_type: index.artifact_type.clone(),
                 annotations: index.annotations.clone().unwrap_or_default(),
+                platform: None,
             },
             config: None,
             layers: Vec::new(),
@@ -137,16 +147,7 @@ impl Registry {
         credentials: Option<&Credentials>,
     ) -> Result<Manifest, RegistryError> {
         let session = self.session(repository, credentials, "read a manifest").await?;
-        let target = if reference.contains(':') { session.by_digest(reference) } else { session.by_tag(reference) };
-        let written = target.whole();
-        let context = session.context(&written, "read a manifest");
-        let (bytes, digest) = session
-            .client
-            .pull_manifest_raw(&target, &session.auth, MANIFEST_MEDIA_TYPES)
-            .await
-            .map_err(|error| context.classify(error))?;
-        let manifest: OciManifest = serde_json::from_slice(&bytes).map_err(|error| context.unexpected(error.to_string()))?;
-        Ok(plain_manifest(&manifest, digest, bytes.len() as u64))
+        session.manifest(reference).await
     }
 
     /// The blob `descriptor` names in `repository`, read into memory and checked against its
@@ -158,25 +159,7 @@ impl Registry {
         credentials: Option<&Credentials>,
     ) -> Result<Vec<u8>, RegistryError> {
         let session = self.session(repository, credentials, "read a blob").await?;
-        let target = session.by_digest(&descriptor.digest);
-        let written = target.whole();
-        let context = session.context(&written, "read a blob");
-        if descriptor.size > MAX_BLOB_BYTES {
-            return Err(context.unexpected(format!("{} bytes is more than this reader takes ({MAX_BLOB_BYTES})", descriptor.size)));
-        }
-        let oci_descriptor = descriptor.to_oci();
-        let mut stream = session.client.pull_blob_stream(&target, &oci_descriptor).await.map_err(|error| context.classify(error))?;
-        let mut blob = Vec::new();
-        // The stream checks the digest once it has read everything; the size is checked here,
-        // as it comes, so that a registry sending more cannot fill the memory.
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| context.request(&error))?;
-            blob.extend_from_slice(&chunk);
-            if blob.len() as u64 > descriptor.size {
-                return Err(context.unexpected(format!("the blob is longer than the {} bytes its descriptor says", descriptor.size)));
-            }
-        }
-        Ok(blob)
+        session.blob(descriptor).await
     }
 
     /// The manifests that refer to `subject_digest` in `repository` (attestations,
@@ -195,5 +178,43 @@ impl Registry {
         let context = session.context(&written, "list referrers");
         let index = session.client.pull_referrers(&subject, None).await.map_err(|error| context.classify(error))?;
         Ok(index.manifests.iter().map(Descriptor::from).collect())
+    }
+}
+
+impl Session<'_> {
+    /// The manifest `reference` (a tag, or a digest `sha256:…`) names in this session's
+    /// repository.
+    pub(crate) async fn manifest(&self, reference: &str) -> Result<Manifest, RegistryError> {
+        let target = if reference.contains(':') { self.by_digest(reference) } else { self.by_tag(reference) };
+        let written = target.whole();
+        let context = self.context(&written, "read a manifest");
+        let (bytes, digest) =
+            self.client.pull_manifest_raw(&target, &self.auth, MANIFEST_MEDIA_TYPES).await.map_err(|error| context.classify(error))?;
+        let manifest: OciManifest = serde_json::from_slice(&bytes).map_err(|error| context.unexpected(error.to_string()))?;
+        Ok(plain_manifest(&manifest, digest, bytes.len() as u64))
+    }
+
+    /// The blob `descriptor` names, read into memory and checked against its digest (see
+    /// `Registry::fetch_blob`).
+    pub(crate) async fn blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, RegistryError> {
+        let target = self.by_digest(&descriptor.digest);
+        let written = target.whole();
+        let context = self.context(&written, "read a blob");
+        if descriptor.size > MAX_BLOB_BYTES {
+            return Err(context.unexpected(format!("{} bytes is more than this reader takes ({MAX_BLOB_BYTES})", descriptor.size)));
+        }
+        let oci_descriptor = descriptor.to_oci();
+        let mut stream = self.client.pull_blob_stream(&target, &oci_descriptor).await.map_err(|error| context.classify(error))?;
+        let mut blob = Vec::new();
+        // The stream checks the digest once it has read everything; the size is checked here,
+        // as it comes, so that a registry sending more cannot fill the memory.
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| context.request(&error))?;
+            blob.extend_from_slice(&chunk);
+            if blob.len() as u64 > descriptor.size {
+                return Err(context.unexpected(format!("the blob is longer than the {} bytes its descriptor says", descriptor.size)));
+            }
+        }
+        Ok(blob)
     }
 }

@@ -206,7 +206,20 @@ pub fn image_labels(
     put("io.gantry.repo", get("CI_REPO"));
     put("io.gantry.build", get("CI_PIPELINE_NUMBER"));
     put("io.gantry.pipeline", Some(pipeline_file.to_owned()));
+    put("io.gantry.branch", built_branch(environment));
     labels
+}
+
+/// The branch whose own commit a build ran on: the deployer's branch image policy trusts this
+/// label to pick "the newest image of `main`". Only events that build a branch's head say it: a
+/// pull request's `CI_COMMIT_BRANCH` is the branch it wants to merge into, and a tag may point
+/// at a commit of any branch, so neither is labelled with one.
+fn built_branch(environment: &BTreeMap<String, String>) -> Option<String> {
+    let event = environment.get("CI_PIPELINE_EVENT").map(String::as_str);
+    if !matches!(event, Some("push" | "manual" | "cron")) {
+        return None;
+    }
+    environment.get("CI_COMMIT_BRANCH").filter(|branch| !branch.is_empty()).cloned()
 }
 
 /// The time of `HEAD`'s commit in a git checkout, as RFC 3339 (`git log -1 --format=%cI`); for
@@ -224,6 +237,25 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_built_from_a_branch_head_name_the_branch_and_pull_requests_and_tags_do_not() {
+        let labels_for = |event: &str| {
+            let environment = BTreeMap::from([
+                ("CI_PIPELINE_EVENT".to_owned(), event.to_owned()),
+                ("CI_COMMIT_BRANCH".to_owned(), "main".to_owned()),
+                ("CI_PIPELINE_NUMBER".to_owned(), "42".to_owned()),
+            ]);
+            image_labels(&environment, None, ".woodpecker.yml", "2026-01-02T03:04:05Z")
+        };
+        for event in ["push", "manual", "cron"] {
+            assert_eq!(labels_for(event).get("io.gantry.branch").map(String::as_str), Some("main"), "{event}");
+        }
+        for event in ["pull_request", "pull_request_closed", "tag", "release", "deployment"] {
+            assert_eq!(labels_for(event).get("io.gantry.branch"), None, "{event}");
+            assert_eq!(labels_for(event)["io.gantry.build"], "42", "{event}");
+        }
+    }
 
     #[test]
     fn docker_hub_matches_under_each_of_its_names() {

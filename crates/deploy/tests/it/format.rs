@@ -162,6 +162,23 @@ fn where_digests_are_required_a_tag_alone_is_an_error() {
 }
 
 #[test]
+fn an_image_policy_whose_range_or_pattern_cannot_choose_is_a_mistake_where_it_is_written() {
+    let files = [
+        file("environment.yml", ENVIRONMENT),
+        file("apps/a.yml", &app("image_policy: {semver: '^1.4', maturing: 10m}\n")),
+        file("apps/b.yml", &app("image_policy:\n  semver: 1.4.x.y\n")),
+        file("apps/c.yml", &app("image_policy:\n  regex: '^main-(\\d+$'\n")),
+    ];
+    let (_, diagnostics) = read_repository(&files, &ReadOptions::default());
+    let listed = listed(&diagnostics);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with("apps/b.yml:5:11 error[invalid-value] `1.4.x.y` is not a version range: "), "{listed}");
+    assert!(lines[0].ends_with("(hint: `^1.4` (1.4 and later 1.x), `~1.4.2` (1.4.x from 1.4.2), `>=2.0.0, <3`)"), "{listed}");
+    assert!(lines[1].starts_with("apps/c.yml:5:10 error[invalid-value] `^main-(\\d+$` is not a regular expression: "), "{listed}");
+}
+
+#[test]
 fn a_repository_without_its_environment_file_or_of_a_later_version_is_refused() {
     let (repository, diagnostics) = read_repository(&[file("apps/a.yml", &app(""))], &ReadOptions::default());
     assert!(repository.is_none());

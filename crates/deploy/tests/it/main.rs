@@ -1,7 +1,10 @@
-//! The environment repository's format: what reads, and every mistake with its place.
+//! The deployer: the environment repository's format (what reads, and every mistake with its
+//! place), the plan, and image automation's decisions.
 
 // A test stops at what it did not expect.
 #![allow(clippy::unwrap_used)]
 
+mod automation;
 mod format;
+mod image_updates;
 mod plan;

@@ -9,3 +9,4 @@
 mod attestation;
 mod reading;
 mod support;
+mod tags;

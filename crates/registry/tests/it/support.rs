@@ -51,6 +51,8 @@ pub(crate) struct PushedImage {
     /// The image's manifest as the engine's push reported it (the media type is the one
     /// Docker 20.10 pushes).
     pub(crate) manifest: Descriptor,
+    /// Further tags of the same image pushed by `push_tags`, removed from the engine with it.
+    pub(crate) extra_tags: Vec<String>,
 }
 
 impl PushedImage {
@@ -88,7 +90,7 @@ impl PushedImage {
         })
         .await;
         // Made before the push, so that a failed push still removes the image.
-        let mut image = PushedImage { engine, repository, tag, id, manifest: Descriptor::default() };
+        let mut image = PushedImage { engine, repository, tag, id, manifest: Descriptor::default(), extra_tags: Vec::new() };
         let engine_credentials = credentials
             .map(|credentials| RegistryCredentials { username: credentials.username.clone(), password: credentials.password.clone() });
         let pushed = within("the push", image.engine.push_image(&image.repository, &image.tag, engine_credentials.as_ref())).await.unwrap();
@@ -100,15 +102,34 @@ impl PushedImage {
         };
         image
     }
+
+    /// Tags the image as each of `tags` too and pushes them.
+    pub(crate) async fn push_tags(&mut self, tags: &[&str], credentials: Option<&Credentials>) {
+        let engine_credentials = credentials
+            .map(|credentials| RegistryCredentials { username: credentials.username.clone(), password: credentials.password.clone() });
+        let source = format!("{}:{}", self.repository, self.tag);
+        for tag in tags {
+            within("tagging", self.engine.tag_image(&source, &format!("{}:{tag}", self.repository))).await.unwrap();
+            self.extra_tags.push((*tag).to_owned());
+            within("the push", self.engine.push_image(&self.repository, tag, engine_credentials.as_ref())).await.unwrap();
+        }
+    }
 }
 
 impl Drop for PushedImage {
     fn drop(&mut self) {
         // The test's runtime may be gone: remove on a runtime and connection of our own.
-        let image = format!("{}:{}", self.repository, self.tag);
+        let images: Vec<String> =
+            std::iter::once(&self.tag).chain(&self.extra_tags).map(|tag| format!("{}:{tag}", self.repository)).collect();
         let removal = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move { Engine::connect().await?.remove_image(&image).await })
+            runtime.block_on(async move {
+                let engine = Engine::connect().await?;
+                for image in images {
+                    engine.remove_image(&image).await?;
+                }
+                Ok::<(), docker::DockerError>(())
+            })
         });
         if let Ok(Err(error)) = removal.join() {
             eprintln!("removing the test's image failed: {error}");
