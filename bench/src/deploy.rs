@@ -183,7 +183,8 @@ fn wait_for(filter: &str, version: u32, healthy: bool) {
         if all.lines().count() == 1 {
             let format = "{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{range .Config.Env}}{{.}} {{end}}";
             let state = docker(&["inspect", "--format", format, all.trim()]);
-            let ready = state.starts_with("true") && (!healthy || state.contains(" healthy ")) && state.contains(&format!("VERSION={version} "));
+            let ready =
+                state.starts_with("true") && (!healthy || state.contains(" healthy ")) && state.contains(&format!("VERSION={version} "));
             if ready {
                 return;
             }

@@ -165,6 +165,36 @@ pub(crate) fn secret_remove(data: &Path, key: Option<&str>, name: &str) -> anyho
     }
 }
 
+/// `gantry deployer registry add`.
+pub(crate) fn registry_add(data: &Path, key: Option<&str>, host: &str, username: &str, password: &str) -> anyhow::Result<u8> {
+    deploy::secrets::SecretStore::open(data, key)?.set_registry(host, username, password)?;
+    println!("login for {host} saved (as {username})");
+    Ok(0)
+}
+
+/// `gantry deployer registry ls`.
+pub(crate) fn registry_list(data: &Path, key: Option<&str>) -> anyhow::Result<u8> {
+    let logins = deploy::secrets::SecretStore::open(data, key)?.registries()?;
+    if logins.is_empty() {
+        println!("no registry logins: add one with gantry deployer registry add HOST --username USER");
+    }
+    for login in logins {
+        println!("{:<32} {}", login.host, login.username);
+    }
+    Ok(0)
+}
+
+/// `gantry deployer registry rm`.
+pub(crate) fn registry_remove(data: &Path, key: Option<&str>, host: &str) -> anyhow::Result<u8> {
+    if deploy::secrets::SecretStore::open(data, key)?.remove_registry(host)? {
+        println!("login for {host} removed");
+        Ok(0)
+    } else {
+        eprintln!("no login for {host}");
+        Ok(1)
+    }
+}
+
 /// A GET of the deployer's API.
 fn deployer_get(url: &str, token: Option<&str>, path_and_query: &str) -> anyhow::Result<reqwest::Response> {
     let full = format!("{}{path_and_query}", url.trim_end_matches('/'));

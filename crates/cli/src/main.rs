@@ -131,6 +131,10 @@ struct DeployerArgs {
     /// its applications (default: all of them).
     #[arg(long, env = "GANTRY_DEPLOYER_TARGET")]
     target: Option<String>,
+    /// Seconds between asking registries for newer images for the applications' image
+    /// policies (Gantry's `image.published` hook asks at once).
+    #[arg(long, env = "GANTRY_DEPLOYER_IMAGE_POLL", default_value_t = 300)]
+    image_poll: u64,
 }
 
 /// The deployer's own folder and the key of its secret store.
@@ -177,6 +181,37 @@ enum DeployerCommand {
     /// given to containers as files. Setting a new value rolls the applications that use it.
     #[command(subcommand)]
     Secret(DeployerSecretCommand),
+    /// The deployer's registry logins: it pulls images and asks for newer ones with them
+    /// (passwords sealed like secrets, never shown).
+    #[command(subcommand)]
+    Registry(DeployerRegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum DeployerRegistryCommand {
+    /// Add or replace the login for a registry host (`registry.example.com`, `127.0.0.1:5001`).
+    /// The password comes from --password-from-env or stdin.
+    Add {
+        host: String,
+        #[arg(long)]
+        username: String,
+        /// The name of an environment variable holding the password.
+        #[arg(long)]
+        password_from_env: Option<String>,
+        #[command(flatten)]
+        data: DeployerData,
+    },
+    /// The registries the deployer has logins for, with their usernames.
+    Ls {
+        #[command(flatten)]
+        data: DeployerData,
+    },
+    /// Remove the login for a registry host.
+    Rm {
+        host: String,
+        #[command(flatten)]
+        data: DeployerData,
+    },
 }
 
 #[derive(Subcommand)]
@@ -468,6 +503,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             DeployerSecretCommand::Ls { data } => environment::secret_list(&data.folder, data.secret_key.as_deref()),
             DeployerSecretCommand::Rm { name, data } => environment::secret_remove(&data.folder, data.secret_key.as_deref(), &name),
         },
+        Command::Deployer(DeployerArgs { command: Some(DeployerCommand::Registry(command)), .. }) => match command {
+            DeployerRegistryCommand::Add { host, username, password_from_env, data } => {
+                let password = client::secret::read_value(&format!("the password for {host}"), None, None, password_from_env.as_deref())?;
+                environment::registry_add(&data.folder, data.secret_key.as_deref(), &host, &username, &password)
+            }
+            DeployerRegistryCommand::Ls { data } => environment::registry_list(&data.folder, data.secret_key.as_deref()),
+            DeployerRegistryCommand::Rm { host, data } => environment::registry_remove(&data.folder, data.secret_key.as_deref(), &host),
+        },
         Command::Deployer(args @ DeployerArgs { command: None, .. }) => {
             let Some(repo) = args.repo else { anyhow::bail!("name the environment repository: gantry deployer --repo URL") };
             let secret = args.notify_secret;
@@ -485,6 +528,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 receivers: args.notify.into_iter().map(|url| deploy::events::Receiver { url, secret: secret.clone() }).collect(),
                 dry_run: args.dry_run,
                 target: args.target,
+                image_poll: std::time::Duration::from_secs(args.image_poll.max(1)),
             })
         }
         Command::Env(command) => match command {

@@ -40,6 +40,8 @@ pub struct Prepared {
     pub spec_digests: BTreeMap<String, String>,
     config_files: BTreeMap<String, Vec<u8>>,
     secrets: BTreeMap<String, SecretMaterial>,
+    /// Registry logins by host.
+    registry_logins: BTreeMap<String, docker::RegistryCredentials>,
     connections: Vec<Connection>,
     /// Target name → index in `connections`.
     connection_of_target: BTreeMap<String, usize>,
@@ -161,6 +163,15 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
         Some(store) => store.materials(&wanted).map_err(|error| ReconcileError::Read(error.to_string()))?,
         None => BTreeMap::new(),
     };
+    let registry_logins: BTreeMap<String, docker::RegistryCredentials> = match options.secrets {
+        Some(store) => store
+            .registries()
+            .map_err(|error| ReconcileError::Read(error.to_string()))?
+            .into_iter()
+            .map(|login| (login.host, docker::RegistryCredentials { username: login.username, password: login.password }))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     let secret_versions = secrets.iter().map(|(name, material)| (name.clone(), material.version.clone())).collect();
     let spec_digests: BTreeMap<String, String> =
         repository.apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions))).collect();
@@ -191,7 +202,18 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
         }
     }
     let changes = plan(&repository.apps, &spec_digests, &kinds, &observed);
-    Ok(Prepared { repository, changes, observed, spec_digests, config_files, secrets, connections, connection_of_target, observed_on })
+    Ok(Prepared {
+        repository,
+        changes,
+        observed,
+        spec_digests,
+        config_files,
+        secrets,
+        registry_logins,
+        connections,
+        connection_of_target,
+        observed_on,
+    })
 }
 
 struct Connection {
@@ -271,6 +293,7 @@ impl Prepared {
             spec_digest: &self.spec_digests[&change.app],
             config_files: &self.config_files,
             secrets: &self.secrets,
+            pull_credentials: self.registry_logins.get(docker::registry_host(&app.image.repository)),
             order: effective_order(app, environment.targets.get(&app.target).map(|target| target.kind)),
             // A new version is watched for a while before it counts as deployed; starting what
             // was not running, or putting back what drifted, is not a new version.

@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Only this target (by name or kind) and its applications.
     pub target: Option<String>,
+    /// How often registries are asked for newer images (besides Gantry's `image.published`).
+    pub image_poll: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,8 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<(), Run
         paused: BTreeMap::new(),
         reported_drift: BTreeMap::new(),
         image_labels: BTreeMap::new(),
+        registry: registry::Registry::new(),
+        images_polled: None,
     };
     loop {
         let again = deployer.pass().await;
@@ -133,6 +137,9 @@ struct Deployer<'a> {
     reported_drift: BTreeMap<String, Vec<String>>,
     /// Images' labels by reference, for provenance.
     image_labels: BTreeMap<String, BTreeMap<String, String>>,
+    registry: registry::Registry,
+    /// When registries were last asked for newer images.
+    images_polled: Option<Instant>,
 }
 
 /// Writes the history, sends events and counts outcomes as deployments start and end.
@@ -244,13 +251,60 @@ impl Deployer<'_> {
             }
         }
         self.update_inventory(&prepared, &revision, &remaining, reachable).await;
+        let automated = !self.options.dry_run && self.automate(&prepared.repository).await;
         let elapsed = started.elapsed().as_secs_f64();
         count(&self.shared, |metrics| {
             metrics.reconciles += 1;
             metrics.last_reconcile_seconds = elapsed;
             metrics.reconcile_seconds_sum += elapsed;
         });
-        rolled_back
+        rolled_back || automated
+    }
+
+    /// Image automation when it is due (Gantry said an image was published, or the registry
+    /// poll interval passed): each newer image a policy takes becomes a commit by the
+    /// deployer. True when one was committed, so that it is reconciled at once.
+    async fn automate(&mut self, repository: &crate::EnvironmentRepo) -> bool {
+        let announced = self.shared.automation_due.swap(false, std::sync::atomic::Ordering::SeqCst);
+        let due = self.images_polled.is_none_or(|polled| polled.elapsed() >= self.options.image_poll);
+        if !(announced || due) || repository.apps.values().all(|app| app.image_policy.is_none()) {
+            return false;
+        }
+        self.images_polled = Some(Instant::now());
+        let logins: BTreeMap<String, registry::Credentials> = self
+            .secrets
+            .registries()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|login| (login.host, registry::Credentials { username: login.username, password: login.password }))
+            .collect();
+        let updates =
+            crate::automation::find_updates(repository, &self.registry, |host| logins.get(host).cloned(), std::time::SystemTime::now())
+                .await;
+        tracing::info!(updates = updates.len(), announced, "asked the registries for newer images");
+        let mut committed = false;
+        for update in updates {
+            let path = self.checkout.path.join(&update.file);
+            let result = match tokio::fs::read_to_string(&path).await {
+                Ok(text) => update.edit(&text).map_err(|error| error.to_string()),
+                Err(error) => Err(format!("{}: {error}", update.file)),
+            };
+            let text = match result {
+                Ok(text) => text,
+                Err(error) => {
+                    tracing::warn!(app = %update.app, %error, "cannot write the image update");
+                    continue;
+                }
+            };
+            match self.checkout.commit_and_push(&[(update.file.clone(), text)], &crate::automation::commit_message(&update), None).await {
+                Ok(commit) => {
+                    tracing::info!(app = %update.app, from = %update.from, to = %update.to, %commit, "image update committed");
+                    committed = true;
+                }
+                Err(error) => tracing::warn!(app = %update.app, %error, "cannot commit the image update"),
+            }
+        }
+        committed
     }
 
     /// A failed rollout: rolled back by a commit when the policy says so and there is a

@@ -56,6 +56,31 @@ pub enum SetOutcome {
 #[derive(Default, Serialize, Deserialize)]
 struct StoreFile {
     secrets: BTreeMap<String, StoredSecret>,
+    /// Registry logins by host (`registry.example.com`, `127.0.0.1:5001`).
+    #[serde(default)]
+    registries: BTreeMap<String, StoredLogin>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredLogin {
+    username: String,
+    /// Base64 of nonce and ciphertext of the password.
+    sealed: String,
+    updated_at: u64,
+}
+
+/// A registry login the deployer pulls and polls with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryLogin {
+    pub host: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLogin {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "RegistryLogin({}@{})", self.username, self.host)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -146,6 +171,52 @@ impl SecretStore {
         Ok(materials)
     }
 
+    /// Sets the login for registry `host`.
+    pub fn set_registry(&self, host: &str, username: &str, password: &str) -> Result<(), SecretStoreError> {
+        let _lock = self.lock()?;
+        let mut file = self.read()?;
+        let sealed = self.sealer.seal(&registry_associated_data(host), password.as_bytes());
+        file.registries.insert(
+            host.to_owned(),
+            StoredLogin {
+                username: username.to_owned(),
+                sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
+                updated_at: now(),
+            },
+        );
+        self.write(&file)
+    }
+
+    /// Removes the login for `host`; false when there was none.
+    pub fn remove_registry(&self, host: &str) -> Result<bool, SecretStoreError> {
+        let _lock = self.lock()?;
+        let mut file = self.read()?;
+        let removed = file.registries.remove(host).is_some();
+        if removed {
+            self.write(&file)?;
+        }
+        Ok(removed)
+    }
+
+    /// Every registry login, passwords opened.
+    pub fn registries(&self) -> Result<Vec<RegistryLogin>, SecretStoreError> {
+        let file = self.read()?;
+        let mut logins = Vec::new();
+        for (host, stored) in file.registries {
+            let sealed = base64::engine::general_purpose::STANDARD
+                .decode(&stored.sealed)
+                .map_err(|_| SecretStoreError::Decrypt(format!("registry {host}")))?;
+            let password = self
+                .sealer
+                .open(&registry_associated_data(&host), &sealed)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| SecretStoreError::Decrypt(format!("registry {host}")))?;
+            logins.push(RegistryLogin { host, username: stored.username, password });
+        }
+        Ok(logins)
+    }
+
     fn open_value(&self, name: &str, stored: &StoredSecret) -> Result<Vec<u8>, SecretStoreError> {
         let sealed =
             base64::engine::general_purpose::STANDARD.decode(&stored.sealed).map_err(|_| SecretStoreError::Decrypt(name.to_owned()))?;
@@ -210,6 +281,10 @@ fn check_name(name: &str) -> Result<(), SecretStoreError> {
 /// A value sealed for one name at one version does not open as another's.
 fn associated_data(name: &str, version: &str) -> Vec<u8> {
     format!("gantry-deployer-secret:{name}:{version}").into_bytes()
+}
+
+fn registry_associated_data(host: &str) -> Vec<u8> {
+    format!("gantry-deployer-registry:{host}").into_bytes()
 }
 
 /// Random, so that a version says nothing about the value (a digest of a short password could

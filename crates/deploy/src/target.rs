@@ -71,6 +71,8 @@ pub struct Deployment<'a> {
     /// The values of the secrets it names, by name (every one it names is here).
     pub secrets: &'a BTreeMap<String, SecretMaterial>,
     pub order: UpdateOrder,
+    /// The login for the image's registry, when the deployer has one.
+    pub pull_credentials: Option<&'a docker::RegistryCredentials>,
     /// How long the new version must stay healthy before the old one is gone for good (zero:
     /// healthy once is enough).
     pub monitor: Duration,
@@ -134,7 +136,7 @@ impl DockerTarget {
         }
         let image = app.image.pull_reference();
         if !self.engine.image_exists(&image).await? {
-            self.engine.pull_image(&image).await?;
+            self.engine.pull_image_with_credentials(&image, deployment.pull_credentials).await?;
         }
         let image_id = self.engine.inspect_image(&image).await?.id;
         let old = self.engine.list_containers(&app_labels(deployment.environment, &app.name)).await?;

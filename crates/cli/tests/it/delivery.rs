@@ -61,8 +61,14 @@ impl Environment {
     /// `image:tag` made from the test image with `label`, pushed to the open local registry;
     /// the pinned reference `image:tag@sha256:…`.
     pub(crate) fn pushed_image(&mut self, repository: &str, tag: &str, label: &str) -> String {
+        self.pushed_image_with(repository, tag, label, "true")
+    }
+
+    /// The same, with the file system as `command` (run in the test image) leaves it.
+    pub(crate) fn pushed_image_with(&mut self, repository: &str, tag: &str, label: &str, command: &str) -> String {
         let reference = format!("127.0.0.1:5000/{}/{repository}:{tag}", self.name);
-        let container = docker(&["create", "gantry-test/busybox:latest", "true"]);
+        let container = docker(&["create", "gantry-test/busybox:latest", "sh", "-c", command]);
+        docker(&["start", "-a", &container]);
         let committed = docker(&["commit", "--change", &format!("LABEL {label}"), &container, &reference]);
         docker(&["rm", "-f", &container]);
         assert!(!committed.is_empty(), "docker commit made {reference}");
@@ -586,9 +592,7 @@ fn the_deployers_own_http_probe_decides_health_and_a_rollback_is_committed_local
     assert!(deployer.log().contains("GET /healthz answered 404"), "{}", deployer.log());
     eventually("version 1 still running, reported unreachable", &deployer, || {
         deployer.inventory().is_some_and(|inventory| {
-            inventory["repository_reachable"] == false
-                && inventory["pending_commits"] == 1
-                && inventory["apps"][0]["state"] == "in-sync"
+            inventory["repository_reachable"] == false && inventory["pending_commits"] == 1 && inventory["apps"][0]["state"] == "in-sync"
         })
     });
     assert_eq!(environment.running_app("web"), first);
@@ -599,5 +603,83 @@ fn the_deployers_own_http_probe_decides_health_and_a_rollback_is_committed_local
     assert!(repo.show("apps/web.yml").contains("VERSION: '1'"));
     eventually("nothing pending", &deployer, || deployer.inventory().is_some_and(|inventory| inventory["pending_commits"] == 0));
     assert_eq!(environment.running_app("web"), first);
+    drop(deployer);
+}
+
+#[test]
+fn a_published_image_becomes_a_commit_by_the_deployer_and_a_held_version_is_never_taken_again() {
+    let mut environment = Environment::new("it-automation");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = EnvRepo::new(dir.path(), &environment.name, "  update: {monitor: 1s}\n");
+    let labels = |build: u32| format!("io.gantry.repo=acme/web io.gantry.build={build} org.opencontainers.image.revision=c0ffee{build}");
+    let healthy = "touch /healthy";
+    let v100 = environment.pushed_image_with("web", "1.0.0", &labels(1), healthy);
+    let app = format!(
+        "version: 1\n{OWNER}image: {v100}\ncommand: [sleep, '3600']\n\
+         healthcheck: {{command: [test, -f, /healthy], interval: 1s, timeout: 1s, retries: 1}}\n\
+         image_policy: {{semver: ^1.0}}\n"
+    );
+    repo.write("apps/web.yml", &app);
+    repo.push("web 1.0.0");
+    let address = format!("127.0.0.1:{}", free_port());
+    let data = dir.path().join("data");
+    let deployer = Deployer::start(
+        &["--repo", repo.bare.to_str().unwrap(), "--poll", "1", "--image-poll", "3600", "--listen", &address]
+            .into_iter()
+            .chain(["--gantry-secret", "published-secret", "--data", data.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        &dir.path().join("deployer.log"),
+        Some(address.clone()),
+    );
+    eventually("1.0.0 deployed", &deployer, || {
+        deployer.app("web").is_some_and(|app| app["state"] == "in-sync" && app["version"] == "1.0.0")
+    });
+    let asked = || deployer.log().matches("asked the registries for newer images").count();
+
+    // CI publishes 1.1.0 (and 2.0.0, outside the range) and says so, signed.
+    let v110 = environment.pushed_image_with("web", "1.1.0", &labels(2), healthy);
+    environment.pushed_image_with("web", "2.0.0", &labels(3), healthy);
+    let published = |pinned: &str| {
+        let (image, digest) = pinned.rsplit_once('@').unwrap();
+        let repository = image.rsplit_once(':').unwrap().0;
+        serde_json::json!({
+            "event": "image.published", "repository": "acme/web", "build": 2, "build_url": "http://ci.example/acme/web/builds/2",
+            "commit": "c0ffee2", "branch": "main", "reference": "refs/heads/main", "trigger": "push", "workflow": "ci", "step": "image",
+            "image": repository, "digest": digest, "pinned": format!("{repository}@{digest}"), "tags": ["1.1.0"]
+        })
+        .to_string()
+    };
+    let body = published(&v110);
+    let (status, _) = http(&address, "POST", "/hooks/gantry", &[("X-Gantry-Event", "image.published")], body.as_bytes());
+    assert_eq!(status, 401, "an unsigned event is refused");
+    let signed = signature("published-secret", body.as_bytes());
+    let (status, answer) = http(&address, "POST", "/hooks/gantry", &[("X-Gantry-Signature", &signed)], body.as_bytes());
+    assert_eq!(status, 202, "{answer}");
+    eventually("the update committed by the deployer", &deployer, || repo.head("%an").starts_with("Gantry deployer"));
+    let message = repo.head("%B");
+    assert!(message.contains("1.1.0") && message.contains(&format!("Gantry-Image: {}", v110.replace(":1.1.0@", "@"))), "{message}");
+    assert!(repo.show("apps/web.yml").contains(&format!("image: {v110}")), "{}", repo.show("apps/web.yml"));
+    eventually("1.1.0 deployed", &deployer, || {
+        deployer.app("web").is_some_and(|app| app["state"] == "in-sync" && app["version"] == "1.1.0")
+    });
+    let app = deployer.app("web").unwrap();
+    assert_eq!(app["provenance"]["build"], "2", "{app}");
+    assert_eq!(app["provenance"]["commit"], "c0ffee2", "{app}");
+
+    // 1.2.0 is broken: taken, rolled back, held; announced again, it is not taken.
+    let v120 = environment.pushed_image_with("web", "1.2.0", &labels(4), "true");
+    let held = v120.split_once('@').unwrap().1.to_owned();
+    let body = published(&v120);
+    let signed = signature("published-secret", body.as_bytes());
+    http(&address, "POST", "/hooks/gantry", &[("X-Gantry-Signature", &signed)], body.as_bytes());
+    eventually("the rollback committed", &deployer, || repo.head("%s").starts_with("Roll back web"));
+    assert!(repo.show("apps/web.yml").contains(&format!("image: {v110}")));
+    assert!(repo.show("apps/web.yml").contains(&format!("  - {held}")), "{}", repo.show("apps/web.yml"));
+    let rollback = repo.head("%H");
+    let before = asked();
+    http(&address, "POST", "/hooks/gantry", &[("X-Gantry-Signature", &signed)], body.as_bytes());
+    eventually("the registries asked again", &deployer, || asked() > before);
+    assert_eq!(repo.head("%H"), rollback, "the held version is not taken again");
+    assert!(deployer.app("web").is_some_and(|app| app["version"] == "1.1.0"));
     drop(deployer);
 }
