@@ -37,7 +37,17 @@ impl History {
         let error = |source| HistoryError { path: self.path.display().to_string(), source };
         let mut line = serde_json::to_vec(record).unwrap_or_default();
         line.push(b'\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(error)?;
+        let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).mode(0o600).open(&self.path).map_err(error)?;
+        // A line a crash cut short is ended first, so that this record is a line of its own.
+        let length = file.metadata().map_err(error)?.len();
+        let mut last = [b'\n'];
+        if length > 0 {
+            use std::os::unix::fs::FileExt as _;
+            file.read_at(&mut last, length - 1).map_err(error)?;
+        }
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
         // One write of a whole line: an appended record is never interleaved with another.
         file.write_all(&line).map_err(error)
     }

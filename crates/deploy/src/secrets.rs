@@ -260,13 +260,13 @@ impl SecretStore {
     }
 }
 
+/// The data folder holds the key, the sealed values and the checkout: private to the
+/// deployer's user, whether it was just made or already there.
 fn create_private_folder(folder: &Path) -> Result<(), SecretStoreError> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(folder)
-        .map_err(|source| SecretStoreError::Io { path: folder.display().to_string(), source })
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let io = |source| SecretStoreError::Io { path: folder.display().to_string(), source };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder).map_err(io)?;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(io)
 }
 
 /// The same rule as Swarm's secret names, so a name works on every target.

@@ -8,3 +8,4 @@ mod automation;
 mod format;
 mod image_updates;
 mod plan;
+mod store;
