@@ -47,6 +47,15 @@ impl Checkout {
         } else {
             self.git(&["fetch", "--quiet", "origin", &self.branch], "fetch").await?;
             let pending = self.pending();
+            // Nothing new and nothing of ours to replay: the checkout stays as it is.
+            let heads = self.git(&["rev-parse", "HEAD", "FETCH_HEAD"], "rev-parse").await?;
+            let mut lines = heads.lines();
+            if pending.is_empty()
+                && let (Some(head), Some(fetched)) = (lines.next(), lines.next())
+                && head == fetched
+            {
+                return Ok(head.to_owned());
+            }
             self.git(&["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"], "checkout").await?;
             self.git(&["clean", "--quiet", "-fdx"], "clean").await?;
             if !pending.is_empty() {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use pipeline::Diagnostic;
 
@@ -33,18 +34,11 @@ pub enum ReconcileError {
 
 /// A repository read and its target observed: the plan, and what applying it needs.
 pub struct Prepared {
-    pub repository: EnvironmentRepo,
+    pub desired: Arc<Desired>,
+    pub targets: Arc<Targets>,
     pub changes: Vec<Change>,
     /// What the targets run, as observed.
     pub observed: Vec<ObservedApp>,
-    pub spec_digests: BTreeMap<String, String>,
-    config_files: BTreeMap<String, Vec<u8>>,
-    secrets: BTreeMap<String, SecretMaterial>,
-    /// Registry logins by host.
-    registry_logins: BTreeMap<String, docker::RegistryCredentials>,
-    connections: Vec<Connection>,
-    /// Target name → index in `connections`.
-    connection_of_target: BTreeMap<String, usize>,
     /// Application → the connection it was observed on.
     observed_on: BTreeMap<String, usize>,
 }
@@ -127,13 +121,24 @@ pub struct Revision {
     pub author: String,
 }
 
-/// Reads the repository at `root` and observes its targets.
-pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prepared, ReconcileError> {
+/// What the repository at one revision wants, read once: the applications, their spec
+/// digests, and what deploying them needs (config files, secret values, registry logins).
+pub struct Desired {
+    pub repository: EnvironmentRepo,
+    pub spec_digests: BTreeMap<String, String>,
+    kinds: BTreeMap<String, TargetKind>,
+    config_files: BTreeMap<String, Vec<u8>>,
+    secrets: BTreeMap<String, SecretMaterial>,
+    /// Registry logins by host.
+    registry_logins: BTreeMap<String, docker::RegistryCredentials>,
+}
+
+/// Reads the repository at `root`: the files, the model, config contents, secret values and
+/// versions, spec digests. Every mistake of the repository is in the error.
+pub fn read_desired(root: &Path, options: &ReconcileOptions<'_>) -> Result<Desired, ReconcileError> {
     let files = read_folder(root)?;
-    let known_secrets = match options.secrets {
-        Some(store) => Some(store.names().map_err(|error| ReconcileError::Read(error.to_string()))?),
-        None => None,
-    };
+    let store_error = |error: crate::secrets::SecretStoreError| ReconcileError::Read(error.to_string());
+    let known_secrets = options.secrets.map(SecretStore::names).transpose().map_err(store_error)?;
     let (repository, diagnostics) = read_repository(&files, &ReadOptions { known_secrets });
     let Some(mut repository) = repository else { return Err(ReconcileError::Mistakes(diagnostics)) };
     if let Some(only) = options.only_target {
@@ -160,13 +165,13 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
     }
     let wanted: BTreeSet<String> = repository.apps.values().flat_map(|app| app.secrets.iter().map(|secret| secret.name.clone())).collect();
     let secrets = match options.secrets {
-        Some(store) => store.materials(&wanted).map_err(|error| ReconcileError::Read(error.to_string()))?,
-        None => BTreeMap::new(),
+        Some(store) if !wanted.is_empty() => store.materials(&wanted).map_err(store_error)?,
+        _ => BTreeMap::new(),
     };
     let registry_logins: BTreeMap<String, docker::RegistryCredentials> = match options.secrets {
         Some(store) => store
             .registries()
-            .map_err(|error| ReconcileError::Read(error.to_string()))?
+            .map_err(store_error)?
             .into_iter()
             .map(|login| (login.host, docker::RegistryCredentials { username: login.username, password: login.password }))
             .collect(),
@@ -176,44 +181,68 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
     let spec_digests: BTreeMap<String, String> =
         repository.apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions))).collect();
     let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
+    Ok(Desired { repository, spec_digests, kinds, config_files, secrets, registry_logins })
+}
 
-    // Targets that are one engine (the same kind at the same address) are one connection,
-    // observed once.
-    let mut connections: Vec<Connection> = Vec::new();
-    let mut connection_of_target = BTreeMap::new();
-    for (name, target) in &repository.environment.targets {
-        let host = options.docker_host.map(str::to_owned).or_else(|| target.docker_host.clone());
-        let index = match connections.iter().position(|connection| connection.kind == target.kind && connection.host == host) {
-            Some(index) => index,
-            None => {
-                let connected = AnyTarget::connect(target.kind, host.as_deref()).await?;
-                connections.push(Connection { kind: target.kind, host, target: connected });
-                connections.len() - 1
-            }
-        };
-        connection_of_target.insert(name.clone(), index);
+/// Connections to the environment's targets; targets that are one engine (the same kind at
+/// the same address) share one, observed once. Kept across passes by the deployer.
+pub struct Targets {
+    connections: Vec<Connection>,
+    /// Target name → index in `connections`.
+    connection_of_target: BTreeMap<String, usize>,
+}
+
+impl Targets {
+    /// Connects to every target of `desired`'s environment.
+    pub async fn connect(desired: &Desired, docker_host: Option<&str>) -> Result<Targets, ReconcileError> {
+        let mut connections: Vec<Connection> = Vec::new();
+        let mut connection_of_target = BTreeMap::new();
+        for (name, target) in &desired.repository.environment.targets {
+            let host = docker_host.map(str::to_owned).or_else(|| target.docker_host.clone());
+            let index = match connections.iter().position(|connection| connection.kind == target.kind && connection.host == host) {
+                Some(index) => index,
+                None => {
+                    let connected = AnyTarget::connect(target.kind, host.as_deref()).await?;
+                    connections.push(Connection { kind: target.kind, host, target: connected });
+                    connections.len() - 1
+                }
+            };
+            connection_of_target.insert(name.clone(), index);
+        }
+        Ok(Targets { connections, connection_of_target })
     }
+
+    /// Whether these connections serve exactly `desired`'s targets.
+    pub fn serve(&self, desired: &Desired, docker_host: Option<&str>) -> bool {
+        desired.repository.environment.targets.len() == self.connection_of_target.len()
+            && desired.repository.environment.targets.iter().all(|(name, target)| {
+                let host = docker_host.map(str::to_owned).or_else(|| target.docker_host.clone());
+                self.connection_of_target
+                    .get(name)
+                    .is_some_and(|&index| self.connections[index].kind == target.kind && self.connections[index].host == host)
+            })
+    }
+}
+
+/// What the targets run, against `desired`: the plan.
+pub async fn observe(desired: Arc<Desired>, targets: Arc<Targets>) -> Result<Prepared, ReconcileError> {
     let mut observed = Vec::new();
     let mut observed_on = BTreeMap::new();
-    for (index, connection) in connections.iter().enumerate() {
-        for app in connection.target.observe(&repository.environment.name).await? {
+    for (index, connection) in targets.connections.iter().enumerate() {
+        for app in connection.target.observe(&desired.repository.environment.name).await? {
             observed_on.insert(app.name.clone(), index);
             observed.push(app);
         }
     }
-    let changes = plan(&repository.apps, &spec_digests, &kinds, &observed);
-    Ok(Prepared {
-        repository,
-        changes,
-        observed,
-        spec_digests,
-        config_files,
-        secrets,
-        registry_logins,
-        connections,
-        connection_of_target,
-        observed_on,
-    })
+    let changes = plan(&desired.repository.apps, &desired.spec_digests, &desired.kinds, &observed);
+    Ok(Prepared { desired, targets, changes, observed, observed_on })
+}
+
+/// Reads the repository at `root` and observes its targets.
+pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prepared, ReconcileError> {
+    let desired = read_desired(root, options)?;
+    let targets = Targets::connect(&desired, options.docker_host).await?;
+    observe(Arc::new(desired), Arc::new(targets)).await
 }
 
 struct Connection {
@@ -226,7 +255,7 @@ impl Prepared {
     /// Carries out every change in turn, whatever happens to the others, and records each in
     /// the history; what is started is labelled with `revision`.
     pub async fn apply(&self, revision: &Revision, journal: &dyn Journal) -> Vec<Outcome> {
-        let environment = &self.repository.environment;
+        let environment = &self.desired.repository.environment;
         let mut outcomes = Vec::new();
         for change in &self.changes {
             if matches!(change.action, Action::Warn { .. }) {
@@ -234,7 +263,7 @@ impl Prepared {
                 continue;
             }
             let before = self.observed.iter().find(|app| app.name == change.app);
-            let desired = self.repository.apps.get(&change.app);
+            let desired = self.desired.repository.apps.get(&change.app);
             let mut record = DeploymentRecord {
                 id: history::new_id(),
                 environment: environment.name.clone(),
@@ -276,24 +305,25 @@ impl Prepared {
     }
 
     async fn apply_change(&self, change: &Change, revision: &Revision) -> Result<(), TargetError> {
-        let environment = &self.repository.environment;
-        let observed_on = self.observed_on.get(&change.app).map(|&index| &self.connections[index].target);
-        let Some(app) = self.repository.apps.get(&change.app) else {
+        let (desired, targets) = (&*self.desired, &*self.targets);
+        let environment = &desired.repository.environment;
+        let observed_on = self.observed_on.get(&change.app).map(|&index| &targets.connections[index].target);
+        let Some(app) = desired.repository.apps.get(&change.app) else {
             return match observed_on {
                 Some(target) => target.remove(&environment.name, &change.app).await,
                 None => Ok(()),
             };
         };
-        let index = self.connection_of_target[&app.target];
-        let target = &self.connections[index].target;
+        let index = targets.connection_of_target[&app.target];
+        let target = &targets.connections[index].target;
         let deployment = Deployment {
             environment: &environment.name,
             revision: &revision.id,
             app,
-            spec_digest: &self.spec_digests[&change.app],
-            config_files: &self.config_files,
-            secrets: &self.secrets,
-            pull_credentials: self.registry_logins.get(docker::registry_host(&app.image.repository)),
+            spec_digest: &desired.spec_digests[&change.app],
+            config_files: &desired.config_files,
+            secrets: &desired.secrets,
+            pull_credentials: desired.registry_logins.get(docker::registry_host(&app.image.repository)),
             order: effective_order(app, environment.targets.get(&app.target).map(|target| target.kind)),
             // A new version is watched for a while before it counts as deployed; starting what
             // was not running, or putting back what drifted, is not a new version.
@@ -304,7 +334,7 @@ impl Prepared {
         if let Some(&old) = self.observed_on.get(&change.app)
             && old != index
         {
-            self.connections[old].target.remove(&environment.name, &change.app).await?;
+            targets.connections[old].target.remove(&environment.name, &change.app).await?;
         }
         Ok(())
     }

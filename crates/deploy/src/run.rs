@@ -26,7 +26,7 @@ use crate::history::{DeploymentOutcome, DeploymentRecord, History};
 use crate::inventory::{self, Metrics};
 use crate::model::{App, FailureAction};
 use crate::plan::Action;
-use crate::reconcile::{Journal, Outcome, ReconcileError, ReconcileOptions, Revision, prepare};
+use crate::reconcile::{Desired, Journal, Outcome, ReconcileError, ReconcileOptions, Revision, Targets, observe, read_desired};
 use crate::secrets::SecretStore;
 use crate::serve::Shared;
 use crate::target::TargetError;
@@ -110,6 +110,9 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<(), Run
         image_labels: BTreeMap::new(),
         registry: registry::Registry::new(),
         images_polled: None,
+        desired: None,
+        targets: None,
+        history: None,
     };
     loop {
         let again = deployer.pass().await;
@@ -140,6 +143,13 @@ struct Deployer<'a> {
     registry: registry::Registry,
     /// When registries were last asked for newer images.
     images_polled: Option<Instant>,
+    /// The repository as last read, with the revision and secret store it was read at: a pass
+    /// with nothing new reads nothing again.
+    desired: Option<(String, Option<(std::time::SystemTime, u64)>, Arc<Desired>)>,
+    /// Connections to the targets, kept while the targets stay the same.
+    targets: Option<Arc<Targets>>,
+    /// The deployment history as last read; read again after a pass that deployed.
+    history: Option<Vec<DeploymentRecord>>,
 }
 
 /// Writes the history, sends events and counts outcomes as deployments start and end.
@@ -179,6 +189,40 @@ impl Journal for RunJournal<'_> {
 }
 
 impl Deployer<'_> {
+    /// The repository at `revision` (read again only when it or the secret store changed)
+    /// against what the targets run (connections kept).
+    async fn prepare(&mut self, revision: &str) -> Result<crate::reconcile::Prepared, ReconcileError> {
+        let stamp = self.secrets.stamp();
+        let desired = match &self.desired {
+            Some((read_at, read_stamp, desired)) if read_at == revision && *read_stamp == stamp => desired.clone(),
+            _ => {
+                let options = ReconcileOptions {
+                    docker_host: self.options.docker_host.as_deref(),
+                    secrets: Some(&self.secrets),
+                    only_target: self.options.target.as_deref(),
+                };
+                let desired = Arc::new(read_desired(&self.checkout.path, &options)?);
+                self.desired = Some((revision.to_owned(), stamp, desired.clone()));
+                desired
+            }
+        };
+        let docker_host = self.options.docker_host.as_deref();
+        let targets = match &self.targets {
+            Some(targets) if targets.serve(&desired, docker_host) => targets.clone(),
+            _ => {
+                let targets = Arc::new(Targets::connect(&desired, docker_host).await?);
+                self.targets = Some(targets.clone());
+                targets
+            }
+        };
+        let prepared = observe(desired, targets).await;
+        if prepared.is_err() {
+            // The engine may have gone and come back: connect again next time.
+            self.targets = None;
+        }
+        prepared
+    }
+
     /// One pass: fetch, reconcile, roll back what failed. True when a rollback was committed,
     /// so that it is reconciled at once.
     async fn pass(&mut self) -> bool {
@@ -191,12 +235,7 @@ impl Deployer<'_> {
             }
         };
         let Some(revision) = revision else { return false };
-        let options = ReconcileOptions {
-            docker_host: self.options.docker_host.as_deref(),
-            secrets: Some(&self.secrets),
-            only_target: self.options.target.as_deref(),
-        };
-        let mut prepared = match prepare(&self.checkout.path, &options).await {
+        let mut prepared = match self.prepare(&revision).await {
             Ok(prepared) => prepared,
             Err(error) => {
                 report_failure(&revision, &error);
@@ -209,10 +248,10 @@ impl Deployer<'_> {
         };
         // A version that failed is not tried again until the repository changes it.
         prepared.changes.retain(|change| {
-            let paused = self.paused.get(&change.app).is_some_and(|spec| prepared.spec_digests.get(&change.app) == Some(spec));
+            let paused = self.paused.get(&change.app).is_some_and(|spec| prepared.desired.spec_digests.get(&change.app) == Some(spec));
             !(paused && matches!(change.action, Action::Create { .. } | Action::Update { .. }))
         });
-        self.paused.retain(|app, spec| prepared.spec_digests.get(app) == Some(spec));
+        self.paused.retain(|app, spec| prepared.desired.spec_digests.get(app) == Some(spec));
         self.report_drift(&prepared);
         let mut rolled_back = false;
         let mut remaining = prepared.changes.clone();
@@ -227,31 +266,27 @@ impl Deployer<'_> {
                 shared: &self.shared,
                 client: &self.client,
                 receivers: &self.options.receivers,
-                owners: prepared.repository.apps.iter().map(|(name, app)| (name.clone(), app.owner.team.clone())).collect(),
+                owners: prepared.desired.repository.apps.iter().map(|(name, app)| (name.clone(), app.owner.team.clone())).collect(),
             };
             let author = self.checkout.author_of(&revision).await;
             let outcomes = prepared.apply(&Revision { id: revision.clone(), author }, &journal).await;
             for outcome in &outcomes {
                 if outcome.result.is_err()
-                    && let Some(app) = prepared.repository.apps.get(&outcome.change.app)
+                    && let Some(app) = prepared.desired.repository.apps.get(&outcome.change.app)
                 {
-                    rolled_back |= self.after_failure(app, outcome, &prepared.spec_digests).await;
+                    rolled_back |= self.after_failure(app, outcome, &prepared.desired.spec_digests).await;
                 }
             }
             remaining = outcomes.into_iter().filter(|outcome| outcome.result.is_err()).map(|outcome| outcome.change).collect();
             remaining.extend(prepared.changes.iter().filter(|change| matches!(change.action, Action::Warn { .. })).cloned());
             // What runs now, for the inventory.
-            let options = ReconcileOptions {
-                docker_host: self.options.docker_host.as_deref(),
-                secrets: Some(&self.secrets),
-                only_target: self.options.target.as_deref(),
-            };
-            if let Ok(after) = prepare(&self.checkout.path, &options).await {
+            self.history = None;
+            if let Ok(after) = observe(prepared.desired.clone(), prepared.targets.clone()).await {
                 prepared.observed = after.observed;
             }
         }
         self.update_inventory(&prepared, &revision, &remaining, reachable).await;
-        let automated = !self.options.dry_run && self.automate(&prepared.repository).await;
+        let automated = !self.options.dry_run && self.automate(&prepared.desired.repository).await;
         let elapsed = started.elapsed().as_secs_f64();
         count(&self.shared, |metrics| {
             metrics.reconciles += 1;
@@ -411,9 +446,9 @@ impl Deployer<'_> {
                     &self.options.receivers,
                     &DeploymentEvent {
                         event: events::DRIFT_DETECTED.to_owned(),
-                        environment: prepared.repository.environment.name.clone(),
+                        environment: prepared.desired.repository.environment.name.clone(),
                         app: app.clone(),
-                        owner_team: prepared.repository.apps.get(app).map(|app| app.owner.team.clone()),
+                        owner_team: prepared.desired.repository.apps.get(app).map(|app| app.owner.team.clone()),
                         deployment: None,
                         drift: drift.clone(),
                     },
@@ -445,8 +480,12 @@ impl Deployer<'_> {
                 }
             }
         }
-        let history = self.shared.history.read().unwrap_or_default();
-        let mut inventory = inventory::build(&prepared.repository, revision, &prepared.observed, remaining, &history, &self.image_labels);
+        if self.history.is_none() {
+            self.history = Some(self.shared.history.read().unwrap_or_default());
+        }
+        let history = self.history.as_deref().unwrap_or_default();
+        let mut inventory =
+            inventory::build(&prepared.desired.repository, revision, &prepared.observed, remaining, history, &self.image_labels);
         inventory.repository_reachable = reachable;
         inventory.pending_commits = self.checkout.pending().len();
         let apps = inventory.apps.len() as u64;

@@ -223,6 +223,12 @@ impl SecretStore {
         self.sealer.open(&associated_data(name, &stored.version), &sealed).map_err(|_| SecretStoreError::Decrypt(name.to_owned()))
     }
 
+    /// When the store last changed and its size: a cheap way to tell that nothing in it did.
+    pub fn stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        let metadata = std::fs::metadata(self.path()).ok()?;
+        Some((metadata.modified().ok()?, metadata.len()))
+    }
+
     fn path(&self) -> PathBuf {
         self.folder.join(STORE_FILE)
     }
