@@ -127,8 +127,11 @@ impl Checkout {
     }
 
     fn set_pending(&self, commits: &[String]) {
-        let result =
-            if commits.is_empty() { std::fs::remove_file(&self.pending).or(Ok(())) } else { std::fs::write(&self.pending, commits.join("\n")) };
+        let result = if commits.is_empty() {
+            std::fs::remove_file(&self.pending).or(Ok(()))
+        } else {
+            std::fs::write(&self.pending, commits.join("\n"))
+        };
         if let Err(error) = result {
             tracing::warn!(%error, "cannot record the deployer's unpushed commits");
         }

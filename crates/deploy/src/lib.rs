@@ -9,10 +9,10 @@
 //! (the Docker engine, by labels) and carries changes out; `reconcile` composes one pass and
 //! `run` repeats it against a git checkout.
 
-pub mod model;
 pub mod edit;
 pub mod envgit;
 pub mod history;
+pub mod model;
 pub mod plan;
 pub mod read;
 pub mod reconcile;

@@ -8,11 +8,11 @@ use std::path::Path;
 use pipeline::Diagnostic;
 
 use crate::EnvironmentRepo;
+use crate::history::{self, DeploymentKind, DeploymentOutcome, DeploymentRecord, History};
 use crate::model::{ENVIRONMENT_FILE, TargetKind};
+use crate::plan::ObservedApp;
 use crate::plan::{Action, Change, content_digest, effective_order, plan, spec_digest};
 use crate::read::{ReadOptions, RepoFile, is_app_file, read_repository};
-use crate::history::{self, DeploymentKind, DeploymentOutcome, DeploymentRecord, History};
-use crate::plan::ObservedApp;
 use crate::secrets::SecretStore;
 use crate::target::{AnyTarget, Deployment, SecretMaterial, Target as _, TargetError};
 
@@ -127,11 +127,8 @@ pub async fn prepare(root: &Path, options: &ReconcileOptions<'_>) -> Result<Prep
         None => BTreeMap::new(),
     };
     let secret_versions = secrets.iter().map(|(name, material)| (name.clone(), material.version.clone())).collect();
-    let spec_digests: BTreeMap<String, String> = repository
-        .apps
-        .iter()
-        .map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions)))
-        .collect();
+    let spec_digests: BTreeMap<String, String> =
+        repository.apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions))).collect();
     let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
 
     // Targets that are one engine (the same kind at the same address) are one connection,

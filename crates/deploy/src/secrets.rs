@@ -147,9 +147,8 @@ impl SecretStore {
     }
 
     fn open_value(&self, name: &str, stored: &StoredSecret) -> Result<Vec<u8>, SecretStoreError> {
-        let sealed = base64::engine::general_purpose::STANDARD
-            .decode(&stored.sealed)
-            .map_err(|_| SecretStoreError::Decrypt(name.to_owned()))?;
+        let sealed =
+            base64::engine::general_purpose::STANDARD.decode(&stored.sealed).map_err(|_| SecretStoreError::Decrypt(name.to_owned()))?;
         self.sealer.open(&associated_data(name, &stored.version), &sealed).map_err(|_| SecretStoreError::Decrypt(name.to_owned()))
     }
 

@@ -160,10 +160,8 @@ impl DockerTarget {
         if existing.iter().any(|network| network.name == full) {
             return Ok(());
         }
-        let labels = BTreeMap::from([
-            (labels::ENVIRONMENT.to_owned(), environment.to_owned()),
-            (labels::NETWORK.to_owned(), name.to_owned()),
-        ]);
+        let labels =
+            BTreeMap::from([(labels::ENVIRONMENT.to_owned(), environment.to_owned()), (labels::NETWORK.to_owned(), name.to_owned())]);
         match self.engine.create_network(&full, &labels).await {
             Ok(_) => Ok(()),
             // Created meanwhile by another rollout.
@@ -347,10 +345,8 @@ fn files_archive(
             .map_err(|error| fail(&config.file, error.to_string()))?;
     }
     for secret in &app.secrets {
-        let material = secrets.get(&secret.name).ok_or_else(|| TargetError::MissingSecret {
-            app: app.name.clone(),
-            secret: secret.name.clone(),
-        })?;
+        let material =
+            secrets.get(&secret.name).ok_or_else(|| TargetError::MissingSecret { app: app.name.clone(), secret: secret.name.clone() })?;
         let mut header = tar::Header::new_gnu();
         header.set_size(material.value.len() as u64);
         header.set_mode(0o400);
