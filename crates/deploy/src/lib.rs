@@ -6,8 +6,9 @@
 //! by name). `read` turns its files into the `model`, or into every mistake with its file, line
 //! and column. The format is documented in the README ("Environment repositories"). `plan`
 //! compares what the repository wants with what a target runs; `target` observes what runs
-//! (the Docker engine, by labels) and carries changes out; `reconcile` composes one pass and
-//! `run` repeats it against a git checkout.
+//! (the Docker engine, by labels) and carries changes out, and `swarm` does the same with
+//! services on a Docker Swarm; `reconcile` composes one pass and `run` repeats it against a
+//! git checkout.
 
 pub mod edit;
 pub mod envgit;
