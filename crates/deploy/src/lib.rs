@@ -6,9 +6,10 @@
 //! by name). `read` turns its files into the `model`, or into every mistake with its file, line
 //! and column. The format is documented in the README ("Environment repositories"). `plan`
 //! compares what the repository wants with what a target runs; `target` observes what runs
-//! (the Docker engine, by labels) and carries changes out; `reconcile` composes one pass and
-//! `run` repeats it against a git checkout. `automation` finds the newer images applications'
-//! image policies ask for, and the commits that move them there.
+//! (the Docker engine, by labels) and carries changes out, and `swarm` does the same with
+//! services on a Docker Swarm; `reconcile` composes one pass and `run` repeats it against a
+//! git checkout. `automation` finds the newer images applications' image policies ask for,
+//! and the commits that move them there.
 
 pub mod automation;
 pub mod edit;

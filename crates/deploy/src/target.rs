@@ -43,6 +43,10 @@ pub enum TargetError {
     MissingSecret { app: String, secret: String },
     #[error("{app}: cannot pack config file {file}: {reason}")]
     Config { app: String, file: String, reason: String },
+    #[error(
+        "the engine at {host} is not a Swarm manager ({state}); run `docker swarm init` there, or give the target a manager's `docker_host`"
+    )]
+    NotSwarmManager { host: String, state: String },
 }
 
 /// A secret's value from the deployer's store, with the version that names it (a new value is
@@ -316,9 +320,7 @@ impl DockerTarget {
     /// deployer's own HTTP probe answers 2xx or 3xx, or (no check) it runs. An exit, an
     /// `unhealthy` verdict or the time the check may take is a failure.
     async fn wait_healthy(&self, app: &App, containers: &[String]) -> Result<(), TargetError> {
-        let limit = app.healthcheck.as_ref().map_or(Duration::from_secs(30), |check| {
-            check.start_period + (check.interval + check.timeout) * (check.retries + 1) + Duration::from_secs(5)
-        });
+        let limit = health_limit(app);
         let probe = app.healthcheck.as_ref().map(|check| (&check.probe, check.timeout));
         let deadline = Instant::now() + limit;
         let unhealthy = |why: String| TargetError::Unhealthy { app: app.name.clone(), why };
@@ -369,7 +371,15 @@ async fn http_probe(addresses: &[String], port: u16, path: &str, timeout: Durati
     }
 }
 
-fn app_labels(environment: &str, app: &str) -> Vec<String> {
+/// How long a new instance may take to run and pass its health check: its start period and
+/// every try the check has, with some slack; 30 s without a check.
+pub(crate) fn health_limit(app: &App) -> Duration {
+    app.healthcheck.as_ref().map_or(Duration::from_secs(30), |check| {
+        check.start_period + (check.interval + check.timeout) * (check.retries + 1) + Duration::from_secs(5)
+    })
+}
+
+pub(crate) fn app_labels(environment: &str, app: &str) -> Vec<String> {
     vec![format!("{}={environment}", labels::ENVIRONMENT), format!("{}={app}", labels::APP)]
 }
 

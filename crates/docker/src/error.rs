@@ -1,5 +1,5 @@
-//! `DockerError`: what went wrong talking to the engine, with the image, container, network or
-//! volume and the engine's status code as fields.
+//! `DockerError`: what went wrong talking to the engine, with the image, container, network,
+//! volume, service, config or secret and the engine's status code as fields.
 
 /// An error from the Docker engine or from reaching it.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,15 @@ pub enum DockerError {
     Network { operation: &'static str, network: String, status: u16, message: String },
     #[error("{operation} volume `{volume}` failed (status {status}): {message}")]
     Volume { operation: &'static str, volume: String, status: u16, message: String },
+    /// A Swarm request that is about no one object (the Swarm's state, tasks): `503` when the
+    /// engine is not a Swarm manager.
+    #[error("{operation} failed (status {status}): {message}")]
+    Swarm { operation: &'static str, status: u16, message: String },
+    #[error("{operation} service `{service}` failed (status {status}): {message}")]
+    Service { operation: &'static str, service: String, status: u16, message: String },
+    /// A Swarm config or secret (`kind`).
+    #[error("{operation} {kind} `{name}` failed (status {status}): {message}")]
+    SwarmObject { operation: &'static str, kind: &'static str, name: String, status: u16, message: String },
     /// The request did not get an answer from the engine (connection lost, timeout, a body
     /// that could not be read or produced).
     #[error("{operation} `{target}` failed: {message}")]
@@ -49,7 +58,10 @@ impl DockerError {
             DockerError::Container { status, .. }
             | DockerError::Image { status, .. }
             | DockerError::Network { status, .. }
-            | DockerError::Volume { status, .. } => Some(*status),
+            | DockerError::Volume { status, .. }
+            | DockerError::Swarm { status, .. }
+            | DockerError::Service { status, .. }
+            | DockerError::SwarmObject { status, .. } => Some(*status),
             DockerError::ImageNotFound { .. } | DockerError::ContainerNotFound { .. } => Some(404),
             _ => None,
         }
@@ -116,5 +128,26 @@ pub(crate) fn volume_error(operation: &'static str, volume: &str, error: bollard
     match failure(error) {
         Failure::Engine { status, message } => DockerError::Volume { operation, volume: volume.to_string(), status, message },
         Failure::Transport { message } => DockerError::Transport { operation, target: volume.to_string(), message },
+    }
+}
+
+pub(crate) fn swarm_error(operation: &'static str, target: &str, error: bollard::errors::Error) -> DockerError {
+    match failure(error) {
+        Failure::Engine { status, message } => DockerError::Swarm { operation, status, message },
+        Failure::Transport { message } => DockerError::Transport { operation, target: target.to_string(), message },
+    }
+}
+
+pub(crate) fn service_error(operation: &'static str, service: &str, error: bollard::errors::Error) -> DockerError {
+    match failure(error) {
+        Failure::Engine { status, message } => DockerError::Service { operation, service: service.to_string(), status, message },
+        Failure::Transport { message } => DockerError::Transport { operation, target: service.to_string(), message },
+    }
+}
+
+pub(crate) fn swarm_object_error(operation: &'static str, kind: &'static str, name: &str, error: bollard::errors::Error) -> DockerError {
+    match failure(error) {
+        Failure::Engine { status, message } => DockerError::SwarmObject { operation, kind, name: name.to_string(), status, message },
+        Failure::Transport { message } => DockerError::Transport { operation, target: name.to_string(), message },
     }
 }

@@ -1,7 +1,8 @@
 //! Gantry's one door to the Docker Engine API (over bollard): connecting, images (builds,
-//! pushes, pulls with registry credentials), containers, networks, volumes, and label-based
-//! cleanup. No other crate knows bollard; callers see the
-//! plain types defined here and one error enum, `DockerError`.
+//! pushes, pulls with registry credentials), containers, networks, volumes, label-based
+//! cleanup, and Swarm (services, their tasks, configs, secrets, overlay networks). No other
+//! crate knows bollard; callers see the plain types defined here and one error enum,
+//! `DockerError`.
 
 mod build;
 mod cleanup;
@@ -11,6 +12,7 @@ mod engine;
 mod error;
 mod image;
 mod network;
+mod swarm;
 mod volume;
 
 pub use build::{BuildEvent, BuildEvents, BuildOptions, IntermediateContainers};
@@ -24,4 +26,8 @@ pub use engine::{DEFAULT_HOST, Engine, EngineVersion, resolve_host};
 pub use error::DockerError;
 pub use image::{ImageDetails, PushedImage, split_reference};
 pub use network::NetworkSummary;
+pub use swarm::{
+    FailureAction, FileReference, RestartCondition, RestartPolicy, RolloutConfig, RolloutOrder, ServiceDetails, ServiceSpec, SwarmObject,
+    SwarmState, TaskState, TaskSummary, UpdateState, UpdateStatus,
+};
 pub use volume::VolumeSummary;

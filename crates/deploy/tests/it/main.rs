@@ -1,5 +1,6 @@
 //! The deployer: the environment repository's format (what reads, and every mistake with its
-//! place), the plan, and image automation's decisions.
+//! place), the plan, image automation's decisions, the deployer's own files, and the Swarm
+//! target on a real single-node Swarm.
 
 // A test stops at what it did not expect.
 #![allow(clippy::unwrap_used)]
@@ -9,3 +10,4 @@ mod format;
 mod image_updates;
 mod plan;
 mod store;
+mod swarm;
