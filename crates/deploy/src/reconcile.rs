@@ -95,7 +95,7 @@ pub struct ReconcileOptions<'a> {
 }
 
 /// Where each deployment is recorded, when it starts and again when it ends.
-pub trait Journal {
+pub trait Journal: Sync {
     fn record(&self, record: &DeploymentRecord);
 }
 

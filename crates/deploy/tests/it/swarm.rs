@@ -228,6 +228,104 @@ fn a_first_deploy_that_never_becomes_healthy_leaves_nothing() {
     });
 }
 
+#[test]
+fn the_deployer_keeps_a_swarm_as_its_repository_says_and_commits_a_rollback_swarm_made() {
+    let _swarm = SwarmGuard::acquire();
+    run(async {
+        let environment = Environment::new("deployer").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (bare, work) = (dir.path().join("env.git"), dir.path().join("work"));
+        let git = |cwd: &std::path::Path, args: &[&str]| {
+            let output = Command::new("git")
+                .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.com"])
+                .args(args)
+                .current_dir(cwd)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        git(dir.path(), &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+        git(dir.path(), &["init", "-q", "-b", "main", work.to_str().unwrap()]);
+        std::fs::create_dir(work.join("apps")).unwrap();
+        std::fs::write(
+            work.join("environment.yml"),
+            format!("version: 1\nname: {}\ntargets:\n  swarm: {{kind: swarm}}\ndefaults: {{require_digest: false}}\n", environment.name),
+        )
+        .unwrap();
+        let push = |file: &str, message: &str| {
+            std::fs::write(work.join("apps/web.yml"), file).unwrap();
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-q", "-m", message]);
+            git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+        };
+        let service_env = || {
+            let name = service_name(&environment.name, "web");
+            let output = Command::new("docker")
+                .args(["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}", &name])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        push(&web(BUSYBOX, 1, true, "environment: {VERSION: '1'}\n"), "web 1");
+
+        let stop = tokio_util::sync::CancellationToken::new();
+        let options = deploy::run::RunOptions {
+            repo: bare.to_str().unwrap().to_owned(),
+            branch: "main".to_owned(),
+            data: dir.path().join("data"),
+            poll: Duration::from_millis(500),
+            docker_host: None,
+            listen: None,
+            webhook_secret: None,
+            gantry_secret: None,
+            api_token: None,
+            secret_key: None,
+            receivers: Vec::new(),
+            dry_run: false,
+            target: Some("swarm".to_owned()),
+            image_poll: Duration::from_secs(3600),
+        };
+        let deployer = tokio::spawn(deploy::run::run(options, stop.clone()));
+        let bare_head = |format: &str| git(&bare, &["log", "-1", &format!("--format={format}"), "main"]);
+        until("web 1 runs as a service", (|| service_env().contains("VERSION=1"))).await;
+        let target = SwarmTarget::connect(None).await.unwrap();
+        let observed = target.observe(&environment.name).await.unwrap();
+        assert_eq!(observed[0].revision, bare_head("%H"), "labelled with the revision it came from");
+
+        // Version 2 never becomes healthy: Swarm rolls it back, the deployer commits that.
+        push(&web(BUSYBOX, 1, false, "environment: {VERSION: '2'}\n"), "web 2");
+        until("the rollback committed", (|| bare_head("%an") == "Gantry deployer")).await;
+        let message = bare_head("%B");
+        assert!(message.starts_with("Roll back web"), "{message}");
+        assert!(message.contains("Gantry-Failed-Image:"), "{message}");
+        let file = git(&bare, &["show", "main:apps/web.yml"]);
+        assert!(file.contains("VERSION: '1'"), "{file}");
+        until("web 1 runs again", (|| service_env().contains("VERSION=1"))).await;
+
+        // Gone from the repository: the service and what it mounted go.
+        git(&work, &["pull", "-q", bare.to_str().unwrap(), "main"]);
+        std::fs::remove_file(work.join("apps/web.yml")).unwrap();
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "no more web"]);
+        git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+        until("the service removed", (|| service_env().trim().is_empty())).await;
+        stop.cancel();
+        deployer.await.unwrap().unwrap();
+        environment.finish().await;
+    });
+}
+
+/// Until `check` holds, or a failed test once `CEILING` has passed.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    within(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
 fn run(test: impl Future<Output = ()>) {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(test);
 }
