@@ -2,8 +2,11 @@
 # Gantry's main job end to end: build the binary, lint and plan the bundled examples, then run
 # CI as a team does — a `gantry server` with a local `gantry agent`, the bundled example
 # registered as a repository (a local git remote), a secret added, a build started and its log
-# followed live. The server and agent keep running afterwards; the script says where and how to
-# stop them.
+# followed live; the build pushes an image to the local registry. Then delivery: an environment
+# repository pins that image, a `gantry deployer` deploys it, the server announces the next
+# build's image to the deployer, whose image automation commits it to the environment
+# repository and deploys it; `gantry env status` shows what runs. Server, agent and deployer keep
+# running afterwards; the script says where and how to stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -28,6 +31,8 @@ if [[ -f "$demo/pids" ]]; then
   xargs -r kill 2>/dev/null <"$demo/pids" || true
   sleep 1
 fi
+# And what its deployer ran.
+docker ps -aq --filter label=io.gantry.deploy.environment=demo | xargs -r docker rm -f >/dev/null
 rm -rf "$demo" && mkdir -p "$demo"
 export GANTRY_SERVER=http://127.0.0.1:$port
 export GANTRY_TOKEN=demo-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -74,14 +79,95 @@ status=0
 echo
 echo "== gantry build show demo/exec-demo 1"
 "$gantry" build show demo/exec-demo 1
+[[ "$status" == 0 ]] || exit "$status"
+
+# Delivery. The environment repository: one application, the image build 1 pushed, pinned by
+# digest, with an image policy that takes newer 1.x versions.
+pinned=$("$gantry" build show demo/exec-demo 1 --json | grep -o '"pinned": *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
+[[ -n "$pinned" ]] || { echo "build 1 published no image" >&2; exit 1; }
+image="${pinned%@*}:1.0.1@${pinned#*@}"
+git init -q --bare -b main "$demo/environment.git"
+git init -q -b main "$demo/environment"
+mkdir -p "$demo/environment/apps"
+cat >"$demo/environment/environment.yml" <<ENVIRONMENT
+version: 1
+name: demo
+targets:
+  local: {kind: docker}
+defaults:
+  update: {monitor: 2s}
+ENVIRONMENT
+cat >"$demo/environment/apps/web.yml" <<APP
+version: 1
+owner: {team: demo, contact: demo@example.com}
+image: $image
+replicas: 2
+healthcheck:
+  http: {path: /health.json, port: 8080}
+  interval: 1s
+image_policy:
+  semver: ^1.0
+APP
+echo
+echo "== gantry lint $demo/environment"
+"$gantry" lint "$demo/environment"
+git -C "$demo/environment" add -A
+git -C "$demo/environment" -c user.name=Demo -c user.email=demo@example.com commit -q -m "Deploy web 1.0.1"
+git -C "$demo/environment" push -q "$demo/environment.git" main
+
+deployer_port=${GANTRY_DEMO_DEPLOYER_PORT:-8790}
+deployer=http://127.0.0.1:$deployer_port
+published_secret=demo-published-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo
+echo "== gantry deployer --repo $demo/environment.git (log in $demo/deployer.log)"
+GANTRY_DEPLOYER_GANTRY_SECRET=$published_secret GANTRY_LOG=info \
+  nohup "$gantry" deployer --repo "$demo/environment.git" --poll 5 --listen "127.0.0.1:$deployer_port" \
+  --data "$demo/deployer" >"$demo/deployer.log" 2>&1 &
+echo $! >>"$demo/pids"
+
+# Waits (at most a minute) until `gantry env status` shows web at version $1, both replicas
+# healthy, in sync.
+wait_for_version() {
+  for _ in $(seq 120); do
+    if "$gantry" env status --deployer "$deployer" 2>/dev/null | grep -Eq "^web +demo +$1@.* 2/2 +in-sync"; then return 0; fi
+    sleep 0.5
+  done
+  echo "web $1 was not deployed; see $demo/deployer.log" >&2
+  exit 1
+}
+wait_for_version 1.0.1
+echo
+echo "== gantry env status --deployer $deployer"
+"$gantry" env status --deployer "$deployer"
+
+echo
+echo "== gantry notifier add demo/exec-demo $deployer/hooks/gantry --event image.published"
+GANTRY_DEMO_PUBLISHED_SECRET=$published_secret \
+  "$gantry" notifier add demo/exec-demo "$deployer/hooks/gantry" --event image.published --secret-from-env GANTRY_DEMO_PUBLISHED_SECRET
+echo
+echo "== gantry build run demo/exec-demo (build 2 publishes 1.0.2; the deployer takes it)"
+"$gantry" build run demo/exec-demo
+"$gantry" build logs demo/exec-demo 2 --follow >/dev/null || { echo "build 2 failed" >&2; exit 1; }
+wait_for_version 1.0.2
+echo
+echo "== git log of the environment repository"
+git -C "$demo/environment.git" log --format='%h %an: %s' main
+echo
+echo "== gantry env status --deployer $deployer"
+"$gantry" env status --deployer "$deployer"
+echo
+echo "== gantry env history web --deployer $deployer"
+"$gantry" env history web --deployer "$deployer"
 cat <<EOT
 
-The server and the agent keep running (pids in $demo/pids). Try:
+The server, the agent and the deployer keep running (pids in $demo/pids). Try:
   export GANTRY_SERVER=$GANTRY_SERVER GANTRY_TOKEN=$GANTRY_TOKEN
   $gantry build ls demo/exec-demo
-  $gantry build run demo/exec-demo && $gantry build logs demo/exec-demo 2 -f
-  curl -s \$GANTRY_SERVER/metrics | grep ^gantry_
+  $gantry build run demo/exec-demo && $gantry build logs demo/exec-demo 3 -f
+  $gantry env status --deployer $deployer
+  $gantry env rollback web --repo $demo/environment.git
+  curl -s \$GANTRY_SERVER/metrics | grep ^gantry_; curl -s $deployer/metrics
 Webhooks for the repository go to $GANTRY_SERVER/api/hooks/demo/exec-demo (secret: demo-hook-secret).
-Stop both with: kill \$(cat $demo/pids)
+Stop everything with:
+  kill \$(cat $demo/pids); docker ps -aq --filter label=io.gantry.deploy.environment=demo | xargs -r docker rm -f
 EOT
-exit "$status"
