@@ -183,13 +183,14 @@ fn wait_for(filter: &str, version: u32, healthy: bool) {
         if all.lines().count() == 1 {
             let format = "{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{range .Config.Env}}{{.}} {{end}}";
             let state = docker(&["inspect", "--format", format, all.trim()]);
-            let ready =
-                state.starts_with("true") && (!healthy || state.contains(" healthy ")) && state.contains(&format!("VERSION={version} "));
+            let words: Vec<&str> = state.split_whitespace().collect();
+            let wanted = format!("VERSION={version}");
+            let ready = words.first() == Some(&"true") && (!healthy || words.contains(&"healthy")) && words.contains(&wanted.as_str());
             if ready {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "version {version} did not come up ({filter})");
+        assert!(Instant::now() < deadline, "the version did not come up ({filter})");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -14,10 +14,18 @@ pub(crate) fn is_environment_repository(path: &Path) -> bool {
     path.join(ENVIRONMENT_FILE).is_file()
 }
 
-/// Every diagnostic of the repository at `root`, and its YAML files for showing source lines.
-pub(crate) fn lint(root: &Path) -> anyhow::Result<(Vec<Diagnostic>, Vec<SourceFile>)> {
+/// Every diagnostic of the repository at `root` (secret names checked against the store in
+/// `deployer_data` when given), and its YAML files for showing source lines.
+pub(crate) fn lint(root: &Path, deployer_data: Option<&Path>) -> anyhow::Result<(Vec<Diagnostic>, Vec<SourceFile>)> {
     let files = read_folder(root)?;
-    let (_, diagnostics) = deploy::read_repository(&files, &deploy::ReadOptions::default());
+    let known_secrets = match deployer_data {
+        Some(data) if data.join("secrets.json").exists() => Some(deploy::secrets::SecretStore::names_in(data)?),
+        // A deployer with no secrets yet: every name is unknown.
+        Some(data) if data.is_dir() => Some(std::collections::BTreeSet::new()),
+        Some(data) => anyhow::bail!("{} is not a deployer's data folder", data.display()),
+        None => None,
+    };
+    let (_, diagnostics) = deploy::read_repository(&files, &deploy::ReadOptions { known_secrets });
     Ok(shown(root, diagnostics, files))
 }
 

@@ -40,6 +40,10 @@ enum Command {
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// A deployer's data folder: environment repositories' secret names are checked against
+        /// its store (names only; the key is not needed).
+        #[arg(long, env = "GANTRY_DEPLOYER_DATA")]
+        deployer_data: Option<PathBuf>,
     },
     /// Show what would run for a trigger (event, branch, ...), defaulting from the local git repository.
     Plan {
@@ -428,7 +432,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Lint { paths, format } => {
+        Command::Lint { paths, format, deployer_data } => {
             let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
             let (environments, paths): (Vec<PathBuf>, Vec<PathBuf>) =
                 paths.into_iter().partition(|path| environment::is_environment_repository(path));
@@ -436,7 +440,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut all = Vec::new();
             let mut files = Vec::new();
             for root in &environments {
-                let (diagnostics, sources) = environment::lint(root)?;
+                let (diagnostics, sources) = environment::lint(root, deployer_data.as_deref())?;
                 all.extend(diagnostics);
                 files.extend(sources);
             }

@@ -91,6 +91,11 @@ pub fn plan(
             if running.desired_replicas != app.replicas {
                 why.push(format!("replicas {} → {}", running.desired_replicas, app.replicas));
             }
+            if running.spec_digest.is_none() {
+                // The containers disagree: a rollout was interrupted, or someone started one
+                // with the deployer's labels. Deploying again leaves one version.
+                why.push("instances of more than one version run (an interrupted rollout, or one started by hand)".to_owned());
+            }
             if why.is_empty() {
                 why.push("configuration changed".to_owned());
             }

@@ -158,6 +158,16 @@ impl SecretStore {
         Ok(self.read()?.secrets.into_keys().collect())
     }
 
+    /// The secret names of the store in `folder`, read without its key (names are not
+    /// sealed): what `gantry lint` checks an environment repository against.
+    pub fn names_in(folder: &Path) -> Result<BTreeSet<String>, SecretStoreError> {
+        let path = folder.join(STORE_FILE);
+        let bytes = std::fs::read(&path).map_err(|source| SecretStoreError::Io { path: path.display().to_string(), source })?;
+        let file: StoreFile = serde_json::from_slice(&bytes)
+            .map_err(|error| SecretStoreError::Corrupt { path: path.display().to_string(), reason: error.to_string() })?;
+        Ok(file.secrets.into_keys().collect())
+    }
+
     /// The values of `wanted` that the store has, opened, with their versions.
     pub fn materials(&self, wanted: &BTreeSet<String>) -> Result<BTreeMap<String, SecretMaterial>, SecretStoreError> {
         let file = self.read()?;

@@ -90,6 +90,18 @@ fn lint_checks_an_environment_repository_with_every_mistake_in_place() {
     }
     let text = stdout(&gantry(&["lint", "crates/deploy/tests/it/repos/mistakes"], &root));
     assert!(text.contains("3 | target: gren") && text.contains("did you mean `green`?"), "the source line and the hint: {text}");
+
+    // With a deployer's data folder, secret names are checked against its store.
+    let data = tempfile::tempdir().unwrap();
+    let added = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["deployer", "secret", "add", "other_secret", "--value", "x", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let output = gantry(&["lint", "examples/environment", "--deployer-data", data.path().to_str().unwrap()], &root);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stdout(&output).contains("session_key"), "the example's secret is not in this store: {}", stdout(&output));
 }
 
 #[test]
