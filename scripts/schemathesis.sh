@@ -123,6 +123,11 @@ api POST /api/v1/users '{"login": "seed-user", "password": "seed-password"}' >/d
 api PUT /api/v1/repos/seed/app/members/seed-user '{"role": "write"}' >/dev/null
 api PUT /api/v1/repos/seed/app/secrets/seed_secret '{"value": "hunter2"}' >/dev/null
 api PUT /api/v1/repos/seed/app/crons/nightly '{"schedule": "0 3 * * *"}' >/dev/null
+# Environments: `seed-env` for every operation, `doomed-env` for DELETE; events to them are
+# unsigned, so the receiver answers 401 whatever schemathesis sends.
+for environment in seed-env doomed-env; do
+  api POST /api/v1/environments "{\"name\": \"$environment\"}" >/dev/null
+done
 notifier=$(api POST /api/v1/repos/seed/app/notifiers '{"kind": "webhook", "url": "http://127.0.0.1:9/hook"}' |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 
@@ -136,6 +141,7 @@ cat >"$work/schemathesis.toml" <<EOF
 "path.secret" = "seed_secret"
 "path.cron" = "nightly"
 "path.id" = $notifier
+"path.environment" = "seed-env"
 
 [[operations]]
 include-path = "/api/v1/repos/{owner}/{name}"
@@ -146,6 +152,11 @@ parameters = { "path.name" = "patched" }
 include-path = "/api/v1/repos/{owner}/{name}"
 include-method = "DELETE"
 parameters = { "path.name" = "doomed" }
+
+[[operations]]
+include-path = "/api/v1/environments/{environment}"
+include-method = "DELETE"
+parameters = { "path.environment" = "doomed-env" }
 EOF
 
 # Checks: no 5xx; status codes, content types, bodies and headers as documented; 405 with an

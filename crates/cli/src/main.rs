@@ -85,6 +85,9 @@ enum Command {
     Env(EnvCommand),
     /// Logins for private registries on a server, per repository (passwords are write-only).
     Registry(client::RegistryCommand),
+    /// Environments whose deployers report to a server (`gantry deployer --notify`): their
+    /// deployments, what runs, and the build that made it.
+    Environment(client::EnvironmentCommand),
 }
 
 /// `gantry deployer --repo URL …`, or one of its subcommands.
@@ -541,5 +544,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             EnvCommand::Rollback { app, to, repo, branch } => environment::rollback(&repo, &branch, &app, to.as_deref()),
         },
         Command::Registry(command) => client::registry(command),
+        Command::Environment(command) => client::environment(command),
     }
 }

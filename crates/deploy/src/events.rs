@@ -44,10 +44,10 @@ pub fn send(client: &reqwest::Client, receivers: &[Receiver], event: &Deployment
                 match request.send().await {
                     Ok(response) if response.status().is_success() => return,
                     Ok(response) => {
-                        tracing::info!(status = %response.status(), attempt, event = %name, "a receiver refused a deployment event")
+                        tracing::info!(status = %response.status(), attempt, event = %name, "a receiver refused a deployment event");
                     }
                     Err(error) => {
-                        tracing::info!(error = %error.without_url(), attempt, event = %name, "a deployment event was not delivered")
+                        tracing::info!(error = %error.without_url(), attempt, event = %name, "a deployment event was not delivered");
                     }
                 }
                 tokio::time::sleep(backoff).await;

@@ -891,16 +891,15 @@ fn sequence<'n>(reader: &mut FileReader<'_>, node: &'n Node, field: &str) -> &'n
     }
 }
 
-/// Names end up in container, service, volume and label names: keep them to what every engine
-/// and every file system takes.
+/// Names end up in container, service, volume and label names: the rule is
+/// `proto::delivery::is_valid_name`, which the server applies to environments too.
 fn check_name(reader: &mut FileReader<'_>, name: &str, span: Span, what: &str) -> bool {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().next().is_some_and(|byte| byte.is_ascii_alphanumeric())
-        && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'_' | b'.'));
+    let valid = proto::delivery::is_valid_name(name);
     if !valid {
-        reader.error(code::INVALID_VALUE, span, format!("`{name}` is not valid as {what}")).hint =
-            Some("lower-case letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most 63".to_owned());
+        reader.error(code::INVALID_VALUE, span, format!("`{name}` is not valid as {what}")).hint = Some(format!(
+            "lower-case letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most {}",
+            proto::delivery::MAX_NAME
+        ));
     }
     valid
 }

@@ -1,11 +1,14 @@
 //! Bodies of the REST API under [`PREFIX`]. Times are Unix seconds, as in Woodpecker's API.
 //! Secrets appear only as names: no response body ever holds a secret value or a registry password.
+//! What the server generates is shown once, in the answer that creates it (an API token, a
+//! repository's webhook secret, an environment's signing secret), and never again.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::delivery::{DeploymentKind, DeploymentOutcome};
 use crate::state::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
 pub const PREFIX: &str = "/api/v1";
@@ -548,6 +551,133 @@ pub struct Agent {
 pub struct TriggerResult {
     pub builds: Vec<i64>,
     /// Why nothing was started, when nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+/// An environment whose deployer reports to the server (`gantry deployer --notify`): its
+/// deployments and drift arrive as signed events. Never its signing secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Environment {
+    pub name: String,
+    pub created: i64,
+    /// Unix seconds of the last event its deployer sent that was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<i64>,
+    /// Deployments recorded.
+    pub deployments: i64,
+    /// Applications its deployer reported on.
+    pub apps: i64,
+    /// Where its deployer sends events: `gantry deployer --notify <events_url>`.
+    pub events_url: String,
+}
+
+/// Registers an environment. Its name is the `name` of its `environment.yml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentCreate {
+    pub name: String,
+}
+
+/// The secret an environment's deployer signs its events with (`--notify-secret`), shown
+/// once: in the answer to registering the environment and to regenerating the secret. The
+/// server keeps it sealed and never shows it again, nor does `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentSecret {
+    pub name: String,
+    pub secret: String,
+    /// Where the deployer sends events: `gantry deployer --notify <events_url>`.
+    pub events_url: String,
+}
+
+impl std::fmt::Debug for EnvironmentSecret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("EnvironmentSecret").field("name", &self.name).field("events_url", &self.events_url).finish_non_exhaustive()
+    }
+}
+
+/// The build that produced a deployed image: the artifact recorded for the image's digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BuildLink {
+    /// The repository that built it: `owner/name`.
+    pub repo: String,
+    /// The build's number.
+    pub build: i64,
+    pub commit: String,
+    /// Link to the build in the UI.
+    pub url: String,
+}
+
+/// One deployment of an application, as its deployer reported it: written when it started and
+/// again when it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Deployment {
+    /// The deployer's id of the deployment, unique in its environment.
+    pub id: String,
+    pub environment: String,
+    pub app: String,
+    pub kind: DeploymentKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<String>,
+    /// The environment repository's commit deployed.
+    pub revision: String,
+    /// Who made that commit (`Name <email>`).
+    pub author: String,
+    /// Unix seconds.
+    pub started: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub outcome: DeploymentOutcome,
+    /// The deployer rolled the failed version back by a commit to the environment repository.
+    #[serde(default)]
+    pub rolled_back: bool,
+    /// Why it failed, or why it was a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_team: Option<String>,
+    /// The build that produced `to_image`, when the image is pinned by a digest this server
+    /// recorded and the caller can read its repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildLink>,
+}
+
+/// Drift a deployer reported: what differs between an application's repository file and what
+/// runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Drift {
+    pub drift: Vec<String>,
+    /// Unix seconds of the report.
+    pub detected: i64,
+}
+
+/// One application of an environment: what runs and what happened last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnvironmentApp {
+    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_team: Option<String>,
+    /// The latest deployment that succeeded: the version that runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Deployment>,
+    /// The latest deployment whatever its outcome (running, failed, rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Deployment>,
+    /// The latest drift reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// The answer to a deployment event: whether it changed what the server had recorded (a
+/// redelivery changes nothing), or why it was ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EventReceipt {
+    pub changed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
 }

@@ -15,6 +15,20 @@ pub const DRIFT_DETECTED: &str = "drift.detected";
 pub const DEPLOYMENT_EVENTS: &[&str] =
     &[DEPLOYMENT_STARTED, DEPLOYMENT_SUCCEEDED, DEPLOYMENT_FAILED, DEPLOYMENT_ROLLED_BACK, DRIFT_DETECTED];
 
+/// The longest name an environment or an application may have.
+pub const MAX_NAME: usize = 63;
+
+/// Whether `name` may name an environment or an application: names end up in container,
+/// service, volume and label names, and in the server's URLs, so they keep to what every engine
+/// and file system takes. Lower-case letters, digits, `-`, `_` and `.`, starting with a letter or
+/// digit, at most [`MAX_NAME`] bytes.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.bytes().next().is_some_and(|byte| byte.is_ascii_alphanumeric())
+        && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'_' | b'.'))
+}
+
 /// The event's name goes in `X-Gantry-Event` ([`crate::api::EVENT_HEADER`]) and the body is
 /// signed like Gantry's notifications ([`crate::api::SIGNATURE_HEADER`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -31,11 +31,13 @@ use crate::state::AppState;
         api::schedules::list_crons, api::schedules::put_cron, api::schedules::delete_cron,
         api::schedules::list_notifiers, api::schedules::create_notifier, api::schedules::delete_notifier,
         api::agents::list, api::agents::remove,
+        api::environments::list, api::environments::create, api::environments::delete, api::environments::regenerate_secret,
+        api::environments::deployments, api::environments::apps, crate::deployments::receive,
         crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
     ),
     tags(
         (name = "users"), (name = "repos"), (name = "builds"), (name = "artifacts"), (name = "logs"), (name = "secrets"), (name = "registries"), (name = "crons"),
-        (name = "notifiers"), (name = "agents"), (name = "webhooks"), (name = "operations"),
+        (name = "notifiers"), (name = "agents"), (name = "environments"), (name = "webhooks"), (name = "operations"),
     ),
     modifiers(&CommonAnswers)
 )]
@@ -128,15 +130,25 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{repo}/notifiers/{{id}}"), axum::routing::delete(api::schedules::delete_notifier))
         .route("/api/v1/agents", get(api::agents::list))
         .route("/api/v1/agents/{name}", axum::routing::delete(api::agents::remove))
+        .route("/api/v1/environments", get(api::environments::list).post(api::environments::create))
+        .route("/api/v1/environments/{environment}", axum::routing::delete(api::environments::delete))
+        .route("/api/v1/environments/{environment}/secret", post(api::environments::regenerate_secret))
+        .route("/api/v1/environments/{environment}/deployments", get(api::environments::deployments))
+        .route("/api/v1/environments/{environment}/apps", get(api::environments::apps))
         .layer(DefaultBodyLimit::max(1024 * 1024));
     let hooks = Router::new()
         .route("/api/hooks/{owner}/{name}", post(crate::hooks::receive))
         .layer(DefaultBodyLimit::max(state.config.max_webhook_bytes));
+    // Deployers' events: signed by the environment's secret, not by a user.
+    let deployment_events = Router::new()
+        .route("/api/v1/environments/{environment}/events", post(crate::deployments::receive))
+        .layer(DefaultBodyLimit::max(crate::deployments::MAX_EVENT_BYTES));
     // Log batches are large; the agent keeps them well below this.
     let agents = Router::new().nest(proto::agent::PREFIX, crate::agent_api::routes()).layer(DefaultBodyLimit::max(32 * 1024 * 1024));
     Router::new()
         .merge(api)
         .merge(hooks)
+        .merge(deployment_events)
         .merge(agents)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -1,5 +1,5 @@
 //! The Gantry server: REST API, webhooks, polling and cron, the queue and the agent protocol,
-//! secrets, live logs, commit statuses and notifications, metrics.
+//! secrets, live logs, commit statuses and notifications, deployers' events, metrics.
 //!
 //! `serve` runs it; `app` builds the HTTP application alone (for tests through `oneshot`).
 
@@ -11,6 +11,7 @@ pub mod auth;
 pub mod background;
 pub mod config;
 pub mod crypto;
+pub mod deployments;
 pub mod egress;
 pub mod error;
 pub mod hooks;

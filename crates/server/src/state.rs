@@ -71,6 +71,11 @@ impl AppState {
         format!("{}/api/hooks/{full_name}", self.config.public_url.trim_end_matches('/'))
     }
 
+    /// Where an environment's deployer sends its events (`gantry deployer --notify`).
+    pub fn environment_events_url(&self, environment: &str) -> String {
+        format!("{}/api/v1/environments/{environment}/events", self.config.public_url.trim_end_matches('/'))
+    }
+
     /// The UI link of a build.
     pub fn build_url(&self, full_name: &str, number: i64) -> String {
         format!("{}/repos/{full_name}/builds/{number}", self.config.public_url.trim_end_matches('/'))

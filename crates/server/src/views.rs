@@ -1,8 +1,12 @@
 //! Store records → API bodies. What must never leave the server (hashes, webhook secrets,
-//! tokens, ciphertexts, registry passwords) is dropped here, in one place.
+//! tokens, ciphertexts, registry passwords, environments' signing secrets) is dropped here, in
+//! one place.
 
 use proto::api::{self, Role};
-use store::{BuildRecord, RegistryCredentialRecord, RepoRecord, StepRecord, UserRecord, WorkflowRecord};
+use store::{
+    BuildRecord, DeploymentEntry, DriftEntry, EnvironmentRecord, RegistryCredentialRecord, RepoRecord, StepRecord, UserRecord,
+    WorkflowRecord,
+};
 
 use crate::state::{AppState, seconds};
 
@@ -107,4 +111,46 @@ pub fn registry(record: &RegistryCredentialRecord) -> api::Registry {
         created: seconds(record.created),
         updated: seconds(record.updated),
     }
+}
+
+/// An environment: what its deployer reported, never its signing secret (the record has none:
+/// only the event receiver opens it).
+pub fn environment(state: &AppState, record: &EnvironmentRecord) -> api::Environment {
+    api::Environment {
+        name: record.name.clone(),
+        created: seconds(record.created),
+        last_event: record.last_event.map(seconds),
+        deployments: record.deployments,
+        apps: record.apps,
+        events_url: state.environment_events_url(&record.name),
+    }
+}
+
+/// A deployment, with the build that produced its image when the caller may see it.
+pub fn deployment(entry: &DeploymentEntry, build: Option<api::BuildLink>) -> api::Deployment {
+    let record = &entry.record;
+    let to_seconds = |ms: u64| i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    api::Deployment {
+        id: record.id.clone(),
+        environment: record.environment.clone(),
+        app: record.app.clone(),
+        kind: record.kind.clone(),
+        from_image: record.from_image.clone(),
+        to_image: record.to_image.clone(),
+        from_revision: record.from_revision.clone(),
+        revision: record.revision.clone(),
+        author: record.author.clone(),
+        started: to_seconds(record.started_at),
+        finished: record.finished_at.map(to_seconds),
+        duration_ms: record.duration_ms(),
+        outcome: record.outcome,
+        rolled_back: entry.rolled_back,
+        reason: record.reason.clone(),
+        owner_team: entry.owner_team.clone(),
+        build,
+    }
+}
+
+pub fn drift(entry: &DriftEntry) -> api::Drift {
+    api::Drift { drift: entry.drift.clone(), detected: seconds(entry.received) }
 }

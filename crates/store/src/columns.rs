@@ -72,6 +72,24 @@ macro_rules! notifier_columns {
     };
 }
 
+/// The columns of an `EnvironmentRecord`, with its counts, from `environments e`.
+macro_rules! environment_columns {
+    () => {
+        "e.id, e.name, e.created, e.last_event, \
+         (SELECT COUNT(*) FROM deployments d WHERE d.environment_id = e.id) AS deployments, \
+         (SELECT COUNT(*) FROM (SELECT d.app FROM deployments d WHERE d.environment_id = e.id \
+             UNION SELECT f.app FROM drift_events f WHERE f.environment_id = e.id) AS reported) AS apps"
+    };
+}
+
+/// The columns of a `DeploymentEntry`, from `deployments d` joined to `environments e`.
+macro_rules! deployment_columns {
+    () => {
+        "e.name AS environment, d.deployment_id, d.app, d.kind, d.from_image, d.to_image, d.from_revision, d.revision, \
+         d.author, d.started_at, d.finished_at, d.outcome, d.reason, d.owner_team, d.rolled_back, d.received_at"
+    };
+}
+
 /// A 0/1 flag.
 pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
@@ -125,6 +143,21 @@ pub(crate) fn narrow_optional<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Re
     value
         .map(|value| T::try_from(value).map_err(|_| StoreError::Corrupt(format!("column {column} holds {value}, out of range"))))
         .transpose()
+}
+
+/// A unit enum of the wire (`DeploymentKind`, `DeploymentOutcome`) as the name it has there.
+pub(crate) fn wire_name<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        _ => Err(StoreError::Corrupt(format!("{what} has no name on the wire"))),
+    }
+}
+
+/// A unit enum of the wire read back from its name.
+pub(crate) fn from_wire_name<T: DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_value(serde_json::Value::String(text.clone()))
+        .map_err(|_| StoreError::Corrupt(format!("column {column} holds {text:?}, which it cannot hold")))
 }
 
 /// `$first, $first+1, …` for `count` parameters, for lists bound one value each.

@@ -7,7 +7,8 @@
 //! text. The methods of `Store` live in one module per aggregate: `users`, `repos`, `secrets`,
 //! `registries` (credentials for private registries),
 //! `builds` (with workflows and steps), `queue` (workflows waiting for and held by agents),
-//! `agents`, `triggers` (webhook deliveries, polled refs, crons, approved remotes) and `notifiers`.
+//! `agents`, `triggers` (webhook deliveries, polled refs, crons, approved remotes), `notifiers`
+//! and `environments` (what deployers reported: deployments and drift).
 
 #[macro_use]
 mod columns;
@@ -16,6 +17,7 @@ mod agents;
 mod artifacts;
 mod build_plan;
 mod builds;
+mod environments;
 mod error;
 pub mod logs;
 mod notifiers;

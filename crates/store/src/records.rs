@@ -339,3 +339,57 @@ pub enum ArtifactChange {
     Recorded(ArtifactRecord),
     Unchanged(ArtifactRecord),
 }
+
+/// An environment whose deployer reports to the server, with what it reported so far. Its
+/// signing secret is not here: only [`crate::Store::environment_signing_secret`] opens it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvironmentRecord {
+    pub id: i64,
+    pub name: String,
+    pub created: i64,
+    /// When the last event its deployer signed was accepted.
+    pub last_event: Option<i64>,
+    /// Deployments recorded.
+    pub deployments: i64,
+    /// Applications reported on (deployments or drift).
+    pub apps: i64,
+}
+
+/// A deployment as recorded: the deployer's record, and what the server knows beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentEntry {
+    pub record: proto::delivery::DeploymentRecord,
+    pub owner_team: Option<String>,
+    /// A `deployment.rolled-back` event arrived for it.
+    pub rolled_back: bool,
+    /// When its current state arrived.
+    pub received_at: i64,
+}
+
+/// What recording a deployment changed. A redelivery, and a record older than the one kept (a
+/// start arriving after the end), are `Unchanged`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeploymentChange {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Drift a deployer reported for one application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriftEntry {
+    pub app: String,
+    pub owner_team: Option<String>,
+    pub drift: Vec<String>,
+    pub received: i64,
+}
+
+/// One application of an environment: its latest successful deployment, its latest deployment
+/// whatever the outcome, and its latest drift.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppDeployments {
+    pub app: String,
+    pub current: Option<DeploymentEntry>,
+    pub latest: Option<DeploymentEntry>,
+    pub drift: Option<DriftEntry>,
+}

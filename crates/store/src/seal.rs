@@ -2,7 +2,8 @@
 //! names what the value is (its repository and name), so a ciphertext copied to another row or
 //! column does not open. Pipeline secrets are sealed by the server before they reach the store;
 //! repository credentials (webhook secret, forge token, clone password) are sealed by the store
-//! itself on every write, so no caller can forget to, and so are registry passwords.
+//! itself on every write, so no caller can forget to, and so are registry passwords and the
+//! secrets environments' deployers sign their events with.
 //!
 //! The key comes from `GANTRY_SECRET_KEY` (64 hex digits or base64 of 32 bytes) or a 0600 key
 //! file created in the data folder on first start.
@@ -73,6 +74,16 @@ impl SecretBox {
         self.open_with(&registry_associated_data(repo_id, host), sealed)
     }
 
+    /// The secret an environment's deployer signs its events with, bound to the environment's
+    /// name; the store seals it on every write.
+    pub(crate) fn seal_environment_secret(&self, environment: &str, secret: &str) -> Vec<u8> {
+        self.seal_with(&environment_associated_data(environment), secret)
+    }
+
+    pub(crate) fn open_environment_secret(&self, environment: &str, sealed: &[u8]) -> Result<String, DecryptError> {
+        self.open_with(&environment_associated_data(environment), sealed)
+    }
+
     fn seal_with(&self, associated_data: &[u8], value: &str) -> Vec<u8> {
         self.sealer.seal(associated_data, value.as_bytes())
     }
@@ -94,6 +105,10 @@ fn credential_associated_data(repo_id: i64, column: &str) -> Vec<u8> {
     format!("gantry-repo-credential:{repo_id}:{column}").into_bytes()
 }
 
+fn environment_associated_data(environment: &str) -> Vec<u8> {
+    format!("gantry-environment-secret:{environment}").into_bytes()
+}
+
 fn registry_associated_data(repo_id: i64, host: &str) -> Vec<u8> {
     format!("gantry-registry:{repo_id}:{host}").into_bytes()
 }
@@ -111,6 +126,16 @@ mod tests {
         assert!(sealer.open_registry_password(4, "127.0.0.1:5000", &sealed).is_err());
         assert!(sealer.open_registry_password(3, "127.0.0.1:5001", &sealed).is_err());
         assert!(sealer.open(3, "127.0.0.1:5000", &sealed).is_err(), "not a pipeline secret of that name");
+    }
+
+    #[test]
+    fn an_environment_secret_opens_only_for_its_own_environment() {
+        let sealer = SecretBox::from_key([7; 32]);
+        let sealed = sealer.seal_environment_secret("production", "event-secret");
+        assert!(!String::from_utf8_lossy(&sealed).contains("event-secret"));
+        assert_eq!(sealer.open_environment_secret("production", &sealed).unwrap(), "event-secret");
+        assert!(sealer.open_environment_secret("staging", &sealed).is_err());
+        assert!(sealer.open_signing_key(0, &sealed).is_err(), "not a notifier's key");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The API client commands: `gantry repo`, `gantry build`, `gantry secret`, `gantry registry`,
-//! `gantry notifier`, `gantry artifact`, talking to a server at GANTRY_SERVER with GANTRY_TOKEN.
+//! `gantry notifier`, `gantry artifact`, `gantry environment`, talking to a server at
+//! GANTRY_SERVER with GANTRY_TOKEN.
 //!
 //! Exit codes: 0 done; 1 the server said no (its message is printed) or, for a followed log,
 //! the build did not succeed; 2 usage and configuration errors, a server that cannot be reached.
@@ -7,6 +8,7 @@
 mod agents;
 mod artifact;
 mod build;
+mod environment;
 mod http;
 mod logs;
 mod notifier;
@@ -100,6 +102,18 @@ pub(crate) struct RegistryCommand {
     action: registry::RegistryAction,
 }
 
+/// `gantry environment …`
+#[derive(Args, Clone, Debug)]
+pub(crate) struct EnvironmentCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true, display_order = 99)]
+    json: bool,
+    #[command(subcommand)]
+    action: environment::EnvironmentAction,
+}
+
 /// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.
 pub(crate) fn agents(server: Option<String>, token: Option<String>, action: AgentAction, json: bool) -> anyhow::Result<u8> {
     let connection = Connection { server, token };
@@ -130,6 +144,10 @@ pub(crate) fn artifact(command: ArtifactCommand) -> anyhow::Result<u8> {
 
 pub(crate) fn registry(command: RegistryCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| registry::execute(client, command.action, command.json))
+}
+
+pub(crate) fn environment(command: EnvironmentCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| environment::execute(client, command.action, command.json))
 }
 
 /// Runs one command on a small runtime. A refusal by the server is printed here and exits 1;
@@ -214,6 +232,7 @@ mod tests {
         Notifier(NotifierCommand),
         Artifact(ArtifactCommand),
         Registry(RegistryCommand),
+        Environment(EnvironmentCommand),
     }
 
     #[test]

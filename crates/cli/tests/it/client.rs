@@ -15,16 +15,17 @@ use serde_json::Value;
 
 const IMAGE: &str = "gantry-test/busybox:latest";
 
-/// A `gantry server` on a free port with its own data folder, killed when dropped.
-struct Server {
+/// A `gantry server` on a free port with its own data folder and an admin token, killed when
+/// dropped. Other modules' tests use it too (`reporting`).
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    token: String,
+    pub(crate) url: String,
+    pub(crate) token: String,
     data: tempfile::TempDir,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let data = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let token = random_hex();
@@ -59,7 +60,7 @@ impl Server {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
     }
 
@@ -69,7 +70,7 @@ impl Server {
         command
     }
 
-    fn gantry(&self, args: &[&str]) -> Output {
+    pub(crate) fn gantry(&self, args: &[&str]) -> Output {
         let output = self.command(args).stdin(Stdio::null()).output().unwrap();
         self.assert_token_not_shown(&output);
         output
@@ -84,14 +85,14 @@ impl Server {
     }
 
     /// Runs a command that must succeed, and returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.gantry(args);
         assert_eq!(output.status.code(), Some(0), "gantry {args:?}\n{}", detail(&output));
         stdout(&output)
     }
 
     /// Runs a command with `--json` that must succeed, and returns its JSON.
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
         let text = self.ok(&args);

@@ -9,6 +9,7 @@ mod deployer;
 mod e2e;
 mod exec;
 mod faults;
+mod reporting;
 mod support;
 
 use std::fs;

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use proto::api::{
-    Agent, Artifact, ArtifactOrigin, Build, BuildCreate, BuildDiagnostic, BuildNotification, Cron, CronWrite, ErrorBody, ImagePublished,
-    LogEntry, Login, Member, MemberSet, Notifier, NotifierCreate, Registry, RegistryWrite, Repo, RepoCreate, RepoSettingsChange,
-    RepoUpdate, Role, Secret, SecretWrite, Step, Token, TokenCreate, TokenCreated, TriggerResult, User, UserCreate, Workflow,
+    Agent, Artifact, ArtifactOrigin, Build, BuildCreate, BuildDiagnostic, BuildLink, BuildNotification, Cron, CronWrite, Deployment, Drift,
+    Environment, EnvironmentApp, EnvironmentCreate, EnvironmentSecret, ErrorBody, EventReceipt, ImagePublished, LogEntry, Login, Member,
+    MemberSet, Notifier, NotifierCreate, Registry, RegistryWrite, Repo, RepoCreate, RepoSettingsChange, RepoUpdate, Role, Secret,
+    SecretWrite, Step, Token, TokenCreate, TokenCreated, TriggerResult, User, UserCreate, Workflow,
 };
+use proto::delivery::{DeploymentKind, DeploymentOutcome};
 use proto::{ApprovalPolicy, ForgeKind, LostPolicy, State, Trust};
 
 use crate::support::{check, check_each};
@@ -280,4 +282,64 @@ fn agents_and_triggers() {
         created: CREATED,
     });
     check(&TriggerResult { builds: vec![97, 98], ignored: Some("no pipeline file at the commit".into()) });
+}
+
+fn deployment(id: &str, outcome: DeploymentOutcome) -> Deployment {
+    Deployment {
+        id: id.into(),
+        environment: "production".into(),
+        app: "web".into(),
+        kind: DeploymentKind::Update,
+        from_image: Some(format!("registry.example.com/team/app:1.3@{PROVENANCE_DIGEST}")),
+        to_image: Some(format!("registry.example.com/team/app:1.4@{DIGEST}")),
+        from_revision: Some("1111111111111111111111111111111111111111".into()),
+        revision: "2222222222222222222222222222222222222222".into(),
+        author: "Ada <ada@example.com>".into(),
+        started: CREATED + 60,
+        finished: Some(CREATED + 75),
+        duration_ms: Some(14_500),
+        outcome,
+        rolled_back: outcome == DeploymentOutcome::Failed,
+        reason: (outcome == DeploymentOutcome::Failed).then(|| "web did not become healthy within 30s".into()),
+        owner_team: Some("web".into()),
+        build: Some(BuildLink {
+            repo: "team/app".into(),
+            build: 42,
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            url: "https://ci.example.com/repos/team/app/builds/42".into(),
+        }),
+    }
+}
+
+#[test]
+fn environments_and_their_deployments() {
+    let events_url = "https://ci.example.com/api/v1/environments/production/events";
+    check(&Environment {
+        name: "production".into(),
+        created: CREATED,
+        last_event: Some(CREATED + 600),
+        deployments: 12,
+        apps: 3,
+        events_url: events_url.into(),
+    });
+    check(&EnvironmentCreate { name: "production".into() });
+    let secret = EnvironmentSecret { name: "production".into(), secret: "9f".repeat(32), events_url: events_url.into() };
+    assert!(!format!("{secret:?}").contains("9f9f"), "Debug never shows the secret");
+    check(&secret);
+    check(&deployment("3f2a9c0d1e2b4a55", DeploymentOutcome::Failed));
+    check(&Drift { drift: vec!["1 of 2 running".into()], detected: CREATED + 90 });
+    check(&EnvironmentApp {
+        app: "web".into(),
+        owner_team: Some("web".into()),
+        current: Some(deployment("1a2b3c4d5e6f7081", DeploymentOutcome::Succeeded)),
+        latest: Some(deployment("3f2a9c0d1e2b4a55", DeploymentOutcome::Failed)),
+        drift: Some(Drift { drift: vec!["1 of 2 running".into()], detected: CREATED + 90 }),
+    });
+    check(&EventReceipt { changed: false, ignored: Some("`deployment.paused` is not an event the server records".into()) });
+    check(&BuildLink {
+        repo: "team/app".into(),
+        build: 42,
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        url: "https://ci.example.com/repos/team/app/builds/42".into(),
+    });
 }

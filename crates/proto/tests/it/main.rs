@@ -7,5 +7,6 @@
 
 mod agent;
 mod api;
+mod delivery;
 mod state;
 mod support;

@@ -68,13 +68,23 @@ pub async fn lookup(
     Query(query): Query<LookupQuery>,
 ) -> ApiResult<Json<Vec<ArtifactOrigin>>> {
     let (repository, digest) = parse_image(&query.image)?;
+    let origins = visible_origins(&state, &caller, repository, digest).await?;
+    if origins.is_empty() {
+        return Err(ApiError::not_found(format!("no build you can see published {}", query.image)));
+    }
+    Ok(Json(origins))
+}
+
+/// The builds that published `digest` (to `repository`, when given) in repositories the caller
+/// can read, newest first.
+pub async fn visible_origins(state: &AppState, caller: &Caller, repository: Option<&str>, digest: &str) -> ApiResult<Vec<ArtifactOrigin>> {
     let mut origins = Vec::new();
     for artifact in state.store.artifacts_by_digest(digest).await? {
         if repository.is_some_and(|repository| repository != artifact.repository) {
             continue;
         }
         let Some(repo) = state.store.repo_by_id(artifact.repo_id).await? else { continue };
-        if caller.role_on(&state, &repo).await?.is_none() {
+        if caller.role_on(state, &repo).await?.is_none() {
             continue;
         }
         let Some(build) = state.store.build_by_id(artifact.build_id).await? else { continue };
@@ -85,14 +95,11 @@ pub async fn lookup(
             url: state.build_url(&repo.full_name, build.number),
         });
     }
-    if origins.is_empty() {
-        return Err(ApiError::not_found(format!("no build you can see published {}", query.image)));
-    }
-    Ok(Json(origins))
+    Ok(origins)
 }
 
 /// `(repository without tag, digest)`; the repository is `None` for a bare digest.
-fn parse_image(image: &str) -> ApiResult<(Option<&str>, &str)> {
+pub fn parse_image(image: &str) -> ApiResult<(Option<&str>, &str)> {
     let (name, digest) = match image.rsplit_once('@') {
         Some((name, digest)) => (Some(name), digest),
         None => (None, image),

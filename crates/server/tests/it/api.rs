@@ -10,6 +10,9 @@ use crate::harness::{ADMIN_TOKEN, Harness, PIPELINE, git_repo};
 /// The least a caller needs for an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Needs {
+    /// Any signed-in user, whatever their roles (environments are the server's, not a
+    /// repository's).
+    SignedIn,
     Read,
     Write,
     Admin,
@@ -28,8 +31,9 @@ enum Caller {
 
 fn allowed(caller: Caller, needs: Needs) -> bool {
     match caller {
-        Caller::Anonymous | Caller::Outsider => false,
-        Caller::Reader => needs == Needs::Read,
+        Caller::Anonymous => false,
+        Caller::Outsider => needs == Needs::SignedIn,
+        Caller::Reader => needs <= Needs::Read,
         Caller::Writer => needs <= Needs::Write,
         Caller::RepoAdmin => needs <= Needs::Admin,
         Caller::ServerAdmin => true,
@@ -69,6 +73,8 @@ async fn role_matrix(harness: Harness) {
         tokens.push((caller, Some(token)));
     }
     harness.user("someone").await;
+    let (status, answer) = harness.admin(Method::POST, "/api/v1/environments", Some(json!({ "name": "staging" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
 
     let repo = "/api/v1/repos/acme/app";
     let endpoints: Vec<(Method, String, Option<Value>, Needs)> = vec![
@@ -101,6 +107,12 @@ async fn role_matrix(harness: Harness) {
         (Method::DELETE, format!("{repo}/notifiers/999"), None, Needs::Admin),
         (Method::GET, "/api/v1/agents".into(), None, Needs::ServerAdmin),
         (Method::DELETE, "/api/v1/agents/nobody".into(), None, Needs::ServerAdmin),
+        (Method::GET, "/api/v1/environments".into(), None, Needs::SignedIn),
+        (Method::POST, "/api/v1/environments".into(), Some(json!({ "name": "matrix" })), Needs::ServerAdmin),
+        (Method::GET, "/api/v1/environments/staging/deployments".into(), None, Needs::SignedIn),
+        (Method::GET, "/api/v1/environments/staging/apps".into(), None, Needs::SignedIn),
+        (Method::POST, "/api/v1/environments/staging/secret".into(), None, Needs::ServerAdmin),
+        (Method::DELETE, "/api/v1/environments/nothing".into(), None, Needs::ServerAdmin),
         (Method::GET, "/api/v1/users".into(), None, Needs::ServerAdmin),
         (Method::POST, "/api/v1/users".into(), Some(json!({ "login": "made", "password": "password-long" })), Needs::ServerAdmin),
         (Method::DELETE, repo.to_owned(), None, Needs::Admin),

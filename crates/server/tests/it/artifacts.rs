@@ -22,13 +22,13 @@ steps:
     commands:
       - echo hello
 ";
-const DIGEST: &str = "sha256:4d1c1ef2a8c7e6f1b3d2e9c4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e";
+pub(crate) const DIGEST: &str = "sha256:4d1c1ef2a8c7e6f1b3d2e9c4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e";
 const PROVENANCE_DIGEST: &str = "sha256:9a8b7c6d5e4f30211a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081";
 const SIGNING_SECRET: &str = "a delivery secret of some length";
 
 /// Repository `acme/app` with the release pipeline, build 1 started and leased by an agent:
 /// (agent id, job id).
-async fn leased_release(harness: &Harness) -> (i64, i64) {
+pub(crate) async fn leased_release(harness: &Harness) -> (i64, i64) {
     let (url, _, _) = git_repo(harness.dir.path(), &[(".woodpecker.yml", RELEASE)]);
     harness.repo("acme/app", &url, json!({})).await;
     let (status, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
@@ -38,7 +38,7 @@ async fn leased_release(harness: &Harness) -> (i64, i64) {
     (agent, job["id"].as_i64().unwrap())
 }
 
-fn pushed(step: &str, repository: &str, digest: &str) -> Value {
+pub(crate) fn pushed(step: &str, repository: &str, digest: &str) -> Value {
     json!({
         "step": step,
         "repository": repository,
@@ -50,11 +50,11 @@ fn pushed(step: &str, repository: &str, digest: &str) -> Value {
     })
 }
 
-async fn report(harness: &Harness, agent: i64, job: i64, published: Value) -> (StatusCode, Value) {
+pub(crate) async fn report(harness: &Harness, agent: i64, job: i64, published: Value) -> (StatusCode, Value) {
     harness.agent(&format!("/jobs/{job}/updates"), json!({ "agent_id": agent, "published": [published] })).await
 }
 
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
+pub(crate) fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))

@@ -143,6 +143,16 @@ impl Harness {
         self.app.clone().oneshot(request).await.expect("the app answers")
     }
 
+    /// Serves the application on a loopback port, as processes on the network reach it (a
+    /// deployer sending its events); its base URL. It serves until the test's runtime ends.
+    pub(crate) async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = self.app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
     /// Runs `statement` on the server's database around the store (to plant what a bug or a
     /// disk error would leave).
     pub(crate) async fn sql(&self, statement: &str) -> Result<(), sqlx::Error> {

@@ -6,6 +6,7 @@
 
 mod api;
 mod artifacts;
+mod environments;
 mod harness;
 mod hooks;
 mod openapi;

@@ -14,6 +14,7 @@ mod fixtures;
 mod agents;
 mod artifacts;
 mod builds;
+mod environments;
 mod logs;
 mod notifiers;
 mod open;

@@ -1,0 +1,343 @@
+//! Environments and their deployers' events: an environment's signing secret is shown once
+//! and never again; only a body signed with it is recorded (an unknown environment answers as
+//! a forged event does, and one environment's deployer cannot write into another); a deployment
+//! goes from running to its outcome once, whatever order and however often its events arrive;
+//! and a deployed image links to the build that produced it, for those who may see that build.
+//!
+//! Events travel over real HTTP, as a deployer sends them; the rest goes through the router.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::artifacts::{DIGEST, hmac_hex, leased_release, pushed, report};
+use crate::both;
+use crate::harness::{Harness, captured_logs};
+
+/// When every deployment of these tests started (Unix ms).
+const STARTED: u64 = 1_767_225_600_000;
+const REVISION: &str = "2222222222222222222222222222222222222222";
+
+/// Registers `name` as the admin token; its signing secret.
+async fn register(harness: &Harness, name: &str) -> String {
+    let (status, answer) = harness.admin(Method::POST, "/api/v1/environments", Some(json!({ "name": name }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer["secret"].as_str().unwrap().to_owned()
+}
+
+/// The event `name` about deployment `id` of `web`, as a deployer sends it.
+fn event(name: &str, environment: &str, id: &str, outcome: &str, to_image: &str) -> Value {
+    let mut deployment = json!({
+        "id": id, "environment": environment, "app": "web", "kind": "update",
+        "from_image": "registry.example.com/web:1", "to_image": to_image, "from_revision": "1111111111111111111111111111111111111111",
+        "revision": REVISION, "author": "Ada <ada@example.com>", "started_at": STARTED, "outcome": outcome,
+    });
+    if outcome != "running" {
+        deployment["finished_at"] = json!(STARTED + 2500);
+    }
+    if outcome == "failed" {
+        deployment["reason"] = json!("did not become healthy");
+    }
+    json!({ "event": name, "environment": environment, "app": "web", "owner_team": "web-team", "deployment": deployment })
+}
+
+/// A deployer of the test: sends events over HTTP to a served harness.
+struct Sender {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Sender {
+    async fn new(harness: &Harness) -> Sender {
+        Sender { base: harness.serve().await, http: reqwest::Client::builder().no_proxy().build().unwrap() }
+    }
+
+    /// POSTs `body` to the events URL of `environment` with `signature` as `X-Gantry-Signature`:
+    /// the status and the answer's text.
+    async fn raw(&self, environment: &str, body: &[u8], signature: Option<&str>) -> (u16, String) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/environments/{environment}/events", self.base))
+            .header("content-type", "application/json")
+            .header("x-gantry-event", "deployment.started")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-gantry-signature", signature);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// `event` signed with `secret` and sent to `environment`: the status and the answer.
+    async fn send(&self, environment: &str, secret: &str, event: &Value) -> (u16, Value) {
+        let body = event.to_string().into_bytes();
+        let (status, text) = self.raw(environment, &body, Some(&hmac_hex(secret, &body))).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// As `send`, insisting on 200; whether it changed anything.
+    async fn changed(&self, environment: &str, secret: &str, event: &Value) -> bool {
+        let (status, answer) = self.send(environment, secret, event).await;
+        assert_eq!(status, 200, "{event}: {answer}");
+        answer["changed"].as_bool().unwrap()
+    }
+}
+
+async fn secret_once(harness: Harness) {
+    let ((secrets, answers), logs) = captured_logs(async {
+        let mut answers = Vec::new();
+        let (status, created) = harness.admin(Method::POST, "/api/v1/environments", Some(json!({ "name": "production" }))).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        assert!(secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()), "32 random bytes as hex: {secret}");
+        assert_eq!(created["events_url"], "http://gantry.test/api/v1/environments/production/events");
+
+        let body = event("deployment.started", "production", "d1", "running", "web:2").to_string().into_bytes();
+        let signed = hmac_hex(&secret, &body);
+        let (status, answer) =
+            harness.raw("/api/v1/environments/production/events", &[("x-gantry-signature", &signed)], body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answers.push(answer);
+        for path in ["/api/v1/environments", "/api/v1/environments/production/deployments", "/api/v1/environments/production/apps"] {
+            let (status, answer) = harness.admin(Method::GET, path, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+            answers.push(answer);
+        }
+        let (status, answer) = harness.admin(Method::POST, "/api/v1/environments", Some(json!({ "name": "production" }))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        answers.push(answer);
+        for bad in ["Production", "-prod", "a/b", "", &"x".repeat(64)] {
+            let (status, answer) = harness.admin(Method::POST, "/api/v1/environments", Some(json!({ "name": bad }))).await;
+            assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("name")), "{bad}: {answer}");
+        }
+
+        // A user who is not a server admin reads, but neither registers, regenerates nor removes.
+        let user = harness.user("reader").await;
+        for path in ["/api/v1/environments", "/api/v1/environments/production/deployments", "/api/v1/environments/production/apps"] {
+            let (status, answer) = harness.call(Method::GET, path, Some(&user), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+            answers.push(answer);
+        }
+        for (method, path, body) in [
+            (Method::POST, "/api/v1/environments", Some(json!({ "name": "staging" }))),
+            (Method::POST, "/api/v1/environments/production/secret", None),
+            (Method::DELETE, "/api/v1/environments/production", None),
+        ] {
+            let (status, answer) = harness.call(method.clone(), path, Some(&user), body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+            answers.push(answer);
+        }
+
+        // A new secret is shown once; the old one stops working at once.
+        let (status, regenerated) = harness.admin(Method::POST, "/api/v1/environments/production/secret", None).await;
+        assert_eq!(status, StatusCode::OK, "{regenerated}");
+        let second = regenerated["secret"].as_str().unwrap().to_owned();
+        assert_ne!(second, secret);
+        let (status, answer) =
+            harness.raw("/api/v1/environments/production/events", &[("x-gantry-signature", &signed)], body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the old secret: {answer}");
+        answers.push(answer);
+        let resigned = hmac_hex(&second, &body);
+        let (status, answer) = harness.raw("/api/v1/environments/production/events", &[("x-gantry-signature", &resigned)], body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answers.push(answer);
+        let (_, listed) = harness.admin(Method::GET, "/api/v1/environments", None).await;
+        answers.push(listed);
+        let (status, answer) = harness.admin(Method::POST, "/api/v1/environments/nowhere/secret", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        ((secret, second), answers)
+    })
+    .await;
+    let (first, second) = secrets;
+    for answer in &answers {
+        let text = answer.to_string();
+        assert!(!text.contains(&first) && !text.contains(&second), "a signing secret was shown again: {text}");
+    }
+    assert!(!logs.contains(&first) && !logs.contains(&second), "a signing secret was logged:\n{logs}");
+    assert!(logs.contains("environment registered") && logs.contains("deployment recorded"), "{logs}");
+
+    // Removed: its events are refused as if it never existed, and its records are gone.
+    let (status, _) = harness.admin(Method::DELETE, "/api/v1/environments/production", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = harness.admin(Method::DELETE, "/api/v1/environments/production", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = harness.admin(Method::GET, "/api/v1/environments/production/deployments", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let body = event("deployment.started", "production", "d2", "running", "web:2").to_string().into_bytes();
+    let (status, _) =
+        harness.raw("/api/v1/environments/production/events", &[("x-gantry-signature", &hmac_hex(&second, &body))], body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+both!(an_environments_signing_secret_is_shown_once_and_never_again, secret_once);
+
+async fn only_signed_events(harness: Harness) {
+    let production = register(&harness, "production").await;
+    let staging = register(&harness, "staging").await;
+    let sender = Sender::new(&harness).await;
+    let body = event("deployment.started", "production", "d1", "running", "web:2").to_string().into_bytes();
+    let good = hmac_hex(&production, &body);
+
+    // The answer to an environment that does not exist is the answer to every forgery.
+    let nowhere = event("deployment.started", "nowhere", "d1", "running", "web:2").to_string().into_bytes();
+    let (status, unknown) = sender.raw("nowhere", &nowhere, Some(&hmac_hex(&production, &nowhere))).await;
+    assert_eq!(status, 401, "{unknown}");
+    let mut tampered = body.clone();
+    let position = tampered.windows(5).position(|window| window == b"web:2").unwrap();
+    tampered[position + 4] = b'3';
+    let forgeries: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        ("unsigned", body.clone(), None),
+        ("an empty signature", body.clone(), Some(String::new())),
+        ("a signature without its scheme", body.clone(), Some(good.trim_start_matches("sha256=").to_owned())),
+        ("not hex", body.clone(), Some("sha256=not-hex".to_owned())),
+        ("signed with a wrong secret", body.clone(), Some(hmac_hex("a secret someone guessed", &body))),
+        ("signed with another environment's secret", body.clone(), Some(hmac_hex(&staging, &body))),
+        ("a tampered body", tampered, Some(good.clone())),
+    ];
+    for (what, body, signature) in forgeries {
+        let (status, answer) = sender.raw("production", &body, signature.as_deref()).await;
+        assert_eq!((status, &answer), (401, &unknown), "{what}: the same answer as for an unknown environment");
+    }
+
+    // The deployer of production cannot write into staging, in either way it could try.
+    let into_staging = event("deployment.started", "staging", "d9", "running", "web:666").to_string().into_bytes();
+    let signed_by_production = hmac_hex(&production, &into_staging);
+    let (status, answer) = sender.raw("staging", &into_staging, Some(&signed_by_production)).await;
+    assert_eq!((status, &answer), (401, &unknown));
+    let (status, answer) = sender.raw("production", &into_staging, Some(&signed_by_production)).await;
+    assert_eq!(status, 400, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["field"], "environment", "{answer}");
+    let mut mixed = event("deployment.started", "production", "d9", "running", "web:666");
+    mixed["deployment"]["environment"] = json!("staging");
+    let (status, answer) = sender.send("production", &production, &mixed).await;
+    assert_eq!((status, answer["field"].as_str()), (400, Some("deployment")), "{answer}");
+
+    // Unknown events are taken and ignored; one too large is refused before it is read.
+    let paused = json!({ "event": "deployment.paused", "environment": "production", "app": "web" });
+    let (status, answer) = sender.send("production", &production, &paused).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["changed"], false);
+    assert!(answer["ignored"].as_str().unwrap().contains("deployment.paused"), "{answer}");
+    let mut huge = event("deployment.started", "production", "d2", "running", "web:2");
+    huge["deployment"]["reason"] = json!("x".repeat(100 * 1024));
+    let huge = huge.to_string().into_bytes();
+    let (status, answer) =
+        harness.raw("/api/v1/environments/production/events", &[("x-gantry-signature", &hmac_hex(&production, &huge))], huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+
+    for environment in ["production", "staging"] {
+        let (_, deployments) = harness.admin(Method::GET, &format!("/api/v1/environments/{environment}/deployments"), None).await;
+        assert_eq!(deployments, json!([]), "nothing refused was recorded in {environment}");
+    }
+    let (_, environments) = harness.admin(Method::GET, "/api/v1/environments", None).await;
+    assert!(environments[1].get("last_event").is_none(), "staging never heard from its deployer: {environments}");
+
+    // The genuine event is recorded.
+    let (status, answer) = sender.raw("production", &body, Some(&good)).await;
+    assert_eq!(status, 200, "{answer}");
+}
+both!(only_events_signed_with_the_environments_own_secret_are_recorded, only_signed_events);
+
+async fn deployment_lifecycle(harness: Harness) {
+    let secret = register(&harness, "production").await;
+    let sender = Sender::new(&harness).await;
+    let started = event("deployment.started", "production", "d1", "running", "web:2");
+    let succeeded = event("deployment.succeeded", "production", "d1", "succeeded", "web:2");
+    assert!(sender.changed("production", &secret, &started).await);
+    assert!(!sender.changed("production", &secret, &started).await, "a retry changes nothing");
+    assert!(sender.changed("production", &secret, &succeeded).await, "running → succeeded");
+    assert!(!sender.changed("production", &secret, &succeeded).await);
+    assert!(!sender.changed("production", &secret, &started).await, "the start arriving late never undoes the end");
+
+    // The next deployment fails and is rolled back; its end arrives before its start.
+    let mut failed = event("deployment.failed", "production", "d2", "failed", "web:3");
+    failed["deployment"]["started_at"] = json!(STARTED + 60_000);
+    failed["deployment"]["finished_at"] = json!(STARTED + 65_000);
+    let mut late_start = event("deployment.started", "production", "d2", "running", "web:3");
+    late_start["deployment"]["started_at"] = json!(STARTED + 60_000);
+    let mut rolled_back = failed.clone();
+    rolled_back["event"] = json!("deployment.rolled-back");
+    assert!(sender.changed("production", &secret, &failed).await);
+    assert!(!sender.changed("production", &secret, &late_start).await);
+    assert!(sender.changed("production", &secret, &rolled_back).await);
+    assert!(!sender.changed("production", &secret, &rolled_back).await);
+    let drift = json!({ "event": "drift.detected", "environment": "production", "app": "web", "owner_team": "web-team",
+        "drift": ["1 of 2 running"] });
+    assert!(sender.changed("production", &secret, &drift).await);
+    assert!(!sender.changed("production", &secret, &drift).await, "a redelivered drift report");
+
+    let (status, deployments) = harness.admin(Method::GET, "/api/v1/environments/production/deployments", None).await;
+    assert_eq!(status, StatusCode::OK, "{deployments}");
+    let summary: Vec<(&str, &str, bool)> = deployments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|deployment| {
+            (deployment["id"].as_str().unwrap(), deployment["outcome"].as_str().unwrap(), deployment["rolled_back"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(summary, [("d2", "failed", true), ("d1", "succeeded", false)], "newest first: {deployments}");
+    let first = &deployments[1];
+    assert_eq!(first["author"], "Ada <ada@example.com>");
+    assert_eq!(first["revision"], REVISION);
+    assert_eq!((first["started"].as_i64(), first["finished"].as_i64()), (Some(1_767_225_600), Some(1_767_225_602)));
+    assert_eq!(first["duration_ms"], 2500);
+    assert_eq!(first["owner_team"], "web-team");
+    assert_eq!(deployments[0]["reason"], "did not become healthy");
+    let (_, only_web) = harness.admin(Method::GET, "/api/v1/environments/production/deployments?app=web&limit=1", None).await;
+    assert_eq!(only_web.as_array().map(Vec::len), Some(1), "{only_web}");
+    let (_, none) = harness.admin(Method::GET, "/api/v1/environments/production/deployments?app=api", None).await;
+    assert_eq!(none, json!([]));
+    let (status, answer) = harness.admin(Method::GET, "/api/v1/environments/production/deployments?limit=0", None).await;
+    assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")), "{answer}");
+
+    let (status, apps) = harness.admin(Method::GET, "/api/v1/environments/production/apps", None).await;
+    assert_eq!(status, StatusCode::OK, "{apps}");
+    let web = &apps[0];
+    assert_eq!((web["app"].as_str(), web["owner_team"].as_str()), (Some("web"), Some("web-team")), "{apps}");
+    assert_eq!((web["current"]["id"].as_str(), web["current"]["to_image"].as_str()), (Some("d1"), Some("web:2")), "what runs: {web}");
+    assert_eq!(
+        (web["latest"]["id"].as_str(), web["latest"]["outcome"].as_str(), web["latest"]["rolled_back"].as_bool()),
+        (Some("d2"), Some("failed"), Some(true)),
+        "what happened last: {web}"
+    );
+    assert_eq!(web["drift"]["drift"], json!(["1 of 2 running"]));
+    assert!(web["current"].get("build").is_none(), "a tag names no one build: {web}");
+
+    let (_, environments) = harness.admin(Method::GET, "/api/v1/environments", None).await;
+    let production = &environments[0];
+    assert_eq!((production["deployments"].as_i64(), production["apps"].as_i64()), (Some(2), Some(1)), "{production}");
+    assert!(production["last_event"].as_i64().is_some(), "{production}");
+}
+both!(a_deployment_is_recorded_once_and_never_goes_back_to_an_older_state, deployment_lifecycle);
+
+async fn build_of_a_deployment(harness: Harness) {
+    let (agent, job) = leased_release(&harness).await;
+    let (status, answer) = report(&harness, agent, job, pushed("image", "127.0.0.1:5000/acme/app", DIGEST)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, build) = harness.admin(Method::GET, "/api/v1/repos/acme/app/builds/1", None).await;
+    let secret = register(&harness, "production").await;
+    let sender = Sender::new(&harness).await;
+    let image = format!("127.0.0.1:5000/acme/app:1.0@{DIGEST}");
+    assert!(sender.changed("production", &secret, &event("deployment.succeeded", "production", "d1", "succeeded", &image)).await);
+
+    let expected = json!({
+        "repo": "acme/app", "build": 1, "commit": build["commit"], "url": "http://gantry.test/repos/acme/app/builds/1",
+    });
+    let (_, apps) = harness.admin(Method::GET, "/api/v1/environments/production/apps", None).await;
+    assert_eq!(apps[0]["current"]["build"], expected, "{apps}");
+    assert_eq!(apps[0]["latest"]["build"], expected, "{apps}");
+    let (_, deployments) = harness.admin(Method::GET, "/api/v1/environments/production/deployments", None).await;
+    assert_eq!(deployments[0]["build"], expected, "{deployments}");
+
+    // Someone who cannot read the repository sees the deployment, not the build.
+    let stranger = harness.user("mallory").await;
+    let (status, apps) = harness.call(Method::GET, "/api/v1/environments/production/apps", Some(&stranger), None).await;
+    assert_eq!(status, StatusCode::OK, "{apps}");
+    assert_eq!(apps[0]["current"]["to_image"], image.as_str());
+    assert!(apps[0]["current"].get("build").is_none() && !apps.to_string().contains("acme/app\""), "{apps}");
+    let reader = harness.user("rita").await;
+    harness.admin(Method::PUT, "/api/v1/repos/acme/app/members/rita", Some(json!({ "role": "read" }))).await;
+    let (_, apps) = harness.call(Method::GET, "/api/v1/environments/production/apps", Some(&reader), None).await;
+    assert_eq!(apps[0]["current"]["build"], expected, "{apps}");
+}
+both!(a_deployed_image_links_to_the_build_that_produced_it, build_of_a_deployment);
