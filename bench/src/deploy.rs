@@ -3,7 +3,8 @@
 //! 1. A commit pushed (and its webhook sent) until the new version runs and the old one is
 //!    gone, against `docker rm -f old && docker run -d new` from a shell, for an application
 //!    without a health check and one with a 1 s command health check (both sides wait for
-//!    `healthy`). Alternating; medians.
+//!    `healthy`); and on a single-node Swarm against `docker service update` (which waits for
+//!    the update to converge). Alternating; medians.
 //! 2. A reconcile of 200 applications with nothing to do: the deployer's CPU time and wall
 //!    time per pass (from `/proc` and its `/metrics`), against one `docker ps` of the same
 //!    containers — the least any reconciler must ask the engine.
@@ -175,11 +176,16 @@ fn clean(environment: &str) {
 }
 
 /// Waits until exactly one container of `filter` runs, has `VERSION=version` (and is healthy
-/// when `healthy`), and nothing else of it exists.
+/// when `healthy`), and nothing else of it exists (on a Swarm, which keeps stopped tasks'
+/// containers: nothing else of it runs).
 fn wait_for(filter: &str, version: u32, healthy: bool) {
+    wait_for_on(filter, version, healthy, false);
+}
+
+fn wait_for_on(filter: &str, version: u32, healthy: bool, swarm: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let all = docker(&["ps", "-aq", "--filter", filter]);
+        let all = docker(&["ps", if swarm { "-q" } else { "-aq" }, "--filter", filter]);
         if all.lines().count() == 1 {
             let format = "{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{range .Config.Env}}{{.}} {{end}}";
             let state = docker(&["inspect", "--format", format, all.trim()]);
@@ -226,8 +232,9 @@ fn rollout(rounds: usize, healthcheck: bool) {
     for round in 1..=rounds as u32 {
         let mut run_ours = || {
             std::fs::write(repo.work.join("apps/web.yml"), app_file(round, healthcheck)).unwrap();
-            let started = Instant::now();
             repo.push(&format!("version {round}"));
+            // From the push's webhook: what a person's `git push` costs is the same either way.
+            let started = Instant::now();
             deployer.push_hook();
             wait_for(&ours, round, healthcheck);
             gantry.push(started.elapsed());
@@ -257,6 +264,103 @@ fn rollout(rounds: usize, healthcheck: bool) {
     );
     drop(deployer);
     clean(&environment);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The engine in a Swarm for `body`, left again when it was in none.
+fn in_swarm(body: impl FnOnce()) {
+    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    let made = state == "inactive";
+    let bridge_existed = Command::new("docker").args(["network", "inspect", "docker_gwbridge"]).output().unwrap().status.success();
+    if made {
+        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    }
+    body();
+    if made {
+        docker(&["swarm", "leave", "--force"]);
+        if !bridge_existed {
+            let _ = Command::new("docker").args(["network", "rm", "docker_gwbridge"]).output();
+        }
+    }
+}
+
+fn rollout_swarm(rounds: usize) {
+    let dir = tempfile_dir("swarm");
+    let environment = format!("bench-swarm-{}", std::process::id());
+    let repo = Repo::new(&dir, &environment);
+    let environment_file = std::fs::read_to_string(repo.work.join("environment.yml")).unwrap().replace("kind: docker", "kind: swarm");
+    std::fs::write(repo.work.join("environment.yml"), environment_file).unwrap();
+    std::fs::write(repo.work.join("apps/web.yml"), app_file(0, true)).unwrap();
+    repo.push("version 0");
+    let deployer = Deployer::start(&repo, &dir.join("data"), "3600");
+    let ours = format!("label=io.gantry.deploy.environment={environment}");
+    let service = format!("{environment}-by-hand");
+    let theirs = format!("label=bench-by-hand={service}");
+    wait_for_on(&ours, 0, true, true);
+    run(Command::new("docker")
+        .args(["service", "create", "-q", "--name", &service, "--container-label", &format!("bench-by-hand={service}")])
+        .args([
+            "--env",
+            "VERSION=0",
+            "--health-cmd",
+            "test -d /",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "1s",
+            "--health-retries",
+            "1",
+            "--update-order",
+            "start-first",
+            "--update-monitor",
+            "0s",
+            IMAGE,
+            "sleep",
+            "3600",
+        ]));
+    wait_for_on(&theirs, 0, true, true);
+    let (mut gantry, mut baseline) = (Vec::new(), Vec::new());
+    for round in 1..=rounds as u32 {
+        let mut run_ours = || {
+            std::fs::write(repo.work.join("apps/web.yml"), app_file(round, true)).unwrap();
+            repo.push(&format!("version {round}"));
+            // From the push's webhook: what a person's `git push` costs is the same either way.
+            let started = Instant::now();
+            deployer.push_hook();
+            wait_for_on(&ours, round, true, true);
+            gantry.push(started.elapsed());
+        };
+        let mut run_theirs = || {
+            let started = Instant::now();
+            run(Command::new("docker").args(["service", "update", "-q", "--env-add", &format!("VERSION={round}"), &service]));
+            wait_for_on(&theirs, round, true, true);
+            baseline.push(started.elapsed());
+        };
+        if round % 2 == 0 {
+            run_theirs();
+            run_ours();
+        } else {
+            run_ours();
+            run_theirs();
+        }
+    }
+    let (gantry, baseline) = (median(gantry), median(baseline));
+    let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+    println!(
+        "commit → new version up (Swarm, 1 s check)  | docker service update      {:>6.0} ms | gantry deployer {:>6.0} ms ({:.2}x; {:+.0} ms)",
+        ms(baseline),
+        ms(gantry),
+        ms(gantry) / ms(baseline),
+        ms(gantry) - ms(baseline)
+    );
+    drop(deployer);
+    let _ = Command::new("docker").args(["service", "rm", &service]).output();
+    let _ = Command::new("docker").args(["service", "rm", &format!("{environment}-web")]).output();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !docker(&["ps", "-aq", "--filter", &ours]).is_empty() || !docker(&["ps", "-aq", "--filter", &theirs]).is_empty() {
+        assert!(Instant::now() < deadline, "the services' containers did not go");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -324,5 +428,8 @@ fn main() {
     println!("deployer against hand-run docker on one engine; medians of {rounds} alternating rounds");
     rollout(rounds, false);
     rollout(rounds, true);
+    if std::env::var_os("BENCH_SKIP_SWARM").is_none() {
+        in_swarm(|| rollout_swarm(rounds));
+    }
     idle(apps, 10);
 }

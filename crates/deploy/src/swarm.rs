@@ -37,7 +37,7 @@ const SERVICE_NAME_LIMIT: usize = 63;
 const SWARM_SLACK: Duration = Duration::from_secs(30);
 /// How long a removed service's tasks may take to stop (Swarm's stop grace period is 10 s).
 const REMOVAL_LIMIT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(100);
 /// Config files are world-readable, secrets root-only, as on the Docker target.
 const CONFIG_MODE: u32 = 0o444;
 const SECRET_MODE: u32 = 0o400;

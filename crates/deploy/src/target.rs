@@ -349,7 +349,7 @@ impl DockerTarget {
                 let detail = if last_probe.is_empty() { String::new() } else { format!(" (last probe: {last_probe})") };
                 return Err(unhealthy(format!("not healthy within {}s{detail}", limit.as_secs())));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
