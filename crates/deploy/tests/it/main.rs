@@ -7,6 +7,7 @@
 
 mod automation;
 mod format;
+mod hooks;
 mod image_updates;
 mod plan;
 mod store;
