@@ -105,6 +105,7 @@ pub struct App {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppSpans {
     pub image: Span,
+    pub healthcheck: Span,
     pub target: Span,
     /// One per entry of `ports`, in order.
     pub ports: Vec<Span>,

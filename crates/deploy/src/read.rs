@@ -18,6 +18,7 @@ pub mod codes {
     pub const DIGEST_REQUIRED: &str = "digest-required";
     pub const MISSING_FILE: &str = "missing-file";
     pub const STOP_FIRST: &str = "stop-first";
+    pub const PROBE_ON_SWARM: &str = "probe-on-swarm";
 }
 
 /// One file of the repository: its path relative to the root (`apps/web.yml`) and its text.
@@ -483,7 +484,10 @@ fn read_app(file: &RepoFile, environment: &Environment, paths: &BTreeSet<&str>, 
                     }
                 }
             }
-            "healthcheck" => app.healthcheck = read_healthcheck(&mut reader, value),
+            "healthcheck" => {
+                app.spans.healthcheck = value.span;
+                app.healthcheck = read_healthcheck(&mut reader, value);
+            }
             "resources" => {
                 for (field, node, _) in reader.fields(value, "resources", RESOURCE_KEYS) {
                     let text = node.scalar_text().unwrap_or_default();
@@ -963,6 +967,15 @@ fn check_across(environment: &Environment, apps: &BTreeMap<String, App>, options
                 "a host port on one engine cannot be held by two containers: this application is updated stop-first",
             );
             diagnostic.hint = Some("write `update: {order: stop-first}` to say so, or deploy it to a swarm target".to_owned());
+        }
+        if target.kind == TargetKind::Swarm && app.healthcheck.as_ref().is_some_and(|check| matches!(check.probe, Probe::Http { .. })) {
+            let diagnostic = reader.warning(
+                codes::PROBE_ON_SWARM,
+                app.spans.healthcheck,
+                "on a swarm, health is what Swarm's own checks say: an `http` check is not run there, and a task counts as healthy once it runs",
+            );
+            diagnostic.hint =
+                Some("use a `command` check (`[wget, -q, -O, /dev/null, 'http://127.0.0.1:8080/health']`) for swarm targets".to_owned());
         }
         if let Some(known) = &options.known_secrets {
             for (secret, span) in app.secrets.iter().zip(&app.spans.secrets) {

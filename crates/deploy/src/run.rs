@@ -145,11 +145,18 @@ struct Deployer<'a> {
     images_polled: Option<Instant>,
     /// The repository as last read, with the revision and secret store it was read at: a pass
     /// with nothing new reads nothing again.
-    desired: Option<(String, Option<(std::time::SystemTime, u64)>, Arc<Desired>)>,
+    desired: Option<ReadAt>,
     /// Connections to the targets, kept while the targets stay the same.
     targets: Option<Arc<Targets>>,
     /// The deployment history as last read; read again after a pass that deployed.
     history: Option<Vec<DeploymentRecord>>,
+}
+
+/// The repository as read at one revision, with the secret store's stamp then.
+struct ReadAt {
+    revision: String,
+    store: Option<(std::time::SystemTime, u64)>,
+    desired: Arc<Desired>,
 }
 
 /// Writes the history, sends events and counts outcomes as deployments start and end.
@@ -194,7 +201,7 @@ impl Deployer<'_> {
     async fn prepare(&mut self, revision: &str) -> Result<crate::reconcile::Prepared, ReconcileError> {
         let stamp = self.secrets.stamp();
         let desired = match &self.desired {
-            Some((read_at, read_stamp, desired)) if read_at == revision && *read_stamp == stamp => desired.clone(),
+            Some(read) if read.revision == revision && read.store == stamp => read.desired.clone(),
             _ => {
                 let options = ReconcileOptions {
                     docker_host: self.options.docker_host.as_deref(),
@@ -202,7 +209,7 @@ impl Deployer<'_> {
                     only_target: self.options.target.as_deref(),
                 };
                 let desired = Arc::new(read_desired(&self.checkout.path, &options)?);
-                self.desired = Some((revision.to_owned(), stamp, desired.clone()));
+                self.desired = Some(ReadAt { revision: revision.to_owned(), store: stamp, desired: desired.clone() });
                 desired
             }
         };

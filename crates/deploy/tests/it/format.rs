@@ -74,7 +74,7 @@ fn the_example_environment_reads_whole() {
     assert_eq!(web.configs[0].file, "apps/web/site.conf", "config paths are relative to the application's file");
     assert_eq!(web.secrets[0].target, "/run/secrets/session_key");
     let healthcheck = web.healthcheck.as_ref().unwrap();
-    assert_eq!(healthcheck.probe, Probe::Http { path: "/healthz".into(), port: 80 });
+    assert_eq!(healthcheck.probe, Probe::Command(["wget", "-q", "-O", "/dev/null", "http://127.0.0.1/healthz"].map(String::from).to_vec()));
     assert_eq!((healthcheck.interval, healthcheck.start_period), (Duration::from_secs(5), Duration::from_secs(10)));
     assert_eq!((web.resources.cpus, web.resources.memory), (Some(0.5), Some(128 << 20)));
     assert_eq!(web.update.monitor, Duration::from_secs(30), "from the environment's defaults");
@@ -131,6 +131,23 @@ fn a_host_port_on_one_engine_means_stop_first_and_lint_says_so() {
     assert_eq!(
         listed(&diagnostics),
         "apps/a.yml:4:9 warning[stop-first] a host port on one engine cannot be held by two containers: this application is updated stop-first (hint: write `update: {order: stop-first}` to say so, or deploy it to a swarm target)\n"
+    );
+}
+
+#[test]
+fn an_http_check_on_a_swarm_is_not_run_and_lint_says_so() {
+    let check = "healthcheck: {http: {path: /health, port: 8080}}\n";
+    let files = [
+        file("environment.yml", ENVIRONMENT),
+        file("apps/a.yml", &app(&format!("target: mesh\n{check}"))),
+        file("apps/b.yml", &app(check)),
+    ];
+    let (repository, diagnostics) = read_repository(&files, &ReadOptions::default());
+    assert!(repository.is_some(), "a warning does not stop the repository");
+    assert_eq!(
+        listed(&diagnostics),
+        "apps/a.yml:5:14 warning[probe-on-swarm] on a swarm, health is what Swarm's own checks say: an `http` check is not run there, and a task counts as healthy once it runs (hint: use a `command` check (`[wget, -q, -O, /dev/null, 'http://127.0.0.1:8080/health']`) for swarm targets)\n",
+        "on an engine the deployer probes it itself"
     );
 }
 

@@ -288,20 +288,20 @@ fn the_deployer_keeps_a_swarm_as_its_repository_says_and_commits_a_rollback_swar
         };
         let deployer = tokio::spawn(deploy::run::run(options, stop.clone()));
         let bare_head = |format: &str| git(&bare, &["log", "-1", &format!("--format={format}"), "main"]);
-        until("web 1 runs as a service", (|| service_env().contains("VERSION=1"))).await;
+        until("web 1 runs as a service", || service_env().contains("VERSION=1")).await;
         let target = SwarmTarget::connect(None).await.unwrap();
         let observed = target.observe(&environment.name).await.unwrap();
         assert_eq!(observed[0].revision, bare_head("%H"), "labelled with the revision it came from");
 
         // Version 2 never becomes healthy: Swarm rolls it back, the deployer commits that.
         push(&web(BUSYBOX, 1, false, "environment: {VERSION: '2'}\n"), "web 2");
-        until("the rollback committed", (|| bare_head("%an") == "Gantry deployer")).await;
+        until("the rollback committed", || bare_head("%an") == "Gantry deployer").await;
         let message = bare_head("%B");
         assert!(message.starts_with("Roll back web"), "{message}");
         assert!(message.contains("Gantry-Failed-Image:"), "{message}");
         let file = git(&bare, &["show", "main:apps/web.yml"]);
         assert!(file.contains("VERSION: '1'"), "{file}");
-        until("web 1 runs again", (|| service_env().contains("VERSION=1"))).await;
+        until("web 1 runs again", || service_env().contains("VERSION=1")).await;
 
         // Gone from the repository: the service and what it mounted go.
         git(&work, &["pull", "-q", bare.to_str().unwrap(), "main"]);
@@ -309,7 +309,7 @@ fn the_deployer_keeps_a_swarm_as_its_repository_says_and_commits_a_rollback_swar
         git(&work, &["add", "-A"]);
         git(&work, &["commit", "-q", "-m", "no more web"]);
         git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-        until("the service removed", (|| service_env().trim().is_empty())).await;
+        until("the service removed", || service_env().trim().is_empty()).await;
         stop.cancel();
         deployer.await.unwrap().unwrap();
         environment.finish().await;
