@@ -683,3 +683,35 @@ fn a_published_image_becomes_a_commit_by_the_deployer_and_a_held_version_is_neve
     assert!(deployer.app("web").is_some_and(|app| app["version"] == "1.1.0"));
     drop(deployer);
 }
+
+#[test]
+fn a_dry_run_plans_every_pass_and_changes_nothing_and_target_leaves_other_targets_alone() {
+    let environment = Environment::new("it-dry");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = EnvRepo::new(dir.path(), &environment.name, "");
+    // A second target, a Swarm this deployer is not asked to reconcile: its application is
+    // left to that target's deployer, and the engine is never asked for a Swarm.
+    let environment_file = std::fs::read_to_string(repo.work.join("environment.yml"))
+        .unwrap()
+        .replace("  local: {kind: docker}\n", "  local: {kind: docker}\n  mesh: {kind: swarm}\n")
+        .replace("defaults:\n", "defaults:\n  target: local\n");
+    repo.write("environment.yml", &environment_file);
+    let app = format!("version: 1\n{OWNER}image: gantry-test/busybox:latest\ncommand: [sleep, '3600']\n");
+    repo.write("apps/web.yml", &app);
+    repo.write("apps/edge.yml", &format!("{app}target: mesh\n"));
+    repo.push("web here, edge on the mesh");
+    let data = dir.path().join("data");
+    let log = dir.path().join("deployer.log");
+    let args = ["--repo", repo.bare.to_str().unwrap(), "--poll", "1", "--data", data.to_str().unwrap(), "--target", "local"];
+    let mut deployer = Deployer::start(&[args.as_slice(), &["--dry-run"]].concat(), &log, None);
+    eventually("a dry run's plan logged", &deployer, || deployer.log().matches("dry run: nothing applied").count() >= 2);
+    assert!(deployer.log().contains("+ web: start gantry-test/busybox:latest"), "{}", deployer.log());
+    assert!(!deployer.log().contains("edge"), "another target's application is not planned here: {}", deployer.log());
+    assert!(environment.containers().is_empty(), "a dry run starts nothing");
+    deployer.stop();
+
+    let deployer = Deployer::start(&args, &log, None);
+    eventually("web started", &deployer, || environment.running_app("web").len() == 1);
+    assert!(environment.running_app("edge").is_empty());
+    drop(deployer);
+}
