@@ -203,13 +203,15 @@ fn wait_for_on(filter: &str, version: u32, healthy: bool, swarm: bool) {
 
 fn app_file(version: u32, healthcheck: bool) -> String {
     let check = if healthcheck { "healthcheck: {command: [test, -d, /], interval: 1s, timeout: 1s, retries: 1}\n" } else { "" };
-    format!("version: 1\n{OWNER}image: {IMAGE}\ncommand: [sleep, '3600']\nenvironment: {{VERSION: '{version}'}}\n{check}")
+    format!(
+        "version: 1\n{OWNER}image: {IMAGE}\ncommand: [sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]\nenvironment: {{VERSION: '{version}'}}\n{check}"
+    )
 }
 
 fn by_hand(name: &str, version: u32, healthcheck: bool) {
     let check = if healthcheck { "--health-cmd 'test -d /' --health-interval 1s --health-timeout 1s --health-retries 1" } else { "" };
     let script = format!(
-        "docker rm -f {name} >/dev/null 2>&1; docker run -d --name {name} --label bench-by-hand={name} -e VERSION={version} {check} {IMAGE} sleep 3600 >/dev/null"
+        "docker rm -f {name} >/dev/null 2>&1; docker run -d --name {name} --label bench-by-hand={name} -e VERSION={version} {check} {IMAGE} sh -c \"trap 'exit 0' TERM; sleep 3600 & wait\" >/dev/null"
     );
     run(Command::new("sh").args(["-c", &script]));
 }
@@ -228,43 +230,55 @@ fn rollout(rounds: usize, healthcheck: bool) {
     wait_for(&ours, 0, healthcheck);
     by_hand(&theirs_name, 0, healthcheck);
     wait_for(&theirs, 0, healthcheck);
-    let (mut gantry, mut baseline) = (Vec::new(), Vec::new());
-    for round in 1..=rounds as u32 {
-        let mut run_ours = || {
+    let (gantry, baseline) = alternate(
+        rounds,
+        |round| {
             std::fs::write(repo.work.join("apps/web.yml"), app_file(round, healthcheck)).unwrap();
             repo.push(&format!("version {round}"));
             // From the push's webhook: what a person's `git push` costs is the same either way.
             let started = Instant::now();
             deployer.push_hook();
             wait_for(&ours, round, healthcheck);
-            gantry.push(started.elapsed());
-        };
-        let mut run_theirs = || {
+            started.elapsed()
+        },
+        |round| {
             let started = Instant::now();
             by_hand(&theirs_name, round, healthcheck);
             wait_for(&theirs, round, healthcheck);
-            baseline.push(started.elapsed());
-        };
+            started.elapsed()
+        },
+    );
+    report(&format!("commit → new version up ({label:<16})"), "docker rm -f && docker run", gantry, baseline);
+    drop(deployer);
+    clean(&environment);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Gantry's and the baseline's medians over `rounds` versions (1, 2, …), each round taking
+/// turns at going first.
+fn alternate(rounds: usize, mut ours: impl FnMut(u32) -> Duration, mut theirs: impl FnMut(u32) -> Duration) -> (Duration, Duration) {
+    let (mut gantry, mut baseline) = (Vec::new(), Vec::new());
+    for round in 1..=rounds as u32 {
         if round % 2 == 0 {
-            run_theirs();
-            run_ours();
+            baseline.push(theirs(round));
+            gantry.push(ours(round));
         } else {
-            run_ours();
-            run_theirs();
+            gantry.push(ours(round));
+            baseline.push(theirs(round));
         }
     }
-    let (gantry, baseline) = (median(gantry), median(baseline));
+    (median(gantry), median(baseline))
+}
+
+fn report(what: &str, baseline_name: &str, gantry: Duration, baseline: Duration) {
     let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
     println!(
-        "commit → new version up ({label:<16}) | docker rm -f && docker run {:>6.0} ms | gantry deployer {:>6.0} ms ({:.2}x; {:+.0} ms)",
+        "{what} | {baseline_name} {:>6.0} ms | gantry deployer {:>6.0} ms ({:.2}x; {:+.0} ms)",
         ms(baseline),
         ms(gantry),
         ms(gantry) / ms(baseline),
         ms(gantry) - ms(baseline)
     );
-    drop(deployer);
-    clean(&environment);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The engine in a Swarm for `body`, left again when it was in none.
@@ -319,40 +333,24 @@ fn rollout_swarm(rounds: usize) {
             "3600",
         ]));
     wait_for_on(&theirs, 0, true, true);
-    let (mut gantry, mut baseline) = (Vec::new(), Vec::new());
-    for round in 1..=rounds as u32 {
-        let mut run_ours = || {
+    let (gantry, baseline) = alternate(
+        rounds,
+        |round| {
             std::fs::write(repo.work.join("apps/web.yml"), app_file(round, true)).unwrap();
             repo.push(&format!("version {round}"));
-            // From the push's webhook: what a person's `git push` costs is the same either way.
             let started = Instant::now();
             deployer.push_hook();
             wait_for_on(&ours, round, true, true);
-            gantry.push(started.elapsed());
-        };
-        let mut run_theirs = || {
+            started.elapsed()
+        },
+        |round| {
             let started = Instant::now();
             run(Command::new("docker").args(["service", "update", "-q", "--env-add", &format!("VERSION={round}"), &service]));
             wait_for_on(&theirs, round, true, true);
-            baseline.push(started.elapsed());
-        };
-        if round % 2 == 0 {
-            run_theirs();
-            run_ours();
-        } else {
-            run_ours();
-            run_theirs();
-        }
-    }
-    let (gantry, baseline) = (median(gantry), median(baseline));
-    let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
-    println!(
-        "commit → new version up (Swarm, 1 s check)  | docker service update      {:>6.0} ms | gantry deployer {:>6.0} ms ({:.2}x; {:+.0} ms)",
-        ms(baseline),
-        ms(gantry),
-        ms(gantry) / ms(baseline),
-        ms(gantry) - ms(baseline)
+            started.elapsed()
+        },
     );
+    report("commit → new version up (Swarm, 1 s check) ", "docker service update     ", gantry, baseline);
     drop(deployer);
     let _ = Command::new("docker").args(["service", "rm", &service]).output();
     let _ = Command::new("docker").args(["service", "rm", &format!("{environment}-web")]).output();

@@ -290,27 +290,12 @@ impl SwarmTarget {
     /// The environment's overlay network `name`, created (labelled) when missing.
     async fn ensure_network(&self, environment: &str, name: &str) -> Result<(), TargetError> {
         let full = network_name(environment, name);
-        let existing = self.engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
-        if existing.iter().any(|network| network.name == full) {
-            return Ok(());
-        }
-        let labels =
-            BTreeMap::from([(labels::ENVIRONMENT.to_owned(), environment.to_owned()), (labels::NETWORK.to_owned(), name.to_owned())]);
-        match self.engine.create_overlay_network(&full, &labels).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.status() == Some(409) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+        crate::target::ensure_network(&self.engine, environment, name, &full, crate::target::NetworkKind::Overlay).await
     }
 
     /// Removes the environment's networks no service or container uses any more.
     pub async fn prune_networks(&self, environment: &str) -> Result<(), TargetError> {
-        let networks = self.engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
-        for network in networks {
-            // Refused while in use.
-            let _ = self.engine.remove_network(&network.name).await;
-        }
-        Ok(())
+        crate::target::prune_networks(&self.engine, environment).await
     }
 
     /// The application's config files as Swarm configs, each made when missing.

@@ -171,29 +171,12 @@ impl DockerTarget {
 
     /// The environment's network `name`, created (labelled) when missing.
     async fn ensure_network(&self, environment: &str, name: &str) -> Result<(), TargetError> {
-        let full = network_name(environment, name);
-        let existing = self.engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
-        if existing.iter().any(|network| network.name == full) {
-            return Ok(());
-        }
-        let labels =
-            BTreeMap::from([(labels::ENVIRONMENT.to_owned(), environment.to_owned()), (labels::NETWORK.to_owned(), name.to_owned())]);
-        match self.engine.create_network(&full, &labels).await {
-            Ok(_) => Ok(()),
-            // Created meanwhile by another rollout.
-            Err(error) if error.status() == Some(409) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+        ensure_network(&self.engine, environment, name, &network_name(environment, name), NetworkKind::Bridge).await
     }
 
     /// Removes the environment's networks no container uses any more.
     pub async fn prune_networks(&self, environment: &str) -> Result<(), TargetError> {
-        let networks = self.engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
-        for network in networks {
-            // Refused while a container is connected: then it is still in use.
-            let _ = self.engine.remove_network(&network.name).await;
-        }
-        Ok(())
+        prune_networks(&self.engine, environment).await
     }
 
     async fn remove_containers(&self, containers: &[docker::ContainerSummary]) -> Result<(), TargetError> {
@@ -381,6 +364,48 @@ pub(crate) fn health_limit(app: &App) -> Duration {
 
 pub(crate) fn app_labels(environment: &str, app: &str) -> Vec<String> {
     vec![format!("{}={environment}", labels::ENVIRONMENT), format!("{}={app}", labels::APP)]
+}
+
+/// What a network the deployer makes is: a bridge on one engine, an overlay on a Swarm.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NetworkKind {
+    Bridge,
+    Overlay,
+}
+
+/// The environment's network `name` on `engine`, called `full` there, created (labelled) when
+/// missing.
+pub(crate) async fn ensure_network(
+    engine: &docker::Engine,
+    environment: &str,
+    name: &str,
+    full: &str,
+    kind: NetworkKind,
+) -> Result<(), TargetError> {
+    let existing = engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await?;
+    if existing.iter().any(|network| network.name == full) {
+        return Ok(());
+    }
+    let labels = BTreeMap::from([(labels::ENVIRONMENT.to_owned(), environment.to_owned()), (labels::NETWORK.to_owned(), name.to_owned())]);
+    let created = match kind {
+        NetworkKind::Bridge => engine.create_network(full, &labels).await,
+        NetworkKind::Overlay => engine.create_overlay_network(full, &labels).await,
+    };
+    match created {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another rollout.
+        Err(error) if error.status() == Some(409) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Removes the environment's networks on `engine` that nothing uses any more.
+pub(crate) async fn prune_networks(engine: &docker::Engine, environment: &str) -> Result<(), TargetError> {
+    for network in engine.list_networks(&[format!("{}={environment}", labels::ENVIRONMENT)]).await? {
+        // Refused while a container or service is attached: then it is still in use.
+        let _ = engine.remove_network(&network.name).await;
+    }
+    Ok(())
 }
 
 fn network_name(environment: &str, network: &str) -> String {
