@@ -43,6 +43,9 @@ pub struct ObservedInstance {
     /// Set when the target sees the instance run another image than the one it was deployed
     /// with (started again by hand with another image): what it runs.
     pub foreign_image: Option<String>,
+    /// False for a container that claims the application by its labels but was not started by
+    /// the deployer (it carries no revision the deployer deployed).
+    pub managed: bool,
 }
 
 /// One application's change.
@@ -138,6 +141,9 @@ fn drift_of(app: &App, running: &ObservedApp) -> Vec<String> {
     }
     if up > app.replicas as usize {
         drift.push(format!("{up} running, {} wanted", app.replicas));
+    }
+    for instance in running.instances.iter().filter(|instance| !instance.managed) {
+        drift.push(format!("{} claims the application by its labels but was not started by the deployer", short(&instance.id)));
     }
     for instance in &running.instances {
         if let Some(actual) = &instance.foreign_image {

@@ -511,6 +511,8 @@ fn observed_app(
                 } else {
                     service_foreign.then(|| service.image.clone())
                 },
+                // Tasks are the deployer's service's own.
+                managed: true,
             })
             .collect(),
     }

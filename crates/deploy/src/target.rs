@@ -467,9 +467,12 @@ impl DockerTarget {
 /// any that run another image than they were deployed with.
 fn observed_app(name: String, containers: &[docker::ContainerSummary]) -> ObservedApp {
     let label = |container: &docker::ContainerSummary, key: &str| container.labels.get(key).cloned().unwrap_or_default();
-    let first = &containers[0];
+    // A container started by hand with the application's labels (no revision the deployer
+    // deployed) is drift; the version is what the deployer's own containers say.
+    let managed = |container: &docker::ContainerSummary| !label(container, labels::REVISION).is_empty();
+    let first = containers.iter().find(|container| managed(container)).unwrap_or(&containers[0]);
     let spec = label(first, labels::SPEC);
-    let agreed = containers.iter().all(|container| label(container, labels::SPEC) == spec);
+    let agreed = containers.iter().filter(|container| managed(container)).all(|container| label(container, labels::SPEC) == spec);
     ObservedApp {
         name,
         spec_digest: agreed.then_some(spec),
@@ -486,6 +489,7 @@ fn observed_app(name: String, containers: &[docker::ContainerSummary]) -> Observ
                     running: container.state == "running",
                     health: container.health.clone(),
                     foreign_image: (!deployed_with.is_empty() && container.image_id != deployed_with).then(|| container.image_id.clone()),
+                    managed: managed(container),
                 }
             })
             .collect(),

@@ -496,6 +496,22 @@ fn drift_is_healed_or_only_reported_per_application_and_a_rotated_secret_rolls_t
     assert!(metrics.contains("gantry_deployer_drifted_apps 1"), "{metrics}");
     assert!(metrics.contains("gantry_deployer_deployments_total{outcome=\"succeeded\"}"), "{metrics}");
 
+    // A container started by hand that claims web by its labels: drift, healed (it goes).
+    let impostor = docker(&[
+        "run",
+        "-d",
+        "--label",
+        &format!("io.gantry.deploy.environment={}", environment.name),
+        "--label",
+        "io.gantry.deploy.app=web",
+        "gantry-test/busybox:latest",
+        "sleep",
+        "3600",
+    ]);
+    eventually("the impostor removed", &deployer, || !environment.containers().contains(&impostor));
+    eventually("web healthy again", &deployer, || deployer.app("web").is_some_and(|app| app["state"] == "in-sync"));
+    assert!(deployer.log().contains("claims the application by its labels but was not started by the deployer"), "{}", deployer.log());
+
     // Gone from the repository: removed, with the network they shared.
     std::fs::remove_file(repo.work.join("apps/web.yml")).unwrap();
     std::fs::remove_file(repo.work.join("apps/worker.yml")).unwrap();

@@ -49,7 +49,13 @@ fn deployed(name: &str, app: &App, digest: &str) -> ObservedApp {
         revision: "0123abcd".to_owned(),
         since: 1_700_000_000,
         instances: (0..app.replicas)
-            .map(|index| ObservedInstance { id: format!("container{index}abcdef"), running: true, health: None, foreign_image: None })
+            .map(|index| ObservedInstance {
+                id: format!("container{index}abcdef"),
+                running: true,
+                health: None,
+                foreign_image: None,
+                managed: true,
+            })
             .collect(),
     }
 }
@@ -142,5 +148,18 @@ fn changes_by_hand_are_drift_healed_or_only_reported_per_app() {
         format!(
             "? api: drift (warn only): container0ab runs sha256:0123abcd, not the deployed registry.example.com/web:1.0@{DIGEST}\n! web: heal drift: 1 of 2 running\n"
         )
+    );
+}
+
+#[test]
+fn a_container_started_by_hand_with_an_applications_labels_is_drift() {
+    let desired = apps(&[("apps/web.yml", &app_file(DIGEST, ""))]);
+    let digests = digests(&desired);
+    let mut web = deployed("web", &desired["web"], &digests["web"]);
+    web.instances.push(ObservedInstance { id: "impostor0123456".into(), running: true, health: None, foreign_image: None, managed: false });
+    let changes = plan(&desired, &digests, &kinds(), &[web]);
+    assert_eq!(
+        render(&changes),
+        "! web: heal drift: 3 running, 2 wanted; impostor0123 claims the application by its labels but was not started by the deployer\n"
     );
 }
