@@ -338,7 +338,9 @@ impl<'a> RefUpdate<'a> {
             RefKind::Tag(tag) => HookEvent::Tag(Tag {
                 reference: self.reference.to_owned(),
                 tag: tag.to_owned(),
-                commit: head_string("id").unwrap_or(self.after).to_owned(),
+                // A head commit of all zeros names no commit (a forged or broken payload): the
+                // tag's own `after` is what it points at.
+                commit: head_string("id").filter(|id| *id != NULL_COMMIT && !id.is_empty()).unwrap_or(self.after).to_owned(),
                 message: head_string("message").unwrap_or_default().to_owned(),
                 author,
             }),

@@ -137,6 +137,15 @@ mod github {
     }
 
     #[test]
+    fn a_head_commit_of_all_zeros_names_no_commit_and_the_tag_points_where_after_says() {
+        // Found by the webhook fuzz target: a tag push whose head commit id is the null commit.
+        let body =
+            edited("github/push_tag.json", |payload| payload["head_commit"]["id"] = "0000000000000000000000000000000000000000".into());
+        let HookEvent::Tag(tag) = github("push", &body) else { panic!("not a tag") };
+        assert_eq!(tag.commit, "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    }
+
+    #[test]
     fn deleting_a_tag_or_branch_builds_nothing() {
         // The example of GitHub's docs is a deletion: `after` is all zeros.
         assert_eq!(
