@@ -130,7 +130,7 @@ impl SwarmTarget {
     /// check). A task that stops fails the whole: the service is removed again.
     async fn create(&self, spec: docker::ServiceSpec, deployment: &Deployment<'_>) -> Result<(), TargetError> {
         let name = spec.name.clone();
-        let id = self.engine.create_service(spec).await?;
+        let id = self.engine.create_service(spec, deployment.pull_credentials).await?;
         let outcome = self.wait_created(&name, deployment).await;
         if outcome.is_err() {
             self.engine.remove_service(&id).await?;
@@ -173,12 +173,12 @@ impl SwarmTarget {
     ) -> Result<(), TargetError> {
         let app = deployment.app;
         let name = existing.name.clone();
-        match self.engine.update_service(&name, existing.version, spec.clone()).await {
+        match self.engine.update_service(&name, existing.version, spec.clone(), deployment.pull_credentials).await {
             // Changed between reading and writing (by hand, or Swarm recording a task): read
             // the version again, once.
             Err(docker::DockerError::Service { message, .. }) if message.contains("out of sequence") => {
                 let again = self.engine.inspect_service(&name).await?;
-                self.engine.update_service(&name, again.version, spec).await?;
+                self.engine.update_service(&name, again.version, spec, deployment.pull_credentials).await?;
             }
             result => result?,
         }

@@ -25,6 +25,7 @@ use bollard::query_parameters::{
 
 use crate::Engine;
 use crate::container::{HealthcheckSpec, NetworkAttachment, PublishedPort, VolumeMount};
+use crate::credentials::{RegistryCredentials, registry_host};
 use crate::error::{DockerError, network_error, service_error, swarm_error, swarm_object_error};
 
 /// Whether the engine is part of a Swarm.
@@ -256,9 +257,11 @@ impl Engine {
     }
 
     /// Creates the service (its tasks start at once) and returns its id.
-    pub async fn create_service(&self, spec: ServiceSpec) -> Result<String, DockerError> {
+    /// With `credentials`, the Swarm's nodes pull the image with that login for its registry.
+    pub async fn create_service(&self, spec: ServiceSpec, credentials: Option<&RegistryCredentials>) -> Result<String, DockerError> {
         let name = spec.name.clone();
-        let created = self.client.create_service(spec.into_bollard(), None).await.map_err(|error| service_error("create", &name, error))?;
+        let auth = credentials.map(|credentials| credentials.for_engine(registry_host(&spec.image)));
+        let created = self.client.create_service(spec.into_bollard(), auth).await.map_err(|error| service_error("create", &name, error))?;
         for warning in created.warnings.unwrap_or_default() {
             tracing::debug!(service = %name, %warning, "the engine warned");
         }
@@ -268,11 +271,18 @@ impl Engine {
     /// Replaces the service's spec. `version` is the index it was read at
     /// (`ServiceDetails::version`): a service changed meanwhile is refused rather than
     /// overwritten. Tasks whose spec changed are replaced as `spec.update` says.
-    pub async fn update_service(&self, service: &str, version: u64, spec: ServiceSpec) -> Result<(), DockerError> {
+    pub async fn update_service(
+        &self,
+        service: &str,
+        version: u64,
+        spec: ServiceSpec,
+        credentials: Option<&RegistryCredentials>,
+    ) -> Result<(), DockerError> {
         let options = UpdateServiceOptionsBuilder::default().version(version_index(service, version)?).build();
+        let auth = credentials.map(|credentials| credentials.for_engine(registry_host(&spec.image)));
         let updated = self
             .client
-            .update_service(service, spec.into_bollard(), options, None)
+            .update_service(service, spec.into_bollard(), options, auth)
             .await
             .map_err(|error| service_error("update", service, error))?;
         for warning in updated.warnings.unwrap_or_default() {

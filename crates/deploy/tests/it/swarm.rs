@@ -316,6 +316,37 @@ fn the_deployer_keeps_a_swarm_as_its_repository_says_and_commits_a_rollback_swar
     });
 }
 
+#[test]
+fn a_service_of_an_image_in_a_private_registry_is_pulled_with_the_deployers_login() {
+    let _swarm = SwarmGuard::acquire();
+    run(async {
+        let (target, environment) = setup("private").await;
+        let text = std::fs::read_to_string("/var/lib/gantry-test/registry-auth/credentials")
+            .expect("scripts/setup.sh wrote the test registry's login");
+        let (username, password) = text.trim().split_once(':').unwrap();
+        let login = docker::RegistryCredentials { username: username.to_owned(), password: password.to_owned() };
+        let repository = format!("127.0.0.1:5001/{}/web", environment.name);
+        let image = format!("{repository}:1");
+        docker(&["tag", BUSYBOX, &image]);
+        within("push", environment.engine.push_image(&repository, "1", Some(&login))).await.expect("pushed with the login");
+        // Only the registry has it now: the node must pull, and the registry wants the login.
+        docker(&["image", "rm", &image]);
+        let release = environment.release(&web(&image, 1, true, ""), &[], &[]);
+
+        let anonymous = within("deploy", target.deploy(&release.deployment(&environment.name))).await;
+        assert!(anonymous.is_err(), "without the login the node cannot pull: {anonymous:?}");
+        within("remove", target.remove(&environment.name, "web")).await.expect("remove");
+
+        let deployment = Deployment { pull_credentials: Some(&login), ..release.deployment(&environment.name) };
+        within("deploy", target.deploy(&deployment)).await.expect("pulled with the deployer's login");
+        let observed = target.observe(&environment.name).await.unwrap();
+        assert!(observed[0].instances.iter().all(|instance| instance.running), "{observed:#?}");
+        within("remove", target.remove(&environment.name, "web")).await.expect("remove");
+        environment.finish().await;
+        let _ = Command::new("docker").args(["image", "rm", &image]).output();
+    });
+}
+
 /// Until `check` holds, or a failed test once `CEILING` has passed.
 async fn until(what: &str, check: impl Fn() -> bool) {
     within(what, async {
