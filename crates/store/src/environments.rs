@@ -13,6 +13,29 @@ use crate::columns::{flag, from_wire_name, json, narrow, narrow_optional, to_jso
 use crate::error::classify;
 use crate::{AppDeployments, DeploymentChange, DeploymentEntry, DriftEntry, EnvironmentRecord, Store, StoreError};
 
+/// Binds a deployment record as parameters `$1` to `$15`, in the column order both the insert
+/// and the update name them.
+macro_rules! bind_deployment {
+    ($query:expr, $environment_id:expr, $record:expr, $kind:expr, $started_at:expr, $finished_at:expr, $outcome:expr, $owner_team:expr, $now:expr) => {
+        $query
+            .bind($environment_id)
+            .bind(&$record.id)
+            .bind(&$record.app)
+            .bind($kind)
+            .bind($record.from_image.clone())
+            .bind($record.to_image.clone())
+            .bind($record.from_revision.clone())
+            .bind(&$record.revision)
+            .bind(&$record.author)
+            .bind($started_at)
+            .bind($finished_at)
+            .bind($outcome)
+            .bind($record.reason.clone())
+            .bind($owner_team.map(str::to_owned))
+            .bind($now)
+    };
+}
+
 impl Store {
     /// `StoreError::Conflict` when an environment of that name exists.
     pub async fn create_environment(&self, name: &str, secret: &str, now: i64) -> Result<EnvironmentRecord, StoreError> {
@@ -101,27 +124,22 @@ impl Store {
         let running = wire_name(&DeploymentOutcome::Running, "a deployment outcome")?;
         let started_at = milliseconds(record.started_at);
         let finished_at = record.finished_at.map(milliseconds);
-        let inserted = sqlx::query(
-            "INSERT INTO deployments (environment_id, deployment_id, app, kind, from_image, to_image, from_revision, revision, \
+        let inserted = bind_deployment!(
+            sqlx::query(
+                "INSERT INTO deployments (environment_id, deployment_id, app, kind, from_image, to_image, from_revision, revision, \
                  author, started_at, finished_at, outcome, reason, owner_team, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (environment_id, deployment_id) DO NOTHING",
+            ),
+            environment_id,
+            record,
+            &kind,
+            started_at,
+            finished_at,
+            &outcome,
+            owner_team,
+            now
         )
-        .bind(environment_id)
-        .bind(&record.id)
-        .bind(&record.app)
-        .bind(&kind)
-        .bind(record.from_image.clone())
-        .bind(record.to_image.clone())
-        .bind(record.from_revision.clone())
-        .bind(&record.revision)
-        .bind(&record.author)
-        .bind(started_at)
-        .bind(finished_at)
-        .bind(&outcome)
-        .bind(record.reason.clone())
-        .bind(owner_team.map(str::to_owned))
-        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(|error| classify(error, || format!("deployment {}", record.id), || format!("environment {environment_id}")))?;
@@ -133,27 +151,22 @@ impl Store {
         }
         // Only from `running`: a final outcome is final, and concurrent deliveries of the end
         // update the row once.
-        let updated = sqlx::query(
-            "UPDATE deployments SET app = $3, kind = $4, from_image = $5, to_image = $6, from_revision = $7, revision = $8, \
+        let updated = bind_deployment!(
+            sqlx::query(
+                "UPDATE deployments SET app = $3, kind = $4, from_image = $5, to_image = $6, from_revision = $7, revision = $8, \
                  author = $9, started_at = $10, finished_at = $11, outcome = $12, reason = $13, \
                  owner_team = COALESCE($14, owner_team), received_at = $15 \
              WHERE environment_id = $1 AND deployment_id = $2 AND outcome = $16",
+            ),
+            environment_id,
+            record,
+            &kind,
+            started_at,
+            finished_at,
+            &outcome,
+            owner_team,
+            now
         )
-        .bind(environment_id)
-        .bind(&record.id)
-        .bind(&record.app)
-        .bind(&kind)
-        .bind(record.from_image.clone())
-        .bind(record.to_image.clone())
-        .bind(record.from_revision.clone())
-        .bind(&record.revision)
-        .bind(&record.author)
-        .bind(started_at)
-        .bind(finished_at)
-        .bind(&outcome)
-        .bind(record.reason.clone())
-        .bind(owner_team.map(str::to_owned))
-        .bind(now)
         .bind(&running)
         .execute(&self.pool)
         .await?;
