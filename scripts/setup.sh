@@ -26,6 +26,12 @@ fi
 # git: `gantry plan` reads the trigger context from the local repository.
 command -v git >/dev/null 2>&1 || { log "installing git"; apt_install git ca-certificates; }
 
+# Chromium and its WebDriver: the web UI's tests drive a real browser, headless.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
+fi
+
 # A Docker engine and the local test images (`gantry exec` and its tests run on it).
 "$(dirname "$0")/docker-up.sh"
 

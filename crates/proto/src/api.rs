@@ -330,6 +330,15 @@ pub struct LogEntry {
     pub text: String,
 }
 
+/// The lines of a log that match a search, as `…/log/search` answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogMatches {
+    /// Numbers (`seq`) of the matching lines, in order.
+    pub lines: Vec<u64>,
+    /// True when the search stopped at its limit with lines left to look at.
+    pub more: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Secret {
     pub name: String,

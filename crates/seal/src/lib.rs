@@ -35,6 +35,9 @@ pub struct DecryptError;
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// For `tag`: derived from the key, never the key itself, so that no key serves two
+    /// algorithms.
+    tag_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -45,7 +48,22 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn from_key(key: [u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)) }
+        use sha2::Digest as _;
+        let mut derive = sha2::Sha256::new();
+        derive.update(b"gantry tag key\0");
+        derive.update(key);
+        Self { cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)), tag_key: derive.finalize().into() }
+    }
+
+    /// An unforgeable tag of `message` for `purpose` (HMAC-SHA256 under a key derived from
+    /// the sealing key): what capability links (status badges) are checked with.
+    pub fn tag(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.tag_key).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(message);
+        mac.finalize().into_bytes().into()
     }
 
     /// The key from `configured` (a variable's text) or from the file at `key_file`, created

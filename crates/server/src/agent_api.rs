@@ -199,6 +199,9 @@ async fn apply_steps(state: &AppState, workflow: &WorkflowRecord, updates: &[Ste
             metrics::histogram!("gantry_step_duration_seconds").record((finished - started).max(0) as f64 / 1000.0);
         }
         state.hub.notify(Topic::Step(step.id));
+        if update.state != step.state {
+            state.hub.notify(Topic::Build(workflow.build_id));
+        }
     }
     Ok(())
 }
@@ -262,6 +265,7 @@ async fn done(
     // settles the build; the other changes nothing.
     if state.store.set_workflow_state(workflow.id, final_state, request.reason.as_deref(), now_ms()).await? {
         tracing::info!(workflow = workflow.id, state = %final_state, "workflow finished");
+        state.hub.notify(Topic::Build(workflow.build_id));
         crate::queue::settle_build(&state, workflow.build_id).await?;
     }
     Ok(StatusCode::OK)

@@ -25,7 +25,7 @@ use crate::state::AppState;
         api::builds::list, api::builds::show, api::builds::create, api::builds::cancel, api::builds::restart,
         api::builds::approve, api::builds::decline,
         api::artifacts::list, api::artifacts::provenance, api::artifacts::lookup,
-        api::logs::download, api::logs::follow,
+        api::logs::download, api::logs::follow, api::logs::search,
         api::secrets::list, api::secrets::put, api::secrets::delete,
         api::registries::list, api::registries::put, api::registries::delete,
         api::schedules::list_crons, api::schedules::put_cron, api::schedules::delete_cron,
@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/artifacts", get(api::artifacts::lookup))
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log"), get(api::logs::download))
         .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log/stream"), get(api::logs::follow))
+        .route(&format!("{repo}/builds/{{number}}/steps/{{step}}/log/search"), get(api::logs::search))
         .route(&format!("{repo}/secrets"), get(api::secrets::list))
         .route(&format!("{repo}/secrets/{{secret}}"), put(api::secrets::put).delete(api::secrets::delete))
         .route(&format!("{repo}/registries"), get(api::registries::list))
@@ -150,15 +151,39 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks)
         .merge(deployment_events)
         .merge(agents)
+        .merge(crate::ui::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::scrape))
         .route("/api/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json()) }))
-        .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })
-        .layer(axum::middleware::map_response(crate::error::json_errors))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(errors_by_audience))
+        .layer(axum::middleware::map_response(crate::ui::security_headers))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Whether a path belongs to programs (the REST API, webhooks, agents), which get JSON errors,
+/// rather than to people, who get pages.
+fn for_programs(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with(proto::agent::PREFIX) || matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if for_programs(uri.path()) {
+        crate::error::ApiError::not_found("no such endpoint").into_response()
+    } else {
+        crate::ui::page::PageError::Api(crate::error::ApiError::not_found("There is no page here.")).into_response()
+    }
+}
+
+/// Errors answered in the audience's form: JSON under `/api`, HTML pages elsewhere (axum's own
+/// rejections of a bad path or query, a wrong method, are plain text until here).
+async fn errors_by_audience(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let programs = for_programs(request.uri().path());
+    let response = next.run(request).await;
+    if programs { crate::error::json_errors(response).await } else { crate::ui::page::html_errors(response).await }
 }
 
 /// The process is up.

@@ -21,6 +21,9 @@ pub struct Caller {
     /// The user's token (API token or session) this request came with; `None` for the admin
     /// token.
     pub token: Option<TokenRecord>,
+    /// The CSRF token of the session cookie this request came with; `None` for a bearer token
+    /// (which a browser never sends on its own, so it needs none).
+    pub csrf: Option<String>,
 }
 
 impl Caller {
@@ -68,23 +71,68 @@ fn session_cookie(parts: &Parts) -> Option<&str> {
         .find_map(|cookies| cookies.split(';').map(str::trim).find_map(|pair| pair.strip_prefix(SESSION_COOKIE)?.strip_prefix('=')))
 }
 
+/// The header a cookie-authenticated request that changes something carries its session's
+/// CSRF token in (forms carry it in the `_csrf` field instead).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A session's CSRF token: derived from the session token, which only the browser holding the
+/// cookie knows, so a page on another site cannot compute it; the token cannot be turned back
+/// into the session. Different from `token_hash`, which the database keeps.
+pub fn csrf_token(session_token: &str) -> String {
+    use sha2::Digest as _;
+    let mut digest = sha2::Sha256::new();
+    digest.update(b"gantry csrf\0");
+    digest.update(session_token.as_bytes());
+    hex::encode(digest.finalize())
+}
+
+/// Who sent the request, from a bearer token or the session cookie, without judging the
+/// request's method: `None` when it carries neither. Pages and the API both start here.
+pub async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Option<Caller>> {
+    let (token, from_cookie) = match bearer(parts) {
+        Some(token) => (token, false),
+        None => match session_cookie(parts) {
+            Some(token) => (token, true),
+            None => return Ok(None),
+        },
+    };
+    let csrf = from_cookie.then(|| csrf_token(token));
+    if let Some(admin_token) = &state.config.admin_token
+        && same_secret(token, admin_token)
+    {
+        return Ok(Some(Caller { user: None, server_admin: true, token: None, csrf }));
+    }
+    match state.store.user_by_token_hash(&token_hash(token), now_ms()).await? {
+        Some((user, token)) => Ok(Some(Caller { server_admin: user.admin, user: Some(user), token: Some(token), csrf })),
+        None => Err(ApiError::unauthorized("the token is not valid or has expired")),
+    }
+}
+
+impl Caller {
+    /// Refuses a request made with the session cookie that changes something and does not
+    /// prove it comes from one of our pages (the CSRF token, `given`).
+    pub fn check_csrf(&self, given: Option<&str>) -> ApiResult<()> {
+        match &self.csrf {
+            None => Ok(()),
+            Some(expected) if given.is_some_and(|given| same_secret(given, expected)) => Ok(()),
+            Some(_) => Err(ApiError::forbidden(
+                "this request uses the session cookie and lacks its CSRF token: reload the page, or send an API token instead",
+            )),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).or_else(|| session_cookie(parts));
-        let Some(token) = token else {
+        let Some(caller) = authenticate(parts, state).await? else {
             return Err(ApiError::unauthorized("sign in, or send an API token as `Authorization: Bearer <token>`"));
         };
-        if let Some(admin_token) = &state.config.admin_token
-            && same_secret(token, admin_token)
-        {
-            return Ok(Caller { user: None, server_admin: true, token: None });
+        if !parts.method.is_safe() {
+            caller.check_csrf(parts.headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok()))?;
         }
-        match state.store.user_by_token_hash(&token_hash(token), now_ms()).await? {
-            Some((user, token)) => Ok(Caller { server_admin: user.admin, user: Some(user), token: Some(token) }),
-            None => Err(ApiError::unauthorized("the token is not valid or has expired")),
-        }
+        Ok(caller)
     }
 }
 

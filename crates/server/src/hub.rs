@@ -18,8 +18,12 @@ pub enum Topic {
     Step(i64),
     /// A workflow was cancelled.
     Cancel(i64),
-    /// A build changed state.
+    /// A build changed state, or one of its workflows or steps did (pages showing it redraw).
     Build(i64),
+    /// One of a repository's builds changed state (its page redraws the list).
+    Repo(i64),
+    /// Any build changed state (the dashboard redraws).
+    Builds,
 }
 
 #[derive(Default)]

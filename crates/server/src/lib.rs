@@ -24,6 +24,7 @@ pub mod queue;
 pub mod secrets;
 pub mod state;
 pub mod trigger;
+pub mod ui;
 pub mod views;
 
 pub use config::ServerConfig;
@@ -78,6 +79,7 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
 /// As `serve`, on a listener already bound (tests bind port 0).
 pub async fn serve_on(state: AppState, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
     let address = listener.local_addr().map(|address| address.to_string()).unwrap_or_default();
+    ui::account::prepare_first_start(&state).await;
     let loops = background::spawn_all(&state, &shutdown);
     let state_shutdown = state.shutdown.clone();
     let on_shutdown = shutdown.clone();

@@ -71,6 +71,7 @@ pub async fn lease(state: &AppState, agent: &AgentRecord) -> Result<Option<Job>,
         if !state.store.claim_workflow(workflow.id, agent.id, now_ms()).await? {
             continue;
         }
+        state.hub.notify(Topic::Build(build.id));
         if build.state == State::Pending {
             state.store.set_build_state(build.id, State::Running, None, now_ms()).await?;
             if let Some(build) = state.store.build_by_id(build.id).await? {
@@ -309,5 +310,7 @@ pub async fn fail_interrupted_builds(state: &AppState) -> Result<(), StoreError>
 /// A build changed state: wake its watchers, report the commit status, notify when finished.
 pub async fn build_changed(state: &AppState, build: &BuildRecord) {
     state.hub.notify(Topic::Build(build.id));
+    state.hub.notify(Topic::Repo(build.repo_id));
+    state.hub.notify(Topic::Builds);
     crate::notify::build_changed(state, build).await;
 }

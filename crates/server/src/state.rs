@@ -30,6 +30,8 @@ pub struct Inner {
     /// Cancelled when the server shuts down: long-polls and log streams end at once, so the
     /// graceful shutdown does not wait for them.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The one-time code the first-start page asks for while the server has no users.
+    pub setup_code: std::sync::OnceLock<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,6 +60,7 @@ impl AppState {
             login: Default::default(),
             git_locks: Default::default(),
             shutdown: Default::default(),
+            setup_code: Default::default(),
         }))
     }
 

@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Row, Transaction};
 
 use crate::columns::{flag, flag_value, json, narrow, state, to_json};
 use crate::error::classify;
-use crate::{BuildRecord, NewBuild, NewStep, NewWorkflow, StepChange, StepRecord, Store, StoreError, WorkflowRecord};
+use crate::{BuildFilter, BuildRecord, NewBuild, NewStep, NewWorkflow, StepChange, StepRecord, Store, StoreError, WorkflowRecord};
 
 /// Steps go in with one statement per this many rows (five parameters each, far below the
 /// parameter limits of both databases).
@@ -119,6 +119,69 @@ impl Store {
         ))
         .bind(repo_id)
         .bind(before.unwrap_or(i64::MAX))
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    /// Newest first, those matching every filter given; `before` is a build number for paging.
+    pub async fn list_builds_matching(
+        &self,
+        repo_id: i64,
+        filter: &BuildFilter,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<BuildRecord>, StoreError> {
+        // Only constant texts are spliced; every value is bound, in the order of the numbers.
+        let mut sql = String::from(concat!("SELECT ", build_columns!(), " FROM builds WHERE repo_id = $1 AND number < $2"));
+        let mut values = Vec::new();
+        for (column, value) in [("branch", &filter.branch), ("event", &filter.event), ("state", &filter.state), ("author", &filter.author)]
+        {
+            if let Some(value) = value {
+                values.push(value.as_str());
+                sql.push_str(&format!(" AND {column} = ${}", values.len() + 2));
+            }
+        }
+        sql.push_str(&format!(" ORDER BY number DESC LIMIT ${}", values.len() + 3));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(repo_id).bind(before.unwrap_or(i64::MAX));
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    /// The newest build of each of `branches`' repositories' branch (one query for a whole
+    /// dashboard): `(repo id, branch)` pairs in, the builds found out.
+    pub async fn latest_builds_of_branches(&self, branches: &[(i64, String)]) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut builds = Vec::new();
+        for chunk in branches.chunks(100) {
+            let mut sql = String::from(concat!("SELECT ", build_columns!(), " FROM builds WHERE id IN (SELECT MAX(id) FROM builds WHERE "));
+            let mut clauses = Vec::new();
+            for index in 0..chunk.len() {
+                clauses.push(format!("(repo_id = ${} AND branch = ${})", index * 2 + 1, index * 2 + 2));
+            }
+            sql.push_str(&clauses.join(" OR "));
+            sql.push_str(" GROUP BY repo_id, branch)");
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (repo_id, branch) in chunk {
+                query = query.bind(*repo_id).bind(branch.as_str());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                builds.push(build_from_row(&row)?);
+            }
+        }
+        Ok(builds)
+    }
+
+    /// Builds not finished yet (waiting for approval, queued, running) of every repository,
+    /// oldest first.
+    pub async fn unfinished_builds(&self, limit: i64) -> Result<Vec<BuildRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            concat!("SELECT ", build_columns!(), " FROM builds WHERE state NOT IN ({}) ORDER BY id LIMIT $1"),
+            FINISHED_STATES
+        )))
         .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;

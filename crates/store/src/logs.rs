@@ -1,5 +1,7 @@
 //! Log bodies: one append-only file of JSON lines per step (`logs/<step id>.jsonl`), each line a
-//! `proto::api::LogEntry`; gzip-compressed (`.jsonl.gz`) when the step ends. Appends are
+//! `proto::api::LogEntry`; gzip-compressed (`.jsonl.gz`) when the step ends, as one gzip member
+//! per `LINES_PER_MEMBER` lines with the members' offsets in `<step id>.jsonl.idx`, so reading
+//! from any line decompresses one member's worth of lines before it, not the whole log. Appends are
 //! idempotent by sequence number, so an agent's retried batch is never doubled.
 //!
 //! Line `n` of a step's file is the entry numbered `n`: appends refuse gaps, so the number of
@@ -28,6 +30,9 @@ use crate::StoreError;
 
 /// Bytes read at a time when counting or skipping lines.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Lines per gzip member of a finished log: the most a read from any line decompresses first.
+const LINES_PER_MEMBER: u64 = 8192;
 
 /// The log folder. Cheap to clone; safe to use from many tasks (appends to one step are serialized).
 #[derive(Clone)]
@@ -65,6 +70,10 @@ struct Paths {
     compressed: PathBuf,
     /// The compressed file while it is being written; renamed to `compressed` when whole.
     partial: PathBuf,
+    /// Offsets of the compressed file's members (little-endian u64 each), written before the
+    /// compressed file is put in place; a log without one is read from its start.
+    index: PathBuf,
+    index_partial: PathBuf,
 }
 
 /// A line as written: `proto::api::LogEntry`'s JSON, without copying the text.
@@ -183,7 +192,7 @@ impl LogFiles {
         let inner = Arc::clone(&self.inner);
         blocking(&paths.plain.clone(), move || {
             guard.known = None;
-            for path in [&paths.plain, &paths.compressed, &paths.partial] {
+            for path in [&paths.plain, &paths.compressed, &paths.partial, &paths.index, &paths.index_partial] {
                 remove_if_exists(path)?;
             }
             inner.retire(paths.step_id, &mut guard);
@@ -208,6 +217,8 @@ impl LogFiles {
             plain: self.path_of(step_id),
             compressed: self.compressed_path_of(step_id),
             partial: self.inner.dir.join(format!("{step_id}.jsonl.gz.partial")),
+            index: self.inner.dir.join(format!("{step_id}.jsonl.idx")),
+            index_partial: self.inner.dir.join(format!("{step_id}.jsonl.idx.partial")),
         }
     }
 
@@ -320,20 +331,91 @@ fn count_lines(mut reader: impl Read) -> io::Result<(u64, u64)> {
 
 fn compress(paths: &Paths) -> Result<(), StoreError> {
     let source = match File::open(&paths.plain) {
-        Ok(file) => Some(file),
+        Ok(file) => Some(BufReader::with_capacity(READ_BUFFER, file)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
     };
     let partial = File::create(&paths.partial).map_err(log_error(&paths.partial))?;
-    let mut encoder = GzEncoder::new(BufWriter::new(partial), Compression::fast());
+    let mut out = CountingWriter { inner: BufWriter::new(partial), written: 0 };
+    let mut offsets: Vec<u64> = Vec::new();
     if let Some(mut source) = source {
-        io::copy(&mut source, &mut encoder).map_err(log_error(&paths.plain))?;
+        let mut line = Vec::new();
+        let mut ended = false;
+        while !ended {
+            let start = out.written;
+            let mut encoder = GzEncoder::new(&mut out, Compression::fast());
+            let mut lines = 0;
+            while lines < LINES_PER_MEMBER {
+                line.clear();
+                if source.read_until(b'\n', &mut line).map_err(log_error(&paths.plain))? == 0 {
+                    ended = true;
+                    break;
+                }
+                encoder.write_all(&line).map_err(log_error(&paths.partial))?;
+                lines += 1;
+            }
+            if lines > 0 {
+                encoder.finish().map_err(log_error(&paths.partial))?;
+                offsets.push(start);
+            }
+        }
     }
-    encoder.finish().and_then(|mut writer| writer.flush()).map_err(log_error(&paths.partial))?;
+    if offsets.is_empty() {
+        // An empty log is still a valid gzip file.
+        GzEncoder::new(&mut out, Compression::fast()).finish().map_err(log_error(&paths.partial))?;
+    }
+    out.inner.flush().map_err(log_error(&paths.partial))?;
+    let index: Vec<u8> = offsets.iter().flat_map(|offset| offset.to_le_bytes()).collect();
+    fs::write(&paths.index_partial, index).map_err(log_error(&paths.index_partial))?;
+    fs::rename(&paths.index_partial, &paths.index).map_err(log_error(&paths.index))?;
     // The rename is atomic: readers and a restart see either the plain file or a whole
     // compressed one.
     fs::rename(&paths.partial, &paths.compressed).map_err(log_error(&paths.compressed))?;
     remove_if_exists(&paths.plain)
+}
+
+/// Counts the bytes written through it: the offsets of the gzip members.
+struct CountingWriter<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buffer)?;
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Opens a finished log at the member holding line `from`: the reader, and how many lines of
+/// it come before `from`. Without a usable index, from the start.
+fn open_compressed_at(paths: &Paths, from: u64) -> io::Result<(Box<dyn Read>, u64)> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut file = File::open(&paths.compressed)?;
+    let offsets: Vec<u64> = match fs::read(&paths.index) {
+        Ok(bytes) if bytes.len() % 8 == 0 => {
+            bytes.chunks_exact(8).map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or_default())).collect()
+        }
+        _ => Vec::new(),
+    };
+    let member = usize::try_from(from / LINES_PER_MEMBER).unwrap_or(usize::MAX);
+    let length = file.metadata()?.len();
+    let sane = offsets.first() == Some(&0)
+        && offsets.windows(2).all(|pair| pair[0] < pair[1])
+        && offsets.last().is_some_and(|last| *last < length);
+    match offsets.get(member.min(offsets.len().saturating_sub(1))) {
+        Some(&offset) if sane && member > 0 => {
+            let member = member.min(offsets.len() - 1) as u64;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok((Box::new(MultiGzDecoder::new(file)), from - member * LINES_PER_MEMBER))
+        }
+        _ => Ok((Box::new(MultiGzDecoder::new(file)), from)),
+    }
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), StoreError> {
@@ -350,17 +432,17 @@ fn read_entries(paths: &Paths, from: u64, limit: usize) -> Result<Vec<LogEntry>,
     }
     // The plain file first: `finish` writes the compressed one before removing the plain one, so
     // a log being finished is found in one or the other.
-    let (source, path): (Box<dyn Read>, &Path) = match File::open(&paths.plain) {
-        Ok(file) => (Box::new(file), &paths.plain),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => match File::open(&paths.compressed) {
-            Ok(file) => (Box::new(MultiGzDecoder::new(file)), &paths.compressed),
+    let (source, path, skip): (Box<dyn Read>, &Path, u64) = match File::open(&paths.plain) {
+        Ok(file) => (Box::new(file), &paths.plain, from),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => match open_compressed_at(paths, from) {
+            Ok((reader, skip)) => (reader, &paths.compressed, skip),
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(StoreError::Log { path: paths.compressed.clone(), source }),
         },
         Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
     };
     let mut reader = BufReader::with_capacity(READ_BUFFER, source);
-    if !skip_lines(&mut reader, from).map_err(log_error(path))? {
+    if !skip_lines(&mut reader, skip).map_err(log_error(path))? {
         return Ok(Vec::new());
     }
     let mut entries = Vec::with_capacity(limit.min(1024));
@@ -391,16 +473,24 @@ fn skip_lines(reader: &mut impl BufRead, mut count: u64) -> io::Result<bool> {
         if buffer.is_empty() {
             return Ok(false);
         }
-        let mut consumed = buffer.len();
-        for (index, byte) in buffer.iter().enumerate() {
-            if *byte == b'\n' {
-                count -= 1;
-                if count == 0 {
-                    consumed = index + 1;
-                    break;
+        // Counting a whole buffer is one vectorized pass; only the last buffer is walked.
+        let breaks = buffer.iter().filter(|byte| **byte == b'\n').count() as u64;
+        let consumed = if breaks < count {
+            count -= breaks;
+            buffer.len()
+        } else {
+            let mut at = buffer.len();
+            for (index, byte) in buffer.iter().enumerate() {
+                if *byte == b'\n' {
+                    count -= 1;
+                    if count == 0 {
+                        at = index + 1;
+                        break;
+                    }
                 }
             }
-        }
+            at
+        };
         reader.consume(consumed);
     }
     Ok(true)

@@ -170,6 +170,15 @@ pub struct BuildRecord {
     pub finished: Option<i64>,
 }
 
+/// Which builds of a repository a list shows; `None` matches any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildFilter {
+    pub branch: Option<String>,
+    pub event: Option<String>,
+    pub state: Option<String>,
+    pub author: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewWorkflow {
     pub name: String,

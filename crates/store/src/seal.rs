@@ -34,6 +34,12 @@ impl SecretBox {
         ::seal::Sealer::load(configured, &data_dir.join("secret.key")).map(|sealer| Self { sealer })
     }
 
+    /// The key in a repository's status badge links: anyone holding the link sees the badge,
+    /// nobody can make one for another repository.
+    pub fn badge_key(&self, repo_id: i64) -> String {
+        hex::encode(&self.sealer.tag("badge", &repo_id.to_be_bytes())[..12])
+    }
+
     /// A pipeline secret `name` of repository `repo_id`: nonce followed by ciphertext.
     pub fn seal(&self, repo_id: i64, name: &str, value: &str) -> Vec<u8> {
         self.seal_with(&secret_associated_data(repo_id, name), value)

@@ -3,6 +3,7 @@
 // A test stops at what it did not expect, helpers included.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod client;
 mod delivery;
 mod deployer;

@@ -68,7 +68,19 @@ pub async fn create(
     Path((owner, name)): Path<(String, String)>,
     Json(body): Json<BuildCreate>,
 ) -> ApiResult<(StatusCode, Json<Build>)> {
-    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
+    let (repo, build) = start_manual(&state, &caller, &owner, &name, &body).await?;
+    Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
+}
+
+/// Starts a build by hand (the API and the run form): the write role, variables checked.
+pub async fn start_manual(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+    body: &BuildCreate,
+) -> ApiResult<(store::RepoRecord, store::BuildRecord)> {
+    let (repo, _) = caller.repo(state, owner, name, Role::Write).await?;
     for (key, value) in &body.variables {
         if key.is_empty() || key.len() > MAX_VARIABLE_NAME || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(ApiError::invalid(
@@ -80,8 +92,8 @@ pub async fn create(
     }
     let branch = body.branch.clone().filter(|branch| !branch.is_empty()).unwrap_or_else(|| repo.settings.default_branch.clone());
     let request = BuildRequest::manual(branch, body.commit.clone(), caller.login(), body.variables.clone());
-    let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
-    Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
+    let build = started(crate::trigger::start_build(state, &repo, request).await, caller)?;
+    Ok((repo, build))
 }
 
 /// The outcome of a trigger a person asked for, as an answer: git's own words only for server
@@ -103,14 +115,26 @@ pub async fn cancel(
     AxumState(state): AxumState<AppState>,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> ApiResult<Json<Build>> {
-    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
-    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    let (repo, build) = cancel_build(&state, &caller, &owner, &name, number).await?;
+    Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+}
+
+/// Cancels a build that has not finished: the write role.
+pub async fn cancel_build(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+    number: i64,
+) -> ApiResult<(store::RepoRecord, store::BuildRecord)> {
+    let (repo, _) = caller.repo(state, owner, name, Role::Write).await?;
+    let build = find(state, repo.id, &repo.full_name, number).await?;
     if build.state.is_finished() {
         return Err(ApiError::conflict(format!("build {number} has already finished ({})", build.state)));
     }
-    crate::queue::cancel_build(&state, &build, &format!("cancelled by {}", caller.login())).await?;
-    let build = find(&state, repo.id, &repo.full_name, number).await?;
-    Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+    crate::queue::cancel_build(state, &build, &format!("cancelled by {}", caller.login())).await?;
+    let build = find(state, repo.id, &repo.full_name, number).await?;
+    Ok((repo, build))
 }
 
 /// Starts a new build of the same commit, event and variables.
@@ -122,11 +146,23 @@ pub async fn restart(
     AxumState(state): AxumState<AppState>,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> ApiResult<(StatusCode, Json<Build>)> {
-    let (repo, _) = caller.repo(&state, &owner, &name, Role::Write).await?;
-    let old = find(&state, repo.id, &repo.full_name, number).await?;
-    let request = BuildRequest::restart(&old, approver(&caller));
-    let build = started(crate::trigger::start_build(&state, &repo, request).await, &caller)?;
+    let (repo, build) = restart_build(&state, &caller, &owner, &name, number).await?;
     Ok((StatusCode::CREATED, Json(views::full_build(&state, &build, &repo.full_name).await?)))
+}
+
+/// Starts a new build of build `number`'s commit, event and variables: the write role.
+pub async fn restart_build(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+    number: i64,
+) -> ApiResult<(store::RepoRecord, store::BuildRecord)> {
+    let (repo, _) = caller.repo(state, owner, name, Role::Write).await?;
+    let old = find(state, repo.id, &repo.full_name, number).await?;
+    let request = BuildRequest::restart(&old, approver(caller));
+    let build = started(crate::trigger::start_build(state, &repo, request).await, caller)?;
+    Ok((repo, build))
 }
 
 /// How an approval records who gave it.
@@ -146,16 +182,28 @@ pub async fn approve(
     AxumState(state): AxumState<AppState>,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> ApiResult<Json<Build>> {
-    let (repo, build) = waiting_build(&state, &caller, &owner, &name, number).await?;
-    if !state.store.approve_build(build.id, &approver(&caller), now_ms()).await? {
+    let (repo, build) = approve_build(&state, &caller, &owner, &name, number).await?;
+    Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+}
+
+/// Approves a build waiting for a maintainer: the write role.
+pub async fn approve_build(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+    number: i64,
+) -> ApiResult<(store::RepoRecord, store::BuildRecord)> {
+    let (repo, build) = waiting_build(state, caller, owner, name, number).await?;
+    if !state.store.approve_build(build.id, &approver(caller), now_ms()).await? {
         return Err(not_waiting(number, build.state));
     }
     tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build approved");
-    crate::queue::settle_build(&state, build.id).await?;
+    crate::queue::settle_build(state, build.id).await?;
     state.hub.notify(crate::hub::Topic::Queue);
-    let build = find(&state, repo.id, &repo.full_name, number).await?;
-    crate::queue::build_changed(&state, &build).await;
-    Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+    let build = find(state, repo.id, &repo.full_name, number).await?;
+    crate::queue::build_changed(state, &build).await;
+    Ok((repo, build))
 }
 
 /// Declines a build that waits for a maintainer: it ends as killed, saying who declined it.
@@ -168,11 +216,23 @@ pub async fn decline(
     AxumState(state): AxumState<AppState>,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> ApiResult<Json<Build>> {
-    let (repo, build) = waiting_build(&state, &caller, &owner, &name, number).await?;
-    crate::queue::cancel_build(&state, &build, &format!("declined by {}", caller.login())).await?;
-    tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build declined");
-    let build = find(&state, repo.id, &repo.full_name, number).await?;
+    let (repo, build) = decline_build(&state, &caller, &owner, &name, number).await?;
     Ok(Json(views::full_build(&state, &build, &repo.full_name).await?))
+}
+
+/// Declines a build waiting for a maintainer: the write role.
+pub async fn decline_build(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+    number: i64,
+) -> ApiResult<(store::RepoRecord, store::BuildRecord)> {
+    let (repo, build) = waiting_build(state, caller, owner, name, number).await?;
+    crate::queue::cancel_build(state, &build, &format!("declined by {}", caller.login())).await?;
+    tracing::info!(repo = %repo.full_name, build = number, by = caller.login(), "build declined");
+    let build = find(state, repo.id, &repo.full_name, number).await?;
+    Ok((repo, build))
 }
 
 /// Repository and build `number` for a decision on it: the write role, and the build waiting.

@@ -29,6 +29,9 @@ pub struct LogQuery {
     /// Start at this line number.
     #[param(format = "uint64")]
     pub from: Option<u64>,
+    /// At most this many lines (all to the end when absent).
+    #[param(format = "uint64")]
+    pub limit: Option<u64>,
 }
 
 async fn find_step(state: &AppState, caller: &Caller, owner: &str, name: &str, number: i64, step_id: i64) -> ApiResult<store::StepRecord> {
@@ -57,12 +60,14 @@ pub async fn download(
     let json = query.format.as_deref() == Some("json");
     let logs = state.store.logs().clone();
     let start = query.from.unwrap_or(0);
+    let end = query.limit.map_or(u64::MAX, |limit| start.saturating_add(limit));
     // Pages are read as the client consumes the body.
     let pages = futures_util::stream::unfold(Some(start), move |cursor| {
         let logs = logs.clone();
         async move {
-            let from = cursor?;
-            match logs.read(step.id, from, PAGE).await {
+            let from = cursor.filter(|from| *from < end)?;
+            let page = usize::try_from(end - from).unwrap_or(PAGE).min(PAGE);
+            match logs.read(step.id, from, page).await {
                 Ok(entries) if entries.is_empty() => None,
                 Ok(entries) => {
                     let next = entries.last().map(|entry| entry.seq + 1);
@@ -86,6 +91,76 @@ pub async fn download(
     });
     let content_type = if json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
     Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(pages)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogSearchQuery {
+    /// Text to find, case-insensitive (colour codes are ignored).
+    pub q: Option<String>,
+    /// `true`: find lines that look like errors instead (`error`, `fatal`, `panic`, `failed`…).
+    pub errors: Option<bool>,
+    /// Start at this line number.
+    #[param(format = "uint64")]
+    pub from: Option<u64>,
+    /// At most this many matches (default 1000, at most 10000).
+    pub limit: Option<usize>,
+}
+
+/// Finds lines of a step's log: by text, or the lines that look like errors. The log is read
+/// in pages, so a search of a million lines holds a page in memory, not the log.
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/builds/{number}/steps/{step}/log/search", tag = "logs",
+    params(("owner" = String, Path), ("name" = String, Path), ("number" = i64, Path), ("step" = i64, Path), LogSearchQuery),
+    responses((status = 200, body = proto::api::LogMatches), (status = 404, body = proto::api::ErrorBody)))]
+pub async fn search(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path((owner, name, number, step_id)): Path<(String, String, i64, i64)>,
+    Query(query): Query<LogSearchQuery>,
+) -> ApiResult<axum::Json<proto::api::LogMatches>> {
+    let step = find_step(&state, &caller, &owner, &name, number, step_id).await?;
+    let errors = query.errors.unwrap_or(false);
+    let needle = query.q.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
+    if !errors && needle.is_empty() {
+        return Err(ApiError::invalid("q", "give the text to find, or errors=true"));
+    }
+    let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
+    let mut lines = Vec::new();
+    let mut from = query.from.unwrap_or(0);
+    loop {
+        let entries = state.store.logs().read(step.id, from, SEARCH_PAGE).await?;
+        let Some(last) = entries.last() else { break };
+        from = last.seq + 1;
+        for entry in &entries {
+            let text = crate::ui::build::strip_ansi(&entry.text).to_lowercase();
+            let found = if errors { looks_like_error(&text) } else { text.contains(&needle) };
+            if found {
+                if lines.len() == limit {
+                    return Ok(axum::Json(proto::api::LogMatches { lines, more: true }));
+                }
+                lines.push(entry.seq);
+            }
+        }
+        if entries.len() < SEARCH_PAGE {
+            break;
+        }
+    }
+    Ok(axum::Json(proto::api::LogMatches { lines, more: false }))
+}
+
+const SEARCH_PAGE: usize = 20_000;
+
+/// Whether a lower-cased line reads like a failure: `error`, `fatal`, `panic`, `exception` or
+/// `failed` as the start of a word, except a count of none (`0 failed`, `0 errors`).
+pub fn looks_like_error(line: &str) -> bool {
+    const WORDS: [&str; 6] = ["error", "fatal", "panic", "exception", "failed", "failure"];
+    WORDS.iter().any(|word| {
+        line.match_indices(word).any(|(at, _)| {
+            let before = &line[..at];
+            let word_start = before.chars().next_back().is_none_or(|previous| !previous.is_alphanumeric());
+            word_start && !before.trim_end().ends_with(" 0") && before.trim_end() != "0"
+        })
+    })
 }
 
 /// Follows a step's log live: `line` events (id = line number, data = `LogEntry`), then one

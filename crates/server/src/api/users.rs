@@ -6,7 +6,7 @@ use axum::extract::{Path, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::api::{Login, Token, TokenCreate, TokenCreated, User, UserCreate};
-use store::TokenKind;
+use store::{TokenKind, UserRecord};
 
 use crate::auth::{Caller, ClientAddress, SESSION_COOKIE};
 use crate::crypto::{hash_password, new_token, token_hash, verify_password};
@@ -39,6 +39,13 @@ pub async fn create(
     AxumState(state): AxumState<AppState>,
     Json(body): Json<UserCreate>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
+    let user = create_user(&state, &caller, &body).await?;
+    Ok((StatusCode::CREATED, Json(views::user(&user))))
+}
+
+/// Creates a local user, as a server admin asks (the first-start page creates the first one
+/// with `Caller::first_start`).
+pub async fn create_user(state: &AppState, caller: &Caller, body: &UserCreate) -> ApiResult<UserRecord> {
     caller.require_server_admin()?;
     let login = body.login.trim();
     check_length("login", login, MAX_LOGIN)?;
@@ -52,8 +59,7 @@ pub async fn create(
     let password = body.password.clone();
     // Argon2 takes tens of milliseconds of CPU on purpose: not on the async workers.
     let hash = state.login.hash(move || hash_password(&password)).await.map_err(too_many)?;
-    let user = state.store.create_user(login, &hash, body.admin, now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(views::user(&user))))
+    Ok(state.store.create_user(login, &hash, body.admin, now_ms()).await?)
 }
 
 /// Lists users (server admins only).
@@ -73,18 +79,25 @@ pub async fn login(
     ClientAddress(address): ClientAddress,
     Json(body): Json<Login>,
 ) -> ApiResult<Response> {
+    let (user, cookie) = sign_in(&state, address, &body.login, &body.password).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(views::user(&user))).into_response())
+}
+
+/// Checks a login and password and opens a session: the user and the `Set-Cookie` value that
+/// carries it. The sign-in form and `POST /api/v1/login` both come here.
+pub async fn sign_in(state: &AppState, address: Option<std::net::IpAddr>, login: &str, password: &str) -> ApiResult<(UserRecord, String)> {
     let wrong = || ApiError::unauthorized("wrong login or password");
-    state.login.check(&body.login, address).map_err(too_many)?;
-    if body.login.chars().count() > MAX_LOGIN || body.password.chars().count() > MAX_PASSWORD {
+    state.login.check(login, address).map_err(too_many)?;
+    if login.chars().count() > MAX_LOGIN || password.chars().count() > MAX_PASSWORD {
         // Nobody has such a login or password: not worth a hash, but still a failure.
-        state.login.failed(&body.login, address);
+        state.login.failed(login, address);
         return Err(wrong());
     }
-    let user = state.store.user_by_login(&body.login).await?;
+    let user = state.store.user_by_login(login).await?;
     // Verify against a fixed hash when the user does not exist, so timing does not tell; on the
     // hashing threads, as argon2 is slow on purpose and each run holds ~19 MiB.
     let stored = user.as_ref().map(|user| user.password_hash.clone());
-    let password = body.password.clone();
+    let password = password.to_owned();
     let valid = state
         .login
         .hash(move || match stored {
@@ -97,18 +110,22 @@ pub async fn login(
         .await
         .map_err(too_many)?;
     let Some(user) = user.filter(|_| valid) else {
-        state.login.failed(&body.login, address);
-        tracing::info!(login = %body.login, address = ?address, "failed sign-in");
+        state.login.failed(login, address);
+        tracing::info!(%login, address = ?address, "failed sign-in");
         return Err(wrong());
     };
     state.login.succeeded(&user.login);
+    let cookie = open_session(state, &user).await?;
+    Ok((user, cookie))
+}
+
+/// A new session for `user`: the `Set-Cookie` value that carries it.
+pub async fn open_session(state: &AppState, user: &UserRecord) -> ApiResult<String> {
     let token = new_token("gts_");
     let now = now_ms();
     let expires = now + SESSION_DAYS * DAY_MS;
     state.store.create_token(user.id, "session", &token_hash(&token), TokenKind::Session, Some(expires), now).await?;
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}", SESSION_DAYS * 24 * 3600, secure(&state));
-    Ok(([(header::SET_COOKIE, cookie)], Json(views::user(&user))).into_response())
+    Ok(format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}", SESSION_DAYS * 24 * 3600, secure(state)))
 }
 
 /// Signs out: the session this request came with ends, and its cookie is cleared. API tokens
@@ -116,6 +133,12 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/logout", tag = "users",
     responses((status = 204), (status = 400, body = proto::api::ErrorBody), (status = 401, body = proto::api::ErrorBody)))]
 pub async fn logout(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiResult<Response> {
+    let cookie = sign_out(&state, &caller).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// Ends the session `caller` came with: the `Set-Cookie` value that clears it.
+pub async fn sign_out(state: &AppState, caller: &Caller) -> ApiResult<String> {
     let Some(token) = &caller.token else {
         return Err(ApiError::bad_request("the admin token is not a session; there is nothing to sign out of"));
     };
@@ -124,12 +147,11 @@ pub async fn logout(caller: Caller, AxumState(state): AxumState<AppState>) -> Ap
     }
     state.store.delete_token(token.id).await?;
     tracing::info!(user = caller.login(), "signed out");
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", secure(&state));
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+    Ok(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", secure(state)))
 }
 
 /// `; Secure` when browsers reach the server over https: the cookie then never travels in clear.
-fn secure(state: &AppState) -> &'static str {
+pub fn secure(state: &AppState) -> &'static str {
     if state.config.public_url.starts_with("https://") { "; Secure" } else { "" }
 }
 

@@ -131,6 +131,35 @@ async fn finished_logs_are_compressed_and_still_read() {
 }
 
 #[tokio::test]
+async fn a_finished_log_is_read_from_any_line_through_its_member_index() {
+    let (dir, logs) = log_files();
+    let total = 20_000;
+    for first in (0..total).step_by(1000) {
+        logs.append(11, first, &lines(first, 1000)).await.unwrap();
+    }
+    logs.finish(11).await.unwrap();
+    let index = dir.path().join("logs/11.jsonl.idx");
+    assert_eq!(std::fs::metadata(&index).unwrap().len(), 3 * 8, "20,000 lines in members of 8,192: three offsets");
+    // Each side of each member's edge, and the end.
+    for from in [0, 8191, 8192, 8193, 16_383, 16_384, 19_990] {
+        check(&logs, 11, from, 20, from..(from + 20).min(total)).await;
+    }
+    check(&logs, 11, total, 5, 0..0).await;
+    check(&logs, 11, total + 100, 5, 0..0).await;
+
+    // A damaged or missing index costs speed, not correctness.
+    std::fs::write(&index, [1, 2, 3]).unwrap();
+    check(&logs, 11, 16_384, 3, 16_384..16_387).await;
+    std::fs::write(&index, 999_999_999_u64.to_le_bytes().repeat(3)).unwrap();
+    check(&logs, 11, 9000, 3, 9000..9003).await;
+    std::fs::remove_file(&index).unwrap();
+    check(&logs, 11, 19_999, 3, 19_999..20_000).await;
+
+    logs.remove(11).await.unwrap();
+    assert!(!index.exists() && !logs.compressed_path_of(11).exists());
+}
+
+#[tokio::test]
 async fn a_finish_cut_short_by_a_crash_is_completed() {
     let (dir, logs) = log_files();
     logs.append(11, 0, &lines(0, 3)).await.unwrap();

@@ -1,0 +1,401 @@
+//! The web UI in a real browser: Debian's Chromium, headless, driven over WebDriver
+//! (chromedriver) against a real `gantry server` and `gantry agent`. What a person does: sign
+//! in, run a build and watch it finish without reloading, follow a log to its last line,
+//! cancel and restart, read the step graph; and what an attacker tries: a forged form post,
+//! a read-only member looking for write controls.
+//!
+//! A failing test saves a screenshot to `target/browser-screenshots/<test>.png`. With
+//! `GANTRY_SCREENSHOTS=1` the tests also save the pages the README shows, to `docs/screenshots`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use futures_util::FutureExt as _;
+use serde_json::{Value, json};
+
+use crate::e2e::{Cluster, free_port, remote};
+
+/// A chromedriver process and a headless Chromium session on it, both ended when dropped.
+struct Browser {
+    client: Client,
+    driver: Child,
+    base: String,
+}
+
+impl Browser {
+    async fn open(base: &str) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".to_owned()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (scripts/setup.sh installs chromium-driver)");
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                         "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-background-networking"],
+            }
+        });
+        let Value::Object(capabilities) = capabilities else { unreachable!("an object") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) if Instant::now() < deadline => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("no browser session: {error}"),
+            }
+        };
+        Browser { client, driver, base: base.to_owned() }
+    }
+
+    async fn go(&self, path: &str) {
+        self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no {css}: {error}")).text().await.unwrap()
+    }
+
+    async fn exists(&self, css: &str) -> bool {
+        !self.client.find_all(Locator::Css(css)).await.unwrap().is_empty()
+    }
+
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no {css}: {error}")).click().await.unwrap();
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no {css}: {error}"));
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Runs `script` in the page (its arguments in `arguments`) and returns its value.
+    async fn run(&self, script: &str, arguments: Vec<Value>) -> Value {
+        self.client.execute(script, arguments).await.unwrap()
+    }
+
+    /// Waits until `check` holds on the page, at most `limit`.
+    async fn wait_for(&self, what: &str, limit: Duration, check: impl AsyncFn(&Browser) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !check(self).await {
+            assert!(Instant::now() < deadline, "{what} did not happen in {limit:?}; the page is {}", self.path().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the element `css` shows `text` (a part of its text).
+    async fn wait_text(&self, css: &str, text: &str, limit: Duration) {
+        self.wait_for(&format!("{css} showing {text:?}"), limit, async |browser| match browser.client.find_all(Locator::Css(css)).await {
+            Ok(found) => {
+                for element in found {
+                    if element.text().await.is_ok_and(|shown| shown.contains(text)) {
+                        return true;
+                    }
+                }
+                false
+            }
+            Err(_) => false,
+        })
+        .await;
+    }
+
+    async fn sign_in(&self, login: &str, password: &str) {
+        self.go("/login").await;
+        self.fill("#login", login).await;
+        self.fill("#password", password).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+        self.wait_for("signing in", Duration::from_secs(10), async |browser| {
+            browser.path().await != "/login" && !browser.path().await.starts_with("/login?")
+        })
+        .await;
+    }
+
+    async fn screenshot(&self, path: &Path) {
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::create_dir_all(path.parent().unwrap());
+            let _ = std::fs::write(path, png);
+        }
+    }
+
+    /// A screenshot for the README when `GANTRY_SCREENSHOTS=1`.
+    async fn document(&self, name: &str) {
+        if std::env::var("GANTRY_SCREENSHOTS").as_deref() == Ok("1") {
+            self.screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots").join(format!("{name}.png"))).await;
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Runs a browser test; a failure saves a screenshot of the page first.
+async fn with_browser<F>(name: &str, cluster: &Cluster, test: F)
+where
+    F: AsyncFnOnce(&Browser),
+{
+    let browser = Browser::open(&cluster.url()).await;
+    let outcome = std::panic::AssertUnwindSafe(test(&browser)).catch_unwind().await;
+    if let Err(panic) = outcome {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots").join(format!("{name}.png"));
+        browser.screenshot(&path).await;
+        eprintln!("browser test {name} failed; screenshot: {}\nserver log:\n{}", path.display(), cluster.log("server.log"));
+        browser.close().await;
+        std::panic::resume_unwind(panic);
+    }
+    browser.close().await;
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn add_user(cluster: &Cluster, login: &str, admin: bool) {
+    let (status, answer) =
+        cluster.api(reqwest::Method::POST, "/api/v1/users", Some(json!({ "login": login, "password": PASSWORD, "admin": admin }))).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+async fn add_member(cluster: &Cluster, login: &str, role: &str) {
+    let (status, answer) =
+        cluster.api(reqwest::Method::PUT, &format!("/api/v1/repos/acme/app/members/{login}"), Some(json!({ "role": role }))).await;
+    assert!(status == 200 || status == 204, "{status} {answer}");
+}
+
+/// Fan-out and fan-in: `build` first, then `test` and `lint` beside each other, then `report`.
+/// `test` prints enough lines to page, ending with a line the viewer must reach.
+const GRAPH_PIPELINE: &str = "steps:
+  build:
+    image: gantry-test/busybox:latest
+    commands: [echo building]
+  test:
+    image: gantry-test/busybox:latest
+    depends_on: [build]
+    commands:
+      - i=1; while [ $i -le 3000 ]; do echo \"test line $i\"; i=$((i+1)); done
+      - sleep 1
+      - printf '\\033[32mall tests passed\\033[0m\\n'
+      - echo LAST-LINE-OF-TEST
+  lint:
+    image: gantry-test/busybox:latest
+    depends_on: [build]
+    commands: [echo linting]
+  report:
+    image: gantry-test/busybox:latest
+    depends_on: [test, lint]
+    commands: [echo done]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_runs_a_build_and_watches_it_finish_with_its_graph_and_log() {
+    let cluster = Cluster::start(&[]).await;
+    let (url, _work) = remote(cluster.dir.path(), &[(".woodpecker.yml", GRAPH_PIPELINE)]);
+    cluster.add_repo(&url, json!({})).await;
+    add_user(&cluster, "dev", false).await;
+    add_member(&cluster, "dev", "write").await;
+
+    with_browser("signs_in_and_runs_a_build", &cluster, async |browser| {
+        // A page asked for before signing in comes back after it.
+        browser.go("/repos/acme/app").await;
+        assert!(browser.path().await.starts_with("/login?next="), "{}", browser.path().await);
+        browser.document("sign-in").await;
+        browser.fill("#login", "dev").await;
+        browser.fill("#password", PASSWORD).await;
+        browser.click("form[action='/login'] button[type=submit]").await;
+        browser.wait_for("the repository page", Duration::from_secs(10), async |browser| browser.path().await == "/repos/acme/app").await;
+
+        // Run a build by hand; the form leads to the new build's page.
+        browser.click("#run summary").await;
+        browser.fill("#run-branch", "main").await;
+        browser.click("#run button[type=submit]").await;
+        browser.wait_for("the build page", Duration::from_secs(10), async |browser| browser.path().await.starts_with("/repos/acme/app/builds/1")).await;
+        // A mark in the page's memory: still there at the end means the page never reloaded.
+        browser.run("window.gantryMark = 'unchanged'; return true;", vec![]).await;
+
+        browser.wait_text("#live h1 .badge", "success", Duration::from_secs(120)).await;
+        assert_eq!(browser.run("return window.gantryMark || null;", vec![]).await, json!("unchanged"), "the page was not reloaded");
+        for step in ["build", "test", "lint", "report"] {
+            browser.wait_text(".step.state-success .name", step, Duration::from_secs(10)).await;
+        }
+
+        // The graph puts each step right of what it depends on.
+        let columns = browser
+            .run("const c = {}; for (const n of document.querySelectorAll('svg.graph .node')) c[n.dataset.step] = Number(n.dataset.column); return c;", vec![])
+            .await;
+        assert_eq!(columns, json!({ "clone": 0, "build": 1, "test": 2, "lint": 2, "report": 3 }), "graph columns");
+        let edges = browser.run("return document.querySelectorAll('svg.graph .edges path').length;", vec![]).await;
+        assert_eq!(edges, json!(5), "clone→build, build→test, build→lint, test→report, lint→report");
+        browser.document("build").await;
+
+        // The log of `test`: 3,000+ lines, paged; its last line is reachable and coloured.
+        browser.click("svg.graph .node[data-step='test']").await;
+        browser.wait_for("the test step's log", Duration::from_secs(10), async |browser| browser.text("#log-title").await.contains("test")).await;
+        browser.wait_text("[data-log-count]", "3,0", Duration::from_secs(10)).await;
+        browser.click("[data-log-action='bottom']").await;
+        browser.wait_text(".log-window .line", "LAST-LINE-OF-TEST", Duration::from_secs(10)).await;
+        let coloured = browser.run("return Array.from(document.querySelectorAll('.log-window .line .f2')).map(e => e.textContent);", vec![]).await;
+        assert_eq!(coloured, json!(["all tests passed"]), "ANSI green drawn as a class");
+        // Search finds a line and moves to it.
+        browser.fill("#log-query", "test line 1500").await;
+        browser.click(".log-search button[type=submit]").await;
+        browser.wait_text(".log-window .line.current", "test line 1500", Duration::from_secs(10)).await;
+        browser.document("log").await;
+
+        // A permalink opens the log at its line.
+        let step_id = browser.run("return document.getElementById('log').dataset.stepId;", vec![]).await;
+        let step_id = step_id.as_str().unwrap().to_owned();
+        let permalink = format!("/repos/acme/app/builds/1?step={step_id}#step-{step_id}-L2000");
+        browser.go(&permalink).await;
+        browser.wait_text(&format!("#step-{step_id}-L2000.current .ln"), "2000", Duration::from_secs(10)).await;
+        let shown = browser.text(&format!("#step-{step_id}-L2000")).await;
+        assert!(shown.starts_with("2000") && shown.contains("test line"), "line 2000 as drawn: {shown:?}");
+
+        // The dashboard lists the repository with its last build.
+        browser.go("/").await;
+        browser.wait_text(".card", "acme/app", Duration::from_secs(5)).await;
+        browser.wait_text(".card .badge", "success", Duration::from_secs(5)).await;
+        browser.document("dashboard").await;
+        browser.go("/repos/acme/app").await;
+        browser.wait_text("table.builds", "#1", Duration::from_secs(5)).await;
+        browser.document("repository").await;
+    })
+    .await;
+}
+
+const SLEEPY_PIPELINE: &str = "steps:
+  wait:
+    image: gantry-test/busybox:latest
+    commands:
+      - echo started
+      - i=1; while [ $i -le 600 ]; do echo \"tick $i\"; sleep 0.2; i=$((i+1)); done
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_build_is_followed_live_then_cancelled_and_restarted_from_its_page() {
+    let cluster = Cluster::start(&[]).await;
+    let (url, _work) = remote(cluster.dir.path(), &[(".woodpecker.yml", SLEEPY_PIPELINE)]);
+    cluster.add_repo(&url, json!({})).await;
+    add_user(&cluster, "dev", false).await;
+    add_member(&cluster, "dev", "write").await;
+    let (status, answer) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main" }))).await;
+    assert_eq!(status, 201, "{answer}");
+
+    with_browser("cancel_and_restart", &cluster, async |browser| {
+        browser.sign_in("dev", PASSWORD).await;
+        browser.go("/repos/acme/app/builds/1").await;
+        browser.wait_text("#live h1 .badge", "running", Duration::from_secs(60)).await;
+        // The page opened before the step ran has no log yet: reload onto the running step.
+        browser.wait_for("the step running", Duration::from_secs(30), async |browser| browser.exists(".step.state-running").await).await;
+        browser.go("/repos/acme/app/builds/1").await;
+        // Following: new lines arrive and the view stays at the bottom.
+        browser.wait_text(".log-window .line", "tick 5", Duration::from_secs(30)).await;
+        let following = browser.run("return document.querySelector('[data-log-action=follow]').checked;", vec![]).await;
+        assert_eq!(following, json!(true), "a running step's log is followed");
+        browser.wait_text(".log-window .line", "tick 15", Duration::from_secs(30)).await;
+
+        browser.click("form[action$='/cancel'] button").await;
+        browser.wait_text("#live h1 .badge", "killed", Duration::from_secs(60)).await;
+        browser.click("form[action$='/restart'] button").await;
+        browser
+            .wait_for("the restarted build's page", Duration::from_secs(10), async |browser| {
+                browser.path().await.starts_with("/repos/acme/app/builds/2")
+            })
+            .await;
+        browser.wait_text("#live h1 .badge", "running", Duration::from_secs(60)).await;
+        browser.click("form[action$='/cancel'] button").await;
+        browser.wait_text("#live h1 .badge", "killed", Duration::from_secs(60)).await;
+    })
+    .await;
+    let build = cluster.build(2).await;
+    assert_eq!(build["state"], "killed", "{build}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_member_sees_no_write_controls_and_a_forged_post_fails() {
+    let cluster = Cluster::start(&[]).await;
+    let (url, _work) = remote(
+        cluster.dir.path(),
+        &[(".woodpecker.yml", "steps:\n  build:\n    image: gantry-test/busybox:latest\n    commands: [echo hi]\n")],
+    );
+    cluster.add_repo(&url, json!({})).await;
+    add_user(&cluster, "reader", false).await;
+    add_member(&cluster, "reader", "read").await;
+    add_user(&cluster, "writer", false).await;
+    add_member(&cluster, "writer", "write").await;
+    let (status, answer) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main" }))).await;
+    assert_eq!(status, 201, "{answer}");
+    cluster.wait_finished(1).await;
+
+    with_browser("read_only_and_forged_post", &cluster, async |browser| {
+        browser.sign_in("reader", PASSWORD).await;
+        browser.go("/repos/acme/app").await;
+        browser.wait_text("table.builds", "#1", Duration::from_secs(5)).await;
+        assert!(!browser.exists("#run").await, "no run form for a reader");
+        browser.go("/repos/acme/app/builds/1").await;
+        browser.wait_text("#live h1 .badge", "success", Duration::from_secs(5)).await;
+        for action in ["cancel", "restart", "approve", "decline"] {
+            assert!(!browser.exists(&format!("form[action$='/{action}']")).await, "no {action} control for a reader");
+        }
+        // The reader posting anyway (with the session's token) is refused by role.
+        let token = browser.run("return document.querySelector('meta[name=csrf-token]').content;", vec![]).await;
+        let status = browser
+            .run(
+                "return fetch('/repos/acme/app/builds/1/restart', {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body: '_csrf=' + arguments[0], redirect: 'manual'}).then(r => r.status);",
+                vec![token],
+            )
+            .await;
+        assert_eq!(status, json!(403), "a reader cannot restart");
+
+        // A writer's session without the CSRF token (what a forged cross-site form sends).
+        browser.client.delete_all_cookies().await.unwrap();
+        browser.sign_in("writer", PASSWORD).await;
+        for (path, body) in [("/repos/acme/app/run", "branch=main"), ("/repos/acme/app/builds/1/restart", ""), ("/logout", "")] {
+            let status = browser
+                .run(
+                    "return fetch(arguments[0], {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body: arguments[1], redirect: 'manual'}).then(r => r.status);",
+                    vec![json!(path), json!(body)],
+                )
+                .await;
+            assert_eq!(status, json!(403), "POST {path} without the CSRF token");
+        }
+        let status = browser
+            .run(
+                "return fetch('/api/v1/repos/acme/app/builds', {method: 'POST', headers: {'content-type': 'application/json'}, body: '{\"branch\":\"main\"}'}).then(r => r.status);",
+                vec![],
+            )
+            .await;
+        assert_eq!(status, json!(403), "the API refuses a cookie session's POST without the CSRF header");
+    })
+    .await;
+    let (_, builds) = cluster.api(reqwest::Method::GET, "/api/v1/repos/acme/app/builds", None).await;
+    assert_eq!(builds.as_array().map(Vec::len), Some(1), "no forged build was started: {builds}");
+}
