@@ -15,6 +15,7 @@ pub mod graph;
 pub mod live;
 pub mod page;
 pub mod repo;
+pub mod settings;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -37,6 +38,18 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{repo}/events"), get(live::repository))
         .route(&format!("{repo}/run"), post(repo::run))
         .route(&format!("{repo}/badge.svg"), get(repo::badge))
+        .route(&format!("{repo}/settings"), get(settings::show).post(settings::update))
+        .route(&format!("{repo}/settings/webhook-secret"), post(settings::regenerate_webhook_secret))
+        .route(&format!("{repo}/secrets"), post(settings::put_secret))
+        .route(&format!("{repo}/secrets/{{secret}}/delete"), post(settings::delete_secret))
+        .route(&format!("{repo}/registries"), post(settings::put_registry))
+        .route(&format!("{repo}/registries/{{host}}/delete"), post(settings::delete_registry))
+        .route(&format!("{repo}/crons"), post(settings::put_cron))
+        .route(&format!("{repo}/crons/{{cron}}/delete"), post(settings::delete_cron))
+        .route(&format!("{repo}/notifiers"), post(settings::create_notifier))
+        .route(&format!("{repo}/notifiers/{{id}}/delete"), post(settings::delete_notifier))
+        .route(&format!("{repo}/members"), post(settings::set_member))
+        .route(&format!("{repo}/members/{{login}}/delete"), post(settings::remove_member))
         .route(build, get(build::show))
         .route(&format!("{build}/events"), get(live::build))
         .route(&format!("{build}/cancel"), post(build::cancel))

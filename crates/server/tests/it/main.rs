@@ -14,3 +14,4 @@ mod queue;
 mod reporting;
 mod request;
 mod security;
+mod ui;
