@@ -192,8 +192,7 @@
       scheduled = true;
       requestAnimationFrame(() => {
         scheduled = false;
-        const ratio = scale();
-        const exact = (view.scrollTop * ratio) / lineHeight;
+        const exact = lineAtTop();
         const first = Math.max(0, Math.floor(exact));
         const visible = Math.ceil(view.clientHeight / lineHeight) + 2;
         const last = Math.min(total, first + visible);
@@ -207,11 +206,17 @@
       });
     }
 
+    // Scrolling maps linearly onto the lines, so the last line is reachable even when the
+    // canvas is shorter than the log (a scale above 1).
+    const maxScroll = () => Math.max(0, canvas.offsetHeight - view.clientHeight);
+    const maxFirst = () => Math.max(0, total - view.clientHeight / lineHeight);
+    const lineAtTop = () => (maxScroll() > 0 ? (view.scrollTop / maxScroll()) * maxFirst() : 0);
+
     function goTo(seq, mark) {
       seq = Math.max(0, Math.min(seq, total - 1));
       if (mark) current = seq;
-      const top = (seq * lineHeight) / scale() - view.clientHeight / 3;
-      view.scrollTop = Math.max(0, top);
+      const first = Math.max(0, seq - view.clientHeight / lineHeight / 3);
+      view.scrollTop = maxFirst() > 0 ? (Math.min(first, maxFirst()) / maxFirst()) * maxScroll() : 0;
       draw();
     }
     const toBottom = () => { view.scrollTop = view.scrollHeight; draw(); };

@@ -132,6 +132,19 @@ impl Browser {
         .await;
     }
 
+    /// Runs axe-core on the page: fails on any violation of serious or critical impact.
+    async fn check_accessibility(&self, page: &str) {
+        let loaded = self.run(&format!("{AXE}\nreturn typeof axe;"), vec![]).await;
+        assert_eq!(loaded, json!("object"), "axe-core loads into {page}");
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ['violations'] })
+              .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ')) }))))
+              .catch(e => done({ error: String(e) }));";
+        let violations = self.client.execute_async(script, vec![]).await.unwrap();
+        assert_eq!(violations, json!([]), "accessibility violations on {page}");
+    }
+
     async fn screenshot(&self, path: &Path) {
         if let Ok(png) = self.client.screenshot().await {
             let _ = std::fs::create_dir_all(path.parent().unwrap());
@@ -178,6 +191,9 @@ where
 }
 
 const PASSWORD: &str = "correct horse battery";
+
+/// axe-core, vendored (see `vendor/README.md`).
+const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
 
 async fn add_user(cluster: &Cluster, login: &str, admin: bool) {
     let (status, answer) =
@@ -228,6 +244,7 @@ async fn a_person_signs_in_runs_a_build_and_watches_it_finish_with_its_graph_and
         browser.go("/repos/acme/app").await;
         assert!(browser.path().await.starts_with("/login?next="), "{}", browser.path().await);
         browser.document("sign-in").await;
+        browser.check_accessibility("the sign-in page").await;
         browser.fill("#login", "dev").await;
         browser.fill("#password", PASSWORD).await;
         browser.click("form[action='/login'] button[type=submit]").await;
@@ -255,6 +272,7 @@ async fn a_person_signs_in_runs_a_build_and_watches_it_finish_with_its_graph_and
         let edges = browser.run("return document.querySelectorAll('svg.graph .edges path').length;", vec![]).await;
         assert_eq!(edges, json!(5), "clone→build, build→test, build→lint, test→report, lint→report");
         browser.document("build").await;
+        browser.check_accessibility("the build page").await;
 
         // The log of `test`: 3,000+ lines, paged; its last line is reachable and coloured.
         browser.click("svg.graph .node[data-step='test']").await;
@@ -284,9 +302,11 @@ async fn a_person_signs_in_runs_a_build_and_watches_it_finish_with_its_graph_and
         browser.wait_text(".card", "acme/app", Duration::from_secs(5)).await;
         browser.wait_text(".card .badge", "success", Duration::from_secs(5)).await;
         browser.document("dashboard").await;
+        browser.check_accessibility("the dashboard").await;
         browser.go("/repos/acme/app").await;
         browser.wait_text("table.builds", "#1", Duration::from_secs(5)).await;
         browser.document("repository").await;
+        browser.check_accessibility("the repository page").await;
     })
     .await;
 }
@@ -398,4 +418,101 @@ async fn a_read_only_member_sees_no_write_controls_and_a_forged_post_fails() {
     .await;
     let (_, builds) = cluster.api(reqwest::Method::GET, "/api/v1/repos/acme/app/builds", None).await;
     assert_eq!(builds.as_array().map(Vec::len), Some(1), "no forged build was started: {builds}");
+}
+
+const SECRET_PIPELINE: &str = "steps:
+  deploy:
+    image: gantry-test/busybox:latest
+    environment:
+      TOKEN:
+        from_secret: deploy_token
+    commands:
+      - echo token=$TOKEN
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_added_in_the_browser_is_listed_by_name_and_its_value_is_in_no_page_or_answer() {
+    const VALUE: &str = "value-typed-into-the-browser-7c1e";
+    let cluster = Cluster::start(&[]).await;
+    let (url, _work) = remote(cluster.dir.path(), &[(".woodpecker.yml", SECRET_PIPELINE)]);
+    cluster.add_repo(&url, json!({})).await;
+    add_user(&cluster, "keeper", false).await;
+    add_member(&cluster, "keeper", "admin").await;
+
+    with_browser("secret_in_the_browser", &cluster, async |browser| {
+        browser.sign_in("keeper", PASSWORD).await;
+        browser.go("/repos/acme/app/settings").await;
+        browser.check_accessibility("the settings page").await;
+        browser.fill("#secret-name", "deploy_token").await;
+        browser.fill("#secret-value", VALUE).await;
+        browser.click("form[action='/repos/acme/app/secrets'] button[type=submit]").await;
+        browser.wait_text(".notice", "Secret saved", Duration::from_secs(10)).await;
+        browser.wait_text("#secrets table", "deploy_token", Duration::from_secs(5)).await;
+        browser.document("settings").await;
+        let mut seen = browser.client.source().await.unwrap();
+
+        // A build that prints it: the log shows it masked.
+        browser.go("/repos/acme/app").await;
+        browser.click("#run summary").await;
+        browser.click("#run button[type=submit]").await;
+        browser
+            .wait_for("the build page", Duration::from_secs(10), async |browser| {
+                browser.path().await.starts_with("/repos/acme/app/builds/1")
+            })
+            .await;
+        browser.wait_text("#live h1 .badge", "success", Duration::from_secs(120)).await;
+        browser.click(".step a[href*='step=']:not([aria-current])").await;
+        browser.wait_text(".log-window .line", "token=", Duration::from_secs(10)).await;
+        seen.push_str(&browser.client.source().await.unwrap());
+        // What the page's script fetched, fetched again the same way.
+        let fetched = browser
+            .run(
+                "const log = document.getElementById('log');
+                 return Promise.all([fetch(log.dataset.linesUrl + '&from=0&limit=100').then(r => r.text()),
+                                     fetch(document.getElementById('live').dataset.livePart).then(r => r.text()),
+                                     fetch('/api/v1/repos/acme/app/secrets').then(r => r.text())]).then(parts => parts.join('\\n'));",
+                vec![],
+            )
+            .await;
+        seen.push_str(fetched.as_str().unwrap_or_default());
+        for path in ["/", "/repos/acme/app"] {
+            browser.go(path).await;
+            seen.push_str(&browser.client.source().await.unwrap());
+        }
+        assert!(seen.contains("deploy_token") && seen.contains("token=********"), "the name is listed and the log masked");
+        assert!(!seen.contains(VALUE), "the secret's value came back");
+    })
+    .await;
+    assert!(!cluster.log("server.log").contains(VALUE) && !cluster.log("agent.log").contains(VALUE), "no log holds the value");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_line_log_opens_and_its_last_line_is_reachable() {
+    let pipeline = "steps:\n  loud:\n    image: gantry-test/busybox:latest\n    commands:\n      - seq 1 1000000\n";
+    let cluster = Cluster::start(&[]).await;
+    let (url, _work) = remote(cluster.dir.path(), &[(".woodpecker.yml", pipeline)]);
+    cluster.add_repo(&url, json!({})).await;
+    add_user(&cluster, "dev", false).await;
+    add_member(&cluster, "dev", "read").await;
+    let (status, answer) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main" }))).await;
+    assert_eq!(status, 201, "{answer}");
+    let build = cluster.wait_build(1, Duration::from_secs(300), "a million lines", |build| build["state"] == "success").await;
+    let step_id = crate::e2e::step(&build, "loud")["id"].as_i64().unwrap();
+
+    with_browser("million_lines", &cluster, async |browser| {
+        browser.sign_in("dev", PASSWORD).await;
+        browser.go(&format!("/repos/acme/app/builds/1?step={step_id}")).await;
+        // The first screen, drawn from the first range.
+        browser.wait_text(".log-window .line", "+ seq 1 1000000", Duration::from_secs(10)).await;
+        let total = browser.run("return document.querySelector('[data-log-count]').textContent;", vec![]).await;
+        assert!(total.as_str().unwrap().starts_with("1,000,001 lines"), "the command line and a million numbers: {total}");
+        let lines_in_page = browser.run("return document.querySelectorAll('#log .line').length;", vec![]).await;
+        assert!(lines_in_page.as_u64().unwrap() < 200, "only a screenful is in the page: {lines_in_page}");
+        browser.click("[data-log-action='bottom']").await;
+        browser.wait_text(&format!("#step-{step_id}-L1000001"), "1000000", Duration::from_secs(10)).await;
+        // And a line in the middle, by permalink.
+        browser.go(&format!("/repos/acme/app/builds/1?step={step_id}#step-{step_id}-L500001")).await;
+        browser.wait_text(&format!("#step-{step_id}-L500001.current"), "500000", Duration::from_secs(10)).await;
+    })
+    .await;
 }
