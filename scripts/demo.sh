@@ -171,3 +171,7 @@ Webhooks for the repository go to $GANTRY_SERVER/api/hooks/demo/exec-demo (secre
 Stop everything with:
   kill \$(cat $demo/pids); docker ps -aq --filter label=io.gantry.deploy.environment=demo | xargs -r docker rm -f
 EOT
+echo
+echo "The web UI: create the first administrator at $GANTRY_SERVER/setup with the code in $demo/data/setup-code"
+echo "(or the admin token above), then open the demo build's page:"
+echo "$GANTRY_SERVER/repos/demo/exec-demo/builds/2"

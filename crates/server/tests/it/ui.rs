@@ -84,9 +84,13 @@ async fn sign_in(harness: &Harness, login: &str) -> Session {
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
     let form_cookie = cookie_of(&form, "gantry_form").expect("the sign-in form sets its token cookie");
     let token = attribute_after(&form.body, "name=\"form_token\"", "value");
-    let answer =
-        post_form(harness, "/login", Some(&form_cookie), &[("form_token", &token), ("next", "/"), ("login", login), ("password", "password-of-test")])
-            .await;
+    let answer = post_form(
+        harness,
+        "/login",
+        Some(&form_cookie),
+        &[("form_token", &token), ("next", "/"), ("login", login), ("password", "password-of-test")],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     let cookie = cookie_of(&answer, "gantry_session").expect("a session cookie");
     let page = get(harness, "/", Some(&cookie)).await;
@@ -100,7 +104,8 @@ async fn team(harness: &Harness) {
     harness.repo("acme/app", "file:///nowhere/app.git", json!({})).await;
     for (login, role) in [("writer", "write"), ("reader", "read"), ("keeper", "admin")] {
         harness.user(login).await;
-        let (status, answer) = harness.admin(Method::PUT, &format!("/api/v1/repos/acme/app/members/{login}"), Some(json!({ "role": role }))).await;
+        let (status, answer) =
+            harness.admin(Method::PUT, &format!("/api/v1/repos/acme/app/members/{login}"), Some(json!({ "role": role }))).await;
         assert!(status.is_success(), "{answer}");
     }
 }
@@ -115,7 +120,9 @@ async fn pages_lead_to_sign_in_and_back_but_never_off_site(harness: Harness) {
     assert!(form.body.contains(r#"name="next" value="/repos/acme/app""#), "{}", form.body);
     let form_cookie = cookie_of(&form, "gantry_form").unwrap();
     let token = attribute_after(&form.body, "name=\"form_token\"", "value");
-    for (next, lands) in [("/repos/acme/app", "/repos/acme/app"), ("//evil.example/x", "/"), ("https://evil.example", "/"), ("/\\evil.example", "/")] {
+    for (next, lands) in
+        [("/repos/acme/app", "/repos/acme/app"), ("//evil.example/x", "/"), ("https://evil.example", "/"), ("/\\evil.example", "/")]
+    {
         let answer = post_form(
             &harness,
             "/login",
@@ -126,12 +133,14 @@ async fn pages_lead_to_sign_in_and_back_but_never_off_site(harness: Harness) {
         assert_eq!((answer.status, answer.location()), (StatusCode::SEE_OTHER, lands), "next={next}");
     }
     // The sign-in form's own token is checked too (a cross-site form cannot sign someone in).
-    let answer = post_form(&harness, "/login", None, &[("form_token", &token), ("login", "reader"), ("password", "password-of-test")]).await;
+    let answer =
+        post_form(&harness, "/login", None, &[("form_token", &token), ("login", "reader"), ("password", "password-of-test")]).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(cookie_of(&answer, "gantry_session").is_none());
     // A wrong password shows the form again with a message, and no session.
     let answer =
-        post_form(&harness, "/login", Some(&form_cookie), &[("form_token", &token), ("login", "reader"), ("password", "wrong password")]).await;
+        post_form(&harness, "/login", Some(&form_cookie), &[("form_token", &token), ("login", "reader"), ("password", "wrong password")])
+            .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(answer.body.contains("role=\"alert\""));
     assert!(cookie_of(&answer, "gantry_session").is_none());
@@ -144,7 +153,10 @@ async fn security_headers_and_errors_in_the_audiences_form(harness: Harness) {
     for path in ["/login", "/", "/repos/acme/app", "/api/v1/user", "/no/such/page"] {
         let answer = get(&harness, path, Some(&reader.cookie)).await;
         let csp = answer.headers.get("content-security-policy").and_then(|value| value.to_str().ok()).unwrap_or_default();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
         assert_eq!(answer.headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(answer.headers["x-content-type-options"], "nosniff", "{path}");
     }
@@ -184,7 +196,9 @@ async fn every_form_post_needs_the_sessions_csrf_token(harness: Harness) {
 
     // The JSON API takes the session cookie only with the token in a header.
     let request = |token: Option<&str>| {
-        let mut request = Request::put("/api/v1/repos/acme/app/members/reader").header("cookie", &writer.cookie).header("content-type", "application/json");
+        let mut request = Request::put("/api/v1/repos/acme/app/members/reader")
+            .header("cookie", &writer.cookie)
+            .header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("x-csrf-token", token);
         }
@@ -238,9 +252,15 @@ async fn write_only_values_set_on_the_settings_page_never_come_back(harness: Har
     const SIGNING: &str = "notifier-signing-secret-on-the-page";
     let csrf = keeper.csrf.as_str();
     let posts: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("/repos/acme/app/secrets", vec![("name", "deploy_token"), ("value", VALUE), ("events", "push"), ("events", "tag"), ("images", "")]),
+        (
+            "/repos/acme/app/secrets",
+            vec![("name", "deploy_token"), ("value", VALUE), ("events", "push"), ("events", "tag"), ("images", "")],
+        ),
         ("/repos/acme/app/registries", vec![("host", "registry.example.com"), ("username", "robot"), ("password", PASSWORD)]),
-        ("/repos/acme/app/notifiers", vec![("kind", "webhook"), ("url", "https://hooks.example.com/x"), ("events", "build.finished"), ("secret", SIGNING)]),
+        (
+            "/repos/acme/app/notifiers",
+            vec![("kind", "webhook"), ("url", "https://hooks.example.com/x"), ("events", "build.finished"), ("secret", SIGNING)],
+        ),
         ("/repos/acme/app/crons", vec![("name", "nightly"), ("schedule", "0 3 * * *"), ("branch", "")]),
     ];
     let mut seen = String::new();
@@ -256,7 +276,9 @@ async fn write_only_values_set_on_the_settings_page_never_come_back(harness: Har
     assert!(page.body.contains("deploy_token") && page.body.contains("push, tag"), "the secret is listed by name and events");
     assert!(page.body.contains("registry.example.com") && page.body.contains("robot") && page.body.contains("nightly"));
     seen.push_str(&page.body);
-    for path in ["/", "/repos/acme/app", "/api/v1/repos/acme/app/secrets", "/api/v1/repos/acme/app/registries", "/api/v1/repos/acme/app/notifiers"] {
+    for path in
+        ["/", "/repos/acme/app", "/api/v1/repos/acme/app/secrets", "/api/v1/repos/acme/app/registries", "/api/v1/repos/acme/app/notifiers"]
+    {
         let answer = get(&harness, path, Some(&keeper.cookie)).await;
         assert!(answer.status.is_success(), "{path}: {}", answer.status);
         seen.push_str(&answer.body);
@@ -272,7 +294,13 @@ async fn write_only_values_set_on_the_settings_page_never_come_back(harness: Har
     assert_eq!(secrets, json!([]));
 
     // A bad field is answered with the API's message, naming it.
-    let answer = post_form(&harness, "/repos/acme/app/crons", Some(&keeper.cookie), &[("name", "bad"), ("schedule", "every tuesday"), ("_csrf", csrf)]).await;
+    let answer = post_form(
+        &harness,
+        "/repos/acme/app/crons",
+        Some(&keeper.cookie),
+        &[("name", "bad"), ("schedule", "every tuesday"), ("_csrf", csrf)],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert!(answer.body.contains("<!doctype html>") && answer.body.contains("every tuesday"), "{}", answer.body);
 
@@ -346,3 +374,50 @@ async fn the_badge_answers_only_with_the_repositorys_key(harness: Harness) {
     }
 }
 both!(the_badge_answers_only_with_the_repositorys_key, the_badge_answers_only_with_the_repositorys_key);
+
+async fn the_first_start_creates_an_administrator_with_the_code_once(harness: Harness) {
+    server::ui::account::prepare_first_start(&harness.state).await;
+    let code_file = harness.state.config.data_dir.join("setup-code");
+    let code = std::fs::read_to_string(&code_file).expect("the first-start code is written beside the data").trim().to_owned();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&code_file).unwrap().permissions().mode() & 0o077, 0, "only the server's user reads it");
+
+    let login = get(&harness, "/login", None).await;
+    assert_eq!((login.status, login.location()), (StatusCode::SEE_OTHER, "/setup"), "no users yet: the first start");
+    let form = get(&harness, "/setup", None).await;
+    assert!(form.body.contains(&code_file.display().to_string()), "the page says where the code is");
+    assert!(!form.body.contains(&code), "and does not show it");
+    let form_cookie = cookie_of(&form, "gantry_form").unwrap();
+    let token = attribute_after(&form.body, "name=\"form_token\"", "value");
+    let setup = |code: String| {
+        let (form_cookie, token) = (form_cookie.clone(), token.clone());
+        let harness = &harness;
+        async move {
+            post_form(
+                harness,
+                "/setup",
+                Some(&form_cookie),
+                &[("form_token", &token), ("code", &code), ("login", "root"), ("password", "a long password")],
+            )
+            .await
+        }
+    };
+    for wrong in ["", "gsc_wrong", &code[..code.len() - 1]] {
+        let answer = setup(wrong.to_owned()).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "code {wrong:?}");
+    }
+    assert!(harness.state.store.list_users().await.unwrap().is_empty());
+    let answer = setup(code.clone()).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let session = cookie_of(&answer, "gantry_session").expect("signed in at once");
+    let root = harness.state.store.user_by_login("root").await.unwrap().unwrap();
+    assert!(root.admin);
+    assert_eq!(get(&harness, "/", Some(&session)).await.status, StatusCode::OK);
+
+    // Once there is a user, the first start is over, code or not.
+    assert_eq!(get(&harness, "/setup", None).await.location(), "/login");
+    let again = setup(code).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(harness.state.store.list_users().await.unwrap().len(), 1);
+}
+both!(the_first_start_creates_an_administrator_with_the_code_once, the_first_start_creates_an_administrator_with_the_code_once);
