@@ -13,6 +13,11 @@ use crate::state::{AppState, now_ms, seconds};
 /// connected (server admins only).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = [Agent]), (status = 403, body = proto::api::ErrorBody)))]
 pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiResult<Json<Vec<Agent>>> {
+    Ok(Json(list_agents(&state, &caller).await?))
+}
+
+/// The agents as the API lists them, each with how many workflows it runs: server admins only.
+pub async fn list_agents(state: &AppState, caller: &Caller) -> ApiResult<Vec<Agent>> {
     caller.require_server_admin()?;
     let now = now_ms();
     let limit = state.config.agent_lost_after.as_millis() as i64;
@@ -31,7 +36,7 @@ pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiR
             created: seconds(record.created),
         });
     }
-    Ok(Json(agents))
+    Ok(agents)
 }
 
 /// Removes an agent (server admins only): its token stops working at once, so the agent stops,
@@ -40,10 +45,17 @@ pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiR
 #[utoipa::path(delete, path = "/api/v1/agents/{name}", tag = "agents", params(("name" = String, Path)),
     responses((status = 204), (status = 403, body = proto::api::ErrorBody), (status = 404, body = proto::api::ErrorBody)))]
 pub async fn remove(caller: Caller, AxumState(state): AxumState<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    remove_agent(&state, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes agent `name`: its token stops working and what it ran is handled as lost. Server
+/// admins only.
+pub async fn remove_agent(state: &AppState, caller: &Caller, name: &str) -> ApiResult<()> {
     caller.require_server_admin()?;
-    let agent = state.store.agent_by_name(&name).await?.ok_or_else(|| ApiError::not_found(format!("there is no agent {name}")))?;
-    crate::queue::lose_workflows_of(&state, &agent, &format!("agent {name} was removed by {}", caller.login())).await?;
+    let agent = state.store.agent_by_name(name).await?.ok_or_else(|| ApiError::not_found(format!("there is no agent {name}")))?;
+    crate::queue::lose_workflows_of(state, &agent, &format!("agent {name} was removed by {}", caller.login())).await?;
     state.store.delete_agent(agent.id).await?;
     tracing::warn!(agent = %name, by = caller.login(), at = now_ms(), "agent removed");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -65,8 +65,13 @@ pub async fn create_user(state: &AppState, caller: &Caller, body: &UserCreate) -
 /// Lists users (server admins only).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = [User]), (status = 403, body = proto::api::ErrorBody)))]
 pub async fn list(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiResult<Json<Vec<User>>> {
+    Ok(Json(list_users(&state, &caller).await?.iter().map(views::user).collect()))
+}
+
+/// Every user of the server: server admins only.
+pub async fn list_users(state: &AppState, caller: &Caller) -> ApiResult<Vec<UserRecord>> {
     caller.require_server_admin()?;
-    Ok(Json(state.store.list_users().await?.iter().map(views::user).collect()))
+    Ok(state.store.list_users().await?)
 }
 
 /// Signs in with login and password: sets the session cookie. After too many failed sign-ins
@@ -176,6 +181,12 @@ pub async fn create_token(
     AxumState(state): AxumState<AppState>,
     Json(body): Json<TokenCreate>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    Ok((StatusCode::CREATED, Json(issue_token(&state, &caller, &body).await?)))
+}
+
+/// Makes an API token for the caller, named and optionally expiring: the one answer that holds
+/// its value (the store keeps only its hash).
+pub async fn issue_token(state: &AppState, caller: &Caller, body: &TokenCreate) -> ApiResult<TokenCreated> {
     let Some(user) = &caller.user else {
         return Err(ApiError::bad_request("the admin token is not a user; create a user and sign in as it"));
     };
@@ -194,13 +205,18 @@ pub async fn create_token(
     };
     let token = new_token("gta_");
     let id = state.store.create_token(user.id, name, &token_hash(&token), TokenKind::Api, expires, now).await?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { id, name: name.to_owned(), token, expires: expires.map(seconds) })))
+    Ok(TokenCreated { id, name: name.to_owned(), token, expires: expires.map(seconds) })
 }
 
 /// The caller's tokens and sessions (never the tokens themselves).
 #[utoipa::path(get, path = "/api/v1/user/tokens", tag = "users",
     responses((status = 200, body = [Token]), (status = 400, body = proto::api::ErrorBody)))]
 pub async fn list_tokens(caller: Caller, AxumState(state): AxumState<AppState>) -> ApiResult<Json<Vec<Token>>> {
+    Ok(Json(tokens_of(&state, &caller).await?))
+}
+
+/// The caller's API tokens and sessions, oldest first, without their values.
+pub async fn tokens_of(state: &AppState, caller: &Caller) -> ApiResult<Vec<Token>> {
     let Some(user) = &caller.user else {
         return Err(ApiError::bad_request("the admin token is not a user and has no tokens"));
     };
@@ -220,19 +236,25 @@ pub async fn list_tokens(caller: Caller, AxumState(state): AxumState<AppState>) 
             expires: token.expires.map(seconds),
         })
         .collect();
-    Ok(Json(tokens))
+    Ok(tokens)
 }
 
 /// Revokes one of the caller's tokens or sessions: it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/user/tokens/{id}", tag = "users", params(("id" = i64, Path)),
     responses((status = 204), (status = 400, body = proto::api::ErrorBody), (status = 404, body = proto::api::ErrorBody)))]
 pub async fn delete_token(caller: Caller, AxumState(state): AxumState<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    revoke_token(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes token or session `id` of the caller's own; another user's looks like none at all.
+pub async fn revoke_token(state: &AppState, caller: &Caller, id: i64) -> ApiResult<()> {
     let Some(user) = &caller.user else {
         return Err(ApiError::bad_request("the admin token is not a user and has no tokens"));
     };
     if state.store.delete_token_of(user.id, id).await? {
         tracing::info!(user = %user.login, token = id, "token revoked");
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::not_found(format!("you have no token {id}")))
     }

@@ -8,11 +8,13 @@
 //! carries the session's CSRF token (`page::Posted` checks it); templates escape all output.
 
 pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod build;
 pub mod dashboard;
 pub mod graph;
 pub mod live;
+pub mod my_account;
 pub mod page;
 pub mod repo;
 pub mod settings;
@@ -56,6 +58,13 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{build}/restart"), post(build::restart))
         .route(&format!("{build}/approve"), post(build::approve))
         .route(&format!("{build}/decline"), post(build::decline))
+        .route("/admin/agents", get(admin::agents))
+        .route("/admin/agents/{agent}/revoke", post(admin::revoke_agent))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/queue", get(admin::queue))
+        .route("/account", get(my_account::show))
+        .route("/account/tokens", post(my_account::create_token))
+        .route("/account/tokens/{id}/revoke", post(my_account::revoke_token))
 }
 
 /// The Content-Security-Policy of every answer: nothing inline, nothing from elsewhere.

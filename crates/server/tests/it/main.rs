@@ -15,3 +15,4 @@ mod reporting;
 mod request;
 mod security;
 mod ui;
+mod ui_admin;
