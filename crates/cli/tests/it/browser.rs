@@ -516,3 +516,19 @@ async fn a_million_line_log_opens_and_its_last_line_is_reachable() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_and_account_pages_pass_the_accessibility_check() {
+    let cluster = Cluster::start(&[]).await;
+    add_user(&cluster, "root", true).await;
+    with_browser("admin_and_account", &cluster, async |browser| {
+        browser.sign_in("root", PASSWORD).await;
+        for (path, marker) in [("/admin/agents", "e2e-agent"), ("/admin/users", "root"), ("/admin/queue", "Queue"), ("/account", "root")] {
+            browser.go(path).await;
+            browser.wait_text("main", marker, Duration::from_secs(10)).await;
+            browser.check_accessibility(path).await;
+        }
+        browser.document("account").await;
+    })
+    .await;
+}
