@@ -132,7 +132,7 @@ pub async fn search(
         let Some(last) = entries.last() else { break };
         from = last.seq + 1;
         for entry in &entries {
-            let text = crate::ui::build::strip_ansi(&entry.text).to_lowercase();
+            let text = strip_ansi(&entry.text).to_lowercase();
             let found = if errors { looks_like_error(&text) } else { text.contains(&needle) };
             if found {
                 if lines.len() == limit {
@@ -149,6 +149,44 @@ pub async fn search(
 }
 
 const SEARCH_PAGE: usize = 20_000;
+
+/// Removes terminal escape sequences (colours, cursor moves) from a line for the build page's
+/// text copy and for search; the page's script draws the colours itself.
+pub fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut characters = text.chars().peekable();
+    while let Some(character) = characters.next() {
+        if character != '\u{1b}' {
+            plain.push(character);
+            continue;
+        }
+        match characters.peek() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                characters.next();
+                for next in characters.by_ref() {
+                    if ('@'..='~').contains(&next) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ESC \.
+            Some(']') => {
+                characters.next();
+                while let Some(next) = characters.next() {
+                    if next == '\u{7}' || (next == '\u{1b}' && characters.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            Some(_) => {
+                characters.next();
+            }
+            None => {}
+        }
+    }
+    plain
+}
 
 /// Whether a lower-cased line reads like a failure: `error`, `fatal`, `panic`, `exception` or
 /// `failed` as the start of a word, except a count of none (`0 failed`, `0 errors`).
@@ -239,4 +277,29 @@ fn follow_stream(state: AppState, step_id: i64, from: u64) -> impl Stream<Item =
         }
     })
     .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{looks_like_error, strip_ansi};
+
+    #[test]
+    fn colours_and_titles_are_taken_out_of_the_text() {
+        assert_eq!(strip_ansi("\u{1b}[1;31merror\u{1b}[0m: bad"), "error: bad");
+        assert_eq!(strip_ansi("\u{1b}]0;title\u{7}after"), "after");
+        assert_eq!(strip_ansi("plain"), "plain");
+        assert_eq!(strip_ansi("cut \u{1b}["), "cut ");
+    }
+
+    #[test]
+    fn error_lines_are_told_from_counts_of_none() {
+        for line in
+            ["error: linking failed", "fatal: not a git repository", "thread 'main' panicked at x", "2 failed", "test result: failed."]
+        {
+            assert!(looks_like_error(line), "{line}");
+        }
+        for line in ["0 errors", "test result: ok. 5 passed; 0 failed", "terror", "all good"] {
+            assert!(!looks_like_error(line), "{line}");
+        }
+    }
 }

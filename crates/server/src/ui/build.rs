@@ -13,6 +13,7 @@ use proto::api::Role;
 use serde::Deserialize;
 
 use crate::api::builds::{approve_build, cancel_build, decline_build, find, restart_build};
+use crate::api::logs::strip_ansi;
 use crate::state::AppState;
 use crate::ui::graph::{self, GraphNode};
 use crate::ui::page::{Layout, PageResult, Posted, Viewer, clock_time, duration_between, iso_time, render, see_other};
@@ -307,44 +308,6 @@ pub async fn show(
     Ok(render(&BuildPage { layout, live_part: format!("{base}?part=live{step_query}"), live, log }))
 }
 
-/// Removes terminal escape sequences (colours, cursor moves) from a line for the page's text
-/// copy; the script draws the colours itself.
-pub fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut characters = text.chars().peekable();
-    while let Some(character) = characters.next() {
-        if character != '\u{1b}' {
-            plain.push(character);
-            continue;
-        }
-        match characters.peek() {
-            // CSI: parameters and intermediates, then one final byte in @..~.
-            Some('[') => {
-                characters.next();
-                for next in characters.by_ref() {
-                    if ('@'..='~').contains(&next) {
-                        break;
-                    }
-                }
-            }
-            // OSC: up to BEL or ESC \.
-            Some(']') => {
-                characters.next();
-                while let Some(next) = characters.next() {
-                    if next == '\u{7}' || (next == '\u{1b}' && characters.next_if_eq(&'\\').is_some()) {
-                        break;
-                    }
-                }
-            }
-            Some(_) => {
-                characters.next();
-            }
-            None => {}
-        }
-    }
-    plain
-}
-
 #[derive(Deserialize)]
 pub struct NoFields {}
 
@@ -386,17 +349,4 @@ pub async fn decline(
 ) -> PageResult {
     let (repo, build) = decline_build(&state, &posted.viewer, &owner, &name, number).await?;
     Ok(see_other(&format!("/repos/{}/builds/{}", repo.full_name, build.number)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_ansi;
-
-    #[test]
-    fn colours_and_titles_are_taken_out_of_the_text() {
-        assert_eq!(strip_ansi("\u{1b}[1;31merror\u{1b}[0m: bad"), "error: bad");
-        assert_eq!(strip_ansi("\u{1b}]0;title\u{7}after"), "after");
-        assert_eq!(strip_ansi("plain"), "plain");
-        assert_eq!(strip_ansi("cut \u{1b}["), "cut ");
-    }
 }

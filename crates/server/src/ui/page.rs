@@ -169,8 +169,7 @@ impl IntoResponse for PageError {
                 Redirect::to(&target).into_response()
             }
             PageError::Api(error) => {
-                let mut layout = Layout::new(None, error.status.canonical_reason().unwrap_or("Error"));
-                layout.login = None;
+                let layout = Layout::new(None, error.status.canonical_reason().unwrap_or("Error"));
                 let page = ErrorPage {
                     layout,
                     status: error.status.as_u16(),
