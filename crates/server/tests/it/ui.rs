@@ -421,3 +421,27 @@ async fn the_first_start_creates_an_administrator_with_the_code_once(harness: Ha
     assert_eq!(harness.state.store.list_users().await.unwrap().len(), 1);
 }
 both!(the_first_start_creates_an_administrator_with_the_code_once, the_first_start_creates_an_administrator_with_the_code_once);
+
+async fn the_new_log_search_and_live_streams_hide_what_one_cannot_see(harness: Harness) {
+    team(&harness).await;
+    harness.user("stranger").await;
+    let stranger = sign_in(&harness, "stranger").await;
+    for path in [
+        "/api/v1/repos/acme/app/builds/1/steps/1/log/search?q=token",
+        "/api/v1/repos/acme/app/builds/1/steps/1/log?limit=5",
+        "/repos/acme/app/events",
+        "/repos/acme/app/builds/1/events",
+        "/repos/acme/app/badge.svg?key=",
+    ] {
+        let answer = get(&harness, path, Some(&stranger.cookie)).await;
+        let hidden = answer.status == StatusCode::NOT_FOUND || answer.body.contains("build: unknown");
+        assert!(hidden, "{path} as someone without a role: {} {}", answer.status, answer.body);
+    }
+    // Without a session the live streams send to sign-in, as pages do.
+    assert_eq!(get(&harness, "/repos/acme/app/events", None).await.status, StatusCode::SEE_OTHER);
+    // A search needs something to find.
+    let reader = sign_in(&harness, "reader").await;
+    let answer = get(&harness, "/api/v1/repos/acme/app/builds/1/steps/1/log/search", Some(&reader.cookie)).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "no build 1 yet: {}", answer.body);
+}
+both!(the_new_log_search_and_live_streams_hide_what_one_cannot_see, the_new_log_search_and_live_streams_hide_what_one_cannot_see);
