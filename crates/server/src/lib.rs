@@ -89,6 +89,13 @@ pub async fn serve_on(state: AppState, listener: tokio::net::TcpListener, shutdo
     });
     tracing::info!(%address, database = state.store.kind(), "gantry server listening");
     let app = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Without TCP_NODELAY a streamed answer's first chunk (a log range, an event stream's first
+    // line) waits on Nagle's algorithm and the client's delayed ACK: about 40 ms each.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     for task in loops {
