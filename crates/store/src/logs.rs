@@ -11,6 +11,11 @@
 //! file operation runs on tokio's blocking threads and holds the step's lock until it is done,
 //! even when the caller stops waiting. Nothing is ever read whole: memory stays bounded by the
 //! lines asked for, whatever the size of a log.
+//!
+//! A running log has no index file; instead the byte offset of every `LINES_PER_MEMBER`th line
+//! is kept in memory as lines are appended (or counted when the file is first read), so reading
+//! the end of a long running log, as a viewer following it does, skips fewer than
+//! `LINES_PER_MEMBER` lines.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -45,6 +50,10 @@ struct Inner {
     /// A lock per step in use. Finishing or removing a step's log takes its entry out, so the
     /// map holds only the logs being written.
     steps: Mutex<HashMap<i64, Arc<AsyncMutex<StepLog>>>>,
+    /// Per running log: the byte offsets of lines `LINES_PER_MEMBER`, 2 × `LINES_PER_MEMBER`, …
+    /// in its plain file. Readers use them without the step's lock, so a read checks that the
+    /// line it lands on is the one it expected.
+    checkpoints: Mutex<HashMap<i64, Vec<u64>>>,
 }
 
 #[derive(Default)]
@@ -59,6 +68,8 @@ struct StepLog {
 #[derive(Clone, Copy, Debug)]
 struct Known {
     lines: u64,
+    /// Length of the plain file (its complete lines); 0 once finished.
+    bytes: u64,
     finished: bool,
 }
 
@@ -88,7 +99,8 @@ struct EntryRef<'a> {
 impl LogFiles {
     pub fn new(dir: &Path) -> Result<LogFiles, StoreError> {
         fs::create_dir_all(dir).map_err(|source| StoreError::Log { path: dir.to_owned(), source })?;
-        Ok(LogFiles { inner: Arc::new(Inner { dir: dir.to_owned(), steps: Mutex::new(HashMap::new()) }) })
+        let inner = Inner { dir: dir.to_owned(), steps: Mutex::new(HashMap::new()), checkpoints: Mutex::new(HashMap::new()) };
+        Ok(LogFiles { inner: Arc::new(inner) })
     }
 
     /// Appends the lines numbered from `first_seq`, skipping those already stored; returns the
@@ -101,9 +113,9 @@ impl LogFiles {
         let paths = self.paths(step_id);
         if guard.known.is_none() {
             guard = blocking(&paths.plain, {
-                let paths = paths.clone();
+                let (paths, inner) = (paths.clone(), Arc::clone(&self.inner));
                 move || {
-                    load(&mut guard, &paths)?;
+                    load(&mut guard, &paths, &inner)?;
                     Ok(guard)
                 }
             })
@@ -125,21 +137,36 @@ impl LogFiles {
 
         let new_lines = &lines[usize::try_from(known.lines - first_seq).unwrap_or(usize::MAX).min(lines.len())..];
         let mut buffer = Vec::with_capacity(new_lines.iter().map(|line| line.text.len() + 64).sum());
+        let mut checkpoints = Vec::new();
         for (seq, line) in (known.lines..).zip(new_lines) {
+            if seq > 0 && seq % LINES_PER_MEMBER == 0 {
+                checkpoints.push((seq, known.bytes + buffer.len() as u64));
+            }
             let entry = EntryRef { seq, at_ms: line.at_ms, stream: stream_name(line.stream), text: &line.text };
             serde_json::to_writer(&mut buffer, &entry)
                 .map_err(|error| StoreError::Log { path: paths.plain.clone(), source: error.into() })?;
             buffer.push(b'\n');
         }
         let lines_after = known.lines + new_lines.len() as u64;
+        let bytes_after = known.bytes + buffer.len() as u64;
         blocking(&paths.plain, {
-            let path = paths.plain.clone();
+            let (path, inner) = (paths.plain.clone(), Arc::clone(&self.inner));
             move || {
                 // Unknown until the write is known to be whole.
                 guard.known = None;
                 let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(log_error(&path))?;
                 file.write_all(&buffer).map_err(log_error(&path))?;
-                guard.known = Some(Known { lines: lines_after, finished: false });
+                guard.known = Some(Known { lines: lines_after, bytes: bytes_after, finished: false });
+                if !checkpoints.is_empty() {
+                    let mut all = inner.checkpoints();
+                    let known = all.entry(step_id).or_default();
+                    for (seq, offset) in checkpoints {
+                        // Counting the file may have found it already.
+                        if known.len() as u64 + 1 == seq / LINES_PER_MEMBER {
+                            known.push(offset);
+                        }
+                    }
+                }
                 Ok(())
             }
         })
@@ -154,14 +181,21 @@ impl LogFiles {
             return Ok(known.lines);
         }
         let paths = self.paths(step_id);
-        blocking(&paths.plain.clone(), move || Ok(load(&mut guard, &paths)?.lines)).await
+        let inner = Arc::clone(&self.inner);
+        blocking(&paths.plain.clone(), move || Ok(load(&mut guard, &paths, &inner)?.lines)).await
     }
 
     /// Up to `limit` lines from number `from`, from the open file or the compressed one. A line
     /// still being written is left for the next read; a step with no log has no lines.
     pub async fn read(&self, step_id: i64, from: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
         let paths = self.paths(step_id);
-        blocking(&paths.plain.clone(), move || read_entries(&paths, from, limit)).await
+        if from >= LINES_PER_MEMBER && !self.inner.checkpoints().contains_key(&step_id) && paths.plain.exists() {
+            // A running log not read since the server started: counting its lines once leaves
+            // the checkpoints for this read and the next ones.
+            self.next_seq(step_id).await?;
+        }
+        let checkpoint = self.inner.checkpoint_before(step_id, from);
+        blocking(&paths.plain.clone(), move || read_entries(&paths, from, limit, checkpoint)).await
     }
 
     /// Compresses a finished step's file. Appends after this fail. Finishing twice does nothing;
@@ -171,11 +205,11 @@ impl LogFiles {
         let paths = self.paths(step_id);
         let inner = Arc::clone(&self.inner);
         blocking(&paths.plain.clone(), move || {
-            let known = load(&mut guard, &paths)?;
+            let known = load(&mut guard, &paths, &inner)?;
             if !known.finished {
                 guard.known = None;
                 compress(&paths)?;
-                guard.known = Some(Known { lines: known.lines, finished: true });
+                guard.known = Some(Known { lines: known.lines, bytes: 0, finished: true });
                 tracing::debug!(step = paths.step_id, lines = known.lines, "log finished");
             }
             inner.retire(paths.step_id, &mut guard);
@@ -238,14 +272,38 @@ impl LogFiles {
 }
 
 impl Inner {
-    /// Takes a step's entry out of the map; its holder must not use it afterwards.
+    /// Takes a step's entry out of the map, and its checkpoints; its holder must not use it
+    /// afterwards.
     fn retire(&self, step_id: i64, guard: &mut OwnedMutexGuard<StepLog>) {
         guard.retired = true;
+        self.checkpoints().remove(&step_id);
         let mut steps = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
         if steps.get(&step_id).is_some_and(|entry| Arc::ptr_eq(entry, OwnedMutexGuard::mutex(guard))) {
             steps.remove(&step_id);
         }
     }
+}
+
+impl Inner {
+    fn checkpoints(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<u64>>> {
+        self.checkpoints.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The last checkpoint at or before line `from` of a running log: (its line, its offset).
+    fn checkpoint_before(&self, step_id: i64, from: u64) -> Option<Checkpoint> {
+        let member = usize::try_from(from / LINES_PER_MEMBER).ok()?;
+        let checkpoints = self.checkpoints();
+        let known = checkpoints.get(&step_id)?;
+        let index = member.min(known.len()).checked_sub(1)?;
+        Some(Checkpoint { line: (index as u64 + 1) * LINES_PER_MEMBER, offset: known[index] })
+    }
+}
+
+/// Where line `line` of a running log starts in its plain file.
+#[derive(Clone, Copy)]
+struct Checkpoint {
+    line: u64,
+    offset: u64,
 }
 
 /// Runs file work on a blocking thread. `path` names the file in the error if the work panics.
@@ -271,31 +329,38 @@ fn stream_name(stream: LogStream) -> &'static str {
     }
 }
 
-/// What the files of a step hold, read from disk on first use and remembered in `log`.
-fn load(log: &mut StepLog, paths: &Paths) -> Result<Known, StoreError> {
+/// What the files of a step hold, read from disk on first use and remembered in `log` (and a
+/// running log's checkpoints in `inner`).
+fn load(log: &mut StepLog, paths: &Paths, inner: &Inner) -> Result<Known, StoreError> {
     if let Some(known) = log.known {
         return Ok(known);
     }
-    let known = read_state(paths)?;
+    let (known, checkpoints) = read_state(paths)?;
     log.known = Some(known);
+    if !known.finished {
+        inner.checkpoints().insert(paths.step_id, checkpoints);
+    }
     Ok(known)
 }
 
-fn read_state(paths: &Paths) -> Result<Known, StoreError> {
+/// What a step's files hold, and a running log's checkpoints.
+fn read_state(paths: &Paths) -> Result<(Known, Vec<u64>), StoreError> {
     if paths.compressed.try_exists().map_err(log_error(&paths.compressed))? {
         // A finish that stopped between putting the compressed file in place and removing the
         // plain one: the compressed file is whole.
         remove_if_exists(&paths.plain)?;
         let file = File::open(&paths.compressed).map_err(log_error(&paths.compressed))?;
-        let (lines, _) = count_lines(MultiGzDecoder::new(file)).map_err(log_error(&paths.compressed))?;
-        return Ok(Known { lines, finished: true });
+        let counted = count_lines(MultiGzDecoder::new(file)).map_err(log_error(&paths.compressed))?;
+        return Ok((Known { lines: counted.lines, bytes: 0, finished: true }, Vec::new()));
     }
     let file = match OpenOptions::new().read(true).write(true).open(&paths.plain) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Known { lines: 0, finished: false }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Ok((Known { lines: 0, bytes: 0, finished: false }, Vec::new()));
+        }
         Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
     };
-    let (lines, complete_length) = count_lines(&file).map_err(log_error(&paths.plain))?;
+    let Counted { lines, complete_length, checkpoints } = count_lines(&file).map_err(log_error(&paths.plain))?;
     let length = file.metadata().map_err(log_error(&paths.plain))?.len();
     if complete_length < length {
         tracing::warn!(
@@ -305,16 +370,25 @@ fn read_state(paths: &Paths) -> Result<Known, StoreError> {
         );
         file.set_len(complete_length).map_err(log_error(&paths.plain))?;
     }
-    Ok(Known { lines, finished: false })
+    Ok((Known { lines, bytes: complete_length, finished: false }, checkpoints))
 }
 
-/// The number of line breaks, and the length up to and including the last one.
-fn count_lines(mut reader: impl Read) -> io::Result<(u64, u64)> {
+struct Counted {
+    /// Line breaks.
+    lines: u64,
+    /// The length up to and including the last line break.
+    complete_length: u64,
+    /// Where lines `LINES_PER_MEMBER`, 2 × `LINES_PER_MEMBER`, … start.
+    checkpoints: Vec<u64>,
+}
+
+fn count_lines(mut reader: impl Read) -> io::Result<Counted> {
     let mut buffer = vec![0; READ_BUFFER];
     let (mut lines, mut offset, mut complete_length) = (0_u64, 0_u64, 0_u64);
+    let mut checkpoints = Vec::new();
     loop {
         let read = match reader.read(&mut buffer) {
-            Ok(0) => return Ok((lines, complete_length)),
+            Ok(0) => return Ok(Counted { lines, complete_length, checkpoints }),
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
@@ -323,6 +397,9 @@ fn count_lines(mut reader: impl Read) -> io::Result<(u64, u64)> {
             if *byte == b'\n' {
                 lines += 1;
                 complete_length = offset + index as u64 + 1;
+                if lines % LINES_PER_MEMBER == 0 {
+                    checkpoints.push(complete_length);
+                }
             }
         }
         offset += read as u64;
@@ -426,9 +503,16 @@ fn remove_if_exists(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn read_entries(paths: &Paths, from: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+fn read_entries(paths: &Paths, from: u64, limit: usize, checkpoint: Option<Checkpoint>) -> Result<Vec<LogEntry>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
+    }
+    if let Some(checkpoint) = checkpoint
+        && let Some(entries) = read_plain_from(paths, checkpoint, from, limit)?
+        // A log removed and written again since the checkpoint was taken lands elsewhere.
+        && entries.first().is_none_or(|entry| entry.seq == from)
+    {
+        return Ok(entries);
     }
     // The plain file first: `finish` writes the compressed one before removing the plain one, so
     // a log being finished is found in one or the other.
@@ -441,7 +525,37 @@ fn read_entries(paths: &Paths, from: u64, limit: usize) -> Result<Vec<LogEntry>,
         },
         Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
     };
-    let mut reader = BufReader::with_capacity(READ_BUFFER, source);
+    parse_entries(paths, BufReader::with_capacity(READ_BUFFER, source), path, skip, from, limit)
+}
+
+/// Up to `limit` lines from `from` of a running log, starting at a checkpoint; `None` when the
+/// plain file is gone (finished meanwhile) or is not the file the checkpoint was taken from.
+fn read_plain_from(paths: &Paths, checkpoint: Checkpoint, from: u64, limit: usize) -> Result<Option<Vec<LogEntry>>, StoreError> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut file = match File::open(&paths.plain) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Log { path: paths.plain.clone(), source }),
+    };
+    file.seek(SeekFrom::Start(checkpoint.offset)).map_err(log_error(&paths.plain))?;
+    let reader = BufReader::with_capacity(READ_BUFFER, file);
+    match parse_entries(paths, reader, &paths.plain, from - checkpoint.line, from, limit) {
+        Ok(entries) => Ok(Some(entries)),
+        // Landed mid-line: the file is not the one the checkpoint was taken from.
+        Err(StoreError::Corrupt(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Skips `skip` lines of `reader`, then parses up to `limit` entries (numbered from `from`).
+fn parse_entries(
+    paths: &Paths,
+    mut reader: impl BufRead,
+    path: &Path,
+    skip: u64,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<LogEntry>, StoreError> {
     if !skip_lines(&mut reader, skip).map_err(log_error(path))? {
         return Ok(Vec::new());
     }

@@ -224,3 +224,38 @@ async fn read_in_pages(logs: &LogFiles, step_id: i64, page: usize) {
     }
     assert_eq!(from, 100_000);
 }
+
+#[tokio::test]
+async fn a_running_log_is_read_from_any_line_through_its_checkpoints() {
+    let (dir, logs) = log_files();
+    let total = 20_000;
+    for first in (0..total).step_by(700) {
+        logs.append(13, first, &lines(first, 700.min(total - first))).await.unwrap();
+    }
+    // Each side of each checkpoint, the end, and past it: as appended, and as counted on the
+    // first read after a restart.
+    let restarted = LogFiles::new(&dir.path().join("logs")).unwrap();
+    for logs in [&logs, &restarted] {
+        for from in [0, 8191, 8192, 8193, 16_383, 16_384, 19_990] {
+            check(logs, 13, from, 20, from..(from + 20).min(total)).await;
+        }
+        check(logs, 13, total, 5, 0..0).await;
+    }
+    // Appending after the restart goes on from the counted checkpoints.
+    restarted.append(13, total, &lines(total, 5_000)).await.unwrap();
+    check(&restarted, 13, 24_575, 3, 24_575..24_578).await;
+
+    // The file written again behind the store's back (longer lines): reads stay right.
+    let rewritten: String = (0..total)
+        .map(|seq| {
+            format!(
+                "{{\"seq\":{seq},\"at_ms\":{NOW},\"stream\":\"stdout\",\"text\":\"line {seq}\",\"padding\":\"{}\"}}\n",
+                "x".repeat(seq as usize % 7)
+            )
+        })
+        .collect();
+    std::fs::write(logs.path_of(13), rewritten).unwrap();
+    for from in [8192, 8193, 16_390] {
+        check(&logs, 13, from, 3, from..from + 3).await;
+    }
+}
