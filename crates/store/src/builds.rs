@@ -157,13 +157,15 @@ impl Store {
     pub async fn latest_builds_of_branches(&self, branches: &[(i64, String)]) -> Result<Vec<BuildRecord>, StoreError> {
         let mut builds = Vec::new();
         for chunk in branches.chunks(100) {
-            let mut sql = String::from(concat!("SELECT ", build_columns!(), " FROM builds WHERE id IN (SELECT MAX(id) FROM builds WHERE "));
-            let mut clauses = Vec::new();
+            // One MAX per branch, each a seek to the end of the branch in `builds_latest`; a
+            // GROUP BY over all branches would read every build of them.
+            let mut sql = String::from(concat!("SELECT ", build_columns!(), " FROM builds WHERE id IN ("));
+            let mut latest = Vec::new();
             for index in 0..chunk.len() {
-                clauses.push(format!("(repo_id = ${} AND branch = ${})", index * 2 + 1, index * 2 + 2));
+                latest.push(format!("(SELECT MAX(id) FROM builds WHERE repo_id = ${} AND branch = ${})", index * 2 + 1, index * 2 + 2));
             }
-            sql.push_str(&clauses.join(" OR "));
-            sql.push_str(" GROUP BY repo_id, branch)");
+            sql.push_str(&latest.join(", "));
+            sql.push(')');
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (repo_id, branch) in chunk {
                 query = query.bind(*repo_id).bind(branch.as_str());
@@ -179,8 +181,8 @@ impl Store {
     /// oldest first.
     pub async fn unfinished_builds(&self, limit: i64) -> Result<Vec<BuildRecord>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            concat!("SELECT ", build_columns!(), " FROM builds WHERE state NOT IN ({}) ORDER BY id LIMIT $1"),
-            FINISHED_STATES
+            concat!("SELECT ", build_columns!(), " FROM builds WHERE state IN ({}) ORDER BY id LIMIT $1"),
+            UNFINISHED_STATES
         )))
         .bind(limit.max(0))
         .fetch_all(&self.pool)
@@ -332,6 +334,10 @@ impl Store {
 /// The states nothing changes any more, as an SQL list (`State::is_finished`).
 pub(crate) const FINISHED_STATES: &str = "'success', 'failure', 'skipped', 'killed', 'error'";
 
+/// The other states, as an SQL list: `state IN` this list can use the index on `state`, where
+/// `state NOT IN (FINISHED_STATES)` reads every build.
+pub(crate) const UNFINISHED_STATES: &str = "'pending', 'running', 'lost', 'blocked'";
+
 /// What a new state does to the `started` and `finished` times.
 #[derive(Clone, Copy)]
 pub(crate) enum Stamp {
@@ -470,4 +476,22 @@ fn step_from_row(row: &AnyRow) -> Result<StepRecord, StoreError> {
         finished: row.try_get("finished")?,
         log_lines: narrow(row, "log_lines")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::State;
+
+    use super::{FINISHED_STATES, UNFINISHED_STATES};
+
+    #[test]
+    fn every_state_is_in_exactly_one_sql_list() {
+        for state in State::ALL {
+            let quoted = format!("'{}'", state.as_str());
+            let finished = FINISHED_STATES.split(", ").any(|item| item == quoted);
+            let unfinished = UNFINISHED_STATES.split(", ").any(|item| item == quoted);
+            assert!(finished != unfinished, "{state:?}");
+            assert_eq!(finished, state.is_finished(), "{state:?}");
+        }
+    }
 }
