@@ -31,6 +31,8 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   log "installing chromium and chromium-driver"
   apt_install chromium chromium-driver
 fi
+# ip: the browser tests give Chromium a network namespace of its own with only loopback up.
+command -v ip >/dev/null 2>&1 || [[ -x /usr/sbin/ip ]] || { log "installing iproute2"; apt_install iproute2; }
 
 # A Docker engine and the local test images (`gantry exec` and its tests run on it).
 "$(dirname "$0")/docker-up.sh"

@@ -15,24 +15,132 @@ use fantoccini::{Client, Locator};
 use futures_util::FutureExt as _;
 use serde_json::{Value, json};
 
-use crate::e2e::{Cluster, free_port, remote};
+use crate::e2e::{Cluster, remote};
 
 /// A chromedriver process and a headless Chromium session on it, both ended when dropped.
 struct Browser {
     client: Client,
     driver: Child,
     base: String,
+    /// The relays between the browser's network namespace and the host (see `Loopback`).
+    relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// chromedriver's port inside the browser's namespace, where nothing else listens.
+const DRIVER_PORT: u16 = 9515;
+
+/// A network namespace that holds only loopback, with chromedriver (and so Chromium) in it.
+///
+/// Chromium aborts a page load with ERR_NETWORK_CHANGED whenever an interface appears or goes,
+/// and the Docker engine adds and removes them all the time while other tests run. In a
+/// namespace of its own the browser sees no interface but `lo`; it reaches the server through a
+/// relay from the namespace's 127.0.0.1:<server port> to the host's, and the test reaches
+/// chromedriver through a relay the other way.
+struct Loopback {
+    driver: Child,
+    /// Listens on the server's port inside the namespace.
+    server_side: std::net::TcpListener,
+    /// Asks the namespace's thread for a connection to chromedriver.
+    connect: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<std::io::Result<std::net::TcpStream>>>,
+}
+
+impl Loopback {
+    /// Enters a new network namespace on a thread of its own (a namespace belongs to a thread
+    /// and to what it starts; sockets keep the namespace they were made in), starts chromedriver
+    /// there and stays to open connections to it.
+    fn start(server_port: u16) -> Loopback {
+        let (ready, started) = std::sync::mpsc::channel();
+        let (connect, requests) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<std::io::Result<std::net::TcpStream>>>();
+        std::thread::spawn(move || {
+            let setup = || -> Result<(Child, std::net::TcpListener), String> {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|error| format!("unshare(CLONE_NEWNET), which needs root: {error}"))?;
+                let ip = if Path::new("/usr/sbin/ip").exists() { "/usr/sbin/ip" } else { "ip" };
+                let up = Command::new(ip)
+                    .args(["link", "set", "lo", "up"])
+                    .status()
+                    .map_err(|error| format!("{ip} (scripts/setup.sh installs iproute2): {error}"))?;
+                if !up.success() {
+                    return Err(format!("ip link set lo up: {up}"));
+                }
+                let server_side = std::net::TcpListener::bind(("127.0.0.1", server_port))
+                    .map_err(|error| format!("binding the server's port in the namespace: {error}"))?;
+                let driver = Command::new("chromedriver")
+                    .args([format!("--port={DRIVER_PORT}"), "--allowed-ips=127.0.0.1".to_owned()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|error| format!("chromedriver (scripts/setup.sh installs chromium-driver): {error}"))?;
+                Ok((driver, server_side))
+            };
+            let set_up = setup();
+            let failed = set_up.is_err();
+            let _ = ready.send(set_up);
+            if failed {
+                return;
+            }
+            // Until the Browser is gone and its sender with it.
+            for reply in requests {
+                let _ = reply.send(std::net::TcpStream::connect(("127.0.0.1", DRIVER_PORT)));
+            }
+        });
+        let (driver, server_side) = started
+            .recv()
+            .expect("the namespace's thread answers")
+            .unwrap_or_else(|error| panic!("no network namespace for the browser: {error}"));
+        Loopback { driver, server_side, connect }
+    }
+
+    /// Relays connections made in the namespace to the server's port to the host's 127.0.0.1.
+    fn relay_server(server_side: std::net::TcpListener, server_port: u16) -> tokio::task::JoinHandle<()> {
+        server_side.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(server_side).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut inside, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut host) = tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await {
+                        let _ = host.set_nodelay(true);
+                        let _ = inside.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inside, &mut host).await;
+                    }
+                });
+            }
+        })
+    }
+
+    /// Relays connections to a host port to chromedriver in the namespace; returns the port.
+    async fn relay_driver(
+        connect: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<std::io::Result<std::net::TcpStream>>>,
+    ) -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = tokio::spawn(async move {
+            while let Ok((mut host, _)) = listener.accept().await {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                if connect.send(reply).is_err() {
+                    return;
+                }
+                tokio::spawn(async move {
+                    let Ok(Ok(inside)) = answer.await else { return };
+                    if inside.set_nonblocking(true).is_err() {
+                        return;
+                    }
+                    let Ok(mut inside) = tokio::net::TcpStream::from_std(inside) else { return };
+                    let _ = inside.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut host, &mut inside).await;
+                });
+            }
+        });
+        (port, relay)
+    }
 }
 
 impl Browser {
     async fn open(base: &str) -> Browser {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".to_owned()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver runs (scripts/setup.sh installs chromium-driver)");
+        let server_port = reqwest::Url::parse(base).unwrap().port().expect("the server's URL names its port");
+        let Loopback { driver, server_side, connect } = Loopback::start(server_port);
+        let (port, driver_relay) = Loopback::relay_driver(connect).await;
+        let relays = vec![Loopback::relay_server(server_side, server_port), driver_relay];
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -58,7 +166,7 @@ impl Browser {
                 Err(error) => panic!("no browser session: {error}"),
             }
         };
-        Browser { client, driver, base: base.to_owned() }
+        Browser { client, driver, base: base.to_owned(), relays }
     }
 
     async fn go(&self, path: &str) {
@@ -89,6 +197,20 @@ impl Browser {
         let field = self.client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no {css}: {error}"));
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
+    }
+
+    /// Presses and releases one key, as a person at the keyboard does (into whatever has focus).
+    async fn press(&self, key: impl Into<char>) {
+        use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+        let key = key.into();
+        let actions = KeyActions::new("keyboard".to_owned()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+        self.client.perform_actions(actions).await.unwrap();
+    }
+
+    /// What has focus, in the page's terms (see `FOCUSED`), and whether it shows a focus ring.
+    async fn focused(&self) -> (String, bool) {
+        let answer = self.run(FOCUSED, vec![]).await;
+        (answer["what"].as_str().unwrap_or_default().to_owned(), answer["ring"] == json!(true))
     }
 
     /// Runs `script` in the page (its arguments in `arguments`) and returns its value.
@@ -168,6 +290,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        for relay in &self.relays {
+            relay.abort();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -191,6 +316,22 @@ where
 }
 
 const PASSWORD: &str = "correct horse battery";
+
+/// Names the focused element as the build page's parts, and says whether its focus ring is
+/// drawn (an outline; a graph node's box takes the focus colour instead).
+const FOCUSED: &str = "const e = document.activeElement;
+    let what = e.tagName.toLowerCase();
+    if (e.matches('a.skip')) what = 'skip';
+    else if (e.matches('svg.graph a.node')) what = 'graph:' + e.dataset.step;
+    else if (e.closest('.steps .step')) what = 'step:' + e.closest('.step').querySelector('.name').textContent.trim();
+    else if (e.matches('[data-log-action]')) what = 'log:' + e.dataset.logAction;
+    else if (e.matches('#log-query')) what = 'log:search';
+    else if (e.matches('.log-view')) what = 'log:lines';
+    else if (e.closest('form') && /[/](restart|cancel)$/.test(e.closest('form').action)) what = e.closest('form').action.split('/').pop();
+    const ring = e.matches('svg.graph a.node')
+      ? getComputedStyle(e.querySelector('rect')).stroke === getComputedStyle(document.documentElement).getPropertyValue('--focus').trim().replace(/^#(..)(..)(..)$/, (_, r, g, b) => `rgb(${parseInt(r, 16)}, ${parseInt(g, 16)}, ${parseInt(b, 16)})`)
+      : getComputedStyle(e).outlineStyle !== 'none';
+    return { what, ring };";
 
 /// axe-core, vendored (see `vendor/README.md`).
 const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
@@ -297,6 +438,47 @@ async fn a_person_signs_in_runs_a_build_and_watches_it_finish_with_its_graph_and
         let shown = browser.text(&format!("#step-{step_id}-L2000")).await;
         assert!(shown.starts_with("2000") && shown.contains("test line"), "line 2000 as drawn: {shown:?}");
 
+        // Keyboard only: the first Tab is the skip link, which leads past the header; Tab then
+        // reaches the actions, the steps, the graph's nodes and the log's controls, each with a
+        // focus ring; Enter on a graph node opens that step's log; `/` goes to the log's search.
+        use fantoccini::key::Key;
+        browser.go("/repos/acme/app/builds/1").await;
+        browser.press(Key::Tab).await;
+        assert_eq!(browser.focused().await.0, "skip");
+        browser.press(Key::Enter).await;
+        assert_eq!(browser.run("return location.hash;", vec![]).await, json!("#main"));
+        let mut reached = Vec::new();
+        // Until the end of the page, where focus leaves the document.
+        for _ in 0..200 {
+            browser.press(Key::Tab).await;
+            if reached.is_empty() {
+                let in_main = browser.run("return document.activeElement.closest('main') !== null;", vec![]).await;
+                assert_eq!(in_main, json!(true), "the Tab after the skip link is in the content");
+            }
+            let (what, ring) = browser.focused().await;
+            if what == "body" {
+                break;
+            }
+            assert!(ring, "{what} has focus without a visible ring; before it: {reached:?}");
+            reached.push(what);
+        }
+        for part in ["restart", "step:build", "step:test", "graph:test", "graph:report", "log:search", "log:follow", "log:lines"] {
+            assert!(reached.iter().any(|what| what == part), "Tab never reached {part}: {reached:?}");
+        }
+        let position = |part: &str| reached.iter().position(|what| what == part).unwrap();
+        let order = ["graph:clone", "graph:build", "graph:test", "graph:report", "step:clone", "step:report", "log:search", "log:lines"];
+        assert!(order.windows(2).all(|pair| position(pair[0]) < position(pair[1])), "Tab order: {reached:?}");
+        browser.run("document.querySelector('svg.graph a.node[data-step=lint]').focus(); return true;", vec![]).await;
+        browser.press(Key::Enter).await;
+        browser.wait_for("lint's log opened from the keyboard", Duration::from_secs(10), async |browser| browser.text("#log-title").await.contains("lint")).await;
+        browser.press('/').await;
+        assert_eq!(browser.focused().await.0, "log:search");
+        for key in "linting".chars() {
+            browser.press(key).await;
+        }
+        browser.press(Key::Enter).await;
+        browser.wait_text(".log-window .line.current", "linting", Duration::from_secs(10)).await;
+
         // The dashboard lists the repository with its last build.
         browser.go("/").await;
         browser.wait_text(".card", "acme/app", Duration::from_secs(5)).await;
@@ -326,11 +508,17 @@ async fn a_running_build_is_followed_live_then_cancelled_and_restarted_from_its_
     cluster.add_repo(&url, json!({})).await;
     add_user(&cluster, "dev", false).await;
     add_member(&cluster, "dev", "write").await;
-    let (status, answer) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main" }))).await;
-    assert_eq!(status, 201, "{answer}");
 
     with_browser("cancel_and_restart", &cluster, async |browser| {
         browser.sign_in("dev", PASSWORD).await;
+        // The repository page, open while a build starts elsewhere, shows it without a reload.
+        browser.go("/repos/acme/app").await;
+        browser.run("window.gantryMark = 'unchanged'; return true;", vec![]).await;
+        let (status, answer) = cluster.api(reqwest::Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({ "branch": "main" }))).await;
+        assert_eq!(status, 201, "{answer}");
+        browser.wait_text("table.builds", "#1", Duration::from_secs(10)).await;
+        browser.wait_text("table.builds .badge", "running", Duration::from_secs(60)).await;
+        assert_eq!(browser.run("return window.gantryMark || null;", vec![]).await, json!("unchanged"), "the page was not reloaded");
         browser.go("/repos/acme/app/builds/1").await;
         browser.wait_text("#live h1 .badge", "running", Duration::from_secs(60)).await;
         // The page opened before the step ran has no log yet: reload onto the running step.
