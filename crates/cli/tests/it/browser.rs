@@ -521,8 +521,19 @@ async fn a_running_build_is_followed_live_then_cancelled_and_restarted_from_its_
         assert_eq!(browser.run("return window.gantryMark || null;", vec![]).await, json!("unchanged"), "the page was not reloaded");
         browser.go("/repos/acme/app/builds/1").await;
         browser.wait_text("#live h1 .badge", "running", Duration::from_secs(60)).await;
-        // The page opened before the step ran has no log yet: reload onto the running step.
-        browser.wait_for("the step running", Duration::from_secs(30), async |browser| browser.exists(".step.state-running").await).await;
+        // The page opened before the step ran has no log yet: reload onto the running step
+        // (`wait`, not the clone step before it, which runs first).
+        browser
+            .wait_for("the wait step running", Duration::from_secs(30), async |browser| {
+                browser
+                    .run(
+                        "return [...document.querySelectorAll('.step.state-running .name')].some(n => n.textContent.trim() === 'wait');",
+                        vec![],
+                    )
+                    .await
+                    == json!(true)
+            })
+            .await;
         browser.go("/repos/acme/app/builds/1").await;
         // Following: new lines arrive and the view stays at the bottom.
         browser.wait_text(".log-window .line", "tick 5", Duration::from_secs(30)).await;
