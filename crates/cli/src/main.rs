@@ -270,6 +270,10 @@ enum EnvCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The commits between two versions of an application (say, what promoting staging to
+    /// production brings): each with author, message and the builds that tested it. Asks the
+    /// Gantry server (--server), which knows the build behind every image, not a deployer.
+    Diff(client::ChangelogCommand),
     /// Roll an application back by a commit to the environment repository: its file as it was
     /// at REVISION (default: before its image last changed). The deployer then deploys it.
     Rollback {
@@ -542,6 +546,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             EnvCommand::Status { deployer, json } => environment::status(&deployer.url, deployer.token.as_deref(), json),
             EnvCommand::History { app, deployer, json } => environment::history(&deployer.url, deployer.token.as_deref(), &app, json),
             EnvCommand::Rollback { app, to, repo, branch } => environment::rollback(&repo, &branch, &app, to.as_deref()),
+            EnvCommand::Diff(command) => client::changelog(command),
         },
         Command::Registry(command) => client::registry(command),
         Command::Environment(command) => client::environment(command),

@@ -47,6 +47,9 @@ pub struct CommitInfo {
     pub author: String,
     pub author_email: String,
     pub parents: Vec<String>,
+    /// When it was committed (the committer's time, Unix seconds): when the change existed as
+    /// this commit, where lead times for changes start.
+    pub committed: i64,
 }
 
 /// What [`GitError::url`] says for operations on a mirror alone.
@@ -293,22 +296,23 @@ impl Mirror {
     }
 }
 
-/// `%H` id, `%P` parents, `%an` `%ae` author, `%B` raw message, each ended by NUL: no message
-/// holds a NUL, so the fields split cleanly however odd the message.
-const LOG_FORMAT: &str = "--format=%H%x00%P%x00%an%x00%ae%x00%B%x00";
+/// `%H` id, `%P` parents, `%an` `%ae` author, `%ct` committer time, `%B` raw message, each
+/// ended by NUL: no message holds a NUL, so the fields split cleanly however odd the message.
+const LOG_FORMAT: &str = "--format=%H%x00%P%x00%an%x00%ae%x00%ct%x00%B%x00";
 
 fn parse_log(output: &[u8]) -> Vec<CommitInfo> {
     let text = String::from_utf8_lossy(output);
     let fields: Vec<&str> = text.split('\0').collect();
     fields
-        .chunks_exact(5)
+        .chunks_exact(6)
         .map(|commit| CommitInfo {
             // Every record after the first starts with the newline that ended the one before.
             sha: commit[0].trim_start_matches('\n').to_owned(),
             parents: commit[1].split_whitespace().map(str::to_owned).collect(),
             author: commit[2].to_owned(),
             author_email: commit[3].to_owned(),
-            message: commit[4].trim_end_matches('\n').to_owned(),
+            committed: commit[4].parse().unwrap_or_default(),
+            message: commit[5].trim_end_matches('\n').to_owned(),
         })
         .collect()
 }

@@ -682,6 +682,70 @@ pub struct EnvironmentApp {
     pub drift: Option<Drift>,
 }
 
+/// What changed between two versions of an application: the commits between the builds that
+/// produced their images, each with the builds of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Changelog {
+    pub app: String,
+    /// The repository both versions were built from: `owner/name`.
+    pub repo: String,
+    pub from: ChangelogVersion,
+    pub to: ChangelogVersion,
+    /// In `to` and not in `from`, newest first: what moving from `from` to `to` brings.
+    pub added: Vec<ChangelogCommit>,
+    /// In `from` and not in `to`, newest first: what that move takes away (a rollback, or a
+    /// version built from another branch).
+    pub removed: Vec<ChangelogCommit>,
+    /// More commits than listed: each list stops at [`CHANGELOG_LIMIT`].
+    pub truncated: bool,
+}
+
+/// The most commits a changelog lists each way.
+pub const CHANGELOG_LIMIT: usize = 500;
+
+/// One side of a changelog: the version asked for, the image it stands for and its build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangelogVersion {
+    /// As asked: an environment, `environment:deployment`, or an image by digest.
+    pub version: String,
+    /// The image, pinned by digest.
+    pub image: String,
+    /// The environment it runs in, when asked by environment or deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The deployment that put it there (the deployer's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// When that deployment finished (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<i64>,
+    pub build: BuildLink,
+}
+
+/// A commit in a changelog, with the builds that ran on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangelogCommit {
+    pub sha: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// The message's first line.
+    pub title: String,
+    pub message: String,
+    /// Unix seconds (the committer's time).
+    pub committed: i64,
+    /// Newest first.
+    pub builds: Vec<CommitBuild>,
+}
+
+/// A build of a commit, as a changelog lists it: its outcome is the commit's test result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommitBuild {
+    pub number: i64,
+    pub event: String,
+    pub state: State,
+    pub url: String,
+}
+
 /// The answer to a deployment event: whether it changed what the server had recorded (a
 /// redelivery changes nothing), or why it was ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

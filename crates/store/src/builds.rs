@@ -177,6 +177,25 @@ impl Store {
         Ok(builds)
     }
 
+    /// The builds of a repository that ran on any of `commits`, newest first.
+    pub async fn builds_of_commits(&self, repo_id: i64, commits: &[&str]) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut builds = Vec::new();
+        for chunk in commits.chunks(100) {
+            let wanted: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
+            let sql =
+                format!(concat!("SELECT ", build_columns!(), " FROM builds WHERE repo_id = $1 AND commit_sha IN ({})"), wanted.join(", "));
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(repo_id);
+            for commit in chunk {
+                query = query.bind(*commit);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                builds.push(build_from_row(&row)?);
+            }
+        }
+        builds.sort_by_key(|build| std::cmp::Reverse(build.number));
+        Ok(builds)
+    }
+
     /// Builds not finished yet (waiting for approval, queued, running) of every repository,
     /// oldest first.
     pub async fn unfinished_builds(&self, limit: i64) -> Result<Vec<BuildRecord>, StoreError> {

@@ -242,6 +242,20 @@ impl Store {
         rows.iter().map(deployment_from_row).collect()
     }
 
+    /// One deployment of the environment, by the deployer's id.
+    pub async fn deployment_by_id(&self, environment_id: i64, deployment_id: &str) -> Result<Option<DeploymentEntry>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            deployment_columns!(),
+            " FROM deployments d JOIN environments e ON e.id = d.environment_id WHERE d.environment_id = $1 AND d.deployment_id = $2"
+        ))
+        .bind(environment_id)
+        .bind(deployment_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(deployment_from_row).transpose()
+    }
+
     /// Every application the environment's deployer reported on, by name: its latest
     /// successful deployment, its latest deployment and its latest drift.
     pub async fn environment_apps(&self, environment_id: i64) -> Result<Vec<AppDeployments>, StoreError> {

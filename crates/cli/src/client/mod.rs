@@ -8,6 +8,7 @@
 mod agents;
 mod artifact;
 mod build;
+mod changelog;
 mod environment;
 mod http;
 mod logs;
@@ -144,6 +145,29 @@ pub(crate) fn artifact(command: ArtifactCommand) -> anyhow::Result<u8> {
 
 pub(crate) fn registry(command: RegistryCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| registry::execute(client, command.action, command.json))
+}
+
+/// `gantry env diff …`: the changelog between two versions, asked of the server.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct ChangelogCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, display_order = 99)]
+    json: bool,
+    /// The application (its name in the environment repositories).
+    app: String,
+    /// The version to compare from: an environment (what runs there), ENVIRONMENT:DEPLOYMENT,
+    /// or an image by digest (REGISTRY/REPOSITORY@sha256:HEX).
+    #[arg(long)]
+    from: String,
+    /// The version to compare to, written the same ways.
+    #[arg(long)]
+    to: String,
+}
+
+pub(crate) fn changelog(command: ChangelogCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| changelog::execute(client, command.app, command.from, command.to, command.json))
 }
 
 pub(crate) fn environment(command: EnvironmentCommand) -> anyhow::Result<u8> {

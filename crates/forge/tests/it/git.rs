@@ -170,16 +170,20 @@ async fn commits_and_changed_files_between_two_commits() {
     assert_eq!(mirror.changed_files(&second, &third).await.unwrap(), ["README.md"]);
     assert!(mirror.changed_files(&third, &third).await.unwrap().is_empty());
 
+    let info = mirror.commit_info(&second).await.unwrap();
     assert_eq!(
-        mirror.commit_info(&second).await.unwrap(),
+        info,
         CommitInfo {
             sha: second.clone(),
             message: "second\n\nwith a body line".into(),
             author: "Ada Lovelace".into(),
             author_email: "ada@example.com".into(),
             parents: vec![first.clone()],
+            committed: info.committed,
         }
     );
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap();
+    assert!((now - 600..=now).contains(&info.committed), "committed just now: {}", info.committed);
     assert!(mirror.commit_info(&first).await.unwrap().parents.is_empty());
 
     let between = mirror.commits_between(Some(&first), &third, 10).await.unwrap();

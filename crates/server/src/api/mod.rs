@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod artifacts;
 pub mod builds;
+pub mod changelog;
 pub mod environments;
 pub mod logs;
 pub mod registries;

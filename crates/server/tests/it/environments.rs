@@ -341,3 +341,113 @@ async fn build_of_a_deployment(harness: Harness) {
     assert_eq!(apps[0]["current"]["build"], expected, "{apps}");
 }
 both!(a_deployed_image_links_to_the_build_that_produced_it, build_of_a_deployment);
+
+/// A second image of `acme/app`, built from a later commit.
+const LATER_DIGEST: &str = "sha256:7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f";
+
+async fn changelog(harness: &Harness, token: Option<&str>, from: &str, to: &str) -> (StatusCode, Value) {
+    let query = format!("from={}&to={}", urlencoding(from), urlencoding(to));
+    match token {
+        Some(token) => harness.call(Method::GET, &format!("/api/v1/apps/web/changelog?{query}"), Some(token), None).await,
+        None => harness.admin(Method::GET, &format!("/api/v1/apps/web/changelog?{query}"), None).await,
+    }
+}
+
+/// Enough of percent-encoding for the versions these tests write (`:`, `/`, `@`).
+fn urlencoding(text: &str) -> String {
+    text.replace('%', "%25").replace(':', "%3A").replace('/', "%2F").replace('@', "%40")
+}
+
+fn titles(commits: &Value) -> Vec<&str> {
+    commits.as_array().unwrap().iter().map(|commit| commit["title"].as_str().unwrap()).collect()
+}
+
+async fn changelog_between_versions(harness: Harness) {
+    // Build 1 publishes the image production runs; two commits later, build 2 publishes the
+    // image staging runs.
+    let (agent, first_job) = leased_release(&harness).await;
+    report(&harness, agent, first_job, pushed("image", "127.0.0.1:5000/acme/app", DIGEST)).await;
+    let work = harness.dir.path().join("work");
+    let fix = crate::harness::commit(&work, &[("src/login.rs", "fn login() {}\n")], "Fix the login redirect\n\nIt lost the query.");
+    let search = crate::harness::commit(&work, &[("src/search.rs", "fn search() {}\n")], "Add search");
+    crate::harness::git(&work, &["push", "-q", "origin", "main"]);
+    let (status, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{build}");
+    assert_eq!(build["commit"], search.as_str());
+    let second_job = harness.agent_ok("/lease", json!({ "agent_id": agent })).await["id"].as_i64().unwrap();
+    report(&harness, agent, second_job, pushed("image", "127.0.0.1:5000/acme/app", LATER_DIGEST)).await;
+
+    let sender = Sender::new(&harness).await;
+    let production = register(&harness, "production").await;
+    let staging = register(&harness, "staging").await;
+    let old_image = format!("127.0.0.1:5000/acme/app:1.0@{DIGEST}");
+    let new_image = format!("127.0.0.1:5000/acme/app:1.1@{LATER_DIGEST}");
+    assert!(sender.changed("production", &production, &event("deployment.succeeded", "production", "p1", "succeeded", &old_image)).await);
+    assert!(sender.changed("staging", &staging, &event("deployment.succeeded", "staging", "s1", "succeeded", &new_image)).await);
+
+    // Promoting staging to production would bring in the two commits, newest first, with the
+    // builds that ran on them.
+    let (status, answer) = changelog(&harness, None, "production", "staging").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["repo"], "acme/app");
+    assert_eq!(titles(&answer["added"]), ["Add search", "Fix the login redirect"], "{answer}");
+    assert_eq!(answer["removed"], json!([]));
+    assert_eq!(answer["truncated"], false);
+    let added = &answer["added"];
+    assert_eq!((added[0]["sha"].as_str(), added[1]["sha"].as_str()), (Some(search.as_str()), Some(fix.as_str())));
+    assert_eq!(added[1]["message"], "Fix the login redirect\n\nIt lost the query.");
+    assert_eq!(added[1]["author"], "Test <test@example.com>");
+    assert!(added[1]["committed"].as_i64().unwrap() > 1_700_000_000, "{added}");
+    assert_eq!(
+        added[0]["builds"],
+        json!([{ "number": 2, "event": "manual", "state": "running", "url": "http://gantry.test/repos/acme/app/builds/2" }])
+    );
+    assert_eq!(added[1]["builds"], json!([]), "no build ran on the middle commit");
+    assert_eq!(
+        (answer["from"]["environment"].as_str(), answer["from"]["deployment"].as_str(), answer["from"]["build"]["build"].as_i64()),
+        (Some("production"), Some("p1"), Some(1))
+    );
+    assert_eq!(
+        (answer["to"]["image"].as_str(), answer["to"]["build"]["commit"].as_str()),
+        (Some(new_image.as_str()), Some(search.as_str()))
+    );
+
+    // The other way round (a rollback), the same commits are taken out.
+    let (_, back) = changelog(&harness, None, "staging", "production").await;
+    assert_eq!((titles(&back["added"]), titles(&back["removed"])), (vec![], vec!["Add search", "Fix the login redirect"]), "{back}");
+    // A deployment by its id and an image by its digest name the same versions.
+    let (status, same) = changelog(&harness, None, "production:p1", &format!("127.0.0.1:5000/acme/app@{LATER_DIGEST}")).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["added"], answer["added"]);
+    let (_, nothing) = changelog(&harness, None, "staging", "staging").await;
+    assert_eq!((nothing["added"].clone(), nothing["removed"].clone()), (json!([]), json!([])));
+
+    // Mistakes are named.
+    let (status, answer) = changelog(&harness, None, "nowhere", "staging").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("no environment nowhere"), "{answer}");
+    let (status, answer) = changelog(&harness, None, "production:p9", "staging").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("production has no deployment p9 of web"), "{answer}");
+    let qa = register(&harness, "qa").await;
+    assert!(sender.changed("qa", &qa, &event("deployment.succeeded", "qa", "q1", "succeeded", "127.0.0.1:5000/acme/app:latest")).await);
+    let (status, answer) = changelog(&harness, None, "qa", "staging").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["field"], "from");
+    assert!(answer["error"].as_str().unwrap().contains("not pinned by digest"), "{answer}");
+    let unknown = "127.0.0.1:5000/acme/app@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let (status, answer) = changelog(&harness, None, "staging", unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("no build you can read published"), "{answer}");
+
+    // Someone who cannot read the repository learns nothing of its commits.
+    let stranger = harness.user("mallory").await;
+    let (status, answer) = changelog(&harness, Some(&stranger), "production", "staging").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(!answer.to_string().contains("Add search") && !answer.to_string().contains(&search), "{answer}");
+    let reader = harness.user("rita").await;
+    harness.admin(Method::PUT, "/api/v1/repos/acme/app/members/rita", Some(json!({ "role": "read" }))).await;
+    let (status, answer) = changelog(&harness, Some(&reader), "production", "staging").await;
+    assert_eq!((status, titles(&answer["added"])), (StatusCode::OK, vec!["Add search", "Fix the login redirect"]));
+}
+both!(the_changelog_between_two_versions_lists_the_commits_and_their_builds, changelog_between_versions);
