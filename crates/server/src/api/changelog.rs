@@ -103,19 +103,19 @@ async fn resolve(state: &AppState, caller: &Caller, app: &str, field: &str, writ
     if written.is_empty() {
         return Err(ApiError::invalid(field, "name a version: an environment, `environment:deployment`, or an image by digest"));
     }
-    let (image, environment, deployment, deployed) = if written.contains('@') || written.starts_with("sha256:") {
-        (written.to_owned(), None, None, None)
-    } else {
-        let (environment, deployment_id) = match written.split_once(':') {
-            Some((environment, deployment)) => (environment, Some(deployment)),
-            None => (written, None),
-        };
-        let record = state
-            .store
-            .environment_by_name(environment)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("there is no environment {environment}; `gantry environment ls` lists them")))?;
-        let entry = match deployment_id {
+    let (image, environment, deployment, deployed) =
+        if written.contains('@') || written.starts_with("sha256:") {
+            (written.to_owned(), None, None, None)
+        } else {
+            let (environment, deployment_id) = match written.split_once(':') {
+                Some((environment, deployment)) => (environment, Some(deployment)),
+                None => (written, None),
+            };
+            let record =
+                state.store.environment_by_name(environment).await?.ok_or_else(|| {
+                    ApiError::not_found(format!("there is no environment {environment}; `gantry environment ls` lists them"))
+                })?;
+            let entry = match deployment_id {
             Some(id) => state.store.deployment_by_id(record.id, id).await?.filter(|entry| entry.record.app == app).ok_or_else(|| {
                 ApiError::not_found(format!(
                     "{environment} has no deployment {id} of {app}; `gantry environment deployments {environment} --app {app}` lists them"
@@ -130,14 +130,13 @@ async fn resolve(state: &AppState, caller: &Caller, app: &str, field: &str, writ
                 .and_then(|deployed| deployed.current)
                 .ok_or_else(|| ApiError::not_found(format!("no deployment of {app} has succeeded in {environment}")))?,
         };
-        let image = entry
-            .record
-            .to_image
-            .clone()
-            .ok_or_else(|| ApiError::bad_request(format!("deployment {} of {app} in {environment} names no image", entry.record.id)))?;
-        let deployed = entry.record.finished_at.and_then(|finished| i64::try_from(finished / 1000).ok());
-        (image, Some(environment.to_owned()), Some(entry.record.id.clone()), deployed)
-    };
+            let image =
+                entry.record.to_image.clone().ok_or_else(|| {
+                    ApiError::bad_request(format!("deployment {} of {app} in {environment} names no image", entry.record.id))
+                })?;
+            let deployed = entry.record.finished_at.and_then(|finished| i64::try_from(finished / 1000).ok());
+            (image, Some(environment.to_owned()), Some(entry.record.id.clone()), deployed)
+        };
     let (repository, digest) = crate::api::artifacts::parse_image(&image)
         .map_err(|_| ApiError::invalid(field, format!("{written} is {image}, which is not pinned by digest: no one build produced it")))?;
     let origin = crate::api::artifacts::visible_origins(state, caller, repository, digest)
