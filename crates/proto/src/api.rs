@@ -746,6 +746,89 @@ pub struct CommitBuild {
     pub url: String,
 }
 
+/// The four keys of delivery performance of an environment, or of one application in it, over
+/// a window of days back from now: computed from the deployments its deployer reported and the
+/// commits of the builds behind their images, never guessed from job names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryMetrics {
+    pub environment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The window's start and end, Unix seconds, and its length in days.
+    pub since: i64,
+    pub until: i64,
+    pub days: u32,
+    pub deployment_frequency: DeploymentFrequency,
+    pub lead_time: LeadTime,
+    pub change_failure_rate: ChangeFailureRate,
+    pub time_to_restore: TimeToRestore,
+}
+
+/// Where a key stands among the clusters of the 2023 Accelerate State of DevOps report; none
+/// when there is nothing to judge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PerformanceLevel {
+    Elite,
+    High,
+    Medium,
+    Low,
+}
+
+/// Changes (applications created or updated; not heals, removals or rollbacks) that succeeded.
+/// Elite: at least one a day; high: one a week; medium: one a month.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentFrequency {
+    pub deployments: u64,
+    pub per_day: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PerformanceLevel>,
+}
+
+/// From each commit's time to the end of the successful deployment that carried it. Elite:
+/// a median under a day; high: under a week; medium: under 30 days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LeadTime {
+    /// Commits that reached the environment.
+    pub commits: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_seconds: Option<i64>,
+    /// Successful changes whose image no build (that you can read) produced: their commits are
+    /// unknown and not counted.
+    pub unlinked_deployments: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PerformanceLevel>,
+}
+
+/// Changes that failed, or went live and were rolled back, over the changes that ended. Elite:
+/// at most 5%; high: 10%; medium: 15%.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeFailureRate {
+    pub deployments: u64,
+    pub failures: u64,
+    /// From 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PerformanceLevel>,
+}
+
+/// From a failure (a failed change's end, or when a change later rolled back went live) to the
+/// end of the application's next successful deployment. Elite: a median under an hour; high:
+/// under a day; medium: under a week.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimeToRestore {
+    pub failures: u64,
+    /// Failures followed by a successful deployment so far.
+    pub restored: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PerformanceLevel>,
+}
+
 /// The answer to a deployment event: whether it changed what the server had recorded (a
 /// redelivery changes nothing), or why it was ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

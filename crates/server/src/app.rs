@@ -32,7 +32,7 @@ use crate::state::AppState;
         api::schedules::list_notifiers, api::schedules::create_notifier, api::schedules::delete_notifier,
         api::agents::list, api::agents::remove,
         api::environments::list, api::environments::create, api::environments::delete, api::environments::regenerate_secret,
-        api::environments::deployments, api::environments::apps, api::changelog::changelog, crate::deployments::receive,
+        api::environments::deployments, api::environments::apps, api::environments::metrics, api::changelog::changelog, crate::deployments::receive,
         crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
     ),
     tags(
@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/environments/{environment}/secret", post(api::environments::regenerate_secret))
         .route("/api/v1/environments/{environment}/deployments", get(api::environments::deployments))
         .route("/api/v1/environments/{environment}/apps", get(api::environments::apps))
+        .route("/api/v1/environments/{environment}/metrics", get(api::environments::metrics))
         .route("/api/v1/apps/{app}/changelog", get(api::changelog::changelog))
         .layer(DefaultBodyLimit::max(1024 * 1024));
     let hooks = Router::new()

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod background;
 pub mod config;
 pub mod crypto;
+pub mod delivery_metrics;
 pub mod deployments;
 pub mod egress;
 pub mod error;

@@ -256,6 +256,39 @@ impl Store {
         row.as_ref().map(deployment_from_row).transpose()
     }
 
+    /// The environment's deployments, of one application or all, that started at or after
+    /// `since_ms`, oldest first (at most 100,000: metrics windows are a year at most).
+    pub async fn deployments_since(
+        &self,
+        environment_id: i64,
+        app: Option<&str>,
+        since_ms: i64,
+    ) -> Result<Vec<DeploymentEntry>, StoreError> {
+        const SELECT: &str =
+            concat!("SELECT ", deployment_columns!(), " FROM deployments d JOIN environments e ON e.id = d.environment_id ");
+        const ORDER: &str = " ORDER BY d.started_at, d.id LIMIT 100000";
+        let rows = match app {
+            Some(app) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT} WHERE d.environment_id = $1 AND d.started_at >= $2 AND d.app = $3 {ORDER}"
+                )))
+                .bind(environment_id)
+                .bind(since_ms)
+                .bind(app)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE d.environment_id = $1 AND d.started_at >= $2 {ORDER}")))
+                    .bind(environment_id)
+                    .bind(since_ms)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(deployment_from_row).collect()
+    }
+
     /// Every application the environment's deployer reported on, by name: its latest
     /// successful deployment, its latest deployment and its latest drift.
     pub async fn environment_apps(&self, environment_id: i64) -> Result<Vec<AppDeployments>, StoreError> {

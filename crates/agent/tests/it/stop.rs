@@ -97,6 +97,13 @@ async fn a_killed_agent_that_comes_back_removes_what_it_left() {
     let back = TestAgent::start(&server.url);
     // It sweeps once connected to Docker, before it registers.
     assert!(server.wait_for(Duration::from_secs(30), |recorded| recorded.registrations.len() == 2).await, "no second registration");
+    // The killed agent ran in this test's process, so its own teardown may still be removing
+    // the step's container when the sweep asks: the engine then answers "removal already in
+    // progress", which the sweep takes as done, and lists the container until it is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !containers_of(dead_owner).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_nothing_left(dead_owner);
     back.stop().await.unwrap();
 }

@@ -1,9 +1,9 @@
-//! `gantry environment add|ls|rm|deployments|apps|secret`: environments whose deployers report
+//! `gantry environment add|ls|rm|deployments|apps|metrics|secret`: environments whose deployers report
 //! to the server. `add` and `secret` print the signing secret once, with the deployer's flags;
 //! the server keeps it sealed and never shows it again.
 
 use clap::Subcommand;
-use proto::api::{Deployment, Environment, EnvironmentApp, EnvironmentCreate, EnvironmentSecret};
+use proto::api::{DeliveryMetrics, Deployment, Environment, EnvironmentApp, EnvironmentCreate, EnvironmentSecret, PerformanceLevel};
 use proto::delivery::{DeploymentKind, DeploymentOutcome};
 
 use super::http::Client;
@@ -36,6 +36,17 @@ pub(super) enum EnvironmentAction {
     /// An environment's applications: the version that runs, the build that made it, what
     /// happened last, drift.
     Apps { name: String },
+    /// Delivery performance over the last DAYS days: deployment frequency, lead time for
+    /// changes, change failure rate and time to restore, each with its DORA level.
+    Metrics {
+        name: String,
+        /// Only this application.
+        #[arg(long)]
+        app: Option<String>,
+        /// The window, in days back from now (at most 365).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
     /// Make a new signing secret (server admins), printed once; the deployer's old one stops working.
     Secret { name: String },
 }
@@ -112,6 +123,19 @@ pub(super) async fn execute(client: Client, action: EnvironmentAction, json: boo
             }
             Ok(0)
         }
+        EnvironmentAction::Metrics { name, app, days } => {
+            let mut query = vec![("days", days.to_string())];
+            if let Some(app) = app {
+                query.push(("app", app));
+            }
+            let metrics: DeliveryMetrics = client.get_query(&["environments", &name, "metrics"], &query).await?;
+            if json {
+                render::emit_json(&metrics)?;
+            } else {
+                render::emit(&metrics_text(&metrics))?;
+            }
+            Ok(0)
+        }
         EnvironmentAction::Apps { name } => {
             let apps: Vec<EnvironmentApp> = client.get(&["environments", &name, "apps"]).await?;
             if json {
@@ -124,6 +148,55 @@ pub(super) async fn execute(client: Client, action: EnvironmentAction, json: boo
             Ok(0)
         }
     }
+}
+
+/// The four keys, a line each: the figure, what it is made of, the level.
+fn metrics_text(metrics: &DeliveryMetrics) -> String {
+    let scope = metrics.app.as_ref().map_or_else(String::new, |app| format!(", {app}"));
+    let mut table = Table::new(&["KEY", "VALUE", "FROM", "LEVEL"]).indented(2);
+    let frequency = &metrics.deployment_frequency;
+    table.row(vec![
+        "deployment frequency".into(),
+        format!("{:.2} a day", frequency.per_day),
+        format!("{} successful changes", frequency.deployments),
+        level(frequency.level),
+    ]);
+    let lead = &metrics.lead_time;
+    let mut from = format!("{} commits", lead.commits);
+    if let Some(p90) = lead.p90_seconds {
+        from.push_str(&format!(", p90 {}", render::duration(p90)));
+    }
+    if lead.unlinked_deployments > 0 {
+        let noun = if lead.unlinked_deployments == 1 { "deployment" } else { "deployments" };
+        from.push_str(&format!("; {} {noun} without a known build", lead.unlinked_deployments));
+    }
+    table.row(vec!["lead time for changes".into(), median(lead.median_seconds), from, level(lead.level)]);
+    let rate = &metrics.change_failure_rate;
+    table.row(vec![
+        "change failure rate".into(),
+        rate.rate.map_or_else(|| "-".to_owned(), |rate| format!("{:.1}%", rate * 100.0)),
+        format!("{} of {} changes", rate.failures, rate.deployments),
+        level(rate.level),
+    ]);
+    let restore = &metrics.time_to_restore;
+    table.row(vec![
+        "time to restore".into(),
+        median(restore.median_seconds),
+        format!("{} of {} failures restored", restore.restored, restore.failures),
+        level(restore.level),
+    ]);
+    format!("{}{scope}, the last {} days\n{}", metrics.environment, metrics.days, table.render())
+}
+
+fn median(seconds: Option<i64>) -> String {
+    seconds.map_or_else(|| "-".to_owned(), |seconds| format!("median {}", render::duration(seconds)))
+}
+
+fn level(level: Option<PerformanceLevel>) -> String {
+    level.map_or_else(
+        || "-".to_owned(),
+        |level| serde_json::to_value(level).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default(),
+    )
 }
 
 /// The secret, and how to give it to the deployer.
@@ -250,5 +323,42 @@ mod tests {
         ] {
             assert!(line.contains(part), "{part} in {line}");
         }
+    }
+
+    #[test]
+    fn the_four_keys_read_as_a_line_each_with_their_level() {
+        use proto::api::{ChangeFailureRate, DeploymentFrequency, LeadTime, TimeToRestore};
+        let metrics = DeliveryMetrics {
+            environment: "production".into(),
+            app: Some("web".into()),
+            since: 1_767_225_600,
+            until: 1_769_817_600,
+            days: 30,
+            deployment_frequency: DeploymentFrequency { deployments: 3, per_day: 0.1, level: Some(PerformanceLevel::Medium) },
+            lead_time: LeadTime {
+                commits: 5,
+                median_seconds: Some(2 * 86_400 + 60),
+                p90_seconds: Some(3 * 86_400),
+                unlinked_deployments: 1,
+                level: Some(PerformanceLevel::High),
+            },
+            change_failure_rate: ChangeFailureRate { deployments: 4, failures: 2, rate: Some(0.5), level: Some(PerformanceLevel::Low) },
+            time_to_restore: TimeToRestore { failures: 2, restored: 1, median_seconds: None, level: None },
+        };
+        let text = metrics_text(&metrics);
+        assert!(text.starts_with("production, web, the last 30 days\n"), "{text}");
+        let line = |key: &str| text.lines().find(|line| line.contains(key)).unwrap_or_else(|| panic!("no {key} in {text}")).to_owned();
+        let frequency = line("deployment frequency");
+        assert!(
+            frequency.contains("0.10 a day") && frequency.contains("3 successful changes") && frequency.ends_with("medium"),
+            "{frequency}"
+        );
+        let lead = line("lead time for changes");
+        assert!(lead.contains("median 2d") && lead.contains("5 commits") && lead.contains("1 deployment without a known build"), "{lead}");
+        assert!(lead.trim_end().ends_with("high"), "{lead}");
+        let rate = line("change failure rate");
+        assert!(rate.contains("50.0%") && rate.contains("2 of 4 changes") && rate.trim_end().ends_with("low"), "{rate}");
+        let restore = line("time to restore");
+        assert!(restore.contains("1 of 2 failures restored") && restore.trim_end().ends_with('-'), "{restore}");
     }
 }

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
-use proto::api::{BuildLink, Deployment, Environment, EnvironmentApp, EnvironmentCreate, EnvironmentSecret};
+use proto::api::{BuildLink, DeliveryMetrics, Deployment, Environment, EnvironmentApp, EnvironmentCreate, EnvironmentSecret};
+use proto::delivery::DeploymentOutcome;
 use serde::Deserialize;
 use store::{DeploymentEntry, EnvironmentRecord};
 
 use crate::auth::Caller;
 use crate::crypto::new_token;
+use crate::delivery_metrics::DeploymentFact;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now_ms};
 use crate::views;
@@ -156,6 +158,110 @@ pub async fn apps(
     Ok(Json(answer))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// Only this application.
+    pub app: Option<String>,
+    /// The window, in days back from now (default 30, at most 365).
+    pub days: Option<u32>,
+}
+
+/// The longest metrics window, in days.
+const MAX_METRICS_DAYS: u32 = 365;
+
+/// The four keys of delivery performance of an environment, or of one application in it, over
+/// the last `days` days: deployment frequency, lead time for changes, change failure rate and
+/// time to restore, each with its performance level.
+#[utoipa::path(get, path = "/api/v1/environments/{environment}/metrics", tag = "environments",
+    params(("environment" = String, Path), MetricsQuery),
+    responses((status = 200, body = DeliveryMetrics), (status = 400, body = proto::api::ErrorBody), (status = 404, body = proto::api::ErrorBody)))]
+pub async fn metrics(
+    caller: Caller,
+    AxumState(state): AxumState<AppState>,
+    Path(environment): Path<String>,
+    Query(query): Query<MetricsQuery>,
+) -> ApiResult<Json<DeliveryMetrics>> {
+    let days = query.days.unwrap_or(30);
+    if !(1..=MAX_METRICS_DAYS).contains(&days) {
+        return Err(ApiError::invalid("days", format!("days is 1 to {MAX_METRICS_DAYS}")));
+    }
+    let app = query.app.filter(|app| !app.is_empty());
+    let record = find(&state, &environment).await?;
+    let until = now_ms();
+    let since = until - i64::from(days) * 86_400_000;
+    let mut commits = CommitTimes::new(&state, &caller);
+    let mut facts = Vec::new();
+    for entry in state.store.deployments_since(record.id, app.as_deref(), since).await? {
+        let deployment = entry.record;
+        let mut fact = DeploymentFact {
+            app: deployment.app.clone(),
+            kind: deployment.kind.clone(),
+            outcome: deployment.outcome,
+            rolled_back: entry.rolled_back,
+            started_ms: deployment.started_at,
+            finished_ms: deployment.finished_at,
+            commits: Some(Vec::new()),
+        };
+        if fact.is_change() && deployment.outcome == DeploymentOutcome::Succeeded {
+            fact.commits = commits.brought(deployment.from_image.as_deref(), deployment.to_image.as_deref()).await?;
+        }
+        facts.push(fact);
+    }
+    let (deployment_frequency, lead_time, change_failure_rate, time_to_restore) = crate::delivery_metrics::compute(&facts, days);
+    Ok(Json(DeliveryMetrics {
+        environment: record.name,
+        app,
+        since: since / 1000,
+        until: until / 1000,
+        days,
+        deployment_frequency,
+        lead_time,
+        change_failure_rate,
+        time_to_restore,
+    }))
+}
+
+/// The commit times of what deployments brought, read from the repositories' mirrors, for the
+/// builds the caller can read.
+struct CommitTimes<'a> {
+    state: &'a AppState,
+    builds: BuildLinks<'a>,
+}
+
+impl<'a> CommitTimes<'a> {
+    fn new(state: &'a AppState, caller: &'a Caller) -> Self {
+        Self { state, builds: BuildLinks::new(state, caller) }
+    }
+
+    /// When each commit between the build of `from_image` and the build of `to_image` was
+    /// committed: every commit the deployment brought. Only the new build's own commit when
+    /// the old image's build is unknown (a first deployment); `None` when the new one's is.
+    async fn brought(&mut self, from_image: Option<&str>, to_image: Option<&str>) -> ApiResult<Option<Vec<i64>>> {
+        let Some(to) = self.builds.of_image(to_image).await? else { return Ok(None) };
+        let from = self.builds.of_image(from_image).await?.filter(|from| from.repo == to.repo);
+        let Some(repo) = self.state.store.repo_by_name(&to.repo).await? else { return Ok(None) };
+        let mirror = match forge::git::Mirror::open(&self.state.mirrors, &repo.id.to_string()).await {
+            Ok(mirror) => mirror,
+            Err(error) => {
+                tracing::warn!(repo = %repo.full_name, %error, "delivery metrics: no mirror of the repository");
+                return Ok(None);
+            }
+        };
+        let commits = match &from {
+            Some(from) => mirror.commits_between(Some(&from.commit), &to.commit, proto::api::CHANGELOG_LIMIT).await,
+            None => mirror.commit_info(&to.commit).await.map(|commit| vec![commit]),
+        };
+        match commits {
+            Ok(commits) => Ok(Some(commits.iter().map(|commit| commit.committed).collect())),
+            Err(error) => {
+                tracing::warn!(repo = %repo.full_name, %error, "delivery metrics: a deployed commit is not in the mirror");
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// The environment `name`, or a 404.
 async fn find(state: &AppState, name: &str) -> ApiResult<EnvironmentRecord> {
     state.store.environment_by_name(name).await?.ok_or_else(|| not_found(name))
@@ -190,7 +296,12 @@ impl<'a> BuildLinks<'a> {
     /// The build of the deployment's new image, when it is pinned by a digest a build of a
     /// repository the caller can read published.
     async fn of(&mut self, entry: &DeploymentEntry) -> ApiResult<Option<BuildLink>> {
-        let Some(image) = &entry.record.to_image else { return Ok(None) };
+        self.of_image(entry.record.to_image.as_deref()).await
+    }
+
+    /// The build that published `image`, as [`BuildLinks::of`] finds it.
+    async fn of_image(&mut self, image: Option<&str>) -> ApiResult<Option<BuildLink>> {
+        let Some(image) = image else { return Ok(None) };
         if let Some(known) = self.found.get(image) {
             return Ok(known.clone());
         }
@@ -207,7 +318,7 @@ impl<'a> BuildLinks<'a> {
             // A tag without a digest names no one build.
             Err(_) => None,
         };
-        self.found.insert(image.clone(), link.clone());
+        self.found.insert(image.to_owned(), link.clone());
         Ok(link)
     }
 }

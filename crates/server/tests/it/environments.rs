@@ -451,3 +451,124 @@ async fn changelog_between_versions(harness: Harness) {
     assert_eq!((status, titles(&answer["added"])), (StatusCode::OK, vec!["Add search", "Fix the login redirect"]));
 }
 both!(the_changelog_between_two_versions_lists_the_commits_and_their_builds, changelog_between_versions);
+
+/// A deployment event of `web` at a moment of its own (Unix ms), finished a minute later.
+fn deployment_at(name: &str, id: &str, kind: &str, outcome: &str, from_image: Option<&str>, to_image: &str, started: i64) -> Value {
+    let mut deployment = json!({
+        "id": id, "environment": "production", "app": "web", "kind": kind, "to_image": to_image,
+        "revision": REVISION, "author": "Ada <ada@example.com>", "started_at": started, "outcome": outcome,
+    });
+    if let Some(from_image) = from_image {
+        deployment["from_image"] = json!(from_image);
+    }
+    if outcome != "running" {
+        deployment["finished_at"] = json!(started + 60_000);
+    }
+    json!({ "event": name, "environment": "production", "app": "web", "owner_team": "web-team", "deployment": deployment })
+}
+
+async fn delivery_metrics(harness: Harness) {
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    // Build 1 (the first image) on the first commit; two commits made four days ago; build 2
+    // (the second image) on the last of them.
+    let (agent, first_job) = leased_release(&harness).await;
+    report(&harness, agent, first_job, pushed("image", "127.0.0.1:5000/acme/app", DIGEST)).await;
+    let work = harness.dir.path().join("work");
+    let four_days_ago = format!("@{} +0000", (now - 4 * DAY) / 1000);
+    for (file, message) in [("src/login.rs", "Fix the login redirect"), ("src/search.rs", "Add search")] {
+        std::fs::create_dir_all(work.join("src")).unwrap();
+        std::fs::write(work.join(file), "x\n").unwrap();
+        crate::harness::git(&work, &["add", "-A"]);
+        let output = std::process::Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "-q", "--allow-empty", "-m", message])
+            .env("GIT_COMMITTER_DATE", &four_days_ago)
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    crate::harness::git(&work, &["push", "-q", "origin", "main"]);
+    let (status, build) = harness.admin(Method::POST, "/api/v1/repos/acme/app/builds", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{build}");
+    let second_job = harness.agent_ok("/lease", json!({ "agent_id": agent })).await["id"].as_i64().unwrap();
+    report(&harness, agent, second_job, pushed("image", "127.0.0.1:5000/acme/app", LATER_DIGEST)).await;
+    let old = format!("127.0.0.1:5000/acme/app:1.0@{DIGEST}");
+    let new = format!("127.0.0.1:5000/acme/app:1.1@{LATER_DIGEST}");
+
+    // Three days ago web was created; two days ago it was updated, and that went live but was
+    // rolled back half an hour later; a day ago an update failed, and the next, an hour later,
+    // succeeded. An old deployment, before the window, counts for nothing.
+    let secret = register(&harness, "production").await;
+    let sender = Sender::new(&harness).await;
+    let events = [
+        deployment_at("deployment.succeeded", "p0", "create", "succeeded", None, &old, now - 40 * DAY),
+        deployment_at("deployment.succeeded", "p1", "create", "succeeded", None, &old, now - 3 * DAY),
+        deployment_at("deployment.succeeded", "p2", "update", "succeeded", Some(&old), &new, now - 2 * DAY),
+        deployment_at("deployment.rolled-back", "p2", "update", "succeeded", Some(&old), &new, now - 2 * DAY),
+        deployment_at("deployment.succeeded", "p3", "rollback", "succeeded", Some(&new), &old, now - 2 * DAY + 30 * MINUTE),
+        deployment_at("deployment.failed", "p4", "update", "failed", Some(&old), &new, now - DAY),
+        deployment_at("deployment.succeeded", "p5", "update", "succeeded", Some(&old), &new, now - DAY + HOUR),
+    ];
+    for event in &events {
+        assert!(sender.changed("production", &secret, event).await, "{event}");
+    }
+
+    let (status, metrics) = harness.admin(Method::GET, "/api/v1/environments/production/metrics?app=web&days=30", None).await;
+    assert_eq!(status, StatusCode::OK, "{metrics}");
+    assert_eq!(
+        (metrics["environment"].as_str(), metrics["app"].as_str(), metrics["days"].as_u64()),
+        (Some("production"), Some("web"), Some(30))
+    );
+    // Three changes went live in 30 days: one a week or less, more than one a month.
+    let frequency = &metrics["deployment_frequency"];
+    assert_eq!((frequency["deployments"].as_u64(), frequency["level"].as_str()), (Some(3), Some("medium")), "{metrics}");
+    // p1 brought the first commit (made just now, after the deployment: 0); p2 and p5 each
+    // brought the two commits of four days ago.
+    let lead = &metrics["lead_time"];
+    assert_eq!((lead["commits"].as_u64(), lead["unlinked_deployments"].as_u64()), (Some(5), Some(0)), "{metrics}");
+    let median = lead["median_seconds"].as_i64().unwrap();
+    assert!((2 * DAY / 1000..2 * DAY / 1000 + 600).contains(&median), "two days from commit to p2 live: {median}");
+    assert_eq!(lead["level"], "high");
+    // p2 (rolled back) and p4 (failed) of four changes that ended.
+    let rate = &metrics["change_failure_rate"];
+    assert_eq!(
+        (rate["failures"].as_u64(), rate["deployments"].as_u64(), rate["rate"].as_f64()),
+        (Some(2), Some(4), Some(0.5)),
+        "{metrics}"
+    );
+    assert_eq!(rate["level"], "low");
+    // p2 was restored by the rollback half an hour after it went live, p4 by p5 an hour later.
+    let restore = &metrics["time_to_restore"];
+    assert_eq!((restore["failures"].as_u64(), restore["restored"].as_u64()), (Some(2), Some(2)), "{metrics}");
+    assert_eq!(restore["median_seconds"].as_i64(), Some(30 * 60), "{metrics}");
+    assert_eq!(restore["level"], "elite");
+
+    // The whole environment (only web here) and a longer window that takes in p0.
+    let (_, all) = harness.admin(Method::GET, "/api/v1/environments/production/metrics?days=60", None).await;
+    assert_eq!(all["deployment_frequency"]["deployments"], 4, "{all}");
+    assert!(all.get("app").is_none(), "{all}");
+    let (_, other) = harness.admin(Method::GET, "/api/v1/environments/production/metrics?app=api", None).await;
+    assert_eq!((other["deployment_frequency"]["deployments"].as_u64(), other["lead_time"].get("level")), (Some(0), None), "{other}");
+
+    // Someone who cannot read the repository sees the counts, not what the commits were.
+    let stranger = harness.user("mallory").await;
+    let (status, theirs) = harness.call(Method::GET, "/api/v1/environments/production/metrics?app=web", Some(&stranger), None).await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_eq!(
+        (theirs["lead_time"]["commits"].as_u64(), theirs["lead_time"]["unlinked_deployments"].as_u64()),
+        (Some(0), Some(3)),
+        "{theirs}"
+    );
+    assert_eq!(theirs["change_failure_rate"], metrics["change_failure_rate"]);
+
+    for (query, field) in [("days=0", "days"), ("days=366", "days")] {
+        let (status, answer) = harness.admin(Method::GET, &format!("/api/v1/environments/production/metrics?{query}"), None).await;
+        assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {answer}");
+    }
+    let (status, _) = harness.admin(Method::GET, "/api/v1/environments/nowhere/metrics", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+both!(delivery_metrics_come_from_the_deployments_and_the_commits_they_brought, delivery_metrics);
