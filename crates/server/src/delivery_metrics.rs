@@ -42,11 +42,25 @@ pub struct DeploymentFact {
 }
 
 impl DeploymentFact {
+    /// The facts of a recorded deployment, with no commits yet (see `commits`).
+    pub fn of(entry: &store::DeploymentEntry) -> DeploymentFact {
+        let deployment = &entry.record;
+        DeploymentFact {
+            app: deployment.app.clone(),
+            kind: deployment.kind.clone(),
+            outcome: deployment.outcome,
+            rolled_back: entry.rolled_back,
+            started_ms: deployment.started_at,
+            finished_ms: deployment.finished_at,
+            commits: Some(Vec::new()),
+        }
+    }
+
     pub fn is_change(&self) -> bool {
         matches!(self.kind, DeploymentKind::Create | DeploymentKind::Update)
     }
 
-    fn succeeded(&self) -> bool {
+    pub fn succeeded(&self) -> bool {
         self.outcome == DeploymentOutcome::Succeeded
     }
 

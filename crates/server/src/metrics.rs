@@ -3,6 +3,8 @@
 //! connected agents) are read from it when `/metrics` is scraped, so every server of a shared
 //! database reports the same truth.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use axum::extract::State as AxumState;
@@ -10,6 +12,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::delivery_metrics::DeploymentFact;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now_ms};
 
@@ -56,5 +59,61 @@ pub async fn scrape(AxumState(state): AxumState<AppState>, headers: HeaderMap) -
     let now = now_ms();
     let connected = state.store.list_agents().await?.iter().filter(|agent| now - agent.last_seen < limit).count();
     metrics::gauge!("gantry_agents_connected").set(connected as f64);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response())
+    let mut text = state.metrics.render();
+    text.push_str(&delivery_gauges(&state, now).await?);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// Days the delivery gauges look back.
+const DELIVERY_DAYS: u32 = 30;
+
+/// Per environment and application, over the last 30 days: successful changes, failures, the
+/// change failure rate and the median time to restore (`crate::delivery_metrics`). Written
+/// straight from the store on each scrape, so a removed environment's series go with it. Lead
+/// time is in the API only: it reads each deployment's commits from git.
+async fn delivery_gauges(state: &AppState, now: i64) -> ApiResult<String> {
+    let since = now - i64::from(DELIVERY_DAYS) * 86_400_000;
+    let mut deployments = String::new();
+    let mut failures = String::new();
+    let mut rates = String::new();
+    let mut restores = String::new();
+    for environment in state.store.list_environments().await? {
+        let mut by_app: BTreeMap<String, Vec<DeploymentFact>> = BTreeMap::new();
+        for entry in state.store.deployments_since(environment.id, None, since).await? {
+            by_app.entry(entry.record.app.clone()).or_default().push(DeploymentFact::of(&entry));
+        }
+        for (app, facts) in by_app {
+            let labels = format!("{{environment=\"{}\",app=\"{}\"}}", label_value(&environment.name), label_value(&app));
+            let (frequency, _, rate, restore) = crate::delivery_metrics::compute(&facts, DELIVERY_DAYS);
+            let _ = writeln!(deployments, "gantry_delivery_deployments{labels} {}", frequency.deployments);
+            let _ = writeln!(failures, "gantry_delivery_failures{labels} {}", rate.failures);
+            if let Some(rate) = rate.rate {
+                let _ = writeln!(rates, "gantry_delivery_change_failure_rate{labels} {rate}");
+            }
+            if let Some(median) = restore.median_seconds {
+                let _ = writeln!(restores, "gantry_delivery_time_to_restore_seconds{labels} {median}");
+            }
+        }
+    }
+    let mut text = String::new();
+    for (name, help, samples) in [
+        ("gantry_delivery_deployments", "Changes (applications created or updated) that succeeded in the last 30 days.", deployments),
+        ("gantry_delivery_failures", "Changes that failed, or went live and were rolled back, in the last 30 days.", failures),
+        ("gantry_delivery_change_failure_rate", "Failures over the changes that ended in the last 30 days, 0 to 1.", rates),
+        (
+            "gantry_delivery_time_to_restore_seconds",
+            "Median time from a failure to the next successful deployment, last 30 days.",
+            restores,
+        ),
+    ] {
+        if !samples.is_empty() {
+            let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{samples}");
+        }
+    }
+    Ok(text)
+}
+
+/// A label value as Prometheus' text format writes it.
+fn label_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -12,7 +12,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
 use proto::api::{BuildLink, DeliveryMetrics, Deployment, Environment, EnvironmentApp, EnvironmentCreate, EnvironmentSecret};
-use proto::delivery::DeploymentOutcome;
 use serde::Deserialize;
 use store::{DeploymentEntry, EnvironmentRecord};
 
@@ -193,18 +192,9 @@ pub async fn metrics(
     let mut commits = CommitTimes::new(&state, &caller);
     let mut facts = Vec::new();
     for entry in state.store.deployments_since(record.id, app.as_deref(), since).await? {
-        let deployment = entry.record;
-        let mut fact = DeploymentFact {
-            app: deployment.app.clone(),
-            kind: deployment.kind.clone(),
-            outcome: deployment.outcome,
-            rolled_back: entry.rolled_back,
-            started_ms: deployment.started_at,
-            finished_ms: deployment.finished_at,
-            commits: Some(Vec::new()),
-        };
-        if fact.is_change() && deployment.outcome == DeploymentOutcome::Succeeded {
-            fact.commits = commits.brought(deployment.from_image.as_deref(), deployment.to_image.as_deref()).await?;
+        let mut fact = DeploymentFact::of(&entry);
+        if fact.is_change() && fact.succeeded() {
+            fact.commits = commits.brought(entry.record.from_image.as_deref(), entry.record.to_image.as_deref()).await?;
         }
         facts.push(fact);
     }

@@ -546,6 +546,20 @@ async fn delivery_metrics(harness: Harness) {
     assert_eq!(restore["median_seconds"].as_i64(), Some(30 * 60), "{metrics}");
     assert_eq!(restore["level"], "elite");
 
+    // The same keys, but lead time (which reads git), as Prometheus gauges over 30 days.
+    let (status, scraped) = harness.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let scraped = scraped.as_str().unwrap();
+    for line in [
+        "gantry_delivery_deployments{environment=\"production\",app=\"web\"} 3",
+        "gantry_delivery_failures{environment=\"production\",app=\"web\"} 2",
+        "gantry_delivery_change_failure_rate{environment=\"production\",app=\"web\"} 0.5",
+        "gantry_delivery_time_to_restore_seconds{environment=\"production\",app=\"web\"} 1800",
+        "# TYPE gantry_delivery_change_failure_rate gauge",
+    ] {
+        assert!(scraped.lines().any(|scraped| scraped == line), "{line} in:\n{scraped}");
+    }
+
     // The whole environment (only web here) and a longer window that takes in p0.
     let (_, all) = harness.admin(Method::GET, "/api/v1/environments/production/metrics?days=60", None).await;
     assert_eq!(all["deployment_frequency"]["deployments"], 4, "{all}");
