@@ -410,9 +410,18 @@ pub struct CronWrite {
 }
 
 /// The events a notifier can be sent: a build finished (its final state is one of the
-/// notifier's `states`), or a build step pushed an image (the delivery webhook a deployer
-/// listens to).
-pub const NOTIFIER_EVENTS: &[&str] = &[BUILD_FINISHED, IMAGE_PUBLISHED];
+/// notifier's `states`), a build step pushed an image (the delivery webhook a deployer listens
+/// to), or a deployer reported a deployment of an image the repository built, or drift of an
+/// application running one.
+pub const NOTIFIER_EVENTS: &[&str] = &[
+    BUILD_FINISHED,
+    IMAGE_PUBLISHED,
+    crate::delivery::DEPLOYMENT_STARTED,
+    crate::delivery::DEPLOYMENT_SUCCEEDED,
+    crate::delivery::DEPLOYMENT_FAILED,
+    crate::delivery::DEPLOYMENT_ROLLED_BACK,
+    crate::delivery::DRIFT_DETECTED,
+];
 pub const BUILD_FINISHED: &str = "build.finished";
 pub const IMAGE_PUBLISHED: &str = "image.published";
 

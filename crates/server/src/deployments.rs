@@ -76,6 +76,9 @@ pub async fn receive(
         }
     };
     count(if changed { "recorded" } else { "unchanged" });
+    if changed {
+        crate::notify::deployment_reported(&state, &record, &event).await;
+    }
     Ok((StatusCode::OK, Json(EventReceipt { changed, ignored: None })).into_response())
 }
 

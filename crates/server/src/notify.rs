@@ -1,6 +1,7 @@
 //! Telling the outside world: commit statuses on the forge for every build state change, and
 //! notifications (Gantry's JSON webhook, Slack-compatible) when a build finishes or publishes
-//! an image (the delivery webhooks deployers listen to). All are sent in the background with
+//! an image (the delivery webhooks deployers listen to), and when a deployer reports a
+//! deployment of, or drift from, an image the repository built. All are sent in the background with
 //! retries and backoff, so a slow forge never slows a build down; a notifier with a secret
 //! signs each body (`X-Gantry-Signature: sha256=<hex HMAC-SHA256>`).
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use proto::State;
 use proto::api::{BUILD_FINISHED, BuildNotification, EVENT_HEADER, IMAGE_PUBLISHED, ImagePublished, SIGNATURE_HEADER};
+use proto::delivery::DeploymentEvent;
 use store::{ArtifactRecord, BuildRecord, NotifierRecord};
 
 use crate::state::AppState;
@@ -106,6 +108,71 @@ pub async fn image_published(state: &AppState, artifact: &ArtifactRecord) {
         };
         send(state, notifier, IMAGE_PUBLISHED, &body);
     }
+}
+
+/// Passes a deployer's event on to the notifiers that want it, of every repository a build of
+/// which published the image concerned: the deployment's new image, or for drift the image the
+/// application last ran successfully. An image no build published concerns no repository.
+pub async fn deployment_reported(state: &AppState, environment: &store::EnvironmentRecord, event: &DeploymentEvent) {
+    let Some(name) = proto::api::NOTIFIER_EVENTS.iter().find(|name| **name == event.event) else { return };
+    let image = match &event.deployment {
+        Some(deployment) => deployment.to_image.clone().or_else(|| deployment.from_image.clone()),
+        None => match state.store.environment_apps(environment.id).await {
+            Ok(apps) => {
+                apps.into_iter().find(|app| app.app == event.app).and_then(|app| app.current).and_then(|current| current.record.to_image)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot read the environment's applications");
+                return;
+            }
+        },
+    };
+    let Some((repository, digest)) = image.as_deref().and_then(|image| crate::api::artifacts::parse_image(image).ok()) else { return };
+    let artifacts = match state.store.artifacts_by_digest(digest).await {
+        Ok(artifacts) => artifacts,
+        Err(error) => {
+            tracing::error!(%error, "cannot look up the deployed image");
+            return;
+        }
+    };
+    let mut told = std::collections::BTreeSet::new();
+    for artifact in artifacts.iter().filter(|artifact| repository.is_none_or(|repository| repository == artifact.repository)) {
+        // The newest build of each repository that pushed the image stands for it.
+        if !told.insert(artifact.repo_id) {
+            continue;
+        }
+        let Ok(Some(repo)) = state.store.repo_by_id(artifact.repo_id).await else { continue };
+        let Ok(notifiers) = state.store.list_notifiers(repo.id).await else { continue };
+        let build_url = state.build_url(&repo.full_name, artifact.build_number);
+        for notifier in notifiers.iter().filter(|notifier| notifier.events.iter().any(|wanted| wanted == name)) {
+            let body = match notifier.kind.as_str() {
+                "slack" => serde_json::json!({ "text": deployment_text(event, &repo.full_name, artifact.build_number, &build_url) }),
+                _ => {
+                    let mut body = serde_json::to_value(event).unwrap_or_default();
+                    if let Some(fields) = body.as_object_mut() {
+                        fields.insert("repository".into(), repo.full_name.clone().into());
+                        fields.insert("build".into(), artifact.build_number.into());
+                        fields.insert("build_url".into(), build_url.clone().into());
+                    }
+                    body
+                }
+            };
+            send(state, notifier, name, &body);
+        }
+    }
+}
+
+/// One line for a chat: where, what, how it went, and the build behind it.
+fn deployment_text(event: &DeploymentEvent, repo: &str, build: i64, build_url: &str) -> String {
+    let what = match &event.deployment {
+        Some(deployment) => {
+            let image = deployment.to_image.as_deref().unwrap_or("-");
+            let reason = deployment.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
+            format!("{} `{image}`{reason}", event.event.trim_start_matches("deployment."))
+        }
+        None => format!("drifted: {}", event.drift.join("; ")),
+    };
+    format!("{}: {} {what} (<{build_url}|{repo} build #{build}>)", event.environment, event.app)
 }
 
 /// Posts `body` in the background, signed when the notifier has a secret.

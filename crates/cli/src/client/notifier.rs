@@ -40,7 +40,10 @@ pub(super) struct AddArgs {
     /// The body: `webhook` (Gantry's JSON) or `slack` (a Slack-compatible message).
     #[arg(long, default_value = "webhook")]
     kind: String,
-    /// `build.finished` or `image.published` (repeat the flag; default: build.finished).
+    /// `build.finished`, `image.published`, `deployment.started`, `deployment.succeeded`,
+    /// `deployment.failed`, `deployment.rolled-back` or `drift.detected` (repeat the flag;
+    /// default: build.finished). Deployment and drift events are those of images the
+    /// repository's builds pushed, as the environments' deployers report them.
     #[arg(long = "event", value_name = "EVENT")]
     events: Vec<String>,
     /// For build.finished: a final state to notify about (repeat; default: all).

@@ -586,3 +586,53 @@ async fn delivery_metrics(harness: Harness) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 both!(delivery_metrics_come_from_the_deployments_and_the_commits_they_brought, delivery_metrics);
+
+async fn deployment_notifications(harness: Harness) {
+    let recorder = crate::harness::Recorder::default();
+    let base = recorder.start().await;
+    let (agent, job) = leased_release(&harness).await;
+    report(&harness, agent, job, pushed("image", "127.0.0.1:5000/acme/app", DIGEST)).await;
+    let deploys = json!({
+        "kind": "webhook", "url": format!("{base}/deploys"), "events": ["deployment.succeeded", "deployment.failed", "drift.detected"],
+    });
+    let (status, answer) = harness.admin(Method::POST, "/api/v1/repos/acme/app/notifiers", Some(deploys)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let builds_only = json!({ "kind": "webhook", "url": format!("{base}/builds") });
+    harness.admin(Method::POST, "/api/v1/repos/acme/app/notifiers", Some(builds_only)).await;
+    let (status, answer) = harness
+        .admin(Method::POST, "/api/v1/repos/acme/app/notifiers", Some(json!({ "kind": "webhook", "url": base, "events": ["deploy.done"] })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("deployment.succeeded"), "the known events are listed: {answer}");
+
+    let secret = register(&harness, "production").await;
+    let sender = Sender::new(&harness).await;
+    let image = format!("127.0.0.1:5000/acme/app:1.0@{DIGEST}");
+    // Not subscribed: the start. Subscribed: the success, once however often it is delivered.
+    assert!(sender.changed("production", &secret, &event("deployment.started", "production", "d1", "running", &image)).await);
+    let succeeded = event("deployment.succeeded", "production", "d1", "succeeded", &image);
+    assert!(sender.changed("production", &secret, &succeeded).await);
+    assert!(!sender.changed("production", &secret, &succeeded).await);
+    // An image no build pushed (a tag) concerns no repository.
+    assert!(
+        sender
+            .changed("production", &secret, &event("deployment.failed", "production", "d2", "failed", "127.0.0.1:5000/acme/app:2.0"))
+            .await
+    );
+    // Drift of the application, whose running image build 1 pushed.
+    let drift = json!({ "event": "drift.detected", "environment": "production", "app": "web", "owner_team": "web-team", "drift": ["1 of 2 running"] });
+    assert!(sender.changed("production", &secret, &drift).await);
+
+    let told = recorder.wait_for("/deploys", 2).await;
+    let events: Vec<&str> = told.iter().map(|(body, _)| body["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["deployment.succeeded", "drift.detected"], "{told:?}");
+    let (success, _) = &told[0];
+    assert_eq!(
+        (success["repository"].as_str(), success["build"].as_i64(), success["build_url"].as_str()),
+        (Some("acme/app"), Some(1), Some("http://gantry.test/repos/acme/app/builds/1"))
+    );
+    assert_eq!((success["deployment"]["id"].as_str(), success["deployment"]["to_image"].as_str()), (Some("d1"), Some(image.as_str())));
+    assert_eq!(told[1].0["drift"], json!(["1 of 2 running"]));
+    assert!(recorder.to("/builds").is_empty(), "a notifier for builds hears nothing of deployments");
+}
+both!(a_deployment_of_a_repositorys_image_is_told_to_its_notifiers_once, deployment_notifications);
