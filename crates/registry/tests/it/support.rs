@@ -75,6 +75,9 @@ impl PushedImage {
         let options = BuildOptions {
             tags: vec![format!("{repository}:{tag}")],
             labels: BTreeMap::from([("org.opencontainers.image.revision".to_owned(), "0123abc".to_owned())]),
+            // The classic builder's cache lookup loads every child image of the base; another
+            // test's image removed at that moment fails this build ("unable to find image").
+            no_cache: true,
             ..BuildOptions::default()
         };
         let mut events = engine.build_image(context, options);
