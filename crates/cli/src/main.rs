@@ -274,6 +274,52 @@ enum EnvCommand {
     /// production brings): each with author, message and the builds that tested it. Asks the
     /// Gantry server (--server), which knows the build behind every image, not a deployer.
     Diff(client::ChangelogCommand),
+    /// Ask to run in --to the exact image APP runs in --from (a promotion). The target
+    /// environment's rules (`promotion:` in its environment.yml) say who approves, how many,
+    /// soak time, required checks and freezes; once approved, its deployer commits the image.
+    /// Asks the Gantry server (--server).
+    Promote {
+        app: String,
+        /// The environment whose running version is promoted.
+        #[arg(long)]
+        from: String,
+        /// The environment promoted to.
+        #[arg(long)]
+        to: String,
+        /// Why, for the approvers.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        server: ServerClient,
+    },
+    /// Approve promotion ID (not your own), with an optional comment.
+    Approve {
+        id: i64,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        server: ServerClient,
+    },
+    /// Reject promotion ID (or withdraw your own), with an optional comment.
+    Reject {
+        id: i64,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        server: ServerClient,
+    },
+    /// Promotions into ENVIRONMENT, newest first, or one promotion with --id.
+    Promotions {
+        environment: Option<String>,
+        /// One promotion, with its decisions.
+        #[arg(long, conflicts_with = "environment")]
+        id: Option<i64>,
+        /// Only those in this state: pending, approved, applied, proposed, rejected, expired, failed.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        server: ServerClient,
+    },
     /// Roll an application back by a commit to the environment repository: its file as it was
     /// at REVISION (default: before its image last changed). The deployer then deploys it.
     Rollback {
@@ -287,6 +333,22 @@ enum EnvCommand {
         #[arg(long, env = "GANTRY_DEPLOYER_BRANCH", default_value = "main")]
         branch: String,
     },
+}
+
+/// Where the Gantry server is, for the `gantry env` commands that ask it.
+#[derive(Args, Clone)]
+struct ServerClient {
+    #[command(flatten)]
+    connection: client::Connection,
+    /// Print JSON instead of text.
+    #[arg(long, display_order = 99)]
+    json: bool,
+}
+
+impl ServerClient {
+    fn command(self, action: client::PromotionAction) -> client::PromotionCommand {
+        client::PromotionCommand::new(self.connection, self.json, action)
+    }
 }
 
 /// Where a deployer's API is.
@@ -547,6 +609,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             EnvCommand::History { app, deployer, json } => environment::history(&deployer.url, deployer.token.as_deref(), &app, json),
             EnvCommand::Rollback { app, to, repo, branch } => environment::rollback(&repo, &branch, &app, to.as_deref()),
             EnvCommand::Diff(command) => client::changelog(command),
+            EnvCommand::Promote { app, from, to, comment, server } => {
+                client::promotion(server.command(client::PromotionAction::Request { app, from, to, comment }))
+            }
+            EnvCommand::Approve { id, comment, server } => {
+                client::promotion(server.command(client::PromotionAction::Decide { id, approve: true, comment }))
+            }
+            EnvCommand::Reject { id, comment, server } => {
+                client::promotion(server.command(client::PromotionAction::Decide { id, approve: false, comment }))
+            }
+            EnvCommand::Promotions { environment, id, state, server } => match (id, environment) {
+                (Some(id), _) => client::promotion(server.command(client::PromotionAction::Show { id })),
+                (None, Some(environment)) => client::promotion(server.command(client::PromotionAction::List { environment, state })),
+                (None, None) => anyhow::bail!("name an environment, or a promotion with --id"),
+            },
         },
         Command::Registry(command) => client::registry(command),
         Command::Environment(command) => client::environment(command),

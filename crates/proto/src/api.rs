@@ -421,6 +421,11 @@ pub const NOTIFIER_EVENTS: &[&str] = &[
     crate::delivery::DEPLOYMENT_FAILED,
     crate::delivery::DEPLOYMENT_ROLLED_BACK,
     crate::delivery::DRIFT_DETECTED,
+    crate::delivery::PROMOTION_REQUESTED,
+    crate::delivery::PROMOTION_APPROVED,
+    crate::delivery::PROMOTION_REJECTED,
+    crate::delivery::PROMOTION_EXPIRED,
+    crate::delivery::PROMOTION_APPLIED,
 ];
 pub const BUILD_FINISHED: &str = "build.finished";
 pub const IMAGE_PUBLISHED: &str = "image.published";
@@ -845,4 +850,90 @@ pub struct EventReceipt {
     pub changed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
+}
+
+/// `POST /api/v1/environments/{name}/promotions`: promote what runs in `from` to this
+/// environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PromotionRequest {
+    pub app: String,
+    /// The environment whose running version is promoted.
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// `POST /api/v1/promotions/{id}/approve` and `…/reject`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PromotionDecisionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PromotionState {
+    /// Waiting for approvals.
+    Pending,
+    /// Approved: waiting for the environment's deployer to commit it.
+    Approved,
+    /// Committed in the environment's repository.
+    Applied,
+    /// Pushed to a branch of the environment's repository for review.
+    Proposed,
+    Rejected,
+    /// Not approved in time: rejected by the clock.
+    Expired,
+    /// The deployer refused it.
+    Failed,
+}
+
+impl PromotionState {
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::Pending | Self::Approved)
+    }
+}
+
+/// One approval or rejection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PromotionDecision {
+    pub user: String,
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// A request to run in one environment the version another one runs, with its approvals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Promotion {
+    pub id: i64,
+    pub environment: String,
+    pub app: String,
+    pub from_environment: String,
+    /// Pinned by digest.
+    pub image: String,
+    pub state: PromotionState,
+    pub requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Unix seconds.
+    pub requested: i64,
+    /// When a pending request expires, Unix seconds.
+    pub expires: i64,
+    pub approvals_required: u32,
+    pub decisions: Vec<PromotionDecision>,
+    /// Unix seconds of its last change of state.
+    pub updated: i64,
+    /// Why it was rejected, expired or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The build that pushed the image, when the caller can read its repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildLink>,
 }

@@ -33,6 +33,8 @@ use crate::state::AppState;
         api::agents::list, api::agents::remove,
         api::environments::list, api::environments::create, api::environments::delete, api::environments::regenerate_secret,
         api::environments::deployments, api::environments::apps, api::environments::metrics, api::changelog::changelog, crate::deployments::receive,
+        api::promotions::create, api::promotions::list, api::promotions::get, api::promotions::approve, api::promotions::reject,
+        api::promotions::sync,
         crate::hooks::receive, crate::metrics::scrape, healthz, readyz,
     ),
     tags(
@@ -137,6 +139,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/environments/{environment}/deployments", get(api::environments::deployments))
         .route("/api/v1/environments/{environment}/apps", get(api::environments::apps))
         .route("/api/v1/environments/{environment}/metrics", get(api::environments::metrics))
+        .route("/api/v1/environments/{environment}/promotions", get(api::promotions::list).post(api::promotions::create))
+        .route("/api/v1/promotions/{id}", get(api::promotions::get))
+        .route("/api/v1/promotions/{id}/approve", post(api::promotions::approve))
+        .route("/api/v1/promotions/{id}/reject", post(api::promotions::reject))
         .route("/api/v1/apps/{app}/changelog", get(api::changelog::changelog))
         .layer(DefaultBodyLimit::max(1024 * 1024));
     let hooks = Router::new()
@@ -145,6 +151,7 @@ pub fn router(state: AppState) -> Router {
     // Deployers' events: signed by the environment's secret, not by a user.
     let deployment_events = Router::new()
         .route("/api/v1/environments/{environment}/events", post(crate::deployments::receive))
+        .route("/api/v1/environments/{environment}/promotions/sync", post(api::promotions::sync))
         .layer(DefaultBodyLimit::max(crate::deployments::MAX_EVENT_BYTES));
     // Log batches are large; the agent keeps them well below this.
     let agents = Router::new().nest(proto::agent::PREFIX, crate::agent_api::routes()).layer(DefaultBodyLimit::max(32 * 1024 * 1024));

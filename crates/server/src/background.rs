@@ -1,6 +1,7 @@
 //! Loops that run beside the HTTP server: polling remotes for new commits and tags, firing cron
-//! schedules, marking the workflows of silent agents lost, deleting logs past retention, and
-//! forgetting webhook deliveries past the de-duplication window.
+//! schedules, marking the workflows of silent agents lost, deleting logs past retention,
+//! forgetting webhook deliveries past the de-duplication window, and expiring promotions not
+//! approved in time.
 //! Each survives its own errors: they are logged and the loop goes on at the next tick.
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,7 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> Vec<tokio::t
         tokio::spawn(retention_loop(state.clone(), shutdown.clone())),
         tokio::spawn(expired_tokens_loop(state.clone(), shutdown.clone())),
         tokio::spawn(deliveries_loop(state.clone(), shutdown.clone())),
+        tokio::spawn(promotions_loop(state.clone(), shutdown.clone())),
     ]
 }
 
@@ -194,6 +196,13 @@ pub async fn remove_old_logs(state: &AppState, retention: Duration) -> Result<us
 
 /// Removes sessions and API tokens past their expiry every few minutes: they stopped working
 /// when they expired; this only keeps the table small.
+/// Expires promotions not approved in time, within a tick of their timeout.
+async fn promotions_loop(state: AppState, shutdown: CancellationToken) {
+    while ticks(&state, &shutdown).await {
+        crate::api::promotions::expire_due(&state).await;
+    }
+}
+
 async fn expired_tokens_loop(state: AppState, shutdown: CancellationToken) {
     loop {
         match state.store.delete_expired_tokens(now_ms()).await {

@@ -92,7 +92,7 @@ enum Report<'a> {
 
 /// The environment registered as `name` whose secret signed `body`; the same refusal for an
 /// unknown environment as for a body without a good signature.
-async fn verify(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<EnvironmentRecord> {
+pub(crate) async fn verify(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<EnvironmentRecord> {
     let signature = headers
         .get(proto::api::SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok())

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod login;
 pub mod metrics;
 pub mod notify;
+pub mod promotion_gates;
 pub mod queue;
 pub mod secrets;
 pub mod state;

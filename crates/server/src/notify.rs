@@ -127,39 +127,96 @@ pub async fn deployment_reported(state: &AppState, environment: &store::Environm
             }
         },
     };
-    let Some((repository, digest)) = image.as_deref().and_then(|image| crate::api::artifacts::parse_image(image).ok()) else { return };
+    let Some(image) = image else { return };
+    for (repo, build_number) in builders_of(state, &image).await {
+        let Ok(notifiers) = state.store.list_notifiers(repo.id).await else { continue };
+        let build_url = state.build_url(&repo.full_name, build_number);
+        for notifier in notifiers.iter().filter(|notifier| notifier.events.iter().any(|wanted| wanted == name)) {
+            let body = match notifier.kind.as_str() {
+                "slack" => serde_json::json!({ "text": deployment_text(event, &repo.full_name, build_number, &build_url) }),
+                _ => with_build(serde_json::to_value(event).unwrap_or_default(), &repo.full_name, build_number, &build_url),
+            };
+            send(state, notifier, name, &body);
+        }
+    }
+}
+
+/// Tells the notifiers that want `event` (one of `proto::delivery::PROMOTION_EVENTS`) of every
+/// repository a build of which pushed the promotion's image: a request, its approval, its
+/// rejection or expiry, and when the deployer carried it out.
+pub async fn promotion_changed(state: &AppState, promotion: &store::PromotionRecord, event: &'static str) {
+    for (repo, build_number) in builders_of(state, &promotion.image).await {
+        let Ok(notifiers) = state.store.list_notifiers(repo.id).await else { continue };
+        let build_url = state.build_url(&repo.full_name, build_number);
+        for notifier in notifiers.iter().filter(|notifier| notifier.events.iter().any(|wanted| wanted == event)) {
+            let body = match notifier.kind.as_str() {
+                "slack" => serde_json::json!({ "text": promotion_text(promotion, event, &repo.full_name, build_number, &build_url) }),
+                _ => {
+                    let view = crate::api::promotions::to_view(promotion, None);
+                    with_build(serde_json::json!({ "event": event, "promotion": view }), &repo.full_name, build_number, &build_url)
+                }
+            };
+            send(state, notifier, event, &body);
+        }
+    }
+}
+
+/// The repositories whose builds pushed `image` (pinned by digest), each with its newest such
+/// build's number. An image no build published concerns no repository.
+async fn builders_of(state: &AppState, image: &str) -> Vec<(store::RepoRecord, i64)> {
+    let Ok((repository, digest)) = crate::api::artifacts::parse_image(image) else { return Vec::new() };
     let artifacts = match state.store.artifacts_by_digest(digest).await {
         Ok(artifacts) => artifacts,
         Err(error) => {
             tracing::error!(%error, "cannot look up the deployed image");
-            return;
+            return Vec::new();
         }
     };
     let mut told = std::collections::BTreeSet::new();
+    let mut builders = Vec::new();
     for artifact in artifacts.iter().filter(|artifact| repository.is_none_or(|repository| repository == artifact.repository)) {
         // The newest build of each repository that pushed the image stands for it.
         if !told.insert(artifact.repo_id) {
             continue;
         }
-        let Ok(Some(repo)) = state.store.repo_by_id(artifact.repo_id).await else { continue };
-        let Ok(notifiers) = state.store.list_notifiers(repo.id).await else { continue };
-        let build_url = state.build_url(&repo.full_name, artifact.build_number);
-        for notifier in notifiers.iter().filter(|notifier| notifier.events.iter().any(|wanted| wanted == name)) {
-            let body = match notifier.kind.as_str() {
-                "slack" => serde_json::json!({ "text": deployment_text(event, &repo.full_name, artifact.build_number, &build_url) }),
-                _ => {
-                    let mut body = serde_json::to_value(event).unwrap_or_default();
-                    if let Some(fields) = body.as_object_mut() {
-                        fields.insert("repository".into(), repo.full_name.clone().into());
-                        fields.insert("build".into(), artifact.build_number.into());
-                        fields.insert("build_url".into(), build_url.clone().into());
-                    }
-                    body
-                }
-            };
-            send(state, notifier, name, &body);
+        if let Ok(Some(repo)) = state.store.repo_by_id(artifact.repo_id).await {
+            builders.push((repo, artifact.build_number));
         }
     }
+    builders
+}
+
+/// A webhook body with the repository and build behind it added.
+fn with_build(mut body: serde_json::Value, repo: &str, build: i64, build_url: &str) -> serde_json::Value {
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("repository".into(), repo.into());
+        fields.insert("build".into(), build.into());
+        fields.insert("build_url".into(), build_url.into());
+    }
+    body
+}
+
+/// One line for a chat about a promotion.
+fn promotion_text(promotion: &store::PromotionRecord, event: &str, repo: &str, build: i64, build_url: &str) -> String {
+    let what = match event {
+        proto::delivery::PROMOTION_REQUESTED => {
+            format!("requested by {}, waiting for {} approval(s)", promotion.requested_by, promotion.approvals_required)
+        }
+        proto::delivery::PROMOTION_APPROVED => {
+            let by: Vec<&str> =
+                promotion.decisions.iter().filter(|decision| decision.approved).map(|decision| decision.login.as_str()).collect();
+            if by.is_empty() { "approved (no approval required)".to_owned() } else { format!("approved by {}", by.join(", ")) }
+        }
+        proto::delivery::PROMOTION_APPLIED => match &promotion.branch {
+            Some(branch) => format!("pushed to branch `{branch}` for review"),
+            None => "committed; deploying".to_owned(),
+        },
+        _ => format!("{}: {}", event.trim_start_matches("promotion."), promotion.reason.as_deref().unwrap_or("-")),
+    };
+    format!(
+        "{}: promotion #{} of {} from {} (`{}`) {what} (<{build_url}|{repo} build #{build}>)",
+        promotion.environment, promotion.id, promotion.app, promotion.from_environment, promotion.image
+    )
 }
 
 /// One line for a chat: where, what, how it went, and the build behind it.

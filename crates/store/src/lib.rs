@@ -21,6 +21,7 @@ mod environments;
 mod error;
 pub mod logs;
 mod notifiers;
+mod promotions;
 mod queue;
 mod records;
 mod registries;

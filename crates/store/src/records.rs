@@ -402,3 +402,89 @@ pub struct AppDeployments {
     pub latest: Option<DeploymentEntry>,
     pub drift: Option<DriftEntry>,
 }
+
+/// A request to promote an application's image into an environment, with the decisions on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotionRecord {
+    pub id: i64,
+    pub environment_id: i64,
+    pub environment: String,
+    pub app: String,
+    pub from_environment: String,
+    /// Pinned by digest.
+    pub image: String,
+    /// The login of who asked.
+    pub requested_by: String,
+    pub comment: Option<String>,
+    pub requested_at: i64,
+    pub expires_at: i64,
+    pub approvals_required: u32,
+    /// The target environment's rules when it was asked: what its decisions are held to.
+    pub rules: proto::delivery::PromotionRules,
+    pub state: proto::api::PromotionState,
+    pub updated_at: i64,
+    pub reason: Option<String>,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    /// In the order they were made.
+    pub decisions: Vec<PromotionDecisionRecord>,
+}
+
+impl PromotionRecord {
+    pub fn approvals(&self) -> usize {
+        self.decisions.iter().filter(|decision| decision.approved).count()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotionDecisionRecord {
+    pub login: String,
+    pub approved: bool,
+    pub comment: Option<String>,
+    pub decided_at: i64,
+}
+
+/// What a new promotion holds; the store gives it its id and state.
+#[derive(Clone, Debug)]
+pub struct NewPromotion<'a> {
+    pub environment_id: i64,
+    pub app: &'a str,
+    pub from_environment: &'a str,
+    pub image: &'a str,
+    pub requested_by: &'a str,
+    pub comment: Option<&'a str>,
+    pub rules: &'a proto::delivery::PromotionRules,
+    pub now: i64,
+}
+
+/// What a decision on a promotion did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecisionChange {
+    /// Recorded; the promotion still waits for more approvals.
+    Recorded,
+    /// Recorded, and it was the last approval needed.
+    Approved,
+    /// Recorded as a rejection: the promotion is rejected.
+    Rejected,
+    /// Not recorded: this person already decided.
+    AlreadyDecided,
+    /// Not recorded: the promotion no longer waits for decisions (or expired meanwhile).
+    NotPending,
+}
+
+/// The state a promotion moves to, with what is known of how it got there.
+#[derive(Clone, Copy, Debug)]
+pub struct PromotionEnd<'a> {
+    pub state: proto::api::PromotionState,
+    pub reason: Option<&'a str>,
+    /// The environment repository's commit that pins the image.
+    pub commit: Option<&'a str>,
+    /// The branch it is on, for review.
+    pub branch: Option<&'a str>,
+}
+
+impl PromotionEnd<'_> {
+    pub fn new(state: proto::api::PromotionState) -> Self {
+        Self { state, reason: None, commit: None, branch: None }
+    }
+}

@@ -13,6 +13,7 @@ mod environment;
 mod http;
 mod logs;
 mod notifier;
+mod promotion;
 mod registry;
 mod render;
 mod repo;
@@ -168,6 +169,43 @@ pub(crate) struct ChangelogCommand {
 
 pub(crate) fn changelog(command: ChangelogCommand) -> anyhow::Result<u8> {
     run(&command.connection, |client| changelog::execute(client, command.app, command.from, command.to, command.json))
+}
+
+/// `gantry env promote|approve|reject|promotions`: promotions, asked of the server (the
+/// arguments are `gantry env`'s, in `main`).
+pub(crate) struct PromotionCommand {
+    connection: Connection,
+    json: bool,
+    action: PromotionAction,
+}
+
+pub(crate) enum PromotionAction {
+    /// Ask to run in `to` the exact image `app` runs in `from`.
+    Request { app: String, from: String, to: String, comment: Option<String> },
+    /// Approve or reject a promotion.
+    Decide { id: i64, approve: bool, comment: Option<String> },
+    /// Promotions into an environment, newest first.
+    List { environment: String, state: Option<String> },
+    /// One promotion with its decisions.
+    Show { id: i64 },
+}
+
+impl PromotionCommand {
+    pub(crate) fn new(connection: Connection, json: bool, action: PromotionAction) -> Self {
+        Self { connection, json, action }
+    }
+}
+
+pub(crate) fn promotion(command: PromotionCommand) -> anyhow::Result<u8> {
+    let json = command.json;
+    run(&command.connection, |client| async move {
+        match command.action {
+            PromotionAction::Request { app, from, to, comment } => promotion::request(client, app, from, to, comment, json).await,
+            PromotionAction::Decide { id, approve, comment } => promotion::decide(client, id, approve, comment, json).await,
+            PromotionAction::List { environment, state } => promotion::list(client, environment, state, json).await,
+            PromotionAction::Show { id } => promotion::get(client, id, json).await,
+        }
+    })
 }
 
 pub(crate) fn environment(command: EnvironmentCommand) -> anyhow::Result<u8> {

@@ -253,7 +253,7 @@ impl<'a> CommitTimes<'a> {
 }
 
 /// The environment `name`, or a 404.
-async fn find(state: &AppState, name: &str) -> ApiResult<EnvironmentRecord> {
+pub(crate) async fn find(state: &AppState, name: &str) -> ApiResult<EnvironmentRecord> {
     state.store.environment_by_name(name).await?.ok_or_else(|| not_found(name))
 }
 
@@ -272,14 +272,14 @@ fn secret_answer(state: &AppState, name: &str, secret: String) -> EnvironmentSec
 
 /// The builds that produced deployed images, looked up once per image in a request, among the
 /// repositories the caller can read.
-struct BuildLinks<'a> {
+pub(crate) struct BuildLinks<'a> {
     state: &'a AppState,
     caller: &'a Caller,
     found: HashMap<String, Option<BuildLink>>,
 }
 
 impl<'a> BuildLinks<'a> {
-    fn new(state: &'a AppState, caller: &'a Caller) -> Self {
+    pub(crate) fn new(state: &'a AppState, caller: &'a Caller) -> Self {
         Self { state, caller, found: HashMap::new() }
     }
 
@@ -290,7 +290,7 @@ impl<'a> BuildLinks<'a> {
     }
 
     /// The build that published `image`, as [`BuildLinks::of`] finds it.
-    async fn of_image(&mut self, image: Option<&str>) -> ApiResult<Option<BuildLink>> {
+    pub(crate) async fn of_image(&mut self, image: Option<&str>) -> ApiResult<Option<BuildLink>> {
         let Some(image) = image else { return Ok(None) };
         if let Some(known) = self.found.get(image) {
             return Ok(known.clone());

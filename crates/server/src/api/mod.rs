@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod builds;
 pub mod changelog;
 pub mod environments;
+pub mod promotions;
 pub mod logs;
 pub mod registries;
 pub mod repos;

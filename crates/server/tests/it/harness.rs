@@ -343,11 +343,41 @@ impl Recorder {
     }
 }
 
+/// Makes `tracing` ask the current subscriber about every event instead of caching a callsite's
+/// interest. Tests capture logs with subscribers of their own, made and dropped concurrently; a
+/// callsite first reached while another test's subscriber was being dropped could be cached as
+/// uninteresting to all, and a log line a test waits for was then never written. A global
+/// subscriber that answers "sometimes" and records nothing keeps every cache at "ask".
+fn keep_every_callsite_live() {
+    struct AskEveryTime;
+    impl tracing::Subscriber for AskEveryTime {
+        fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(AskEveryTime);
+    });
+}
+
 /// Runs `future` with the server's `tracing` events at INFO and above written to a buffer;
 /// its output and that text.
 pub(crate) async fn captured_logs<T>(future: impl Future<Output = T>) -> (T, String) {
     use tracing::instrument::WithSubscriber as _;
 
+    keep_every_callsite_live();
     #[derive(Clone, Default)]
     struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
     impl std::io::Write for Buffer {

@@ -10,6 +10,7 @@ mod environments;
 mod harness;
 mod hooks;
 mod openapi;
+mod promotions;
 mod queue;
 mod reporting;
 mod request;
