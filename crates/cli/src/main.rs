@@ -88,6 +88,11 @@ enum Command {
     /// Environments whose deployers report to a server (`gantry deployer --notify`): their
     /// deployments, what runs, and the build that made it.
     Environment(client::EnvironmentCommand),
+    /// Local users: add, ls (server admins).
+    User(client::UserCommand),
+    /// Sign in as a user and make an API token for the client (printed once: export it as
+    /// GANTRY_TOKEN).
+    Login(client::LoginCommand),
 }
 
 /// `gantry deployer --repo URL …`, or one of its subcommands.
@@ -626,5 +631,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         Command::Registry(command) => client::registry(command),
         Command::Environment(command) => client::environment(command),
+        Command::User(command) => client::user(command),
+        Command::Login(command) => client::login(command),
     }
 }

@@ -3,7 +3,7 @@
 //! stay as they wrote them. Only top-level keys written in block style are edited; a file that
 //! writes them otherwise is refused rather than rewritten. No IO.
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EditError {
     #[error("{file}: `{key}` is not a top-level `key: value` line, so the deployer cannot change it")]
     NotEditable { file: String, key: String },

@@ -3,7 +3,9 @@
 //! rollback or an image update is a commit, pushed to the branch. A commit that cannot be
 //! pushed yet (the repository unreachable) stays in the checkout, is reconciled from there, and
 //! is replayed onto the branch and pushed once it can be; one that no longer applies (someone
-//! changed the same lines meanwhile) is dropped, and the repository's version wins.
+//! changed the same lines meanwhile) is dropped, and the repository's version wins. A
+//! commit for people to review instead goes to a branch of its own, made without touching the
+//! checkout.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,10 @@ pub const DEPLOYER_NAME: &str = "Gantry deployer";
 pub const DEPLOYER_EMAIL: &str = "deployer@gantry.invalid";
 
 const PENDING_FILE: &str = "pending-commits";
+/// The index a commit made beside the checkout is built in, inside `.git`.
+const SIDE_INDEX: &str = "gantry-side-index";
+/// Where a file's new text waits to become a blob, inside `.git`.
+const SIDE_BLOB: &str = "gantry-side-blob";
 
 #[derive(Debug, thiserror::Error)]
 #[error("git {operation}: {message}")]
@@ -136,6 +142,64 @@ impl Checkout {
         Ok(out.lines().map(str::to_owned).collect())
     }
 
+    /// The newest commit of the checked-out history whose message has the line `trailer`
+    /// (`Gantry-Promotion: 12`), exactly.
+    pub async fn commit_with_trailer(&self, trailer: &str) -> Result<Option<String>, GitError> {
+        let pattern = format!("^{}$", escape_basic_regex(trailer));
+        let out = self.git(&["log", "-1", "--format=%H", "--grep", &pattern, "HEAD"], "log").await?;
+        Ok(out.lines().next().map(str::to_owned))
+    }
+
+    /// The commit `branch` points at in the remote repository, if it has that branch.
+    pub async fn remote_branch(&self, branch: &str) -> Result<Option<String>, GitError> {
+        let out = self.git(&["ls-remote", "origin", &format!("refs/heads/{branch}")], "ls-remote").await?;
+        Ok(out.lines().find_map(|line| line.split_whitespace().next()).map(str::to_owned))
+    }
+
+    /// Commits `files` (path → text) on top of `base` by the deployer, without touching the
+    /// checkout, its index or the branch it follows, and pushes that commit to the remote as
+    /// the new branch `branch`. Nothing is kept when the push fails: the caller tries again.
+    pub async fn commit_to_new_branch(
+        &self,
+        base: &str,
+        files: &[(String, String)],
+        message: &str,
+        branch: &str,
+    ) -> Result<String, GitError> {
+        let git_dir = self.path.join(".git");
+        let index = git_dir.join(SIDE_INDEX);
+        let blob = git_dir.join(SIDE_BLOB);
+        let _ = tokio::fs::remove_file(&index).await;
+        let result = async {
+            self.git_with_index(&index, &["read-tree", base], "read-tree").await?;
+            for (path, text) in files {
+                tokio::fs::write(&blob, text)
+                    .await
+                    .map_err(|error| GitError { operation: "write", message: format!("{path}: {error}") })?;
+                // Filtered as `git add` would filter the file at its path.
+                let blob_path = blob.to_string_lossy();
+                let object = self.git(&["hash-object", "-w", &format!("--path={path}"), "--", &blob_path], "hash-object").await?;
+                // The file keeps its mode (an executable stays one).
+                let listed = self.git(&["ls-tree", base, "--", path], "ls-tree").await?;
+                let mode = listed.split_whitespace().next().unwrap_or("100644").to_owned();
+                let entry = format!("{mode},{},{path}", object.trim());
+                self.git_with_index(&index, &["update-index", "--add", "--cacheinfo", &entry], "update-index").await?;
+            }
+            let tree = self.git_with_index(&index, &["write-tree"], "write-tree").await?;
+            let name = format!("user.name={DEPLOYER_NAME}");
+            let email = format!("user.email={DEPLOYER_EMAIL}");
+            let commit =
+                self.git(&["-c", &name, "-c", &email, "commit-tree", tree.trim(), "-p", base, "-m", message], "commit-tree").await?;
+            let commit = commit.trim().to_owned();
+            self.git(&["push", "--quiet", "origin", &format!("{commit}:refs/heads/{branch}")], "push").await?;
+            Ok(commit)
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&index).await;
+        let _ = tokio::fs::remove_file(&blob).await;
+        result
+    }
+
     /// Pushes the checked-out commit to the branch; what was pending is no longer.
     async fn push(&self) -> Result<(), GitError> {
         self.git(&["push", "--quiet", "origin", &format!("HEAD:refs/heads/{}", self.branch)], "push").await?;
@@ -162,6 +226,25 @@ impl Checkout {
     async fn git(&self, arguments: &[&str], operation: &'static str) -> Result<String, GitError> {
         run(gitcmd::git_in(&self.path, arguments), operation).await
     }
+
+    /// git with an index of its own instead of the checkout's.
+    async fn git_with_index(&self, index: &Path, arguments: &[&str], operation: &'static str) -> Result<String, GitError> {
+        let mut command = gitcmd::git_in(&self.path, arguments);
+        command.env("GIT_INDEX_FILE", index);
+        run(command, operation).await
+    }
+}
+
+/// `text` matched literally by a basic regular expression (what `git log --grep` takes).
+fn escape_basic_regex(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '.' | '[' | ']' | '\\' | '*' | '^' | '$') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
 }
 
 async fn run(command: std::process::Command, operation: &'static str) -> Result<String, GitError> {

@@ -9,7 +9,8 @@
 //! (the Docker engine, by labels) and carries changes out, and `swarm` does the same with
 //! services on a Docker Swarm; `reconcile` composes one pass and `run` repeats it against a
 //! git checkout. `automation` finds the newer images applications' image policies ask for,
-//! and the commits that move them there.
+//! and the commits that move them there; `promote` carries out the promotions a Gantry server
+//! approved for the environment, as commits too.
 
 pub mod automation;
 pub mod edit;
@@ -19,6 +20,7 @@ pub mod history;
 pub mod inventory;
 pub mod model;
 pub mod plan;
+pub mod promote;
 pub mod read;
 pub mod reconcile;
 pub mod rollback;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pipeline::yaml::Span;
+pub use proto::delivery::{FreezeWindow, PromotionReview, PromotionRules};
 use serde::Serialize;
 
 /// The format's version: the `version` key of every file. A file of a later version is refused
@@ -32,6 +33,9 @@ pub struct Environment {
     /// Where applications run, by name.
     pub targets: BTreeMap<String, Target>,
     pub defaults: Defaults,
+    /// How versions are promoted here from other environments (`promotion:`); when the file
+    /// says nothing, from any environment, without approvals, committed on the branch.
+    pub promotion: PromotionRules,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

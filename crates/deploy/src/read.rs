@@ -19,6 +19,7 @@ pub mod codes {
     pub const MISSING_FILE: &str = "missing-file";
     pub const STOP_FIRST: &str = "stop-first";
     pub const PROBE_ON_SWARM: &str = "probe-on-swarm";
+    pub const UNREACHABLE_APPROVALS: &str = "unreachable-approvals";
 }
 
 /// One file of the repository: its path relative to the root (`apps/web.yml`) and its text.
@@ -273,7 +274,7 @@ fn document(file: &RepoFile, diagnostics: &mut Vec<Diagnostic>) -> Option<Node> 
     }
 }
 
-const ENVIRONMENT_KEYS: &[&str] = &["version", "name", "targets", "defaults"];
+const ENVIRONMENT_KEYS: &[&str] = &["version", "name", "targets", "defaults", "promotion"];
 const TARGET_KEYS: &[&str] = &["kind", "docker_host"];
 const DEFAULTS_KEYS: &[&str] = &["target", "require_digest", "drift", "update"];
 const UPDATE_KEYS: &[&str] = &["order", "parallelism", "monitor", "failure_action"];
@@ -286,9 +287,11 @@ fn read_environment(file: &RepoFile, diagnostics: &mut Vec<Diagnostic>) -> Optio
     let mut targets = BTreeMap::new();
     let mut defaults = Defaults { target: None, require_digest: true, drift: DriftPolicy::Heal, update: UpdatePolicy::default() };
     let mut default_target_span = None;
+    let mut promotion = default_promotion_rules();
     for (key, value, _) in reader.fields(&root, "the environment file", ENVIRONMENT_KEYS) {
         match key {
             "version" => {}
+            "promotion" => promotion = read_promotion(&mut reader, value),
             "name" => name = reader.string(value, "name").filter(|name| check_name(&mut reader, name, value.span, "name")),
             "targets" => {
                 for (target_name, target, span) in mapping_entries(&mut reader, value, "targets") {
@@ -362,7 +365,164 @@ fn read_environment(file: &RepoFile, diagnostics: &mut Vec<Diagnostic>) -> Optio
     }
     // Returned with its mistakes too, so that the applications are read against it and every
     // mistake of the repository is reported at once.
-    Some(Environment { name: name.unwrap_or_default(), targets, defaults })
+    Some(Environment { name: name.unwrap_or_default(), targets, defaults, promotion })
+}
+
+const PROMOTION_KEYS: &[&str] = &["from", "approvals", "approvers", "timeout", "soak", "checks", "freeze", "review"];
+const FREEZE_KEYS: &[&str] = &["from", "to", "reason"];
+/// The roles an approver entry may name (`role:admin`): the roles the server knows on the
+/// repository that built the image.
+const APPROVER_ROLES: &[&str] = &["admin", "write"];
+
+/// What an environment takes when its file has no `promotion:`, and what the keys it leaves
+/// out mean: promotions from any environment, no approvals, a day to wait for them, no soak,
+/// no checks, no freeze, committed on the branch.
+fn default_promotion_rules() -> PromotionRules {
+    PromotionRules { timeout_ms: proto::delivery::DEFAULT_APPROVAL_TIMEOUT_MS, ..PromotionRules::default() }
+}
+
+fn read_promotion(reader: &mut FileReader<'_>, node: &Node) -> PromotionRules {
+    let mut rules = default_promotion_rules();
+    let mut approvals_span = node.span;
+    for (field, value, _) in reader.fields(node, "promotion", PROMOTION_KEYS) {
+        match field {
+            "from" => {
+                for item in sequence(reader, value, "promotion.from") {
+                    if let Some(environment) = reader
+                        .string(item, "promotion.from item")
+                        .filter(|environment| check_name(reader, environment, item.span, "an environment's name"))
+                        && !rules.from.contains(&environment)
+                    {
+                        rules.from.push(environment);
+                    }
+                }
+            }
+            "approvals" => {
+                approvals_span = value.span;
+                rules.approvals = reader.unsigned(value, "promotion.approvals", 0).unwrap_or(rules.approvals);
+            }
+            "approvers" => {
+                for item in sequence(reader, value, "promotion.approvers") {
+                    let Some(approver) = reader.string(item, "promotion.approvers item") else { continue };
+                    match approver.strip_prefix("role:") {
+                        Some(role) if !APPROVER_ROLES.contains(&role) => {
+                            let diagnostic = reader.error(
+                                code::INVALID_VALUE,
+                                item.span,
+                                format!("`{approver}` is not a role that approves: `role:admin` or `role:write`"),
+                            );
+                            diagnostic.hint = Some(match did_you_mean(role, APPROVER_ROLES.iter().copied()) {
+                                Some(suggestion) => format!("did you mean `role:{suggestion}`?"),
+                                None => {
+                                    "a user name, `role:admin` or `role:write` (the role on the repository that built the image)".to_owned()
+                                }
+                            });
+                        }
+                        _ if rules.approvers.contains(&approver) => {}
+                        _ => rules.approvers.push(approver),
+                    }
+                }
+            }
+            "timeout" => match reader.duration(value, "promotion.timeout") {
+                Some(timeout) if timeout.is_zero() => {
+                    reader.error(code::INVALID_VALUE, value.span, "`promotion.timeout` must be longer than 0").hint =
+                        Some("how long a request waits for its approvals: `24h`, `30m`".to_owned());
+                }
+                Some(timeout) => rules.timeout_ms = milliseconds(timeout),
+                None => {}
+            },
+            "soak" => rules.soak_ms = reader.duration(value, "promotion.soak").map_or(rules.soak_ms, milliseconds),
+            "checks" => {
+                for item in sequence(reader, value, "promotion.checks") {
+                    if let Some(workflow) = reader.string(item, "promotion.checks item")
+                        && !rules.checks.contains(&workflow)
+                    {
+                        rules.checks.push(workflow);
+                    }
+                }
+            }
+            "freeze" => {
+                for item in sequence(reader, value, "promotion.freeze") {
+                    rules.freezes.extend(read_freeze(reader, item));
+                }
+            }
+            _ => match value.as_str() {
+                Some("commit") => rules.review = PromotionReview::Commit,
+                Some("branch") => rules.review = PromotionReview::Branch,
+                _ => {
+                    reader.error(
+                        code::INVALID_VALUE,
+                        value.span,
+                        format!("`promotion.review` is `commit` or `branch`, found {}", shown(value)),
+                    );
+                }
+            },
+        }
+    }
+    // Approvals come from different people: a list of names shorter than what is required,
+    // with no role to widen it, can never be met, and every request would expire.
+    let named_users = rules.approvers.iter().filter(|approver| !approver.starts_with("role:")).count();
+    if rules.approvals > 0 && named_users > 0 && named_users == rules.approvers.len() && named_users < rules.approvals as usize {
+        reader
+            .warning(
+                codes::UNREACHABLE_APPROVALS,
+                approvals_span,
+                format!(
+                    "`promotion.approvals` asks for {} approvals but `approvers` names {named_users} {}: no promotion can be approved",
+                    rules.approvals,
+                    if named_users == 1 { "person" } else { "people" },
+                ),
+            )
+            .hint = Some("name more approvers, add `role:write` or `role:admin`, or ask for fewer approvals".to_owned());
+    }
+    rules
+}
+
+/// `{from, to, reason}`: times in RFC 3339, `to` after `from`.
+fn read_freeze(reader: &mut FileReader<'_>, item: &Node) -> Option<FreezeWindow> {
+    let (mut from, mut to, mut reason) = (None, None, String::new());
+    for (field, node, _) in reader.fields(item, "a freeze window", FREEZE_KEYS) {
+        match field {
+            "from" => from = timestamp(reader, node, "promotion.freeze.from"),
+            "to" => to = timestamp(reader, node, "promotion.freeze.to").map(|at| (at, node.span)),
+            _ => reason = reader.string(node, "promotion.freeze.reason").unwrap_or_default(),
+        }
+    }
+    let written_as_mapping = item.as_mapping().is_some() || item.is_null();
+    if written_as_mapping && (item.get("from").is_none() || item.get("to").is_none()) {
+        reader.error(code::MISSING_KEY, item.span, "a freeze window needs `from` and `to`").hint =
+            Some("{from: '2026-12-24T00:00:00Z', to: '2026-12-27T00:00:00Z', reason: holidays}".to_owned());
+        return None;
+    }
+    let (from_ms, (to_ms, to_span)) = (from?, to?);
+    if to_ms <= from_ms {
+        reader.error(code::INVALID_VALUE, to_span, "a freeze window's `to` must be after its `from`");
+        return None;
+    }
+    Some(FreezeWindow { from_ms, to_ms, reason })
+}
+
+/// An RFC 3339 time with its offset (`2026-12-24T00:00:00Z`, `2026-12-24T09:00:00+01:00`) as
+/// Unix milliseconds.
+fn timestamp(reader: &mut FileReader<'_>, node: &Node, field: &str) -> Option<u64> {
+    let parsed = node
+        .scalar_text()
+        .and_then(|text| time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok())
+        .and_then(|at| u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok());
+    if parsed.is_none() {
+        reader
+            .error(
+                code::INVALID_VALUE,
+                node.span,
+                format!("`{field}` must be a time such as `2026-12-24T00:00:00Z`, found {}", shown(node)),
+            )
+            .hint = Some("RFC 3339: a date, `T`, a time and its offset (`Z` for UTC, or `+01:00`)".to_owned());
+    }
+    parsed
+}
+
+fn milliseconds(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 const APP_KEYS: &[&str] = &[

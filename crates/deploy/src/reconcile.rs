@@ -125,6 +125,9 @@ pub struct Revision {
 /// digests, and what deploying them needs (config files, secret values, registry logins).
 pub struct Desired {
     pub repository: EnvironmentRepo,
+    /// Applications of the repository on targets this deployer leaves to others
+    /// (`only_target`): not in `repository`, and not this deployer's to promote.
+    pub elsewhere: BTreeSet<String>,
     pub spec_digests: BTreeMap<String, String>,
     kinds: BTreeMap<String, TargetKind>,
     config_files: BTreeMap<String, Vec<u8>>,
@@ -141,6 +144,7 @@ pub fn read_desired(root: &Path, options: &ReconcileOptions<'_>) -> Result<Desir
     let known_secrets = options.secrets.map(SecretStore::names).transpose().map_err(store_error)?;
     let (repository, diagnostics) = read_repository(&files, &ReadOptions { known_secrets });
     let Some(mut repository) = repository else { return Err(ReconcileError::Mistakes(diagnostics)) };
+    let mut elsewhere = BTreeSet::new();
     if let Some(only) = options.only_target {
         let kind_name = |kind: TargetKind| match kind {
             TargetKind::Docker => "docker",
@@ -151,6 +155,7 @@ pub fn read_desired(root: &Path, options: &ReconcileOptions<'_>) -> Result<Desir
             return Err(ReconcileError::Unsupported(format!("the environment has no target named `{only}` or of that kind")));
         }
         let targets = repository.environment.targets.clone();
+        elsewhere = repository.apps.values().filter(|app| !targets.contains_key(&app.target)).map(|app| app.name.clone()).collect();
         repository.apps.retain(|_, app| targets.contains_key(&app.target));
     }
     let mut config_files = BTreeMap::new();
@@ -181,7 +186,7 @@ pub fn read_desired(root: &Path, options: &ReconcileOptions<'_>) -> Result<Desir
     let spec_digests: BTreeMap<String, String> =
         repository.apps.iter().map(|(name, app)| (name.clone(), spec_digest(app, &config_digests, &secret_versions))).collect();
     let kinds = repository.environment.targets.iter().map(|(name, target)| (name.clone(), target.kind)).collect();
-    Ok(Desired { repository, spec_digests, kinds, config_files, secrets, registry_logins })
+    Ok(Desired { repository, elsewhere, spec_digests, kinds, config_files, secrets, registry_logins })
 }
 
 /// Connections to the environment's targets; targets that are one engine (the same kind at

@@ -11,6 +11,10 @@
 //! what runs agree again, and image automation skips the held image. An application whose
 //! policy is `pause` (or that has nothing to go back to) keeps its failed version paused: it is
 //! not retried until the repository changes it.
+//!
+//! Each pass whose repository read without mistakes also syncs promotions with the Gantry
+//! servers among the receivers (`promote`): an approved promotion is committed like image
+//! automation's updates, and reconciled at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -113,6 +117,7 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<(), Run
         desired: None,
         targets: None,
         history: None,
+        promotions: crate::promote::Promotions::new(&options.receivers),
     };
     loop {
         let again = deployer.pass().await;
@@ -150,6 +155,8 @@ struct Deployer<'a> {
     targets: Option<Arc<Targets>>,
     /// The deployment history as last read; read again after a pass that deployed.
     history: Option<Vec<DeploymentRecord>>,
+    /// Promotions with the Gantry servers among the receivers.
+    promotions: crate::promote::Promotions,
 }
 
 /// The repository as read at one revision, with the secret store's stamp then.
@@ -230,8 +237,9 @@ impl Deployer<'_> {
         prepared
     }
 
-    /// One pass: fetch, reconcile, roll back what failed. True when a rollback was committed,
-    /// so that it is reconciled at once.
+    /// One pass: fetch, reconcile, roll back what failed, image automation, promotions. True
+    /// when the deployer committed (a rollback, an image update, a promotion), so that it is
+    /// reconciled at once.
     async fn pass(&mut self) -> bool {
         let started = Instant::now();
         let (revision, reachable) = match self.checkout.sync().await {
@@ -250,7 +258,9 @@ impl Deployer<'_> {
                     metrics.reconciles += 1;
                     metrics.reconcile_failures += 1;
                 });
-                return false;
+                // A repository that read well, on targets that cannot be reached: promotions
+                // are still committed, and deployed once the targets are back.
+                return self.promote(&revision).await;
             }
         };
         // A version that failed is not tried again until the repository changes it.
@@ -294,13 +304,30 @@ impl Deployer<'_> {
         }
         self.update_inventory(&prepared, &revision, &remaining, reachable).await;
         let automated = !self.options.dry_run && self.automate(&prepared.desired.repository).await;
+        let promoted = self.promote(&revision).await;
         let elapsed = started.elapsed().as_secs_f64();
         count(&self.shared, |metrics| {
             metrics.reconciles += 1;
             metrics.last_reconcile_seconds = elapsed;
             metrics.reconcile_seconds_sum += elapsed;
         });
-        rolled_back || automated
+        rolled_back || automated || promoted
+    }
+
+    /// Promotions synced with the Gantry servers and carried out, when the repository at
+    /// `revision` read without mistakes (with the secret store as it is) and this is no dry
+    /// run. True when one was committed on the branch.
+    async fn promote(&mut self, revision: &str) -> bool {
+        if self.options.dry_run || self.promotions.is_empty() {
+            return false;
+        }
+        let stamp = self.secrets.stamp();
+        let Some(desired) =
+            self.desired.as_ref().filter(|read| read.revision == revision && read.store == stamp).map(|read| read.desired.clone())
+        else {
+            return false;
+        };
+        self.promotions.pass(&self.client, &self.checkout, &desired.repository, revision, &desired.elsewhere).await
     }
 
     /// Image automation when it is due (Gantry said an image was published, or the registry

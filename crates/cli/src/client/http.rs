@@ -36,6 +36,12 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// A session opened by signing in: its cookie and the CSRF token its changes carry.
+pub(super) struct Session {
+    cookie: String,
+    csrf: String,
+}
+
 /// What went wrong talking to the server.
 #[derive(Debug)]
 pub(super) enum ClientError {
@@ -154,6 +160,40 @@ impl Client {
     pub(super) async fn delete(&self, segments: &[&str]) -> Result<(), ClientError> {
         let request = self.request(Method::DELETE, self.url(segments)).timeout(REQUEST_TIMEOUT);
         self.send(request).await.map(drop)
+    }
+
+    /// Signs in with a login and password (no token sent): the session opened.
+    pub(super) async fn sign_in(&self, login: &proto::api::Login) -> Result<Session, ClientError> {
+        let url = self.url(&["login"]);
+        let response = self.send(self.http.post(url.clone()).json(login).timeout(REQUEST_TIMEOUT)).await?;
+        let header = |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let cookie = header("set-cookie").and_then(|cookie| cookie.split(';').next().map(str::to_owned));
+        match (cookie, header("x-csrf-token")) {
+            (Some(cookie), Some(csrf)) => Ok(Session { cookie, csrf }),
+            _ => Err(ClientError::BadAnswer { url: url.to_string(), detail: "the sign-in opened no session".to_owned() }),
+        }
+    }
+
+    /// POSTs `body` as the signed-in `session` (its cookie and CSRF token, no API token).
+    pub(super) async fn post_in_session<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        session: &Session,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = self.url(segments);
+        decode(&url, self.send(self.session_request(session, url.clone()).json(body)).await?).await
+    }
+
+    /// Closes `session`.
+    pub(super) async fn sign_out(&self, session: &Session) -> Result<(), ClientError> {
+        self.send(self.session_request(session, self.url(&["logout"]))).await.map(drop)
+    }
+
+    fn session_request(&self, session: &Session, url: Url) -> RequestBuilder {
+        let mut cookie = HeaderValue::from_str(&session.cookie).unwrap_or_else(|_| HeaderValue::from_static(""));
+        cookie.set_sensitive(true);
+        self.http.post(url).header(reqwest::header::COOKIE, cookie).header("x-csrf-token", &session.csrf).timeout(REQUEST_TIMEOUT)
     }
 
     async fn with_body<B: Serialize + ?Sized, T: DeserializeOwned>(

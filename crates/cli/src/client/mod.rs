@@ -19,6 +19,7 @@ mod render;
 mod repo;
 pub(crate) mod secret;
 mod sse;
+mod user;
 
 use std::fmt;
 use std::future::Future;
@@ -114,6 +115,49 @@ pub(crate) struct EnvironmentCommand {
     json: bool,
     #[command(subcommand)]
     action: environment::EnvironmentAction,
+}
+
+/// `gantry user …`
+#[derive(Args, Clone, Debug)]
+pub(crate) struct UserCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, global = true, display_order = 99)]
+    json: bool,
+    #[command(subcommand)]
+    action: user::UserAction,
+}
+
+pub(crate) fn user(command: UserCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| user::execute(client, command.action, command.json))
+}
+
+/// `gantry login LOGIN`: an API token made by signing in.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct LoginCommand {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of text.
+    #[arg(long, display_order = 99)]
+    json: bool,
+    /// The user to sign in as.
+    login: String,
+    /// The variable holding the password (else a prompt, or stdin).
+    #[arg(long, value_name = "VARIABLE")]
+    password_from_env: Option<String>,
+    /// The token's name, shown in lists.
+    #[arg(long, default_value = "gantry cli")]
+    name: String,
+    /// The token stops working this many days from now.
+    #[arg(long)]
+    expires_in_days: Option<u32>,
+}
+
+pub(crate) fn login(command: LoginCommand) -> anyhow::Result<u8> {
+    run(&command.connection, |client| {
+        user::login(client, command.login, command.password_from_env, command.name, command.expires_in_days, command.json)
+    })
 }
 
 /// `gantry agent ls|rm`, with the server from `gantry agent`'s own `--server`.

@@ -724,3 +724,43 @@ fn write_chunk(connection: &mut TcpStream, text: &str) {
     connection.flush().unwrap();
     thread::sleep(Duration::from_millis(50));
 }
+
+/// A person gets going without a browser: an admin adds them (the password from a variable,
+/// never printed), they sign in with `gantry login`, which prints an API token once and leaves
+/// no session open, and that token is theirs; a wrong password gets a plain refusal.
+#[test]
+fn a_user_added_by_an_admin_signs_in_and_gets_an_api_token() {
+    let server = Server::start();
+    let password = "correct horse battery staple";
+    let added =
+        server.command(&["user", "add", "ada", "--password-from-env", "ADA_PASSWORD"]).env("ADA_PASSWORD", password).output().unwrap();
+    assert_eq!(added.status.code(), Some(0), "{}", detail(&added));
+    assert!(stdout(&added).contains("user ada created") && !stdout(&added).contains(password), "{}", detail(&added));
+    let users = server.ok(&["user", "ls"]);
+    assert!(users.lines().any(|line| line.starts_with("ada ") && line.contains(" no ")), "{users}");
+
+    let mut login = client_command(&["login", "ada", "--name", "laptop", "--json"]);
+    login.env("GANTRY_SERVER", &server.url).env_remove("GANTRY_TOKEN");
+    let signed_in =
+        login.stdin(Stdio::null()).env("GANTRY_PASSWORD", password).args(["--password-from-env", "GANTRY_PASSWORD"]).output().unwrap();
+    assert_eq!(signed_in.status.code(), Some(0), "{}", detail(&signed_in));
+    let created: Value = serde_json::from_str(&stdout(&signed_in)).unwrap();
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(created["name"], "laptop");
+    let mut whoami = client_command(&["repo", "ls", "--json"]);
+    whoami.env("GANTRY_SERVER", &server.url).env("GANTRY_TOKEN", token);
+    let listed = whoami.output().unwrap();
+    assert_eq!(listed.status.code(), Some(0), "the token works: {}", detail(&listed));
+    // The sign-in's session was closed: only the API token is left among ada's tokens.
+    let tokens: Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let answer = reqwest::Client::new().get(format!("{}/api/v1/user/tokens", server.url)).bearer_auth(token).send().await.unwrap();
+        answer.json().await.unwrap()
+    });
+    assert_eq!(tokens.as_array().map(|tokens| tokens.iter().filter(|token| token["kind"] == "session").count()), Some(0), "{tokens}");
+
+    let mut wrong = client_command(&["login", "ada", "--password-from-env", "GANTRY_PASSWORD"]);
+    wrong.env("GANTRY_SERVER", &server.url).env_remove("GANTRY_TOKEN").env("GANTRY_PASSWORD", "not the password");
+    let refused = wrong.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", detail(&refused));
+    assert!(stderr(&refused).contains("wrong login or password"), "{}", detail(&refused));
+}

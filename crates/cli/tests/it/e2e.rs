@@ -13,7 +13,7 @@ use crate::git_in as git;
 use crate::support::{Pid, Signal, kill, pid_of};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "e2e-admin-token";
+pub(crate) const ADMIN: &str = "e2e-admin-token";
 const AGENT_SECRET: &str = "e2e-agent-secret";
 const HOOK_SECRET: &str = "e2e-hook-secret";
 
@@ -253,7 +253,7 @@ pub(crate) fn push_commit(work: &Path, files: &[(&str, &str)], message: &str) ->
 }
 
 /// A GitHub `push` delivery for `sha` on main, signed with the repository's webhook secret.
-async fn deliver_push(cluster: &Cluster, sha: &str, delivery: &str) -> (u16, Value) {
+pub(crate) async fn deliver_push(cluster: &Cluster, sha: &str, delivery: &str) -> (u16, Value) {
     let body = json!({
         "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": sha,
         "repository": { "full_name": "acme/app", "clone_url": "file:///unused" },

@@ -10,6 +10,7 @@ mod deployer;
 mod e2e;
 mod exec;
 mod faults;
+mod promotion;
 mod reporting;
 mod support;
 

@@ -1,15 +1,16 @@
 //! Reading environment repositories: the example reads whole; mistakes come all at once, each
 //! with its file, line, column and a hint; checks across files (targets, ports, secrets,
-//! digests) point at the line that causes them.
+//! digests) point at the line that causes them; an environment's promotion rules.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use deploy::model::{DriftPolicy, ImageRule, Probe, Protocol, TargetKind, UpdateOrder};
+use deploy::model::{DriftPolicy, FreezeWindow, ImageRule, Probe, PromotionReview, PromotionRules, Protocol, TargetKind, UpdateOrder};
 use deploy::read::{parse_bytes, parse_duration, parse_image};
 use deploy::{ReadOptions, RepoFile, read_repository};
 use pipeline::Diagnostic;
+use proto::delivery::DEFAULT_APPROVAL_TIMEOUT_MS;
 
 /// Every file under `root`, with paths relative to it.
 fn load(root: &Path) -> Vec<RepoFile> {
@@ -64,6 +65,8 @@ fn the_example_environment_reads_whole() {
     let repository = repository.unwrap();
     assert_eq!(repository.environment.name, "production");
     assert_eq!(repository.environment.targets["edge"].kind, TargetKind::Swarm);
+    let promotion = &repository.environment.promotion;
+    assert_eq!((promotion.from.as_slice(), promotion.approvals, promotion.soak_ms), (&["staging".to_owned()][..], 1, 3_600_000));
     assert_eq!(repository.apps.keys().collect::<Vec<_>>(), ["web", "worker"]);
 
     let web = &repository.apps["web"];
@@ -93,6 +96,69 @@ fn every_mistake_is_reported_at_once_with_its_place_and_a_hint() {
     let (repository, diagnostics) = read_repository(&files, &ReadOptions::default());
     assert!(repository.is_none());
     insta::assert_snapshot!(listed(&diagnostics));
+}
+
+#[test]
+fn promotion_rules_read_with_their_defaults() {
+    let environment = format!(
+        "{ENVIRONMENT}promotion:\n  from: [staging, qa]\n  approvals: 2\n  approvers: [ada, role:admin]\n  timeout: 2h\n  soak: 30m\n  \
+         checks: [test, e2e]\n  freeze:\n    - {{from: 2026-12-24T00:00:00Z, to: '2026-12-27T08:00:00+01:00', reason: holidays}}\n    \
+         - {{from: 2027-01-01T00:00:00Z, to: 2027-01-01T12:00:00Z}}\n  review: branch\n"
+    );
+    let (repository, diagnostics) = read_repository(&[file("environment.yml", &environment)], &ReadOptions::default());
+    assert_eq!(listed(&diagnostics), "");
+    let rules = repository.unwrap().environment.promotion;
+    let christmas = 1_798_070_400_000; // 2026-12-24T00:00:00Z
+    assert_eq!(
+        rules,
+        PromotionRules {
+            from: vec!["staging".into(), "qa".into()],
+            approvals: 2,
+            approvers: vec!["ada".into(), "role:admin".into()],
+            timeout_ms: 2 * 3_600_000,
+            soak_ms: 30 * 60_000,
+            checks: vec!["test".into(), "e2e".into()],
+            freezes: vec![
+                FreezeWindow { from_ms: christmas, to_ms: christmas + (3 * 24 + 7) * 3_600_000, reason: "holidays".into() },
+                FreezeWindow { from_ms: 1_798_761_600_000, to_ms: 1_798_761_600_000 + 12 * 3_600_000, reason: String::new() },
+            ],
+            review: PromotionReview::Branch,
+        }
+    );
+
+    // Left out, or written empty: from anywhere, no approvals, a day to approve, on the branch.
+    let defaults = PromotionRules { timeout_ms: DEFAULT_APPROVAL_TIMEOUT_MS, ..PromotionRules::default() };
+    for written in [String::new(), "promotion:\n".to_owned(), "promotion: {}\n".to_owned()] {
+        let environment = format!("{ENVIRONMENT}{written}");
+        let (repository, diagnostics) = read_repository(&[file("environment.yml", &environment)], &ReadOptions::default());
+        assert_eq!(listed(&diagnostics), "", "{written:?}");
+        assert_eq!(repository.unwrap().environment.promotion, defaults, "{written:?}");
+    }
+}
+
+#[test]
+fn every_mistake_in_promotion_rules_is_reported_with_its_place() {
+    let files = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/repos/promotion-mistakes"));
+    let (repository, diagnostics) = read_repository(&files, &ReadOptions::default());
+    assert!(repository.is_none());
+    insta::assert_snapshot!(listed(&diagnostics));
+}
+
+#[test]
+fn approvals_no_named_approvers_can_give_are_a_warning() {
+    let check = |rules: &str| {
+        let environment = format!("{ENVIRONMENT}promotion: {rules}\n");
+        let (repository, diagnostics) = read_repository(&[file("environment.yml", &environment)], &ReadOptions::default());
+        assert!(repository.is_some(), "a warning does not stop the repository");
+        listed(&diagnostics)
+    };
+    assert_eq!(
+        check("{approvals: 3, approvers: [ada, bob, ada]}"),
+        "environment.yml:9:24 warning[unreachable-approvals] `promotion.approvals` asks for 3 approvals but `approvers` names 2 people: no promotion can be approved (hint: name more approvers, add `role:write` or `role:admin`, or ask for fewer approvals)\n"
+    );
+    assert_eq!(check("{approvals: 2, approvers: [ada, bob]}"), "", "enough people");
+    assert_eq!(check("{approvals: 3, approvers: [ada, role:write]}"), "", "a role widens it");
+    assert_eq!(check("{approvals: 3}"), "", "anyone with write may approve");
 }
 
 #[test]

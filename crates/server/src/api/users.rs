@@ -74,7 +74,8 @@ pub async fn list_users(state: &AppState, caller: &Caller) -> ApiResult<Vec<User
     Ok(state.store.list_users().await?)
 }
 
-/// Signs in with login and password: sets the session cookie. After too many failed sign-ins
+/// Signs in with login and password: sets the session cookie, and answers the session's CSRF
+/// token in `X-CSRF-Token` for requests that change something with it. After too many failed sign-ins
 /// for a login or from an address, or when too many run at once, answers 429 with
 /// `Retry-After`.
 #[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = Login,
@@ -85,7 +86,12 @@ pub async fn login(
     Json(body): Json<Login>,
 ) -> ApiResult<Response> {
     let (user, cookie) = sign_in(&state, address, &body.login, &body.password).await?;
-    Ok(([(header::SET_COOKIE, cookie)], Json(views::user(&user))).into_response())
+    // The session's CSRF token, for a client other than a browser page that then changes
+    // things with the cookie (`gantry login` making an API token with it).
+    let session = cookie.split(';').next().and_then(|pair| pair.split_once('=')).map_or("", |(_, token)| token);
+    let csrf = crate::auth::csrf_token(session);
+    Ok(([(header::SET_COOKIE, cookie), (header::HeaderName::from_static(crate::auth::CSRF_HEADER), csrf)], Json(views::user(&user)))
+        .into_response())
 }
 
 /// Checks a login and password and opens a session: the user and the `Set-Cookie` value that
