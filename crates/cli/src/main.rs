@@ -297,6 +297,18 @@ enum EnvCommand {
         #[command(flatten)]
         server: ServerClient,
     },
+    /// From a container a deployer runs to everything behind it: environment, application,
+    /// owner, the deployment, the image, the build that pushed it, its commit and how each of
+    /// its workflows ended. Reads the container's labels from the engine (DOCKER_HOST or
+    /// --docker-host) and asks the Gantry server (--server) for the rest.
+    Trace {
+        /// The container's id (or a prefix of it) or name.
+        container: String,
+        #[arg(long)]
+        docker_host: Option<String>,
+        #[command(flatten)]
+        server: ServerClient,
+    },
     /// Approve promotion ID (not your own), with an optional comment.
     Approve {
         id: i64,
@@ -617,6 +629,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             EnvCommand::Promote { app, from, to, comment, server } => {
                 client::promotion(server.command(client::PromotionAction::Request { app, from, to, comment }))
             }
+            EnvCommand::Trace { container, docker_host, server } => client::trace(server.connection, container, docker_host, server.json),
             EnvCommand::Approve { id, comment, server } => {
                 client::promotion(server.command(client::PromotionAction::Decide { id, approve: true, comment }))
             }

@@ -534,3 +534,48 @@ impl Target for AnyTarget {
         }
     }
 }
+
+/// What the deployer's labels say of one container it started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployedContainer {
+    pub id: String,
+    pub name: String,
+    /// `running`, `exited`, …
+    pub state: String,
+    pub environment: String,
+    pub app: String,
+    /// The image as the environment repository pins it (`repo:tag@sha256:…`).
+    pub image: String,
+    /// The environment repository's commit it was deployed from.
+    pub revision: Option<String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// The container `id_or_name` (a full id, a prefix of at least 4 characters, or its name) on
+/// the engine at `docker_host` (else the deployer's own), if the deployer started it; `None`
+/// for any other container or none.
+pub async fn find_deployed_container(docker_host: Option<&str>, id_or_name: &str) -> Result<Option<DeployedContainer>, TargetError> {
+    let engine = match docker_host {
+        Some(host) => docker::Engine::connect_to(host).await?,
+        None => docker::Engine::connect().await?,
+    };
+    let wanted = id_or_name.trim().trim_start_matches('/');
+    let containers = engine.list_containers(&[labels::APP.to_owned()]).await?;
+    let found = containers
+        .into_iter()
+        .find(|container| container.name == wanted || container.id == wanted || (wanted.len() >= 4 && container.id.starts_with(wanted)));
+    Ok(found.and_then(|container| {
+        let label = |key: &str| container.labels.get(key).cloned();
+        Some(DeployedContainer {
+            environment: label(labels::ENVIRONMENT)?,
+            app: label(labels::APP)?,
+            image: label(labels::IMAGE)?,
+            revision: label(labels::REVISION),
+            id: container.id,
+            name: container.name,
+            state: container.state,
+            created: container.created,
+        })
+    }))
+}

@@ -19,6 +19,7 @@ mod render;
 mod repo;
 pub(crate) mod secret;
 mod sse;
+mod trace;
 mod user;
 
 use std::fmt;
@@ -238,6 +239,11 @@ impl PromotionCommand {
     pub(crate) fn new(connection: Connection, json: bool, action: PromotionAction) -> Self {
         Self { connection, json, action }
     }
+}
+
+/// `gantry env trace CONTAINER`: from a running container to its build, commit and owner.
+pub(crate) fn trace(connection: Connection, container: String, docker_host: Option<String>, json: bool) -> anyhow::Result<u8> {
+    run(&connection, |client| trace::execute(client, container, docker_host, json))
 }
 
 pub(crate) fn promotion(command: PromotionCommand) -> anyhow::Result<u8> {

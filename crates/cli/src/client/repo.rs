@@ -1,7 +1,8 @@
-//! `gantry repo add|ls|show|rm`: registering repositories and looking at their settings.
+//! `gantry repo add|ls|show|rm|members|grant|revoke`: registering repositories, looking at their
+//! settings, and who holds which role on them.
 
 use clap::{Args, Subcommand, ValueEnum};
-use proto::api::{Repo, RepoCreate, RepoSettingsChange};
+use proto::api::{Member, MemberSet, Repo, RepoCreate, RepoSettingsChange, Role};
 use proto::{ForgeKind, LostPolicy};
 
 use super::RepoName;
@@ -26,6 +27,42 @@ pub(super) enum RepoAction {
         /// The repository, as OWNER/NAME.
         repo: RepoName,
     },
+    /// List who holds a role on a repository.
+    Members {
+        /// The repository, as OWNER/NAME.
+        repo: RepoName,
+    },
+    /// Give a user a role on a repository (its admins): read, write or admin.
+    Grant {
+        /// The repository, as OWNER/NAME.
+        repo: RepoName,
+        login: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Take a user's role on a repository away (its admins).
+    Revoke {
+        /// The repository, as OWNER/NAME.
+        repo: RepoName,
+        login: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum RoleArg {
+    Read,
+    Write,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Read => Role::Read,
+            RoleArg::Write => Role::Write,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -111,7 +148,7 @@ pub(super) async fn execute(client: Client, action: RepoAction, json: bool) -> a
             } else {
                 let mut table = Table::new(&["NAME", "FORGE", "BRANCH", "ROLE", "CLONE URL"]);
                 for repo in &repos {
-                    let role = repo.role.map(proto::api::Role::as_str).unwrap_or("-");
+                    let role = repo.role.map(Role::as_str).unwrap_or("-");
                     table.row(vec![
                         repo.full_name.clone(),
                         repo.forge.as_str().into(),
@@ -139,6 +176,37 @@ pub(super) async fn execute(client: Client, action: RepoAction, json: bool) -> a
                 render::emit_json(&serde_json::json!({ "removed": repo.to_string() }))?;
             } else {
                 render::emit(&format!("removed {repo} with its builds, logs and secrets\n"))?;
+            }
+            Ok(0)
+        }
+        RepoAction::Members { repo } => {
+            let members: Vec<Member> = client.get(&repo.path(&["members"])).await?;
+            if json {
+                render::emit_json(&members)?;
+            } else {
+                let mut table = Table::new(&["LOGIN", "ROLE"]);
+                for member in &members {
+                    table.row(vec![member.login.clone(), member.role.as_str().to_owned()]);
+                }
+                render::emit(&table.render())?;
+            }
+            Ok(0)
+        }
+        RepoAction::Grant { repo, login, role } => {
+            let member: Member = client.put(&repo.path(&["members", &login]), &MemberSet { role: role.into() }).await?;
+            if json {
+                render::emit_json(&member)?;
+            } else {
+                render::emit(&format!("{} has the {} role on {repo}\n", member.login, member.role.as_str()))?;
+            }
+            Ok(0)
+        }
+        RepoAction::Revoke { repo, login } => {
+            client.delete(&repo.path(&["members", &login])).await?;
+            if json {
+                render::emit_json(&serde_json::json!({ "revoked": login }))?;
+            } else {
+                render::emit(&format!("{login} no longer has a role on {repo}\n"))?;
             }
             Ok(0)
         }

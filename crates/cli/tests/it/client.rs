@@ -729,7 +729,7 @@ fn write_chunk(connection: &mut TcpStream, text: &str) {
 /// never printed), they sign in with `gantry login`, which prints an API token once and leaves
 /// no session open, and that token is theirs; a wrong password gets a plain refusal.
 #[test]
-fn a_user_added_by_an_admin_signs_in_and_gets_an_api_token() {
+fn a_user_added_by_an_admin_and_given_a_role_signs_in_and_gets_an_api_token() {
     let server = Server::start();
     let password = "correct horse battery staple";
     let added =
@@ -738,6 +738,13 @@ fn a_user_added_by_an_admin_signs_in_and_gets_an_api_token() {
     assert!(stdout(&added).contains("user ada created") && !stdout(&added).contains(password), "{}", detail(&added));
     let users = server.ok(&["user", "ls"]);
     assert!(users.lines().any(|line| line.starts_with("ada ") && line.contains(" no ")), "{users}");
+    let remote =
+        Remote::with_files(&[(".woodpecker.yml", "steps:\n  test:\n    image: gantry-test/busybox:latest\n    commands: [true]\n")]);
+    server.add_repo(&remote);
+    let granted = server.ok(&["repo", "grant", "acme/shop", "ada", "--role", "write"]);
+    assert!(granted.contains("ada has the write role on acme/shop"), "{granted}");
+    let members = server.json(&["repo", "members", "acme/shop"]);
+    assert_eq!(members, serde_json::json!([{ "login": "ada", "role": "write" }]));
 
     let mut login = client_command(&["login", "ada", "--name", "laptop", "--json"]);
     login.env("GANTRY_SERVER", &server.url).env_remove("GANTRY_TOKEN");
@@ -751,6 +758,7 @@ fn a_user_added_by_an_admin_signs_in_and_gets_an_api_token() {
     whoami.env("GANTRY_SERVER", &server.url).env("GANTRY_TOKEN", token);
     let listed = whoami.output().unwrap();
     assert_eq!(listed.status.code(), Some(0), "the token works: {}", detail(&listed));
+    assert!(stdout(&listed).contains("acme/shop"), "ada sees the repository she was given a role on: {}", detail(&listed));
     // The sign-in's session was closed: only the API token is left among ada's tokens.
     let tokens: Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let answer = reqwest::Client::new().get(format!("{}/api/v1/user/tokens", server.url)).bearer_auth(token).send().await.unwrap();
@@ -763,4 +771,7 @@ fn a_user_added_by_an_admin_signs_in_and_gets_an_api_token() {
     let refused = wrong.stdin(Stdio::null()).output().unwrap();
     assert_eq!(refused.status.code(), Some(1), "{}", detail(&refused));
     assert!(stderr(&refused).contains("wrong login or password"), "{}", detail(&refused));
+    let revoked = server.ok(&["repo", "revoke", "acme/shop", "ada"]);
+    assert!(revoked.contains("ada no longer has a role on acme/shop"), "{revoked}");
+    assert_eq!(server.json(&["repo", "members", "acme/shop"]), serde_json::json!([]));
 }

@@ -170,6 +170,18 @@ async fn a_built_image_reaches_production_after_a_second_persons_approval() {
     assert_eq!(running.len(), 1);
     let image = crate::delivery::docker(&["inspect", "--format", "{{.Config.Image}}", &running[0]]);
     assert_eq!(image, format!("{repository}@{digest}"), "production runs exactly the promoted image");
+    // From the running container, one step to its build, commit, tests and owner.
+    let (code, traced, errors) = gantry(&cluster, &bob, &["env", "trace", &running[0][..12]]);
+    assert_eq!(code, 0, "{errors}");
+    for part in [
+        format!("web in {}", production.name),
+        "owner       web".to_owned(),
+        format!("acme/app build #{number} (success)"),
+        format!("commit      {}  Change things", &sha[..8]),
+        "workflow    woodpecker success".to_owned(),
+    ] {
+        assert!(traced.contains(&part), "{part} in:\n{traced}");
+    }
     let (_, shown) = cluster.api(reqwest::Method::GET, &format!("/api/v1/promotions/{id}"), None).await;
     assert_eq!(shown["state"], "applied", "{shown}");
     assert_eq!(shown["commit"].as_str(), Some(production_repo.head("%H").as_str()), "{shown}");
