@@ -18,22 +18,18 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use serde_json::{Value, json};
+use support::{ADMIN, Server};
 
-const ADMIN: &str = "bench-admin";
+mod support;
+
 const PASSWORD: &str = "bench-password";
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-fn gantry_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/gantry");
-    assert!(path.exists(), "build the binary first: cargo build --release -p cli");
-    path
 }
 
 fn run(command: &mut Command) -> String {
@@ -62,53 +58,6 @@ fn fifty_steps() -> String {
         text.push_str(&step(&format!("deploy-{index}"), &["gate".to_owned()]));
     }
     text
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    data: PathBuf,
-}
-
-impl Server {
-    async fn start(data: &Path, port: u16) -> Server {
-        let child = Command::new(gantry_binary())
-            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            .env("GANTRY_ADMIN_TOKEN", ADMIN)
-            .env("GANTRY_AGENT_SECRET", "bench-agent")
-            .env("GANTRY_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server { child, port, data: data.to_owned() };
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if http.get(format!("{}/readyz", server.url())).send().await.is_ok_and(|answer| answer.status().is_success()) {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not start");
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(mut self) -> PathBuf {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.data.clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn api(http: &reqwest::Client, server: &Server, method: reqwest::Method, path: &str, body: Value) -> Value {

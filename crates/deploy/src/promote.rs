@@ -54,6 +54,8 @@ pub fn review_branch(promotion: &ReadyPromotion) -> String {
 /// Why the deployer refuses a promotion; its text is the reason the server shows.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error("this environment takes no promotions: its environment.yml has no `promotion:` section")]
+    Closed,
     #[error("the environment repository has no application `{app}`")]
     UnknownApp { app: String },
     #[error("`{image}` is not an image pinned by digest")]
@@ -98,6 +100,9 @@ pub fn decide<'a>(repository: &'a EnvironmentRepo, promotion: &ReadyPromotion, n
         return Err(Refusal::Held { image: image.to_string(), file: app.file.clone(), hold: hold.clone() });
     }
     let rules = &repository.environment.promotion;
+    if !rules.open {
+        return Err(Refusal::Closed);
+    }
     if let Some(window) = rules.freezes.iter().find(|window| window.covers(now_ms)) {
         return Err(Refusal::Frozen { window: window.clone() });
     }

@@ -382,7 +382,8 @@ fn default_promotion_rules() -> PromotionRules {
 }
 
 fn read_promotion(reader: &mut FileReader<'_>, node: &Node) -> PromotionRules {
-    let mut rules = default_promotion_rules();
+    // Written, even empty: the environment takes promotions.
+    let mut rules = PromotionRules { open: true, ..default_promotion_rules() };
     let mut approvals_span = node.span;
     for (field, value, _) in reader.fields(node, "promotion", PROMOTION_KEYS) {
         match field {

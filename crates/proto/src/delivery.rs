@@ -115,6 +115,10 @@ pub const PROMOTION_EVENTS: &[&str] = &[PROMOTION_REQUESTED, PROMOTION_APPROVED,
 /// commits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PromotionRules {
+    /// Whether the environment takes promotions at all: its `environment.yml` has a
+    /// `promotion:` section. Without one, nothing is promoted into it.
+    #[serde(default)]
+    pub open: bool,
     /// The environments whose versions may be promoted here; empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub from: Vec<String>,

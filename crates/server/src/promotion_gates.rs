@@ -33,6 +33,12 @@ pub struct RequestFacts<'a> {
 
 /// Whether a promotion may be requested now, by the target environment's `rules`.
 pub fn check_request(rules: &PromotionRules, facts: &RequestFacts<'_>) -> Result<(), Refusal> {
+    if !rules.open {
+        return Err(Refusal::new(
+            "environment",
+            "this environment takes no promotions: its environment.yml has no `promotion:` section (add one, even empty, to open it)",
+        ));
+    }
     if !rules.from.is_empty() && !rules.from.iter().any(|from| from == facts.from_environment) {
         return Err(Refusal::new(
             "from",
@@ -163,7 +169,7 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn rules() -> PromotionRules {
-        PromotionRules { timeout_ms: 24 * 3_600_000, ..PromotionRules::default() }
+        PromotionRules { open: true, timeout_ms: 24 * 3_600_000, ..PromotionRules::default() }
     }
 
     fn facts(workflows: Option<&[(String, bool)]>) -> RequestFacts<'_> {
@@ -173,6 +179,14 @@ mod tests {
     #[test]
     fn without_rules_any_version_may_be_promoted() {
         assert_eq!(check_request(&rules(), &facts(None)), Ok(()));
+    }
+
+    #[test]
+    fn an_environment_without_promotion_rules_takes_no_promotions() {
+        let closed = PromotionRules { open: false, ..rules() };
+        let refusal = check_request(&closed, &facts(None)).unwrap_err();
+        assert_eq!(refusal.field, "environment");
+        assert!(refusal.message.starts_with("this environment takes no promotions"), "{}", refusal.message);
     }
 
     #[test]

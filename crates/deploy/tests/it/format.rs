@@ -112,6 +112,7 @@ fn promotion_rules_read_with_their_defaults() {
     assert_eq!(
         rules,
         PromotionRules {
+            open: true,
             from: vec!["staging".into(), "qa".into()],
             approvals: 2,
             approvers: vec!["ada".into(), "role:admin".into()],
@@ -126,13 +127,14 @@ fn promotion_rules_read_with_their_defaults() {
         }
     );
 
-    // Left out, or written empty: from anywhere, no approvals, a day to approve, on the branch.
+    // Written empty: from anywhere, no approvals, a day to approve, on the branch. Left out:
+    // the environment takes no promotions.
     let defaults = PromotionRules { timeout_ms: DEFAULT_APPROVAL_TIMEOUT_MS, ..PromotionRules::default() };
-    for written in [String::new(), "promotion:\n".to_owned(), "promotion: {}\n".to_owned()] {
+    for (written, open) in [(String::new(), false), ("promotion:\n".to_owned(), true), ("promotion: {}\n".to_owned(), true)] {
         let environment = format!("{ENVIRONMENT}{written}");
         let (repository, diagnostics) = read_repository(&[file("environment.yml", &environment)], &ReadOptions::default());
         assert_eq!(listed(&diagnostics), "", "{written:?}");
-        assert_eq!(repository.unwrap().environment.promotion, defaults, "{written:?}");
+        assert_eq!(repository.unwrap().environment.promotion, PromotionRules { open, ..defaults.clone() }, "{written:?}");
     }
 }
 

@@ -159,6 +159,13 @@ fn each_rule_the_deployer_checks_refuses_with_its_reason() {
     let cases: Vec<(&str, &str, &str, ReadyPromotion, &str)> = vec![
         ("unknown app", lenient, "", ready(1, "api", &staged, &["bob"]), "the environment repository has no application `api`"),
         (
+            "no promotion section",
+            "",
+            "",
+            ready(1, "web", &staged, &["bob"]),
+            "this environment takes no promotions: its environment.yml has no `promotion:` section",
+        ),
+        (
             "a tag only",
             lenient,
             "",
@@ -238,7 +245,7 @@ fn a_refused_promotion_commits_nothing_and_an_image_the_deployer_cannot_edit_is_
         let block = text
             .replace(&format!("image: {}  # shop's storefront", image("1.0", RUNNING)), &format!("image:\n  {}", image("1.0", RUNNING)));
         std::fs::write(repo.work.join("apps/web.yml"), block).unwrap();
-        std::fs::write(repo.work.join("environment.yml"), environment_file("")).unwrap();
+        std::fs::write(repo.work.join("environment.yml"), environment_file("promotion: {}\n")).unwrap();
         git(&repo.work, &["commit", "-q", "-am", "image as a block"]);
         git(&repo.work, &["push", "-q", repo.bare.to_str().unwrap(), "main"]);
         let (revision, repository) = repo.read().await;
@@ -308,7 +315,7 @@ fn an_approved_promotion_is_a_commit_on_the_branch_and_applying_it_again_changes
 #[test]
 fn without_approvals_the_message_says_none_were_required_and_a_digest_stands_for_a_missing_tag() {
     run(async {
-        let repo = Repo::new("", "").await;
+        let repo = Repo::new("promotion: {}\n", "").await;
         let (revision, repository) = repo.read().await;
         let untagged = format!("{REPOSITORY}@{STAGED}");
         apply(&repo.checkout, &repository, &revision, &ready(3, "web", &untagged, &[]), NOW_MS).await.unwrap();
@@ -490,7 +497,7 @@ fn each_pass_syncs_rules_and_results_carries_each_promotion_out_once_and_keeps_r
 #[test]
 fn a_promotion_committed_while_the_repository_is_unreachable_is_reported_once_pushed_or_as_failed_when_dropped() {
     run(async {
-        let repo = Repo::new("", "").await;
+        let repo = Repo::new("promotion: {}\n", "").await;
         let (server, events_url) = start_server().await;
         let receivers = [deploy::events::Receiver { url: events_url, secret: Some(SECRET.to_owned()) }];
         let mut promotions = Promotions::new(&receivers);

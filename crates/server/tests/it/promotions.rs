@@ -135,7 +135,7 @@ async fn scene(harness: &Harness) -> Scene {
 }
 
 fn rules(extra: Value) -> Value {
-    let mut rules = json!({ "approvals": 1, "timeout_ms": 86_400_000 });
+    let mut rules = json!({ "open": true, "approvals": 1, "timeout_ms": 86_400_000 });
     for (key, value) in extra.as_object().unwrap() {
         rules[key] = value.clone();
     }
@@ -271,6 +271,7 @@ async fn gates(harness: Harness) {
             assert!(answer["error"].as_str().unwrap().contains(words), "{words} in {answer}");
         }
     };
+    refused(rules(json!({ "open": false })), "environment", "takes no promotions").await;
     refused(rules(json!({ "from": ["qa"] })), "from", "from qa only, not from staging").await;
     refused(rules(json!({ "soak_ms": 2 * 3_600_000 })), "from", "asks for 2h (soak)").await;
     refused(rules(json!({ "checks": ["security-scan"] })), "from", "no workflow `security-scan`").await;
