@@ -39,6 +39,9 @@ for environment in demo demo-production; do
   docker ps -aq --filter label=io.gantry.deploy.environment=$environment | xargs -r docker rm -f >/dev/null
 done
 rm -rf "$demo" && mkdir -p "$demo"
+# And its images in the local registry: a fresh demo numbers its builds, and so its tags 1.0.N,
+# from 1 again, and its deployer's image automation must not take an older run's 1.0.2.
+rm -rf /var/lib/gantry-test/registry-open/storage/docker/registry/v2/repositories/demo
 export GANTRY_SERVER=http://127.0.0.1:$port
 export GANTRY_TOKEN=demo-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 agent_secret=demo-agent-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
