@@ -63,7 +63,10 @@ pub async fn poll_repo(state: &AppState, repo: &RepoRecord) -> Result<Vec<i64>, 
     let access = crate::trigger::remote_access(state, repo).await?;
     let refs = forge::git::ls_remote(&access.url, &access.git()).await?;
     let previous = state.store.polled_refs(repo.id).await?;
-    state.store.set_polled_refs(repo.id, &refs, now_ms()).await?;
+    // Unchanged refs are not written again: with thousands of branches that is most of a poll.
+    if previous.as_ref() != Some(&refs) {
+        state.store.set_polled_refs(repo.id, &refs, now_ms()).await?;
+    }
     let Some(previous) = previous else {
         tracing::info!(repo = %repo.full_name, refs = refs.len(), "first poll: remembering the remote's refs");
         return Ok(Vec::new());

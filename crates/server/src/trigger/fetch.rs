@@ -41,9 +41,18 @@ pub(super) async fn fetch(
     let lock = state.git_lock(repo.id);
     let _guard = lock.lock().await;
     let mirror = forge::git::Mirror::open(&state.mirrors, &repo.id.to_string()).await?;
-    let mut refspecs = vec!["+refs/heads/*:refs/heads/*".to_owned(), "+refs/tags/*:refs/tags/*".to_owned()];
-    if !request.reference.starts_with("refs/heads/") && !request.reference.starts_with("refs/tags/") && !request.reference.is_empty() {
-        refspecs.push(format!("+{0}:{0}", request.reference));
+    // A branch or a tag: only that reference (with its history), since a remote with thousands
+    // of branches costs a fetch of every one otherwise, on every build (10,000 branches: 0.9 s
+    // against 0.3 s). The mirror still holds every commit a build was made of, which is what
+    // changelogs read. A pull request: every branch too, so that its base is there to tell
+    // which files it changes.
+    let reference = request.reference.as_str();
+    let mut refspecs: Vec<String> = Vec::new();
+    if reference.is_empty() || !(reference.starts_with("refs/heads/") || reference.starts_with("refs/tags/")) {
+        refspecs.extend(forge::git::DEFAULT_REFSPECS.iter().map(|refspec| (*refspec).to_owned()));
+    }
+    if !reference.is_empty() {
+        refspecs.push(format!("+{reference}:{reference}"));
     }
     let refspec_refs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
     mirror.fetch(&access.url, &access.git(), &refspec_refs).await?;
