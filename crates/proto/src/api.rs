@@ -892,6 +892,19 @@ impl PromotionState {
     pub const fn is_final(self) -> bool {
         !matches!(self, Self::Pending | Self::Approved)
     }
+
+    /// Its name on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Applied => "applied",
+            Self::Proposed => "proposed",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// One approval or rejection.

@@ -56,7 +56,7 @@ pub(super) async fn list(client: Client, environment: String, state: Option<Stri
             promotion.id.to_string(),
             promotion.app.clone(),
             promotion.from_environment.clone(),
-            state_name(promotion.state).to_owned(),
+            promotion.state.as_str().to_owned(),
             format!("{}/{}", approvals(promotion), promotion.approvals_required),
             promotion.requested_by.clone(),
             render::timestamp(promotion.requested),
@@ -83,7 +83,7 @@ fn show(promotion: &Promotion, json: bool) -> anyhow::Result<()> {
         ("from", promotion.from_environment.clone()),
         ("to", promotion.environment.clone()),
         ("image", promotion.image.clone()),
-        ("state", state_name(promotion.state).to_owned()),
+        ("state", promotion.state.as_str().to_owned()),
         ("approvals", format!("{} of {}", approvals(promotion), promotion.approvals_required)),
         ("requested by", format!("{} at {}", promotion.requested_by, render::timestamp(promotion.requested))),
     ];
@@ -112,16 +112,4 @@ fn show(promotion: &Promotion, json: bool) -> anyhow::Result<()> {
 
 fn approvals(promotion: &Promotion) -> usize {
     promotion.decisions.iter().filter(|decision| decision.approved).count()
-}
-
-fn state_name(state: PromotionState) -> &'static str {
-    match state {
-        PromotionState::Pending => "pending",
-        PromotionState::Approved => "approved",
-        PromotionState::Applied => "applied",
-        PromotionState::Proposed => "proposed",
-        PromotionState::Rejected => "rejected",
-        PromotionState::Expired => "expired",
-        PromotionState::Failed => "failed",
-    }
 }

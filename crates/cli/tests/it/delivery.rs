@@ -230,6 +230,13 @@ impl Deployer {
         deployer
     }
 
+    /// A deployer of `repo` polling every second, with its data in `data`, reporting to a
+    /// server's `events_url` signed with `secret`.
+    pub(crate) fn reporting(repo: &EnvRepo, data: &Path, events_url: &str, secret: &str, log: &Path) -> Deployer {
+        let args = ["--repo", repo.bare.to_str().unwrap(), "--poll", "1", "--data", data.to_str().unwrap()];
+        Deployer::start(&[&args[..], &["--notify", events_url, "--notify-secret", secret]].concat(), log, None)
+    }
+
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -279,6 +286,17 @@ impl Drop for Deployer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The signing secret `gantry environment add` printed (32 random bytes as hex, on a line of
+/// its own).
+pub(crate) fn printed_secret(added: &str) -> String {
+    added
+        .lines()
+        .map(str::trim)
+        .find(|line| line.len() == 64 && line.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no secret in:\n{added}"))
+        .to_owned()
 }
 
 /// Waits (at most 90 seconds) until `check` holds.

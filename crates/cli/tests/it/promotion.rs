@@ -53,30 +53,9 @@ fn gantry(cluster: &Cluster, token: &str, args: &[&str]) -> (i32, String, String
 fn deployer(cluster: &Cluster, environment: &str, repo: &EnvRepo, dir: &std::path::Path) -> Deployer {
     let (code, added, errors) = gantry(cluster, crate::e2e::ADMIN, &["environment", "add", environment]);
     assert_eq!(code, 0, "{errors}");
-    let secret = added
-        .lines()
-        .map(str::trim)
-        .find(|line| line.len() == 64 && line.chars().all(|c| c.is_ascii_hexdigit()))
-        .unwrap_or_else(|| panic!("no secret in:\n{added}"))
-        .to_owned();
+    let secret = crate::delivery::printed_secret(&added);
     let events = format!("{}/api/v1/environments/{environment}/events", cluster.url());
-    let data = dir.join(format!("{environment}-data"));
-    Deployer::start(
-        &[
-            "--repo",
-            repo.bare.to_str().unwrap(),
-            "--poll",
-            "1",
-            "--data",
-            data.to_str().unwrap(),
-            "--notify",
-            &events,
-            "--notify-secret",
-            &secret,
-        ],
-        &dir.join(format!("{environment}.log")),
-        None,
-    )
+    Deployer::reporting(repo, &dir.join(format!("{environment}-data")), &events, &secret, &dir.join(format!("{environment}.log")))
 }
 
 /// Waits (at most 90 s) until `environment`'s web runs `image` by the server's records.

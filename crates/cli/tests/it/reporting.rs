@@ -19,13 +19,8 @@ fn a_deployers_events_reach_the_server_and_tell_who_deployed_which_revision() {
 
     // Registered: the secret is printed once, with the exact flags for the deployer.
     let added = server.ok(&["environment", "add", &environment.name]);
-    let secret = added
-        .lines()
-        .skip_while(|line| !line.contains("shown only now"))
-        .map(str::trim)
-        .find(|line| line.len() == 64 && line.chars().all(|c| c.is_ascii_hexdigit()))
-        .unwrap_or_else(|| panic!("no secret in:\n{added}"))
-        .to_owned();
+    assert!(added.contains("shown only now"), "{added}");
+    let secret = crate::delivery::printed_secret(&added);
     let events_url = format!("{}/api/v1/environments/{}/events", server.url, environment.name);
     assert!(added.contains(&format!("gantry deployer --notify {events_url} --notify-secret {secret}")), "{added}");
     let listed = server.ok(&["environment", "ls"]);
@@ -33,22 +28,7 @@ fn a_deployers_events_reach_the_server_and_tell_who_deployed_which_revision() {
     assert!(!listed.contains(&secret), "{listed}");
 
     let data = dir.path().join("data");
-    let mut deployer = Deployer::start(
-        &[
-            "--repo",
-            repo.bare.to_str().unwrap(),
-            "--poll",
-            "1",
-            "--data",
-            data.to_str().unwrap(),
-            "--notify",
-            &events_url,
-            "--notify-secret",
-            &secret,
-        ],
-        &dir.path().join("deployer.log"),
-        None,
-    );
+    let mut deployer = Deployer::reporting(&repo, &data, &events_url, &secret, &dir.path().join("deployer.log"));
     eventually("the server told that web was created", &deployer, || {
         server.json(&["environment", "deployments", &environment.name]).as_array().is_some_and(|deployments| {
             deployments.iter().any(|deployment| deployment["kind"] == "create" && deployment["outcome"] == "succeeded")

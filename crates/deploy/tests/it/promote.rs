@@ -381,7 +381,8 @@ struct Server {
     syncs: Vec<PromotionSync>,
 }
 
-async fn start_server() -> (Arc<Mutex<Server>>, String) {
+/// The server, and the deployer's promotions with it as their one Gantry server.
+async fn start_server() -> (Arc<Mutex<Server>>, Promotions) {
     let server = Arc::new(Mutex::new(Server::default()));
     let state = server.clone();
     let handler = move |headers: HeaderMap, body: Bytes| {
@@ -401,7 +402,8 @@ async fn start_server() -> (Arc<Mutex<Server>>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (server, format!("{base}/api/v1/environments/production/events"))
+    let events_url = format!("{base}/api/v1/environments/production/events");
+    (server, Promotions::new(&[deploy::events::Receiver { url: events_url, secret: Some(SECRET.to_owned()) }]))
 }
 
 /// `(id, outcome, commit)` of each result of a sync.
@@ -426,9 +428,7 @@ fn the_promotions_endpoint_is_found_beside_a_gantry_servers_events_endpoint() {
 fn each_pass_syncs_rules_and_results_carries_each_promotion_out_once_and_keeps_results_until_delivered() {
     run(async {
         let repo = Repo::new("promotion: {from: [staging], soak: 10m}\n", "").await;
-        let (server, events_url) = start_server().await;
-        let receivers = [deploy::events::Receiver { url: events_url, secret: Some(SECRET.to_owned()) }];
-        let mut promotions = Promotions::new(&receivers);
+        let (server, mut promotions) = start_server().await;
         let client = reqwest::Client::new();
         let nobody_else = BTreeSet::new();
         let (revision, repository) = repo.read().await;
@@ -498,9 +498,7 @@ fn each_pass_syncs_rules_and_results_carries_each_promotion_out_once_and_keeps_r
 fn a_promotion_committed_while_the_repository_is_unreachable_is_reported_once_pushed_or_as_failed_when_dropped() {
     run(async {
         let repo = Repo::new("promotion: {}\n", "").await;
-        let (server, events_url) = start_server().await;
-        let receivers = [deploy::events::Receiver { url: events_url, secret: Some(SECRET.to_owned()) }];
-        let mut promotions = Promotions::new(&receivers);
+        let (server, mut promotions) = start_server().await;
         let client = reqwest::Client::new();
         let nobody_else = BTreeSet::new();
         let (revision, repository) = repo.read().await;

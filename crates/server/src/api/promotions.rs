@@ -95,7 +95,7 @@ pub async fn create(
             open.id,
             body.app,
             target.name,
-            state_name(open.state)
+            open.state.as_str()
         )));
     }
     let workflows = match &origin {
@@ -241,7 +241,7 @@ async fn decide(
         DecisionChange::Approved => crate::notify::promotion_changed(&state, &record, proto::delivery::PROMOTION_APPROVED).await,
         DecisionChange::Rejected => crate::notify::promotion_changed(&state, &record, proto::delivery::PROMOTION_REJECTED).await,
     }
-    tracing::info!(id, environment = %record.environment, app = %record.app, by = caller.login(), approving, state = state_name(record.state), "promotion decided");
+    tracing::info!(id, environment = %record.environment, app = %record.app, by = caller.login(), approving, state = record.state.as_str(), "promotion decided");
     Ok(Json(view(&state, &caller, &record).await?))
 }
 
@@ -384,19 +384,7 @@ fn not_found(id: i64) -> ApiError {
 
 fn not_pending(record: &PromotionRecord) -> ApiError {
     let reason = record.reason.as_deref().map(|reason| format!(" ({reason})")).unwrap_or_default();
-    ApiError::conflict(format!("promotion {} is {}{reason}; only a pending promotion takes decisions", record.id, state_name(record.state)))
-}
-
-pub fn state_name(state: PromotionState) -> &'static str {
-    match state {
-        PromotionState::Pending => "pending",
-        PromotionState::Approved => "approved",
-        PromotionState::Applied => "applied",
-        PromotionState::Proposed => "proposed",
-        PromotionState::Rejected => "rejected",
-        PromotionState::Expired => "expired",
-        PromotionState::Failed => "failed",
-    }
+    ApiError::conflict(format!("promotion {} is {}{reason}; only a pending promotion takes decisions", record.id, record.state.as_str()))
 }
 
 async fn view(state: &AppState, caller: &Caller, record: &PromotionRecord) -> ApiResult<Promotion> {
