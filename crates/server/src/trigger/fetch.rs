@@ -47,15 +47,23 @@ pub(super) async fn fetch(
     // changelogs read. A pull request: every branch too, so that its base is there to tell
     // which files it changes.
     let reference = request.reference.as_str();
-    let mut refspecs: Vec<String> = Vec::new();
-    if reference.is_empty() || !(reference.starts_with("refs/heads/") || reference.starts_with("refs/tags/")) {
-        refspecs.extend(forge::git::DEFAULT_REFSPECS.iter().map(|refspec| (*refspec).to_owned()));
-    }
+    let single = reference.starts_with("refs/heads/") || reference.starts_with("refs/tags/");
+    let every: Vec<String> = forge::git::DEFAULT_REFSPECS.iter().map(|refspec| (*refspec).to_owned()).collect();
+    let mut refspecs = if single { Vec::new() } else { every.clone() };
     if !reference.is_empty() {
         refspecs.push(format!("+{reference}:{reference}"));
     }
     let refspec_refs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
-    mirror.fetch(&access.url, &access.git(), &refspec_refs).await?;
+    if let Err(error) = mirror.fetch(&access.url, &access.git(), &refspec_refs).await {
+        if !single {
+            return Err(error.into());
+        }
+        // The branch or tag may be gone (or never was): fetched with every other one, the
+        // commit is then looked for as before, and a missing reference said as such.
+        tracing::debug!(repo = %repo.full_name, %reference, %error, "fetching one reference failed; fetching every branch and tag");
+        let every_refs: Vec<&str> = every.iter().map(String::as_str).collect();
+        mirror.fetch(&access.url, &access.git(), &every_refs).await?;
+    }
     let commit = match &request.commit {
         Some(commit) => mirror
             .resolve(commit)
