@@ -889,10 +889,6 @@ pub enum PromotionState {
 }
 
 impl PromotionState {
-    pub const fn is_final(self) -> bool {
-        !matches!(self, Self::Pending | Self::Approved)
-    }
-
     /// Its name on the wire.
     pub const fn as_str(self) -> &'static str {
         match self {

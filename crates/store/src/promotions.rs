@@ -84,6 +84,24 @@ impl Store {
         Ok(records.pop())
     }
 
+    /// The promotion of `app` into the environment still pending or approved, if any (at most
+    /// one is: a request is refused while another is open).
+    pub async fn open_promotion(&self, environment_id: i64, app: &str) -> Result<Option<PromotionRecord>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM promotions WHERE environment_id = $1 AND app = $2 AND state IN ($3, $4) ORDER BY id DESC LIMIT 1",
+        )
+        .bind(environment_id)
+        .bind(app)
+        .bind(wire_name(&PromotionState::Pending, "a promotion state")?)
+        .bind(wire_name(&PromotionState::Approved, "a promotion state")?)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.promotion(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Promotions newest first: of one environment or all, in one state or any.
     pub async fn promotions(
         &self,

@@ -23,8 +23,8 @@ use crate::state::{AppState, now_ms};
 use crate::views;
 
 /// Deployments listed when the caller does not say how many, and the most they may ask for.
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
+pub(crate) const DEFAULT_LIMIT: u32 = 50;
+pub(crate) const MAX_LIMIT: u32 = 500;
 
 /// Environments known to the server, by name: when each last reported, and how much.
 #[utoipa::path(get, path = "/api/v1/environments", tag = "environments", responses((status = 200, body = [Environment])))]

@@ -17,7 +17,7 @@ use proto::delivery::{PromotionOutcome, PromotionRules, PromotionSync, Promotion
 use serde::Deserialize;
 use store::{DecisionChange, NewPromotion, PromotionEnd, PromotionRecord, RepoRecord};
 
-use crate::api::environments::{BuildLinks, find};
+use crate::api::environments::{BuildLinks, DEFAULT_LIMIT, MAX_LIMIT, find};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::promotion_gates::{self, Decider, RequestFacts};
@@ -88,8 +88,7 @@ pub async fn create(
             target.name
         )));
     };
-    let open = state.store.promotions(Some(target.id), None, 200).await?;
-    if let Some(open) = open.iter().find(|promotion| promotion.app == body.app && !promotion.state.is_final()) {
+    if let Some(open) = state.store.open_promotion(target.id, &body.app).await? {
         return Err(ApiError::conflict(format!(
             "promotion {} of {} to {} is still {}; approve, reject or wait for it first",
             open.id,
@@ -158,9 +157,9 @@ pub async fn list(
     Path(environment): Path<String>,
     Query(query): Query<PromotionsQuery>,
 ) -> ApiResult<Json<Vec<Promotion>>> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is 1 to 500"));
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("limit is 1 to {MAX_LIMIT}")));
     }
     let target = find(&state, &environment).await?;
     expire_due(&state).await;
