@@ -217,6 +217,24 @@ async fn approval_by_a_second_person(harness: Harness) {
     let (_, shown) = harness.admin(Method::GET, &format!("/api/v1/promotions/{id}"), None).await;
     assert_eq!(shown["state"], "applied");
 
+    // Strangers see the promotion, not the build behind it.
+    let (status, shown) = harness.call(Method::GET, &format!("/api/v1/promotions/{id}"), Some(&scene.mallory), None).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(shown.get("build").is_none() && shown["image"] == image().as_str(), "{shown}");
+    // A comment has a limit.
+    let long = json!({ "app": "web", "from": "staging", "comment": "x".repeat(2001) });
+    let (status, answer) = harness.call(Method::POST, "/api/v1/environments/production/promotions", Some(&scene.ada), Some(long)).await;
+    assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("comment")), "{answer}");
+    // An image no build of this server pushed: only a server admin may promote it.
+    let unknown = "127.0.0.1:5000/acme/app:2.0@sha256:5555555555555555555555555555555555555555555555555555555555555555";
+    scene.staging.deployed("s2", unknown, now_ms() - 3_600_000).await;
+    let (status, answer) = request(&harness, &scene.ada, "staging").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("only a server administrator"), "{answer}");
+    let (status, answer) =
+        harness.admin(Method::POST, "/api/v1/environments/production/promotions", Some(json!({ "app": "web", "from": "staging" }))).await;
+    assert_eq!((status, answer["image"].as_str()), (StatusCode::CREATED, Some(unknown)), "{answer}");
+
     let told = recorder.wait_for("/", 3).await;
     let mut kinds: Vec<&str> = told.iter().map(|(body, _)| body["event"].as_str().unwrap()).collect();
     kinds.sort_unstable();
